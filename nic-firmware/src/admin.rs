@@ -1,0 +1,1 @@
+//! The admin queue and command handler.

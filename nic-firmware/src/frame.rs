@@ -1,0 +1,100 @@
+//! Frame buffers of the pipeline batch. Each keeps headroom in front of the frame so that
+//! encapsulation prepends its headers in place.
+
+/// Bytes kept free in front of a received frame.
+pub const HEADROOM: usize = 64;
+/// Largest frame a buffer holds after its headroom: a VF frame plus VXLAN overhead fits,
+/// and so does a full-MTU uplink frame.
+pub const MAX_FRAME: usize = 9280;
+/// Size of one buffer.
+pub const BUF_SIZE: usize = HEADROOM + MAX_FRAME;
+
+/// One frame of a batch.
+#[derive(Clone, Debug)]
+pub struct FrameBuf {
+    buf: [u8; BUF_SIZE],
+    start: usize,
+    len: usize,
+}
+
+impl FrameBuf {
+    /// An empty buffer, to fill storage with.
+    pub const EMPTY: FrameBuf = FrameBuf {
+        buf: [0; BUF_SIZE],
+        start: HEADROOM,
+        len: 0,
+    };
+
+    /// Resets the buffer to hold `len` bytes after the headroom, and returns them to be
+    /// filled; `None` when `len` exceeds [`MAX_FRAME`].
+    pub fn reset(&mut self, len: usize) -> Option<&mut [u8]> {
+        if len > MAX_FRAME {
+            return None;
+        }
+        self.start = HEADROOM;
+        self.len = len;
+        self.buf.get_mut(HEADROOM..HEADROOM.checked_add(len)?)
+    }
+
+    /// Loads a copy of `data`; false when it does not fit.
+    pub fn load(&mut self, data: &[u8]) -> bool {
+        match self.reset(data.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(data);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The frame.
+    pub fn data(&self) -> &[u8] {
+        let end = self.start.saturating_add(self.len);
+        self.buf.get(self.start..end).unwrap_or(&[])
+    }
+
+    /// The frame, to change in place.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let end = self.start.saturating_add(self.len);
+        self.buf.get_mut(self.start..end).unwrap_or(&mut [])
+    }
+
+    /// Frame length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty frame.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Shortens the frame to `len` bytes (no-op if longer than now).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Grows the frame to `len` bytes, zero-filling; false if it would not fit.
+    pub fn extend_to(&mut self, len: usize) -> bool {
+        let Some(end) = self.start.checked_add(len) else {
+            return false;
+        };
+        if end > BUF_SIZE {
+            return false;
+        }
+        let old_end = self.start.saturating_add(self.len);
+        if let Some(tail) = self.buf.get_mut(old_end..end) {
+            tail.fill(0);
+        }
+        self.len = self.len.max(len);
+        true
+    }
+
+    /// Opens `n` bytes in front of the frame (from the headroom) and returns them.
+    pub fn push_front(&mut self, n: usize) -> Option<&mut [u8]> {
+        let start = self.start.checked_sub(n)?;
+        self.start = start;
+        self.len = self.len.checked_add(n)?;
+        self.buf.get_mut(start..start.checked_add(n)?)
+    }
+}

@@ -1,0 +1,233 @@
+//! # Admin queue
+//!
+//! The host driver programs every table through one ring of [`AdminCmd`] entries (64 bytes
+//! each) in host memory at `ADMINQ_BASE`, `ADMINQ_SIZE` entries long.
+//!
+//! 1. The driver writes a command into entry `ADMINQ_TAIL % size` with `flags` = 0, then
+//!    writes the new tail to `ADMINQ_TAIL` (the doorbell).
+//! 2. The firmware takes entries from `ADMINQ_HEAD`, validates every field, applies the
+//!    command or changes nothing, and writes the entry back **in place**: `status`,
+//!    `result`, and last [`CmdFlags::DONE`]. Then it advances `ADMINQ_HEAD` and raises
+//!    `INTR_CAUSE.ADMINQ`.
+//! 3. The driver waits for `DONE` (or for the head to pass the entry) and reads the status.
+//!
+//! Commands are applied one at a time and in order, between batches of the pipeline: the
+//! pipeline sees a table before or after a command, never half way.
+//!
+//! Parameters up to 40 bytes travel inline in [`AdminCmd::params`] as one of the entry
+//! structures of [`crate::entry`]; larger results (statistics) go to an indirect buffer at
+//! `buf_addr`/`buf_len` in host memory.
+use crate::{Le16, Le32, Le64};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// Bytes in one admin queue entry.
+pub const CMD_SIZE: usize = 64;
+/// Bytes of inline parameters in one entry.
+pub const PARAMS_SIZE: usize = 40;
+
+bitflags::bitflags! {
+    /// `AdminCmd::flags`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct CmdFlags: u16 {
+        /// Device: the command is complete and `status`/`result` are valid.
+        const DONE = 1 << 15;
+    }
+}
+
+/// One admin queue entry: command on the way in, completion on the way out.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct AdminCmd {
+    /// [`Opcode`].
+    pub opcode: Le16,
+    /// [`CmdFlags`]; the driver writes 0.
+    pub flags: Le16,
+    /// [`Status`], written by the device.
+    pub status: Le16,
+    /// The driver's tag; the device leaves it unchanged.
+    pub cookie: Le16,
+    /// IOVA of an indirect buffer, for commands that name one.
+    pub buf_addr: Le64,
+    /// Length of the indirect buffer.
+    pub buf_len: Le32,
+    /// Written by the device: bytes written to the indirect buffer, or a command-specific
+    /// value (see each opcode).
+    pub result: Le32,
+    /// Inline parameters: an entry of [`crate::entry`] at offset 0, zero padded.
+    pub params: [u8; PARAMS_SIZE],
+}
+
+const _: () = assert!(core::mem::size_of::<AdminCmd>() == CMD_SIZE);
+
+impl AdminCmd {
+    /// A command with `params` copied from an entry structure (which must fit).
+    pub fn new<P: IntoBytes + Immutable>(opcode: Opcode, params: &P) -> Self {
+        let mut cmd = AdminCmd::new_zeroed();
+        cmd.opcode = Le16::new(opcode as u16);
+        let bytes = params.as_bytes();
+        let n = bytes.len().min(PARAMS_SIZE);
+        cmd.params[..n].copy_from_slice(&bytes[..n]);
+        cmd
+    }
+
+    /// The inline parameters read as entry structure `P`.
+    pub fn params_as<P: FromBytes + KnownLayout + Immutable>(&self) -> Option<P> {
+        P::read_from_prefix(&self.params).ok().map(|(p, _)| p)
+    }
+
+    /// The completion status, if the device has written one.
+    pub fn completion(&self) -> Option<Result<(), Status>> {
+        if CmdFlags::from_bits_retain(self.flags.get()).contains(CmdFlags::DONE) {
+            Some(Status::from_u16(self.status.get()).into_result())
+        } else {
+            None
+        }
+    }
+}
+
+macro_rules! opcodes {
+    ($($(#[$m:meta])* $name:ident = $val:expr, $text:expr;)*) => {
+        /// Admin command opcodes.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u16)]
+        pub enum Opcode { $($(#[$m])* $name = $val,)* }
+
+        impl Opcode {
+            /// Every opcode, in numeric order.
+            pub const ALL: &'static [Opcode] = &[$(Opcode::$name,)*];
+
+            /// The opcode with this number.
+            pub fn from_u16(v: u16) -> Option<Opcode> {
+                match v { $($val => Some(Opcode::$name),)* _ => None }
+            }
+
+            /// The datasheet name, as `nicctl` prints it.
+            pub fn name(self) -> &'static str {
+                match self { $(Opcode::$name => $text,)* }
+            }
+        }
+    };
+}
+
+opcodes! {
+    /// Does nothing; completes with OK. Params: none.
+    Nop = 0x0001, "NOP";
+    /// Copies one function's [`crate::stats::Counters`] to the indirect buffer.
+    /// Params: [`crate::entry::StatsQuery`]. Result: bytes written.
+    GetStats = 0x0002, "GET_STATS";
+    /// Zeroes one function's counters. Params: [`crate::entry::StatsQuery`].
+    ClearStats = 0x0003, "CLEAR_STATS";
+    /// Adds a VPC. Params: [`crate::entry::VpcEntry`].
+    VpcAdd = 0x0010, "VPC_ADD";
+    /// Deletes a VPC that no subnet or route table uses. Params: [`crate::entry::IdParam`].
+    VpcDel = 0x0011, "VPC_DEL";
+    /// Adds a subnet. Params: [`crate::entry::SubnetEntry`].
+    SubnetAdd = 0x0020, "SUBNET_ADD";
+    /// Deletes a subnet no VF uses. Params: [`crate::entry::IdParam`].
+    SubnetDel = 0x0021, "SUBNET_DEL";
+    /// Adds a route table (VRF) holding the VPC's local route. Params:
+    /// [`crate::entry::RouteTableEntry`].
+    RouteTableAdd = 0x0030, "ROUTE_TABLE_ADD";
+    /// Deletes a route table no subnet uses. Params: [`crate::entry::IdParam`].
+    RouteTableDel = 0x0031, "ROUTE_TABLE_DEL";
+    /// Adds a route. Params: [`crate::entry::RouteEntry`].
+    RouteAdd = 0x0040, "ROUTE_ADD";
+    /// Deletes the route with this table, prefix and length. Params:
+    /// [`crate::entry::RouteEntry`] (target ignored).
+    RouteDel = 0x0041, "ROUTE_DEL";
+    /// Adds a mapping. Params: [`crate::entry::MappingEntry`].
+    MappingAdd = 0x0050, "MAPPING_ADD";
+    /// Deletes the mapping with this VNI and address. Params: [`crate::entry::MappingEntry`]
+    /// (only `vni` and `ip` read).
+    MappingDel = 0x0051, "MAPPING_DEL";
+    /// Assigns a VF to an instance: MAC, subnet, primary address, flags. The VF's link goes
+    /// up. Params: [`crate::entry::VfEntry`]. A VF already assigned gets `EXISTS`.
+    VfSet = 0x0060, "VF_SET";
+    /// Unassigns a VF; its link goes down. Params: [`crate::entry::IdParam`].
+    VfClear = 0x0061, "VF_CLEAR";
+    /// Sets the uplink port. Params: [`crate::entry::UplinkEntry`].
+    UplinkSet = 0x0070, "UPLINK_SET";
+}
+
+macro_rules! statuses {
+    ($($(#[$m:meta])* $name:ident = $val:expr, $text:expr;)*) => {
+        /// Completion status codes.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u16)]
+        pub enum Status { $($(#[$m])* $name = $val,)* }
+
+        impl Status {
+            /// The status with this number; unknown numbers read as `Unknown`.
+            pub fn from_u16(v: u16) -> Status {
+                match v { $($val => Status::$name,)* _ => Status::Unknown }
+            }
+
+            /// What the status means, for error messages.
+            pub fn description(self) -> &'static str {
+                match self { $(Status::$name => $text,)* }
+            }
+        }
+    };
+}
+
+statuses! {
+    /// The command was applied.
+    Ok = 0, "ok";
+    /// The opcode is not one the firmware knows.
+    BadOpcode = 1, "unknown opcode";
+    /// A parameter is out of range or inconsistent (an index past the table, a prefix length
+    /// over 32, a VNI of 0 or over 24 bits, a CIDR with host bits set, ...).
+    BadArgument = 2, "bad argument";
+    /// The entry to delete or to refer to does not exist.
+    NotFound = 3, "not found";
+    /// An entry with this key already exists.
+    Exists = 4, "already exists";
+    /// The table has no free entry.
+    TableFull = 5, "table full";
+    /// The indirect buffer could not be read or written by DMA.
+    DmaError = 6, "DMA error on the command buffer";
+    /// The entry is still used by another (a subnet by a VF, a route table by a subnet, ...).
+    InUse = 7, "still in use";
+    /// The indirect buffer is too small for the result.
+    BufferTooSmall = 8, "buffer too small";
+    /// A status this driver does not know.
+    Unknown = 0xFFFF, "unknown status";
+}
+
+impl Status {
+    /// `Ok(())` for [`Status::Ok`], the status as an error otherwise.
+    pub fn into_result(self) -> Result<(), Status> {
+        match self {
+            Status::Ok => Ok(()),
+            s => Err(s),
+        }
+    }
+}
+
+impl core::fmt::Display for Status {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opcode_numbers_round_trip() {
+        for &op in Opcode::ALL {
+            assert_eq!(Opcode::from_u16(op as u16), Some(op));
+        }
+        assert_eq!(Opcode::from_u16(0xBEEF), None);
+    }
+
+    #[test]
+    fn completion_reads_done_and_status() {
+        let mut cmd = AdminCmd::new(Opcode::Nop, &[0u8; 0]);
+        assert_eq!(cmd.completion(), None);
+        cmd.status = Le16::new(Status::TableFull as u16);
+        cmd.flags = Le16::new(CmdFlags::DONE.bits());
+        assert_eq!(cmd.completion(), Some(Err(Status::TableFull)));
+    }
+}

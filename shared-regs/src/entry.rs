@@ -1,0 +1,234 @@
+//! # Table entry formats
+//!
+//! The inline parameters of admin commands. Tables are indexed by IDs the host driver
+//! chooses (0 .. the capacity in the matching `CAP_*` register); the mapping table is keyed
+//! by (VNI, IPv4) and routes by (route table, prefix, length). IPv4 addresses are 4 bytes in
+//! network order, MACs 6 bytes in wire order.
+use crate::{Ipv4Bytes, Le16, Le32, MacBytes};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// The route table ID a subnet names to use its VPC's main table.
+pub const MAIN_ROUTE_TABLE: u16 = 0xFFFF;
+/// The function index that names the uplink in [`StatsQuery`].
+pub const UPLINK_FUNCTION: u16 = 0xFFFF;
+/// Largest VNI (24 bits).
+pub const VNI_MAX: u32 = 0x00FF_FFFF;
+/// DNS servers a VPC entry carries.
+pub const VPC_DNS_SERVERS: usize = 4;
+
+/// Parameters of commands that name one entry by ID (`*_DEL`, `VF_CLEAR`).
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct IdParam {
+    pub id: Le16,
+}
+
+/// `GET_STATS` / `CLEAR_STATS`: a VF index, or [`UPLINK_FUNCTION`].
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct StatsQuery {
+    pub function: Le16,
+}
+
+/// `VPC_ADD`: a VPC, its VNI and CIDR, and the main route table of its subnets.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct VpcEntry {
+    /// Index in the VPC table.
+    pub id: Le16,
+    /// Route table used by subnets that name [`MAIN_ROUTE_TABLE`]; it must be a table of
+    /// this VPC when such a subnet is added. [`MAIN_ROUTE_TABLE`] here means none.
+    pub main_route_table: Le16,
+    /// VXLAN network identifier, 1 ..= [`VNI_MAX`], unique among VPCs.
+    pub vni: Le32,
+    /// VPC CIDR base (host bits zero).
+    pub cidr: Ipv4Bytes,
+    /// VPC CIDR prefix length, 1 ..= 32.
+    pub cidr_len: u8,
+    /// How many of `dns` are valid (0 = default: base + 2).
+    pub dns_count: u8,
+    pub reserved: [u8; 2],
+    /// DNS servers handed out by DHCP (option 6).
+    pub dns: [Ipv4Bytes; VPC_DNS_SERVERS],
+}
+
+/// `SUBNET_ADD`: a CIDR inside its VPC, the route table it uses and its gateway MAC.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct SubnetEntry {
+    /// Index in the subnet table.
+    pub id: Le16,
+    /// The VPC it belongs to.
+    pub vpc_id: Le16,
+    /// Its route table, or [`MAIN_ROUTE_TABLE`].
+    pub route_table_id: Le16,
+    /// Prefix length, 16 ..= 28 (as in Amazon VPC).
+    pub prefix_len: u8,
+    pub reserved: u8,
+    /// CIDR base (host bits zero), inside the VPC CIDR, overlapping no other subnet.
+    pub prefix: Ipv4Bytes,
+    /// MAC of the subnet's gateway (base + 1): answers ARP and DHCP, source of routed frames.
+    pub gateway_mac: MacBytes,
+    pub reserved2: [u8; 2],
+}
+
+/// `ROUTE_TABLE_ADD`: a route table (VRF) of a VPC. The firmware adds the local route for
+/// the VPC CIDR; it cannot be deleted.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct RouteTableEntry {
+    /// Index in the route table table.
+    pub id: Le16,
+    /// The VPC it belongs to.
+    pub vpc_id: Le16,
+}
+
+/// Route targets (F8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RouteTarget {
+    /// The VPC CIDR: mapping lookup in the VPC's VNI. Only the firmware adds it.
+    Local = 0,
+    /// Drop silently.
+    Blackhole = 1,
+    /// A gateway (internet, VPN, NAT) by gateway ID: VXLAN to it.
+    Gateway = 2,
+    /// Peering: mapping lookup in the VNI of the VPC with ID `target`.
+    Peering = 3,
+    /// An instance (middlebox) by its primary IPv4 in `target` (network order bytes).
+    Instance = 4,
+}
+
+impl RouteTarget {
+    /// The target kind with this number.
+    pub fn from_u8(v: u8) -> Option<RouteTarget> {
+        match v {
+            0 => Some(RouteTarget::Local),
+            1 => Some(RouteTarget::Blackhole),
+            2 => Some(RouteTarget::Gateway),
+            3 => Some(RouteTarget::Peering),
+            4 => Some(RouteTarget::Instance),
+            _ => None,
+        }
+    }
+}
+
+/// `ROUTE_ADD` / `ROUTE_DEL`: one route of a route table.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct RouteEntry {
+    /// The route table.
+    pub table_id: Le16,
+    /// Prefix length, 0 ..= 32.
+    pub prefix_len: u8,
+    /// [`RouteTarget`].
+    pub target_kind: u8,
+    /// Destination prefix (host bits zero).
+    pub prefix: Ipv4Bytes,
+    /// The target's argument: gateway ID, peer VPC ID, or instance IPv4 (network order).
+    pub target: [u8; 4],
+}
+
+/// Where a mapped address lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MappingLocation {
+    /// On a VF of this NIC (`vf`).
+    LocalVf = 0,
+    /// On another host, reached by VXLAN to `underlay_ip`.
+    Remote = 1,
+}
+
+impl MappingLocation {
+    /// The location kind with this number.
+    pub fn from_u8(v: u8) -> Option<MappingLocation> {
+        match v {
+            0 => Some(MappingLocation::LocalVf),
+            1 => Some(MappingLocation::Remote),
+            _ => None,
+        }
+    }
+}
+
+/// `MAPPING_ADD` / `MAPPING_DEL`: (VNI, IPv4) -> (MAC, local VF or remote host).
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct MappingEntry {
+    /// VNI of the VPC the address is in.
+    pub vni: Le32,
+    /// The instance address.
+    pub ip: Ipv4Bytes,
+    /// The instance MAC.
+    pub mac: MacBytes,
+    /// [`MappingLocation`].
+    pub location: u8,
+    pub reserved: u8,
+    /// The VF, for [`MappingLocation::LocalVf`].
+    pub vf: Le16,
+    pub reserved2: [u8; 2],
+    /// The remote host's underlay address, for [`MappingLocation::Remote`].
+    pub underlay_ip: Ipv4Bytes,
+}
+
+bitflags::bitflags! {
+    /// `VfEntry::flags`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct VfFlags: u16 {
+        /// Source/destination check (F5). The default for an instance.
+        const SRC_DST_CHECK = 1 << 0;
+    }
+}
+
+/// `VF_SET`: the instance a VF serves.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct VfEntry {
+    /// VF index, below `NUM_VFS`.
+    pub vf: Le16,
+    /// The subnet the instance is in.
+    pub subnet_id: Le16,
+    /// [`VfFlags`].
+    pub flags: Le16,
+    pub reserved: [u8; 2],
+    /// The instance MAC (unicast), shown to the VF in `MAC_LO`/`MAC_HI`.
+    pub mac: MacBytes,
+    pub reserved2: [u8; 2],
+    /// Primary IPv4, inside the subnet and not a reserved address.
+    pub primary_ip: Ipv4Bytes,
+}
+
+/// `UPLINK_SET`: the uplink port's addresses.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct UplinkEntry {
+    /// The uplink's own MAC.
+    pub mac: MacBytes,
+    /// MAC of the underlay next hop.
+    pub next_hop_mac: MacBytes,
+    /// This host's underlay IPv4: VXLAN source, and the only address decapsulated.
+    pub underlay_ip: Ipv4Bytes,
+    /// Uplink IP MTU (default 9216).
+    pub mtu: Le16,
+    pub reserved: [u8; 2],
+}
+
+macro_rules! fits_params {
+    ($($t:ty),*) => { $(const _: () = assert!(core::mem::size_of::<$t>() <= crate::admin::PARAMS_SIZE);)* };
+}
+fits_params!(
+    IdParam,
+    StatsQuery,
+    VpcEntry,
+    SubnetEntry,
+    RouteTableEntry,
+    RouteEntry,
+    MappingEntry,
+    VfEntry,
+    UplinkEntry
+);
+const _: () = assert!(core::mem::size_of::<VpcEntry>() == 32);
+const _: () = assert!(core::mem::size_of::<SubnetEntry>() == 20);
+const _: () = assert!(core::mem::size_of::<RouteEntry>() == 12);
+const _: () = assert!(core::mem::size_of::<MappingEntry>() == 24);
+const _: () = assert!(core::mem::size_of::<VfEntry>() == 20);
+const _: () = assert!(core::mem::size_of::<UplinkEntry>() == 20);

@@ -1,0 +1,59 @@
+//! # vpcnic device contract
+//!
+//! This crate is the datasheet of the vpcnic SmartNIC, written as code. Everything the host
+//! driver and the firmware must agree on lives here once: the PF and VF register maps, the
+//! VF ring descriptor formats, the admin queue command format with its opcodes and status
+//! codes, the table entry formats carried by admin commands, and the statistics layout.
+//!
+//! All multi-byte fields are **little-endian** and all structures are `#[repr(C)]` with
+//! byte-aligned fields (`zerocopy` `Unaligned`), so a structure can be read straight out of
+//! a DMA buffer at any offset. Every structure's size is checked at compile time.
+//!
+//! ## Functions and regions
+//! | function | region | size | what it holds |
+//! | --- | --- | --- | --- |
+//! | PF | BAR0 | [`pf::BAR0_SIZE`] | identification, capabilities, control/status, heartbeat, admin queue, interrupts |
+//! | VF *n* | BAR0 | [`vf::BAR0_SIZE`] | the VF's MAC (read-only), link, MTU, TX and RX rings, interrupts |
+//!
+//! Registers are 32 bits wide and must be accessed with aligned 32-bit reads and writes.
+//!
+//! ## Conventions in the register tables
+//! - **RO**: written by the device, read by the host; host writes are ignored.
+//! - **RW**: written by the host, read by the device.
+//! - **RW1C**: set by the device; the host clears a bit by writing 1 to it.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod desc;
+pub mod entry;
+pub mod pf;
+pub mod regs;
+pub mod stats;
+pub mod vf;
+
+/// Little-endian field types used in every layout of this crate.
+pub use zerocopy::byteorder::little_endian::{U16 as Le16, U32 as Le32, U64 as Le64};
+
+/// Major ABI version. A driver refuses a device whose major version differs from its own.
+pub const ABI_VERSION_MAJOR: u16 = 1;
+/// Minor ABI version. Raised for backwards-compatible additions (new opcodes, new counters).
+pub const ABI_VERSION_MINOR: u16 = 0;
+/// The value of [`pf::ABI_VERSION`]: major in bits 31:16, minor in bits 15:0.
+pub const ABI_VERSION: u32 = ((ABI_VERSION_MAJOR as u32) << 16) | ABI_VERSION_MINOR as u32;
+
+/// The value of [`pf::ID`]: the ASCII bytes "VPCN" read as a little-endian u32.
+pub const DEVICE_ID_MAGIC: u32 = u32::from_le_bytes(*b"VPCN");
+
+/// Largest Ethernet frame (without FCS) a VF may send or receive: MTU 9001 plus the
+/// 14-byte Ethernet header.
+pub const VF_MAX_FRAME: usize = VF_MTU as usize + ETH_HEADER_LEN;
+/// The IPv4 MTU of every VF (F13).
+pub const VF_MTU: u32 = 9001;
+/// Length of an untagged Ethernet header.
+pub const ETH_HEADER_LEN: usize = 14;
+
+/// An IPv4 address as it sits in a layout: four bytes in network order.
+pub type Ipv4Bytes = [u8; 4];
+/// A MAC address as it sits in a layout.
+pub type MacBytes = [u8; 6];
