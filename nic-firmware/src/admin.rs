@@ -1,1 +1,544 @@
-//! The admin queue and command handler.
+//! The admin queue (device side of `shared_regs::admin`) and the command handler. Every
+//! field is validated before anything changes, so a refused command changes nothing.
+use crate::counters::CounterBlock;
+use crate::platform::{Function, Platform};
+use crate::tables::lpm::{prefix_mask, Route, Target};
+use crate::tables::mapping::{Location, Mapping, MappingKey};
+use crate::tables::vpc::{RouteTable, Subnet, VfConfig, Vpc};
+use crate::tables::{TableError, Tables, Uplink};
+use shared_regs::admin::{AdminCmd, CmdFlags, Opcode, Status, CMD_SIZE};
+use shared_regs::entry::{
+    IdParam, MappingEntry, MappingLocation, RouteEntry, RouteTableEntry, RouteTarget,
+    StatsQuery, SubnetEntry, UplinkEntry, VfEntry, VfFlags, VpcEntry, MAIN_ROUTE_TABLE,
+    UPLINK_FUNCTION, VNI_MAX, VPC_DNS_SERVERS,
+};
+use shared_regs::{pf, vf, Le16, Le32, VF_MTU};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Most commands taken in one poll, so the pipeline keeps running under a command flood.
+const MAX_COMMANDS_PER_POLL: u32 = 64;
+/// Largest admin queue accepted.
+pub const MAX_ENTRIES: u32 = 4096;
+/// Default uplink MTU (F13).
+const DEFAULT_UPLINK_MTU: u16 = 9216;
+
+/// The admin queue as the firmware tracks it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AdminQueue {
+    running: bool,
+    base: u64,
+    size: u32,
+    head: u32,
+}
+
+impl From<TableError> for Status {
+    fn from(e: TableError) -> Status {
+        match e {
+            TableError::Exists => Status::Exists,
+            TableError::NotFound => Status::NotFound,
+            TableError::Full => Status::TableFull,
+        }
+    }
+}
+
+/// What a command handler needs besides the tables.
+pub(crate) struct Context<'a, 'm, P> {
+    pub platform: &'a mut P,
+    pub tables: &'a mut Tables<'m>,
+    pub counters: &'a mut [CounterBlock],
+}
+
+impl AdminQueue {
+    /// Forgets the queue (reset).
+    pub fn stop(&mut self) {
+        *self = AdminQueue::default();
+    }
+
+    /// Follows `CONTROL.ADMINQ_ENABLE`, then serves up to [`MAX_COMMANDS_PER_POLL`]
+    /// commands. Returns true when it completed any.
+    pub fn poll<P: Platform>(&mut self, ctx: &mut Context<'_, '_, P>) -> bool {
+        let p = &mut *ctx.platform;
+        let control = pf::Control::from_bits_retain(p.read_reg(Function::Pf, pf::CONTROL));
+        let enable = control.contains(pf::Control::ADMINQ_ENABLE);
+        if !enable {
+            if self.running {
+                self.stop();
+            }
+            return false;
+        }
+        if !self.running && !self.start(p) {
+            return false;
+        }
+        let mask = self.size.wrapping_sub(1);
+        let mut done = 0;
+        while done < MAX_COMMANDS_PER_POLL {
+            let tail = ctx.platform.read_reg(Function::Pf, pf::ADMINQ_TAIL) & mask;
+            if tail == self.head {
+                break;
+            }
+            let addr = self
+                .base
+                .wrapping_add(u64::from(self.head).wrapping_mul(CMD_SIZE as u64));
+            serve_one(ctx, addr);
+            self.head = self.head.wrapping_add(1) & mask;
+            ctx.platform
+                .write_reg(Function::Pf, pf::ADMINQ_HEAD, self.head);
+            done = done.saturating_add(1);
+        }
+        if done > 0 {
+            ctx.platform.raise_irq(Function::Pf, pf::Intr::ADMINQ.bits());
+        }
+        done > 0
+    }
+
+    fn start<P: Platform>(&mut self, p: &mut P) -> bool {
+        let base = u64::from(p.read_reg(Function::Pf, pf::ADMINQ_BASE_HI)) << 32
+            | u64::from(p.read_reg(Function::Pf, pf::ADMINQ_BASE_LO));
+        let size = p.read_reg(Function::Pf, pf::ADMINQ_SIZE);
+        let status = pf::Status::from_bits_retain(p.read_reg(Function::Pf, pf::STATUS));
+        if !size.is_power_of_two() || size > MAX_ENTRIES || !base.is_multiple_of(CMD_SIZE as u64) {
+            if !status.contains(pf::Status::ADMINQ_ERROR) {
+                p.write_reg(
+                    Function::Pf,
+                    pf::STATUS,
+                    (status | pf::Status::ADMINQ_ERROR).bits(),
+                );
+            }
+            return false;
+        }
+        p.write_reg(
+            Function::Pf,
+            pf::STATUS,
+            status.difference(pf::Status::ADMINQ_ERROR).bits(),
+        );
+        *self = AdminQueue {
+            running: true,
+            base,
+            size,
+            head: 0,
+        };
+        p.write_reg(Function::Pf, pf::ADMINQ_HEAD, 0);
+        true
+    }
+}
+
+/// Reads, executes and completes the command at `addr`.
+fn serve_one<P: Platform>(ctx: &mut Context<'_, '_, P>, addr: u64) {
+    let mut raw = [0u8; CMD_SIZE];
+    if ctx.platform.dma_read(Function::Pf, addr, &mut raw).is_err() {
+        // Nothing to complete: the driver's admin queue memory is gone. It sees the head
+        // move past the entry without DONE and times out on it.
+        return;
+    }
+    let Ok(cmd) = AdminCmd::read_from_bytes(&raw) else {
+        return;
+    };
+    let (status, result) = match execute(ctx, &cmd) {
+        Ok(result) => (Status::Ok, result),
+        Err(status) => (status, 0),
+    };
+    let mut done = cmd;
+    done.status = Le16::new(status as u16);
+    done.result = Le32::new(result);
+    // Status and result first, DONE last: the driver trusts them once it sees DONE.
+    let head_bytes = done.as_bytes().get(4..24).unwrap_or(&[]);
+    let _ = ctx.platform.dma_write(Function::Pf, addr.wrapping_add(4), head_bytes);
+    let _ = ctx.platform.dma_write(
+        Function::Pf,
+        addr.wrapping_add(2),
+        &CmdFlags::DONE.bits().to_le_bytes(),
+    );
+}
+
+fn params<T: FromBytes + KnownLayout + Immutable>(cmd: &AdminCmd) -> Result<T, Status> {
+    cmd.params_as::<T>().ok_or(Status::BadArgument)
+}
+
+fn ipv4(b: [u8; 4]) -> u32 {
+    u32::from_be_bytes(b)
+}
+
+/// True for a prefix with no host bits set and a length of at most 32.
+fn is_prefix(addr: u32, len: u8) -> bool {
+    len <= 32 && addr & !prefix_mask(len) == 0
+}
+
+fn is_unicast_mac(mac: &[u8; 6]) -> bool {
+    mac[0] & 1 == 0 && *mac != [0; 6]
+}
+
+/// Executes one command. `Ok` carries the completion's `result`.
+fn execute<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<u32, Status> {
+    let op = Opcode::from_u16(cmd.opcode.get()).ok_or(Status::BadOpcode)?;
+    match op {
+        Opcode::Nop => Ok(0),
+        Opcode::GetStats => get_stats(ctx, cmd),
+        Opcode::ClearStats => {
+            let q: StatsQuery = params(cmd)?;
+            let block = counter_block(ctx, q.function.get())?;
+            *block = CounterBlock::ZERO;
+            Ok(0)
+        }
+        Opcode::VpcAdd => vpc_add(ctx.tables, params(cmd)?),
+        Opcode::VpcDel => vpc_del(ctx.tables, params(cmd)?),
+        Opcode::SubnetAdd => subnet_add(ctx.tables, params(cmd)?),
+        Opcode::SubnetDel => subnet_del(ctx.tables, params(cmd)?),
+        Opcode::RouteTableAdd => route_table_add(ctx.tables, params(cmd)?),
+        Opcode::RouteTableDel => route_table_del(ctx.tables, params(cmd)?),
+        Opcode::RouteAdd => route_add(ctx.tables, params(cmd)?),
+        Opcode::RouteDel => route_del(ctx.tables, params(cmd)?),
+        Opcode::MappingAdd => mapping_add(ctx.tables, params(cmd)?),
+        Opcode::MappingDel => mapping_del(ctx.tables, params(cmd)?),
+        Opcode::VfSet => vf_set(ctx, params(cmd)?),
+        Opcode::VfClear => vf_clear(ctx, params(cmd)?),
+        Opcode::UplinkSet => uplink_set(ctx.tables, params(cmd)?),
+    }
+}
+
+fn counter_block<'c, P>(
+    ctx: &'c mut Context<'_, '_, P>,
+    function: u16,
+) -> Result<&'c mut CounterBlock, Status> {
+    let num_vfs = ctx.tables.num_vfs();
+    let index = if function == UPLINK_FUNCTION {
+        num_vfs
+    } else if function < num_vfs {
+        function
+    } else {
+        return Err(Status::BadArgument);
+    };
+    ctx.counters
+        .get_mut(usize::from(index))
+        .ok_or(Status::BadArgument)
+}
+
+fn get_stats<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<u32, Status> {
+    let q: StatsQuery = params(cmd)?;
+    let wire = counter_block(ctx, q.function.get())?.to_wire();
+    let bytes = wire.as_bytes();
+    let len = u32::try_from(bytes.len()).map_err(|_| Status::BadArgument)?;
+    if cmd.buf_len.get() < len {
+        return Err(Status::BufferTooSmall);
+    }
+    ctx.platform
+        .dma_write(Function::Pf, cmd.buf_addr.get(), bytes)
+        .map_err(|_| Status::DmaError)?;
+    Ok(len)
+}
+
+/// The free slot `id` of an indexed table: `BadArgument` past the end, `Exists` if taken.
+fn free_slot<T>(table: &mut [Option<T>], id: u16) -> Result<&mut Option<T>, Status> {
+    let slot = table.get_mut(usize::from(id)).ok_or(Status::BadArgument)?;
+    if slot.is_some() {
+        return Err(Status::Exists);
+    }
+    Ok(slot)
+}
+
+/// The taken slot `id`: `BadArgument` past the end, `NotFound` if empty.
+fn taken_slot<T>(table: &mut [Option<T>], id: u16) -> Result<&mut Option<T>, Status> {
+    let slot = table.get_mut(usize::from(id)).ok_or(Status::BadArgument)?;
+    if slot.is_none() {
+        return Err(Status::NotFound);
+    }
+    Ok(slot)
+}
+
+fn vpc_add(t: &mut Tables<'_>, e: VpcEntry) -> Result<u32, Status> {
+    let vni = e.vni.get();
+    let cidr = ipv4(e.cidr);
+    let dns_count = usize::from(e.dns_count);
+    if vni == 0 || vni > VNI_MAX || e.cidr_len == 0 || !is_prefix(cidr, e.cidr_len) {
+        return Err(Status::BadArgument);
+    }
+    if dns_count > VPC_DNS_SERVERS {
+        return Err(Status::BadArgument);
+    }
+    let main = e.main_route_table.get();
+    if main != MAIN_ROUTE_TABLE && usize::from(main) >= t.route_tables.len() {
+        return Err(Status::BadArgument);
+    }
+    if t.vpcs.iter().flatten().any(|v| v.vni == vni) {
+        return Err(Status::Exists);
+    }
+    let slot = free_slot(t.vpcs, e.id.get())?;
+    *slot = Some(Vpc {
+        vni,
+        cidr,
+        cidr_len: e.cidr_len,
+        main_route_table: (main != MAIN_ROUTE_TABLE).then_some(main),
+        dns: e.dns.map(ipv4),
+        dns_count: e.dns_count,
+    });
+    Ok(0)
+}
+
+fn vpc_del(t: &mut Tables<'_>, e: IdParam) -> Result<u32, Status> {
+    let id = e.id.get();
+    taken_slot(t.vpcs, id)?;
+    let used = t.subnets.iter().flatten().any(|s| s.vpc == id)
+        || t.route_tables.iter().flatten().any(|r| r.vpc == id)
+        || t.routes_target_vpc(id);
+    if used {
+        return Err(Status::InUse);
+    }
+    *taken_slot(t.vpcs, id)? = None;
+    Ok(0)
+}
+
+fn route_table_add(t: &mut Tables<'_>, e: RouteTableEntry) -> Result<u32, Status> {
+    let id = e.id.get();
+    let vpc_id = e.vpc_id.get();
+    let vpc = *t.vpc(vpc_id).ok_or(Status::NotFound)?;
+    free_slot(t.route_tables, id)?;
+    t.routes.clear_table(id);
+    let local = Route {
+        prefix: vpc.cidr,
+        len: vpc.cidr_len,
+        target: Target::Local,
+    };
+    t.routes.insert(id, local)?;
+    *free_slot(t.route_tables, id)? = Some(RouteTable { vpc: vpc_id });
+    Ok(0)
+}
+
+fn route_table_del(t: &mut Tables<'_>, e: IdParam) -> Result<u32, Status> {
+    let id = e.id.get();
+    taken_slot(t.route_tables, id)?;
+    let used = t.subnets.iter().flatten().any(|s| s.route_table == id)
+        || t.vpcs.iter().flatten().any(|v| v.main_route_table == Some(id));
+    if used {
+        return Err(Status::InUse);
+    }
+    t.routes.clear_table(id);
+    *taken_slot(t.route_tables, id)? = None;
+    Ok(0)
+}
+
+fn route_key(t: &Tables<'_>, e: &RouteEntry) -> Result<(u16, u32, Vpc), Status> {
+    let table = e.table_id.get();
+    let prefix = ipv4(e.prefix);
+    if !is_prefix(prefix, e.prefix_len) {
+        return Err(Status::BadArgument);
+    }
+    let rt = t.route_table(table).ok_or(Status::NotFound)?;
+    let vpc = *t.vpc(rt.vpc).ok_or(Status::NotFound)?;
+    Ok((table, prefix, vpc))
+}
+
+fn route_add(t: &mut Tables<'_>, e: RouteEntry) -> Result<u32, Status> {
+    let (table, prefix, vpc) = route_key(t, &e)?;
+    let arg = e.target;
+    let target = match RouteTarget::from_u8(e.target_kind).ok_or(Status::BadArgument)? {
+        // The local route is the firmware's own; it exists already.
+        RouteTarget::Local => return Err(Status::BadArgument),
+        RouteTarget::Blackhole => Target::Blackhole,
+        RouteTarget::Gateway => Target::Gateway(
+            u16::try_from(u32::from_le_bytes(arg)).map_err(|_| Status::BadArgument)?,
+        ),
+        RouteTarget::Peering => {
+            let peer = u16::try_from(u32::from_le_bytes(arg)).map_err(|_| Status::BadArgument)?;
+            t.vpc(peer).ok_or(Status::NotFound)?;
+            Target::Peering(peer)
+        }
+        RouteTarget::Instance => Target::Instance(ipv4(arg)),
+    };
+    if prefix == vpc.cidr && e.prefix_len == vpc.cidr_len {
+        return Err(Status::Exists);
+    }
+    t.routes.insert(
+        table,
+        Route {
+            prefix,
+            len: e.prefix_len,
+            target,
+        },
+    )?;
+    Ok(0)
+}
+
+fn route_del(t: &mut Tables<'_>, e: RouteEntry) -> Result<u32, Status> {
+    let (table, prefix, vpc) = route_key(t, &e)?;
+    if prefix == vpc.cidr && e.prefix_len == vpc.cidr_len {
+        // The local route cannot be removed (F8).
+        return Err(Status::BadArgument);
+    }
+    t.routes.remove(table, prefix, e.prefix_len)?;
+    Ok(0)
+}
+
+fn subnet_add(t: &mut Tables<'_>, e: SubnetEntry) -> Result<u32, Status> {
+    let id = e.id.get();
+    let vpc_id = e.vpc_id.get();
+    let prefix = ipv4(e.prefix);
+    let len = e.prefix_len;
+    if !(16..=28).contains(&len) || !is_prefix(prefix, len) || !is_unicast_mac(&e.gateway_mac) {
+        return Err(Status::BadArgument);
+    }
+    let vpc = *t.vpc(vpc_id).ok_or(Status::NotFound)?;
+    if len < vpc.cidr_len || prefix & prefix_mask(vpc.cidr_len) != vpc.cidr {
+        return Err(Status::BadArgument);
+    }
+    let route_table = match e.route_table_id.get() {
+        MAIN_ROUTE_TABLE => vpc.main_route_table.ok_or(Status::NotFound)?,
+        rt => rt,
+    };
+    let rt = t.route_table(route_table).ok_or(Status::NotFound)?;
+    if rt.vpc != vpc_id {
+        return Err(Status::BadArgument);
+    }
+    let overlaps = t.subnets.iter().flatten().any(|s| {
+        let shorter = s.prefix_len.min(len);
+        s.vpc == vpc_id && (s.prefix ^ prefix) & prefix_mask(shorter) == 0
+    });
+    if overlaps {
+        return Err(Status::Exists);
+    }
+    free_slot(t.subnets, id)?;
+    let subnet = Subnet {
+        vpc: vpc_id,
+        route_table,
+        prefix,
+        prefix_len: len,
+        gateway_mac: e.gateway_mac,
+    };
+    // The gateway's own mapping lets the pipeline recognise it from any subnet (F10).
+    let gateway = Mapping {
+        mac: e.gateway_mac,
+        location: Location::Gateway,
+    };
+    let key = MappingKey {
+        vni: vpc.vni,
+        ip: subnet.gateway_ip(),
+    };
+    t.mappings.insert(key, gateway)?;
+    *free_slot(t.subnets, id)? = Some(subnet);
+    Ok(0)
+}
+
+fn subnet_del(t: &mut Tables<'_>, e: IdParam) -> Result<u32, Status> {
+    let id = e.id.get();
+    let subnet = taken_slot(t.subnets, id)?.ok_or(Status::NotFound)?;
+    if t.vfs.iter().flatten().any(|v| v.subnet == id) {
+        return Err(Status::InUse);
+    }
+    if let Some(vpc) = t.vpc(subnet.vpc).copied() {
+        let _ = t.mappings.remove(MappingKey {
+            vni: vpc.vni,
+            ip: subnet.gateway_ip(),
+        });
+    }
+    *taken_slot(t.subnets, id)? = None;
+    Ok(0)
+}
+
+fn mapping_key(t: &Tables<'_>, vni: u32, ip: [u8; 4]) -> Result<MappingKey, Status> {
+    if vni == 0 || vni > VNI_MAX {
+        return Err(Status::BadArgument);
+    }
+    if !t.vpcs.iter().flatten().any(|v| v.vni == vni) {
+        return Err(Status::NotFound);
+    }
+    Ok(MappingKey { vni, ip: ipv4(ip) })
+}
+
+fn mapping_add(t: &mut Tables<'_>, e: MappingEntry) -> Result<u32, Status> {
+    let key = mapping_key(t, e.vni.get(), e.ip)?;
+    if !is_unicast_mac(&e.mac) {
+        return Err(Status::BadArgument);
+    }
+    let location = match MappingLocation::from_u8(e.location).ok_or(Status::BadArgument)? {
+        MappingLocation::LocalVf => {
+            let vf = e.vf.get();
+            if vf >= t.num_vfs() {
+                return Err(Status::BadArgument);
+            }
+            Location::LocalVf(vf)
+        }
+        MappingLocation::Remote => Location::Remote {
+            underlay_ip: ipv4(e.underlay_ip),
+        },
+    };
+    t.mappings.insert(
+        key,
+        Mapping {
+            mac: e.mac,
+            location,
+        },
+    )?;
+    Ok(0)
+}
+
+fn mapping_del(t: &mut Tables<'_>, e: MappingEntry) -> Result<u32, Status> {
+    let key = mapping_key(t, e.vni.get(), e.ip)?;
+    match t.mappings.get(key) {
+        // Gateway mappings belong to their subnet.
+        Some(m) if m.location == Location::Gateway => Err(Status::BadArgument),
+        Some(_) => {
+            t.mappings.remove(key)?;
+            Ok(0)
+        }
+        None => Err(Status::NotFound),
+    }
+}
+
+/// True for the addresses Amazon VPC reserves in a subnet: base, +1, +2, +3 and the last.
+fn is_reserved(s: &Subnet, ip: u32) -> bool {
+    ip.wrapping_sub(s.prefix) <= 3 || ip == s.broadcast()
+}
+
+fn vf_set<P: Platform>(ctx: &mut Context<'_, '_, P>, e: VfEntry) -> Result<u32, Status> {
+    let t = &mut *ctx.tables;
+    let index = e.vf.get();
+    let flags = VfFlags::from_bits(e.flags.get()).ok_or(Status::BadArgument)?;
+    let ip = ipv4(e.primary_ip);
+    if !is_unicast_mac(&e.mac) {
+        return Err(Status::BadArgument);
+    }
+    let subnet = *t.subnet(e.subnet_id.get()).ok_or(Status::NotFound)?;
+    if !subnet.contains(ip) || is_reserved(&subnet, ip) {
+        return Err(Status::BadArgument);
+    }
+    let slot = free_slot(t.vfs, index)?;
+    *slot = Some(VfConfig {
+        mac: e.mac,
+        subnet: e.subnet_id.get(),
+        primary_ip: ip,
+        src_dst_check: flags.contains(VfFlags::SRC_DST_CHECK),
+    });
+    let f = Function::Vf(index);
+    let (lo, hi) = vf::mac_to_regs(e.mac);
+    ctx.platform.write_reg(f, vf::MAC_LO, lo);
+    ctx.platform.write_reg(f, vf::MAC_HI, hi);
+    ctx.platform.write_reg(f, vf::MTU, VF_MTU);
+    ctx.platform.write_reg(f, vf::LINK, vf::Link::UP.bits());
+    Ok(0)
+}
+
+fn vf_clear<P: Platform>(ctx: &mut Context<'_, '_, P>, e: IdParam) -> Result<u32, Status> {
+    let index = e.id.get();
+    *taken_slot(ctx.tables.vfs, index)? = None;
+    let f = Function::Vf(index);
+    for reg in [vf::MAC_LO, vf::MAC_HI, vf::MTU, vf::LINK] {
+        ctx.platform.write_reg(f, reg, 0);
+    }
+    Ok(0)
+}
+
+fn uplink_set(t: &mut Tables<'_>, e: UplinkEntry) -> Result<u32, Status> {
+    let mtu = match e.mtu.get() {
+        0 => DEFAULT_UPLINK_MTU,
+        m if (1280..=DEFAULT_UPLINK_MTU).contains(&m) => m,
+        _ => return Err(Status::BadArgument),
+    };
+    if !is_unicast_mac(&e.mac) || !is_unicast_mac(&e.next_hop_mac) {
+        return Err(Status::BadArgument);
+    }
+    t.uplink = Some(Uplink {
+        mac: e.mac,
+        next_hop_mac: e.next_hop_mac,
+        underlay_ip: ipv4(e.underlay_ip),
+        mtu,
+    });
+    Ok(0)
+}

@@ -1,24 +1,251 @@
-//! The firmware's main loop.
+//! The firmware's main loop: reset, heartbeat, admin queue, VF rings, uplink.
+use crate::admin::{self, AdminQueue};
+use crate::counters::CounterBlock;
+use crate::frame::FrameBuf;
 use crate::memory::FirmwareMemory;
-use crate::platform::Platform;
+use crate::pipeline::{process_batch, Port, Verdict};
+use crate::platform::{Function, Platform};
+use crate::rings::{VfRings, MAX_BATCH};
+use crate::tables::lpm::RouteTables;
+use crate::tables::mapping::MappingTable;
+use crate::tables::Tables;
+use shared_regs::stats::Counter;
+use shared_regs::{pf, vf};
+
+/// Microseconds between heartbeat increments.
+const HEARTBEAT_PERIOD_US: u64 = 1000;
 
 /// The running firmware.
 pub struct Firmware<'m> {
-    mem: FirmwareMemory<'m>,
+    tables: Tables<'m>,
+    counters: &'m mut [CounterBlock],
+    rings: &'m mut [VfRings],
+    batch: &'m mut [FrameBuf],
+    verdicts: [Verdict; MAX_BATCH],
+    adminq: AdminQueue,
+    initialized: bool,
+    last_heartbeat_us: u64,
 }
 
 impl<'m> Firmware<'m> {
     /// Firmware over its device memory. It takes the power-on reset at the first
     /// [`Firmware::poll`].
     pub fn new(mem: FirmwareMemory<'m>) -> Self {
-        Firmware { mem }
+        Firmware {
+            tables: Tables {
+                vfs: mem.vf_configs,
+                vpcs: mem.vpcs,
+                subnets: mem.subnets,
+                route_tables: mem.route_tables,
+                routes: RouteTables::new(mem.routes, mem.routes_per_table),
+                mappings: MappingTable::new(mem.mapping_buckets),
+                uplink: None,
+            },
+            counters: mem.counters,
+            rings: mem.vf_rings,
+            batch: mem.batch,
+            verdicts: [Verdict::drop(Port::Uplink, Counter::DropUnsupported); MAX_BATCH],
+            adminq: AdminQueue::default(),
+            initialized: false,
+            last_heartbeat_us: 0,
+        }
     }
 
-    /// Does one round of work: reset requests, admin commands, one batch per VF TX ring,
+    /// The tables, for inspection by tests.
+    pub fn tables(&self) -> &Tables<'m> {
+        &self.tables
+    }
+
+    /// Does one round of work: a reset request, admin commands, one batch per VF TX ring,
     /// uplink frames, the heartbeat. Returns true when it did anything but the heartbeat, so
     /// the platform may sleep until the next doorbell when it returns false.
-    pub fn poll<P: Platform>(&mut self, platform: &mut P) -> bool {
-        let _ = (platform, &mut self.mem);
-        false
+    pub fn poll<P: Platform>(&mut self, p: &mut P) -> bool {
+        let control = pf::Control::from_bits_retain(p.read_reg(Function::Pf, pf::CONTROL));
+        if !self.initialized || control.contains(pf::Control::RESET) {
+            self.reset(p);
+            return true;
+        }
+        self.heartbeat(p);
+        let mut busy = self.adminq.poll(&mut admin::Context {
+            platform: p,
+            tables: &mut self.tables,
+            counters: self.counters,
+        });
+        for vf in 0..self.tables.num_vfs() {
+            busy |= self.serve_vf(p, vf);
+        }
+        busy |= self.serve_uplink(p);
+        busy
+    }
+
+    fn heartbeat<P: Platform>(&mut self, p: &mut P) {
+        let now = p.now_us();
+        if now.saturating_sub(self.last_heartbeat_us) >= HEARTBEAT_PERIOD_US {
+            self.last_heartbeat_us = now;
+            let beat = p.read_reg(Function::Pf, pf::HEARTBEAT).wrapping_add(1);
+            p.write_reg(Function::Pf, pf::HEARTBEAT, beat);
+        }
+    }
+
+    /// Empties every table and counter, stops every queue, and announces readiness.
+    fn reset<P: Platform>(&mut self, p: &mut P) {
+        self.tables.clear();
+        self.counters.fill(CounterBlock::ZERO);
+        self.rings.fill(VfRings::EMPTY);
+        self.adminq.stop();
+        for index in 0..self.tables.num_vfs() {
+            let f = Function::Vf(index);
+            for reg in [
+                vf::MAC_LO,
+                vf::MAC_HI,
+                vf::LINK,
+                vf::MTU,
+                vf::CONTROL,
+                vf::TX_HEAD,
+                vf::RX_HEAD,
+                vf::INTR_CAUSE,
+            ] {
+                p.write_reg(f, reg, 0);
+            }
+        }
+        let caps = pf::Caps::ARP_PROXY | pf::Caps::MULTI_VRF;
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let pf_regs = [
+            (pf::ABI_VERSION, shared_regs::ABI_VERSION),
+            (pf::CAPS, caps.bits()),
+            (pf::NUM_VFS, u32::from(self.tables.num_vfs())),
+            (pf::CAP_VPCS, count(self.tables.vpcs.len())),
+            (pf::CAP_SUBNETS, count(self.tables.subnets.len())),
+            (pf::CAP_ROUTE_TABLES, count(self.tables.route_tables.len())),
+            (pf::CAP_ROUTES, count(self.tables.routes.routes_per_table())),
+            (pf::CAP_MAPPINGS, count(self.tables.mappings.capacity())),
+            (pf::CAP_ADMINQ_ENTRIES, admin::MAX_ENTRIES),
+            (pf::ADMINQ_BASE_LO, 0),
+            (pf::ADMINQ_BASE_HI, 0),
+            (pf::ADMINQ_SIZE, 0),
+            (pf::ADMINQ_HEAD, 0),
+            (pf::ADMINQ_TAIL, 0),
+            (pf::INTR_CAUSE, 0),
+            (pf::CONTROL, 0),
+        ];
+        for (reg, value) in pf_regs {
+            p.write_reg(Function::Pf, reg, value);
+        }
+        p.write_reg(Function::Pf, pf::STATUS, pf::Status::READY.bits());
+        p.raise_irq(Function::Pf, pf::Intr::READY.bits());
+        self.initialized = true;
+        self.last_heartbeat_us = p.now_us();
+    }
+
+    /// Takes one batch from VF `index`'s TX ring, runs the pipeline over it and acts on
+    /// each verdict. Unassigned VFs are not served: their link is down.
+    fn serve_vf<P: Platform>(&mut self, p: &mut P, index: u16) -> bool {
+        let Some(rings) = self.rings.get_mut(usize::from(index)) else {
+            return false;
+        };
+        if !rings.sync(p, index) || self.tables.vf(index).is_none() {
+            return false;
+        }
+        let Some(counters) = self.counters.get_mut(usize::from(index)) else {
+            return false;
+        };
+        let batch = rings.take_tx(p, index, self.batch, counters);
+        let frames = self.batch.get_mut(..batch.loaded).unwrap_or(&mut []);
+        let verdicts = self.verdicts.get_mut(..batch.loaded).unwrap_or(&mut []);
+        process_batch(&self.tables, Port::Vf(index), frames, verdicts);
+        for (frame, verdict) in frames.iter().zip(verdicts.iter()) {
+            act(p, self.rings, self.counters, *verdict, frame.data());
+        }
+        if let Some(rings) = self.rings.get_mut(usize::from(index)) {
+            rings.complete_tx(p, index, &batch);
+        }
+        true
+    }
+
+    /// Takes the frames waiting on the uplink, up to one batch.
+    fn serve_uplink<P: Platform>(&mut self, p: &mut P) -> bool {
+        let uplink = usize::from(self.tables.num_vfs());
+        let mut n: usize = 0;
+        for frame in self.batch.iter_mut().take(MAX_BATCH) {
+            let Some(buf) = frame.reset(crate::frame::MAX_FRAME) else {
+                break;
+            };
+            let Some(len) = p.uplink_recv(buf) else {
+                break;
+            };
+            frame.truncate(len);
+            if let Some(c) = self.counters.get_mut(uplink) {
+                c.bump(Counter::RxPackets);
+                c.add(Counter::RxBytes, len as u64);
+            }
+            n = n.saturating_add(1);
+        }
+        if n == 0 {
+            return false;
+        }
+        let frames = self.batch.get_mut(..n).unwrap_or(&mut []);
+        let verdicts = self.verdicts.get_mut(..n).unwrap_or(&mut []);
+        process_batch(&self.tables, Port::Uplink, frames, verdicts);
+        for (frame, verdict) in frames.iter().zip(verdicts.iter()) {
+            act(p, self.rings, self.counters, *verdict, frame.data());
+        }
+        true
+    }
+}
+
+/// The counter block of a port: VFs first, the uplink last.
+fn block(counters: &mut [CounterBlock], port: Port) -> Option<&mut CounterBlock> {
+    let index = match port {
+        Port::Vf(vf) => usize::from(vf),
+        Port::Uplink => counters.len().checked_sub(1)?,
+    };
+    counters.get_mut(index)
+}
+
+/// Carries out one verdict.
+fn act<P: Platform>(
+    p: &mut P,
+    rings: &mut [VfRings],
+    counters: &mut [CounterBlock],
+    verdict: Verdict,
+    frame: &[u8],
+) {
+    let (vf, reply) = match verdict {
+        Verdict::Drop { port, reason } => {
+            if let Some(c) = block(counters, port) {
+                c.bump(reason);
+            }
+            return;
+        }
+        Verdict::ToUplink => {
+            if let Some(c) = block(counters, Port::Uplink) {
+                if p.uplink_send(frame) {
+                    c.bump(Counter::TxPackets);
+                    c.add(Counter::TxBytes, frame.len() as u64);
+                } else {
+                    c.bump(Counter::DropRxNoBuffer);
+                }
+            }
+            return;
+        }
+        Verdict::ToVf { vf } => (vf, false),
+        Verdict::Reply { vf } => (vf, true),
+    };
+    let Some(c) = block(counters, Port::Vf(vf)) else {
+        return;
+    };
+    if reply {
+        c.bump(Counter::Replies);
+    }
+    let delivered = match rings.get_mut(usize::from(vf)) {
+        Some(r) => r.deliver(p, vf, frame),
+        None => Err(Counter::DropRxNoBuffer),
+    };
+    match delivered {
+        Ok(()) => {
+            c.bump(Counter::RxPackets);
+            c.add(Counter::RxBytes, frame.len() as u64);
+        }
+        Err(reason) => c.bump(reason),
     }
 }

@@ -26,7 +26,7 @@ pub mod frame;
 pub mod memory;
 pub mod pipeline;
 pub mod platform;
-mod rings;
+pub mod rings;
 pub mod tables;
 
 pub use firmware::Firmware;

@@ -43,7 +43,7 @@ pub const fn map_is_valid(map: &[Reg], bar_size: u32) -> bool {
     let mut i = 0;
     while i < map.len() {
         let r = map[i];
-        if r.offset % 4 != 0 || r.offset + 4 > bar_size {
+        if !r.offset.is_multiple_of(4) || r.offset + 4 > bar_size {
             return false;
         }
         let mut j = i + 1;

@@ -38,8 +38,9 @@ counters! {
     RxPackets = "rx_packets";
     /// Bytes of those frames.
     RxBytes = "rx_bytes";
-    /// ARP replies the firmware sent to this VF (F3).
-    ArpReplies = "arp_replies";
+    /// Frames the firmware answered to this VF itself: ARP proxy (F3), gateway ping (F10),
+    /// DHCP (F9).
+    Replies = "replies";
     /// F1: not ARP or IPv4.
     DropEthertype = "drop_ethertype";
     /// F2: source MAC not the VF's.
@@ -133,7 +134,7 @@ mod tests {
         for (i, c) in Counter::ALL.iter().enumerate() {
             assert_eq!(*c as usize, i);
         }
-        assert!(!Counter::ArpReplies.is_drop());
+        assert!(!Counter::Replies.is_drop());
         assert!(Counter::DropEthertype.is_drop());
         assert!(Counter::DropUnsupported.is_drop());
     }

@@ -15,3 +15,82 @@ pub enum TableError {
     /// No room for another entry.
     Full,
 }
+
+use lpm::RouteTables;
+use mapping::MappingTable;
+use vpc::{RouteTable, Slot, Subnet, VfConfig, Vpc};
+
+/// The uplink port's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uplink {
+    pub mac: [u8; 6],
+    pub next_hop_mac: [u8; 6],
+    /// This host's underlay address, host byte order.
+    pub underlay_ip: u32,
+    pub mtu: u16,
+}
+
+/// Every table the pipeline reads and admin commands change.
+pub struct Tables<'m> {
+    /// The instance each VF serves; the slice length is the VF count.
+    pub vfs: &'m mut [Slot<VfConfig>],
+    pub vpcs: &'m mut [Slot<Vpc>],
+    pub subnets: &'m mut [Slot<Subnet>],
+    pub route_tables: &'m mut [Slot<RouteTable>],
+    pub routes: RouteTables<'m>,
+    pub mappings: MappingTable<'m>,
+    pub uplink: Option<Uplink>,
+}
+
+impl Tables<'_> {
+    /// Empties every table.
+    pub fn clear(&mut self) {
+        self.vfs.fill(None);
+        self.vpcs.fill(None);
+        self.subnets.fill(None);
+        self.route_tables.fill(None);
+        for t in 0..self.route_tables.len() {
+            if let Ok(t) = u16::try_from(t) {
+                self.routes.clear_table(t);
+            }
+        }
+        self.mappings.clear();
+        self.uplink = None;
+    }
+
+    /// The VF's instance, if it is assigned.
+    pub fn vf(&self, vf: u16) -> Option<&VfConfig> {
+        self.vfs.get(usize::from(vf))?.as_ref()
+    }
+
+    /// A subnet by ID.
+    pub fn subnet(&self, id: u16) -> Option<&Subnet> {
+        self.subnets.get(usize::from(id))?.as_ref()
+    }
+
+    /// A VPC by ID.
+    pub fn vpc(&self, id: u16) -> Option<&Vpc> {
+        self.vpcs.get(usize::from(id))?.as_ref()
+    }
+
+    /// A route table header by ID.
+    pub fn route_table(&self, id: u16) -> Option<&RouteTable> {
+        self.route_tables.get(usize::from(id))?.as_ref()
+    }
+
+    /// True when a route of any table peers with VPC `vpc`.
+    pub fn routes_target_vpc(&self, vpc: u16) -> bool {
+        (0..self.route_tables.len())
+            .filter_map(|t| u16::try_from(t).ok())
+            .any(|t| {
+                self.routes
+                    .routes(t)
+                    .any(|r| r.target == lpm::Target::Peering(vpc))
+            })
+    }
+
+    /// Number of VFs.
+    pub fn num_vfs(&self) -> u16 {
+        u16::try_from(self.vfs.len()).unwrap_or(u16::MAX)
+    }
+}

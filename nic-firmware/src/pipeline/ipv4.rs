@@ -1,0 +1,119 @@
+//! IPv4 from a VF: F4 validity, F6 broadcast/multicast, F5 source check, F10 the gateway,
+//! F7 destination MAC, then routing (F8) and delivery.
+use super::{eth, route, Sender, Verdict};
+use crate::frame::FrameBuf;
+use crate::tables::Tables;
+use shared_regs::stats::Counter;
+use shared_regs::{ETH_HEADER_LEN, VF_MTU};
+use smoltcp::wire::{Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet};
+
+/// The IPv4 header fields the pipeline decides on (host byte order addresses).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Ipv4Info {
+    pub src: u32,
+    pub dst: u32,
+    pub protocol: IpProtocol,
+    pub header_len: usize,
+    pub total_len: usize,
+}
+
+/// F4: parses and validates the IPv4 header of `payload`.
+pub(super) fn parse(payload: &[u8]) -> Option<Ipv4Info> {
+    let ip = Ipv4Packet::new_checked(payload).ok()?;
+    if ip.version() != 4 || ip.header_len() < 20 || !ip.verify_checksum() {
+        return None;
+    }
+    Some(Ipv4Info {
+        src: u32::from(ip.src_addr()),
+        dst: u32::from(ip.dst_addr()),
+        protocol: ip.next_header(),
+        header_len: usize::from(ip.header_len()),
+        total_len: usize::from(ip.total_len()),
+    })
+}
+
+/// F6: addresses no unicast route leads to.
+fn is_bcast_mcast_ip(dst: u32, sender: &Sender<'_>) -> bool {
+    dst == u32::MAX || dst >> 28 == 0xE || dst == sender.subnet.broadcast()
+}
+
+pub(super) fn from_vf(
+    tables: &Tables<'_>,
+    sender: &Sender<'_>,
+    hdr: &eth::Header,
+    frame: &mut FrameBuf,
+) -> Verdict {
+    let Some(ip) = parse(eth::payload(frame.data())) else {
+        return sender.drop(Counter::DropMalformed);
+    };
+    // F13: a VF frame cannot be longer, but a forged total length is still refused here.
+    if ip.total_len > VF_MTU as usize {
+        return sender.drop(Counter::DropOversize);
+    }
+    // F4: Ethernet padding beyond the IPv4 total length is removed.
+    frame.truncate(ETH_HEADER_LEN.saturating_add(ip.total_len));
+
+    if eth::is_group(&hdr.dst) || is_bcast_mcast_ip(ip.dst, sender) {
+        return sender.drop(Counter::DropBcastMcast);
+    }
+    if sender.cfg.src_dst_check && !sender.owns(ip.src) {
+        return sender.drop(Counter::DropSrcIp);
+    }
+    if ip.dst == sender.subnet.gateway_ip() {
+        return to_own_gateway(sender, &ip, frame);
+    }
+    if hdr.dst == sender.subnet.gateway_mac {
+        return route::routed(tables, sender, &ip, frame);
+    }
+    route::same_subnet_by_mac(tables, sender, hdr.dst, &ip, frame)
+}
+
+/// True for an ICMP echo request.
+pub(super) fn is_echo_request(ip: &Ipv4Info, frame: &[u8]) -> bool {
+    if ip.protocol != IpProtocol::Icmp {
+        return false;
+    }
+    let l4 = eth::payload(frame)
+        .get(ip.header_len..ip.total_len)
+        .unwrap_or(&[]);
+    Icmpv4Packet::new_checked(l4)
+        .map(|p| p.msg_type() == Icmpv4Message::EchoRequest)
+        .unwrap_or(false)
+}
+
+/// F10: the own gateway answers ping and nothing else.
+fn to_own_gateway(sender: &Sender<'_>, ip: &Ipv4Info, frame: &mut FrameBuf) -> Verdict {
+    if !is_echo_request(ip, frame.data()) {
+        return sender.drop(Counter::DropToGateway);
+    }
+    if !write_echo_reply(sender, ip, frame) {
+        return sender.drop(Counter::DropMalformed);
+    }
+    Verdict::Reply { vf: sender.vf }
+}
+
+/// Turns the echo request in `frame` into the gateway's echo reply, in place.
+fn write_echo_reply(sender: &Sender<'_>, ip: &Ipv4Info, frame: &mut FrameBuf) -> bool {
+    let data = frame.data_mut();
+    eth::set_macs(data, sender.cfg.mac, sender.subnet.gateway_mac);
+    let Ok(mut pkt) = Ipv4Packet::new_checked(eth::payload_mut(data)) else {
+        return false;
+    };
+    pkt.set_src_addr(ip.dst.into());
+    pkt.set_dst_addr(ip.src.into());
+    pkt.set_hop_limit(64);
+    pkt.fill_checksum();
+    let Some(l4) = pkt.payload_mut().get_mut(..) else {
+        return false;
+    };
+    let Ok(mut icmp) = Icmpv4Packet::new_checked(l4) else {
+        return false;
+    };
+    if !icmp.verify_checksum() {
+        return false;
+    }
+    icmp.set_msg_type(Icmpv4Message::EchoReply);
+    icmp.set_msg_code(0);
+    icmp.fill_checksum();
+    true
+}
