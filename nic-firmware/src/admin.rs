@@ -542,3 +542,159 @@ fn uplink_set(t: &mut Tables<'_>, e: UplinkEntry) -> Result<u32, Status> {
     });
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::tests::vpc_nic;
+    use crate::testing::{FakeNic, Sizes};
+    use shared_regs::admin::{AdminCmd, Opcode, Status};
+    use shared_regs::entry::*;
+    use shared_regs::{Le16, Le32};
+
+    fn route(table: u16, prefix: [u8; 4], len: u8, kind: RouteTarget) -> RouteEntry {
+        RouteEntry {
+            table_id: Le16::new(table),
+            prefix_len: len,
+            target_kind: kind as u8,
+            prefix,
+            target: [0; 4],
+        }
+    }
+
+    /// Every table, dumped, to prove a refused command changed nothing.
+    fn snapshot(nic: &FakeNic) -> std::string::String {
+        let t = nic.fw.tables();
+        let routes: std::vec::Vec<_> = (0..t.route_tables.len() as u16)
+            .flat_map(|i| t.routes.routes(i).map(move |r| (i, r)))
+            .collect();
+        let maps: std::vec::Vec<_> = t.mappings.iter().collect();
+        std::format!(
+            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
+            t.vfs, t.vpcs, t.subnets, t.route_tables, routes, maps, t.uplink
+        )
+    }
+
+    #[test]
+    fn unknown_opcode_gets_bad_opcode() {
+        let mut nic = FakeNic::new(Sizes::default());
+        let mut cmd = AdminCmd::new(Opcode::Nop, &[0u8; 0]);
+        cmd.opcode = Le16::new(0x7777);
+        assert_eq!(nic.submit(cmd).completion(), Some(Err(Status::BadOpcode)));
+    }
+
+    #[test]
+    fn refused_commands_get_their_status_and_change_nothing() {
+        let mut nic = vpc_nic();
+        let before = snapshot(&nic);
+        let vni0 = VpcEntry {
+            id: Le16::new(1),
+            main_route_table: Le16::new(MAIN_ROUTE_TABLE),
+            vni: Le32::new(0),
+            cidr: [10, 1, 0, 0],
+            cidr_len: 16,
+            ..Default::default()
+        };
+        let cases: std::vec::Vec<(AdminCmd, Status)> = std::vec![
+            (AdminCmd::new(Opcode::VpcAdd, &vni0), Status::BadArgument),
+            (
+                AdminCmd::new(Opcode::VpcAdd, &VpcEntry { vni: Le32::new(1 << 24), ..vni0 }),
+                Status::BadArgument
+            ),
+            (
+                AdminCmd::new(Opcode::VpcAdd, &VpcEntry { vni: Le32::new(100), ..vni0 }),
+                Status::Exists
+            ),
+            (
+                AdminCmd::new(Opcode::VpcAdd, &VpcEntry { vni: Le32::new(7), cidr: [10, 1, 0, 1], ..vni0 }),
+                Status::BadArgument
+            ),
+            (AdminCmd::new(Opcode::RouteAdd, &route(0, [10, 9, 0, 0], 33, RouteTarget::Blackhole)), Status::BadArgument),
+            (AdminCmd::new(Opcode::RouteAdd, &route(0, [10, 9, 0, 1], 16, RouteTarget::Blackhole)), Status::BadArgument),
+            (AdminCmd::new(Opcode::RouteAdd, &route(5, [10, 9, 0, 0], 16, RouteTarget::Blackhole)), Status::NotFound),
+            (AdminCmd::new(Opcode::RouteAdd, &route(0, [10, 0, 0, 0], 16, RouteTarget::Blackhole)), Status::Exists),
+            (AdminCmd::new(Opcode::RouteDel, &route(0, [10, 0, 0, 0], 16, RouteTarget::Local)), Status::BadArgument),
+            (AdminCmd::new(Opcode::RouteDel, &route(0, [10, 9, 0, 0], 16, RouteTarget::Local)), Status::NotFound),
+            (AdminCmd::new(Opcode::VpcDel, &IdParam { id: Le16::new(0) }), Status::InUse),
+            (AdminCmd::new(Opcode::VpcDel, &IdParam { id: Le16::new(3) }), Status::NotFound),
+            (AdminCmd::new(Opcode::SubnetDel, &IdParam { id: Le16::new(0) }), Status::InUse),
+            (AdminCmd::new(Opcode::VfClear, &IdParam { id: Le16::new(5) }), Status::NotFound),
+            (AdminCmd::new(Opcode::VfClear, &IdParam { id: Le16::new(500) }), Status::BadArgument),
+            (
+                AdminCmd::new(Opcode::VfSet, &VfEntry {
+                    vf: Le16::new(3),
+                    subnet_id: Le16::new(0),
+                    mac: [2, 0, 0, 0, 0, 3],
+                    primary_ip: [10, 0, 1, 255],
+                    ..Default::default()
+                }),
+                Status::BadArgument
+            ),
+            (
+                AdminCmd::new(Opcode::SubnetAdd, &SubnetEntry {
+                    id: Le16::new(5),
+                    vpc_id: Le16::new(0),
+                    route_table_id: Le16::new(0),
+                    prefix_len: 25,
+                    prefix: [10, 0, 1, 128],
+                    gateway_mac: [2, 0, 0, 0, 0, 9],
+                    ..Default::default()
+                }),
+                Status::Exists
+            ),
+            (
+                AdminCmd::new(Opcode::MappingAdd, &MappingEntry {
+                    vni: Le32::new(100),
+                    ip: [10, 0, 1, 10],
+                    mac: [2, 0, 0, 0, 0, 9],
+                    ..Default::default()
+                }),
+                Status::Exists
+            ),
+            (
+                AdminCmd::new(Opcode::MappingAdd, &MappingEntry {
+                    vni: Le32::new(555),
+                    ip: [10, 0, 1, 50],
+                    mac: [2, 0, 0, 0, 0, 9],
+                    ..Default::default()
+                }),
+                Status::NotFound
+            ),
+            (
+                AdminCmd::new(Opcode::MappingDel, &MappingEntry {
+                    vni: Le32::new(100),
+                    ip: [10, 0, 1, 1],
+                    ..Default::default()
+                }),
+                Status::BadArgument
+            ),
+        ];
+        for (cmd, want) in cases {
+            let op = Opcode::from_u16(cmd.opcode.get()).unwrap();
+            assert_eq!(nic.submit(cmd).completion(), Some(Err(want)), "{}", op.name());
+            assert_eq!(snapshot(&nic), before, "{} changed the tables", op.name());
+        }
+    }
+
+    #[test]
+    fn full_route_table_is_a_status_not_a_crash() {
+        let mut nic = vpc_nic();
+        // The default test size holds 32 routes a table, one of them the local route.
+        for i in 0..31u8 {
+            let r = route(0, [172, 16, i, 0], 24, RouteTarget::Blackhole);
+            nic.admin(Opcode::RouteAdd, &r).unwrap();
+        }
+        let before = snapshot(&nic);
+        let r = route(0, [172, 17, 0, 0], 24, RouteTarget::Blackhole);
+        assert_eq!(nic.admin(Opcode::RouteAdd, &r), Err(Status::TableFull));
+        assert_eq!(snapshot(&nic), before);
+    }
+
+    #[test]
+    fn stats_with_a_small_buffer_is_refused() {
+        let mut nic = FakeNic::new(Sizes::default());
+        let mut cmd = AdminCmd::new(Opcode::GetStats, &StatsQuery { function: Le16::new(0) });
+        cmd.buf_addr.set(0x8000);
+        cmd.buf_len.set(8);
+        assert_eq!(nic.submit(cmd).completion(), Some(Err(Status::BufferTooSmall)));
+    }
+}

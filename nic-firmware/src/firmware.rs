@@ -150,6 +150,9 @@ impl<'m> Firmware<'m> {
             return false;
         };
         let batch = rings.take_tx(p, index, self.batch, counters);
+        if batch.taken() == 0 {
+            return false;
+        }
         let frames = self.batch.get_mut(..batch.loaded).unwrap_or(&mut []);
         let verdicts = self.verdicts.get_mut(..batch.loaded).unwrap_or(&mut []);
         process_batch(&self.tables, Port::Vf(index), frames, verdicts);

@@ -28,6 +28,8 @@ pub mod pipeline;
 pub mod platform;
 pub mod rings;
 pub mod tables;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use firmware::Firmware;
 pub use memory::FirmwareMemory;

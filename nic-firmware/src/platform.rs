@@ -4,7 +4,7 @@
 //! in the simulator, on a board and under a fuzzer.
 
 /// A PCI function of the device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Function {
     /// The physical function, owned by the host driver.
     Pf,

@@ -32,6 +32,13 @@ pub(crate) struct TxBatch {
     pub loaded: usize,
 }
 
+impl TxBatch {
+    /// Descriptors taken, loaded or not.
+    pub fn taken(&self) -> usize {
+        self.taken
+    }
+}
+
 fn join(lo: u32, hi: u32) -> u64 {
     u64::from(hi) << 32 | u64::from(lo)
 }

@@ -122,3 +122,6 @@ fn sender<'a>(tables: &'a Tables<'_>, vf: u16) -> Option<Sender<'a>> {
         vpc,
     })
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

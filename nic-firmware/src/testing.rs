@@ -1,0 +1,460 @@
+//! Test support (feature `testing`, never in a firmware image): frame builders made with
+//! smoltcp's `wire` emitters, heap-backed firmware memory, and a fake platform with
+//! registers and DMA memory in plain vectors. Unit tests, the whole-system tests and later
+//! the fuzzers share these.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+extern crate std;
+
+use crate::counters::CounterBlock;
+use crate::frame::FrameBuf;
+use crate::memory::FirmwareMemory;
+use crate::platform::{DmaError, Function, Platform};
+use crate::rings::VfRings;
+use crate::tables::lpm::RouteSlot;
+use crate::tables::mapping::MappingBucket;
+use crate::tables::vpc::{RouteTable, Slot, Subnet, VfConfig, Vpc};
+use core::net::Ipv4Addr;
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Icmpv4Packet, Icmpv4Repr, IpProtocol,
+    Ipv4Packet, Ipv4Repr,
+};
+use std::collections::{HashMap, VecDeque};
+use std::vec;
+use std::vec::Vec;
+
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub const ETHERTYPE_IPV6: u16 = 0x86DD;
+pub const BROADCAST: [u8; 6] = [0xff; 6];
+
+/// An Ethernet frame.
+pub fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + payload.len());
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An Ethernet/IPv4 ARP packet (28 bytes).
+pub fn arp(op: ArpOperation, sha: [u8; 6], spa: Ipv4Addr, tha: [u8; 6], tpa: Ipv4Addr) -> Vec<u8> {
+    let repr = ArpRepr::EthernetIpv4 {
+        operation: op,
+        source_hardware_addr: EthernetAddress(sha),
+        source_protocol_addr: spa,
+        target_hardware_addr: EthernetAddress(tha),
+        target_protocol_addr: tpa,
+    };
+    let mut buf = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut ArpPacket::new_unchecked(&mut buf[..]));
+    buf
+}
+
+/// A broadcast ARP request frame, padded to 60 bytes as a NIC sends it.
+pub fn arp_request(sha: [u8; 6], spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
+    let mut f = ethernet(
+        BROADCAST,
+        sha,
+        ETHERTYPE_ARP,
+        &arp(ArpOperation::Request, sha, spa, [0; 6], tpa),
+    );
+    f.resize(60, 0);
+    f
+}
+
+/// An IPv4 packet with a valid header checksum, TTL `ttl` and the given payload.
+pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, ttl: u8, payload: &[u8]) -> Vec<u8> {
+    let repr = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: protocol,
+        payload_len: payload.len(),
+        hop_limit: ttl,
+    };
+    let mut buf = vec![0u8; repr.buffer_len() + payload.len()];
+    let mut pkt = Ipv4Packet::new_unchecked(&mut buf[..]);
+    repr.emit(&mut pkt, &ChecksumCapabilities::default());
+    pkt.payload_mut().copy_from_slice(payload);
+    buf
+}
+
+/// An ICMP echo request (with a valid checksum).
+pub fn icmp_echo_request(ident: u16, seq_no: u16, data: &[u8]) -> Vec<u8> {
+    let repr = Icmpv4Repr::EchoRequest {
+        ident,
+        seq_no,
+        data,
+    };
+    let mut buf = vec![0u8; repr.buffer_len()];
+    repr.emit(
+        &mut Icmpv4Packet::new_unchecked(&mut buf[..]),
+        &ChecksumCapabilities::default(),
+    );
+    buf
+}
+
+/// A UDP datagram with checksum 0 (allowed over IPv4).
+pub fn udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut d = Vec::with_capacity(8 + payload.len());
+    d.extend_from_slice(&src_port.to_be_bytes());
+    d.extend_from_slice(&dst_port.to_be_bytes());
+    d.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    d.extend_from_slice(&[0, 0]);
+    d.extend_from_slice(payload);
+    d
+}
+
+/// An Ethernet frame carrying an IPv4 packet.
+pub fn ipv4_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: IpProtocol,
+    ttl: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    ethernet(
+        dst_mac,
+        src_mac,
+        ETHERTYPE_IPV4,
+        &ipv4(src, dst, protocol, ttl, payload),
+    )
+}
+
+/// Sizes of [`OwnedMemory`].
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    pub vfs: usize,
+    pub vpcs: usize,
+    pub subnets: usize,
+    pub route_tables: usize,
+    pub routes_per_table: usize,
+    pub mapping_buckets: usize,
+    pub batch: usize,
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Sizes {
+            vfs: 8,
+            vpcs: 16,
+            subnets: 32,
+            route_tables: 16,
+            routes_per_table: 32,
+            mapping_buckets: 256,
+            batch: 8,
+        }
+    }
+}
+
+/// Firmware memory on the heap.
+pub struct OwnedMemory {
+    pub vf_configs: Vec<Slot<VfConfig>>,
+    pub vf_rings: Vec<VfRings>,
+    pub counters: Vec<CounterBlock>,
+    pub vpcs: Vec<Slot<Vpc>>,
+    pub subnets: Vec<Slot<Subnet>>,
+    pub route_tables: Vec<Slot<RouteTable>>,
+    pub routes: Vec<RouteSlot>,
+    pub routes_per_table: usize,
+    pub mapping_buckets: Vec<MappingBucket>,
+    pub batch: Vec<FrameBuf>,
+}
+
+impl OwnedMemory {
+    /// Memory of the given sizes, every entry empty.
+    pub fn new(s: Sizes) -> Self {
+        OwnedMemory {
+            vf_configs: vec![None; s.vfs],
+            vf_rings: vec![VfRings::EMPTY; s.vfs],
+            counters: vec![CounterBlock::ZERO; s.vfs + 1],
+            vpcs: vec![None; s.vpcs],
+            subnets: vec![None; s.subnets],
+            route_tables: vec![None; s.route_tables],
+            routes: vec![RouteSlot::EMPTY; s.route_tables * s.routes_per_table],
+            routes_per_table: s.routes_per_table,
+            mapping_buckets: vec![MappingBucket::EMPTY; s.mapping_buckets],
+            batch: vec![FrameBuf::EMPTY; s.batch],
+        }
+    }
+
+    /// Lends it as firmware memory.
+    pub fn memory(&mut self) -> FirmwareMemory<'_> {
+        FirmwareMemory {
+            vf_configs: &mut self.vf_configs,
+            vf_rings: &mut self.vf_rings,
+            counters: &mut self.counters,
+            vpcs: &mut self.vpcs,
+            subnets: &mut self.subnets,
+            route_tables: &mut self.route_tables,
+            routes: &mut self.routes,
+            routes_per_table: self.routes_per_table,
+            mapping_buckets: &mut self.mapping_buckets,
+            batch: &mut self.batch,
+        }
+    }
+}
+
+/// Size of each function's DMA space in [`FakePlatform`]: IOVAs `0 .. DMA_SPACE`.
+pub const DMA_SPACE: usize = 1 << 20;
+
+/// A platform made of maps and vectors, with no access rules and no threads.
+#[derive(Default)]
+pub struct FakePlatform {
+    pub regs: HashMap<(Function, u32), u32>,
+    pub dma: HashMap<Function, Vec<u8>>,
+    pub irqs: Vec<(Function, u32)>,
+    pub uplink_in: VecDeque<Vec<u8>>,
+    pub uplink_out: Vec<Vec<u8>>,
+    pub now_us: u64,
+}
+
+impl FakePlatform {
+    fn space(&mut self, f: Function) -> &mut Vec<u8> {
+        self.dma.entry(f).or_insert_with(|| vec![0; DMA_SPACE])
+    }
+
+    fn range(iova: u64, len: usize) -> Result<core::ops::Range<usize>, DmaError> {
+        let start = usize::try_from(iova).map_err(|_| DmaError)?;
+        let end = start.checked_add(len).ok_or(DmaError)?;
+        if end > DMA_SPACE {
+            return Err(DmaError);
+        }
+        Ok(start..end)
+    }
+}
+
+impl Platform for FakePlatform {
+    fn read_reg(&mut self, func: Function, offset: u32) -> u32 {
+        self.regs.get(&(func, offset)).copied().unwrap_or(0)
+    }
+
+    fn write_reg(&mut self, func: Function, offset: u32, value: u32) {
+        self.regs.insert((func, offset), value);
+    }
+
+    fn dma_read(&mut self, func: Function, iova: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        let r = Self::range(iova, buf.len())?;
+        buf.copy_from_slice(&self.space(func)[r]);
+        Ok(())
+    }
+
+    fn dma_write(&mut self, func: Function, iova: u64, data: &[u8]) -> Result<(), DmaError> {
+        let r = Self::range(iova, data.len())?;
+        self.space(func)[r].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn raise_irq(&mut self, func: Function, cause: u32) {
+        self.irqs.push((func, cause));
+    }
+
+    fn uplink_send(&mut self, frame: &[u8]) -> bool {
+        self.uplink_out.push(frame.to_vec());
+        true
+    }
+
+    fn uplink_recv(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let f = self.uplink_in.pop_front()?;
+        let n = f.len().min(buf.len());
+        buf[..n].copy_from_slice(&f[..n]);
+        Some(n)
+    }
+
+    fn now_us(&mut self) -> u64 {
+        self.now_us += 10;
+        self.now_us
+    }
+}
+
+/// A whole firmware on a [`FakePlatform`], driven the way a driver and VMs drive the real
+/// device (admin queue and VF rings in DMA memory), one deterministic `poll` at a time.
+pub struct FakeNic {
+    pub platform: FakePlatform,
+    pub fw: crate::Firmware<'static>,
+    adminq_tail: u32,
+    rings: HashMap<u16, GuestRings>,
+}
+
+/// Ring indices of one attached VF.
+#[derive(Default)]
+struct GuestRings {
+    tx_tail: u32,
+    rx_next: u32,
+    rx_tail: u32,
+}
+
+const ADMINQ_IOVA: u64 = 0x0;
+const ADMINQ_SIZE: u32 = 16;
+const STATS_IOVA: u64 = 0x8000;
+const RING_SIZE: u32 = 16;
+const TX_RING_IOVA: u64 = 0x0;
+const RX_RING_IOVA: u64 = 0x1000;
+const TX_BUF_IOVA: u64 = 0x10000;
+const RX_BUF_IOVA: u64 = 0x60000;
+const BUF_SIZE: u64 = 0x2800;
+
+impl FakeNic {
+    /// A NIC after its power-on reset, with the admin queue running.
+    pub fn new(sizes: Sizes) -> FakeNic {
+        use shared_regs::pf;
+        let mem = std::boxed::Box::leak(std::boxed::Box::new(OwnedMemory::new(sizes)));
+        let mut nic = FakeNic {
+            platform: FakePlatform::default(),
+            fw: crate::Firmware::new(mem.memory()),
+            adminq_tail: 0,
+            rings: HashMap::new(),
+        };
+        nic.poll();
+        let p = &mut nic.platform;
+        p.write_reg(Function::Pf, pf::ADMINQ_BASE_LO, ADMINQ_IOVA as u32);
+        p.write_reg(Function::Pf, pf::ADMINQ_SIZE, ADMINQ_SIZE);
+        p.write_reg(Function::Pf, pf::CONTROL, pf::Control::ADMINQ_ENABLE.bits());
+        nic.poll();
+        nic
+    }
+
+    /// Runs the firmware until it has nothing left to do.
+    pub fn poll(&mut self) {
+        for _ in 0..1000 {
+            if !self.fw.poll(&mut self.platform) {
+                return;
+            }
+        }
+        panic!("firmware still busy after 1000 polls");
+    }
+
+    /// Sends one admin command and returns its completion.
+    pub fn submit(&mut self, cmd: shared_regs::admin::AdminCmd) -> shared_regs::admin::AdminCmd {
+        use shared_regs::admin::{AdminCmd, CMD_SIZE};
+        use zerocopy::{FromBytes, IntoBytes};
+        let addr = ADMINQ_IOVA + u64::from(self.adminq_tail) * CMD_SIZE as u64;
+        self.platform
+            .dma_write(Function::Pf, addr, cmd.as_bytes())
+            .unwrap();
+        self.adminq_tail = (self.adminq_tail + 1) % ADMINQ_SIZE;
+        self.platform
+            .write_reg(Function::Pf, shared_regs::pf::ADMINQ_TAIL, self.adminq_tail);
+        self.poll();
+        let mut raw = [0u8; CMD_SIZE];
+        self.platform.dma_read(Function::Pf, addr, &mut raw).unwrap();
+        AdminCmd::read_from_bytes(&raw).unwrap()
+    }
+
+    /// Runs an admin command with inline parameters.
+    pub fn admin<T: zerocopy::IntoBytes + zerocopy::Immutable>(
+        &mut self,
+        op: shared_regs::admin::Opcode,
+        params: &T,
+    ) -> Result<(), shared_regs::admin::Status> {
+        let done = self.submit(shared_regs::admin::AdminCmd::new(op, params));
+        done.completion().expect("command not completed")
+    }
+
+    /// One function's counters, read with GET_STATS.
+    pub fn counters(&mut self, function: u16) -> shared_regs::stats::Counters {
+        use shared_regs::admin::{AdminCmd, Opcode};
+        use shared_regs::entry::StatsQuery;
+        use zerocopy::FromBytes;
+        let q = StatsQuery {
+            function: shared_regs::Le16::new(function),
+        };
+        let mut cmd = AdminCmd::new(Opcode::GetStats, &q);
+        cmd.buf_addr.set(STATS_IOVA);
+        cmd.buf_len.set(4096);
+        let done = self.submit(cmd);
+        done.completion().unwrap().unwrap();
+        let mut raw = vec![0u8; core::mem::size_of::<shared_regs::stats::Counters>()];
+        self.platform
+            .dma_read(Function::Pf, STATS_IOVA, &mut raw)
+            .unwrap();
+        shared_regs::stats::Counters::read_from_bytes(&raw).unwrap()
+    }
+
+    /// Acts as VF `vf`'s driver in its VM: sets up both rings, posts every RX buffer and
+    /// enables the VF.
+    pub fn attach_vf(&mut self, vf: u16) {
+        use shared_regs::desc::RxDesc;
+        use shared_regs::vf as r;
+        use zerocopy::IntoBytes;
+        let f = Function::Vf(vf);
+        let p = &mut self.platform;
+        for i in 0..RING_SIZE {
+            let mut d = RxDesc::default();
+            d.addr.set(RX_BUF_IOVA + u64::from(i) * BUF_SIZE);
+            d.buf_len.set(BUF_SIZE as u16);
+            p.dma_write(f, RX_RING_IOVA + u64::from(i) * 16, d.as_bytes())
+                .unwrap();
+        }
+        p.write_reg(f, r::TX_BASE_LO, TX_RING_IOVA as u32);
+        p.write_reg(f, r::TX_SIZE, RING_SIZE);
+        p.write_reg(f, r::RX_BASE_LO, RX_RING_IOVA as u32);
+        p.write_reg(f, r::RX_SIZE, RING_SIZE);
+        p.write_reg(f, r::RX_TAIL, RING_SIZE - 1);
+        p.write_reg(f, r::CONTROL, r::Control::ENABLE.bits());
+        self.rings.insert(
+            vf,
+            GuestRings {
+                rx_tail: RING_SIZE - 1,
+                ..GuestRings::default()
+            },
+        );
+        self.poll();
+    }
+
+    /// Puts one frame on VF `vf`'s TX ring and lets the firmware run.
+    pub fn send(&mut self, vf: u16, frame: &[u8]) {
+        use shared_regs::desc::{TxDesc, TxFlags};
+        use zerocopy::IntoBytes;
+        let f = Function::Vf(vf);
+        let g = self.rings.get_mut(&vf).expect("VF not attached");
+        let slot = g.tx_tail;
+        g.tx_tail = (g.tx_tail + 1) % RING_SIZE;
+        let tail = g.tx_tail;
+        let buf = TX_BUF_IOVA + u64::from(slot) * BUF_SIZE;
+        let mut d = TxDesc::default();
+        d.addr.set(buf);
+        d.len.set(frame.len() as u16);
+        d.flags.set(TxFlags::EOP.bits());
+        let p = &mut self.platform;
+        p.dma_write(f, buf, frame).unwrap();
+        p.dma_write(f, TX_RING_IOVA + u64::from(slot) * 16, d.as_bytes())
+            .unwrap();
+        p.write_reg(f, shared_regs::vf::TX_TAIL, tail);
+        self.poll();
+    }
+
+    /// Takes the next frame VF `vf` received, reposting its buffer.
+    pub fn recv(&mut self, vf: u16) -> Option<Vec<u8>> {
+        use shared_regs::desc::{RxDesc, RxFlags};
+        use zerocopy::{FromBytes, IntoBytes};
+        let f = Function::Vf(vf);
+        let g = self.rings.get_mut(&vf).expect("VF not attached");
+        let p = &mut self.platform;
+        let at = RX_RING_IOVA + u64::from(g.rx_next) * 16;
+        let mut raw = [0u8; 16];
+        p.dma_read(f, at, &mut raw).unwrap();
+        let mut d = RxDesc::read_from_bytes(&raw).unwrap();
+        if !RxFlags::from_bits_retain(d.flags.get()).contains(RxFlags::DONE) {
+            return None;
+        }
+        let mut frame = vec![0u8; usize::from(d.len.get())];
+        p.dma_read(f, d.addr.get(), &mut frame).unwrap();
+        d.flags.set(0);
+        d.len.set(0);
+        p.dma_write(f, at, d.as_bytes()).unwrap();
+        g.rx_next = (g.rx_next + 1) % RING_SIZE;
+        g.rx_tail = (g.rx_tail + 1) % RING_SIZE;
+        p.write_reg(f, shared_regs::vf::RX_TAIL, g.rx_tail);
+        Some(frame)
+    }
+}
