@@ -1,1 +1,34 @@
+//! # vpcnic host driver
+//!
+//! The driver of the vpcnic physical function. It knows the device only through
+//! `shared-regs` (the device contract) and reaches it only through the [`Device`] trait:
+//! 32-bit BAR0 register access, DMA memory and interrupts. Backends: the in-process
+//! simulator ([`backend::sim`], feature `sim`); VFIO and vfio-user later.
+//!
+//! - [`device`]: the backend trait.
+//! - [`dma`]: memfd-backed DMA buffers and the IOVA allocator.
+//! - [`bringup`]: reset, identification, ABI check, capabilities, admin queue start.
+//! - [`adminq`]: posting admin commands and waiting for their in-place completion.
+//! - [`tables`]: typed table entries and their shared-regs encoding.
+//! - [`nic`]: [`PfDriver`], the typed admin calls.
+pub mod adminq;
+pub mod backend;
+pub mod bringup;
+pub mod device;
+pub mod dma;
+pub mod error;
+pub mod nic;
+pub mod report;
+pub mod tables;
+#[cfg(test)]
+pub(crate) mod test_utils;
 
+pub use bringup::{DeviceInfo, Options};
+pub use device::Device;
+pub use dma::{DmaMemory, IovaAllocator};
+pub use error::{DriverError, Result};
+pub use nic::PfDriver;
+pub use tables::{
+    Cidr, Mac, MappingLocationSpec, RouteTargetSpec, StatsFunction, SubnetSpec, UplinkSpec, VfSpec,
+    VpcSpec,
+};

@@ -1,1 +1,36 @@
+//! # hw-sim: the vpcnic SmartNIC as silicon
+//!
+//! A register-level model of the chip around the firmware, and nothing more: register files
+//! with their host-side access rules ([`regs`]), a DMA engine over memory the host mapped for
+//! each function ([`dma`]), interrupts delivered through eventfds ([`irq`]), the uplink port
+//! ([`uplink`]) and fault injection ([`faults`]). It runs the real [`nic_firmware::Firmware`]
+//! on a device thread ([`device`]); every forwarding decision is the firmware's.
+//!
+//! The host side sees the device only as PCI functions ([`FunctionPort`]): 32-bit BAR0
+//! accesses, DMA mappings (as VFIO would program the IOMMU) and interrupt eventfds (as
+//! `VFIO_DEVICE_SET_IRQS` would). [`guest::VfGuest`] is a small VM-side VF driver for tests.
+//!
+//! ```no_run
+//! use hw_sim::{Nic, SimConfig};
+//! let nic = Nic::start(SimConfig::default()).unwrap();
+//! let id = nic.pf().bar_read32(u64::from(shared_regs::pf::ID)).unwrap();
+//! assert_eq!(id, shared_regs::DEVICE_ID_MAGIC);
+//! ```
 
+mod device;
+mod dma;
+mod error;
+mod faults;
+mod firmware_ram;
+pub mod guest;
+mod irq;
+pub mod memfd;
+mod nic;
+mod regs;
+mod uplink;
+
+pub use error::{FunctionName, SimError};
+pub use faults::FaultInjector;
+pub use nic::{FunctionPort, Nic, SimConfig};
+pub use nic_firmware::Function;
+pub use uplink::UplinkPort;

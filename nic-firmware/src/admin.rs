@@ -8,9 +8,9 @@ use crate::tables::vpc::{RouteTable, Subnet, VfConfig, Vpc};
 use crate::tables::{TableError, Tables, Uplink};
 use shared_regs::admin::{AdminCmd, CmdFlags, Opcode, Status, CMD_SIZE};
 use shared_regs::entry::{
-    IdParam, MappingEntry, MappingLocation, RouteEntry, RouteTableEntry, RouteTarget,
-    StatsQuery, SubnetEntry, UplinkEntry, VfEntry, VfFlags, VpcEntry, MAIN_ROUTE_TABLE,
-    UPLINK_FUNCTION, VNI_MAX, VPC_DNS_SERVERS,
+    IdParam, MappingEntry, MappingLocation, RouteEntry, RouteTableEntry, RouteTarget, StatsQuery,
+    SubnetEntry, UplinkEntry, VfEntry, VfFlags, VpcEntry, MAIN_ROUTE_TABLE, UPLINK_FUNCTION,
+    VNI_MAX, VPC_DNS_SERVERS,
 };
 use shared_regs::{pf, vf, Le16, Le32, VF_MTU};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -86,7 +86,8 @@ impl AdminQueue {
             done = done.saturating_add(1);
         }
         if done > 0 {
-            ctx.platform.raise_irq(Function::Pf, pf::Intr::ADMINQ.bits());
+            ctx.platform
+                .raise_irq(Function::Pf, pf::Intr::ADMINQ.bits());
         }
         done > 0
     }
@@ -142,7 +143,9 @@ fn serve_one<P: Platform>(ctx: &mut Context<'_, '_, P>, addr: u64) {
     done.result = Le32::new(result);
     // Status and result first, DONE last: the driver trusts them once it sees DONE.
     let head_bytes = done.as_bytes().get(4..24).unwrap_or(&[]);
-    let _ = ctx.platform.dma_write(Function::Pf, addr.wrapping_add(4), head_bytes);
+    let _ = ctx
+        .platform
+        .dma_write(Function::Pf, addr.wrapping_add(4), head_bytes);
     let _ = ctx.platform.dma_write(
         Function::Pf,
         addr.wrapping_add(2),
@@ -306,7 +309,10 @@ fn route_table_del(t: &mut Tables<'_>, e: IdParam) -> Result<u32, Status> {
     let id = e.id.get();
     taken_slot(t.route_tables, id)?;
     let used = t.subnets.iter().flatten().any(|s| s.route_table == id)
-        || t.vpcs.iter().flatten().any(|v| v.main_route_table == Some(id));
+        || t.vpcs
+            .iter()
+            .flatten()
+            .any(|v| v.main_route_table == Some(id));
     if used {
         return Err(Status::InUse);
     }
@@ -570,7 +576,13 @@ mod tests {
         let maps: std::vec::Vec<_> = t.mappings.iter().collect();
         std::format!(
             "{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
-            t.vfs, t.vpcs, t.subnets, t.route_tables, routes, maps, t.uplink
+            t.vfs,
+            t.vpcs,
+            t.subnets,
+            t.route_tables,
+            routes,
+            maps,
+            t.uplink
         )
     }
 
@@ -597,80 +609,170 @@ mod tests {
         let cases: std::vec::Vec<(AdminCmd, Status)> = std::vec![
             (AdminCmd::new(Opcode::VpcAdd, &vni0), Status::BadArgument),
             (
-                AdminCmd::new(Opcode::VpcAdd, &VpcEntry { vni: Le32::new(1 << 24), ..vni0 }),
+                AdminCmd::new(
+                    Opcode::VpcAdd,
+                    &VpcEntry {
+                        vni: Le32::new(1 << 24),
+                        ..vni0
+                    }
+                ),
                 Status::BadArgument
             ),
             (
-                AdminCmd::new(Opcode::VpcAdd, &VpcEntry { vni: Le32::new(100), ..vni0 }),
+                AdminCmd::new(
+                    Opcode::VpcAdd,
+                    &VpcEntry {
+                        vni: Le32::new(100),
+                        ..vni0
+                    }
+                ),
                 Status::Exists
             ),
             (
-                AdminCmd::new(Opcode::VpcAdd, &VpcEntry { vni: Le32::new(7), cidr: [10, 1, 0, 1], ..vni0 }),
-                Status::BadArgument
-            ),
-            (AdminCmd::new(Opcode::RouteAdd, &route(0, [10, 9, 0, 0], 33, RouteTarget::Blackhole)), Status::BadArgument),
-            (AdminCmd::new(Opcode::RouteAdd, &route(0, [10, 9, 0, 1], 16, RouteTarget::Blackhole)), Status::BadArgument),
-            (AdminCmd::new(Opcode::RouteAdd, &route(5, [10, 9, 0, 0], 16, RouteTarget::Blackhole)), Status::NotFound),
-            (AdminCmd::new(Opcode::RouteAdd, &route(0, [10, 0, 0, 0], 16, RouteTarget::Blackhole)), Status::Exists),
-            (AdminCmd::new(Opcode::RouteDel, &route(0, [10, 0, 0, 0], 16, RouteTarget::Local)), Status::BadArgument),
-            (AdminCmd::new(Opcode::RouteDel, &route(0, [10, 9, 0, 0], 16, RouteTarget::Local)), Status::NotFound),
-            (AdminCmd::new(Opcode::VpcDel, &IdParam { id: Le16::new(0) }), Status::InUse),
-            (AdminCmd::new(Opcode::VpcDel, &IdParam { id: Le16::new(3) }), Status::NotFound),
-            (AdminCmd::new(Opcode::SubnetDel, &IdParam { id: Le16::new(0) }), Status::InUse),
-            (AdminCmd::new(Opcode::VfClear, &IdParam { id: Le16::new(5) }), Status::NotFound),
-            (AdminCmd::new(Opcode::VfClear, &IdParam { id: Le16::new(500) }), Status::BadArgument),
-            (
-                AdminCmd::new(Opcode::VfSet, &VfEntry {
-                    vf: Le16::new(3),
-                    subnet_id: Le16::new(0),
-                    mac: [2, 0, 0, 0, 0, 3],
-                    primary_ip: [10, 0, 1, 255],
-                    ..Default::default()
-                }),
+                AdminCmd::new(
+                    Opcode::VpcAdd,
+                    &VpcEntry {
+                        vni: Le32::new(7),
+                        cidr: [10, 1, 0, 1],
+                        ..vni0
+                    }
+                ),
                 Status::BadArgument
             ),
             (
-                AdminCmd::new(Opcode::SubnetAdd, &SubnetEntry {
-                    id: Le16::new(5),
-                    vpc_id: Le16::new(0),
-                    route_table_id: Le16::new(0),
-                    prefix_len: 25,
-                    prefix: [10, 0, 1, 128],
-                    gateway_mac: [2, 0, 0, 0, 0, 9],
-                    ..Default::default()
-                }),
-                Status::Exists
+                AdminCmd::new(
+                    Opcode::RouteAdd,
+                    &route(0, [10, 9, 0, 0], 33, RouteTarget::Blackhole)
+                ),
+                Status::BadArgument
             ),
             (
-                AdminCmd::new(Opcode::MappingAdd, &MappingEntry {
-                    vni: Le32::new(100),
-                    ip: [10, 0, 1, 10],
-                    mac: [2, 0, 0, 0, 0, 9],
-                    ..Default::default()
-                }),
-                Status::Exists
+                AdminCmd::new(
+                    Opcode::RouteAdd,
+                    &route(0, [10, 9, 0, 1], 16, RouteTarget::Blackhole)
+                ),
+                Status::BadArgument
             ),
             (
-                AdminCmd::new(Opcode::MappingAdd, &MappingEntry {
-                    vni: Le32::new(555),
-                    ip: [10, 0, 1, 50],
-                    mac: [2, 0, 0, 0, 0, 9],
-                    ..Default::default()
-                }),
+                AdminCmd::new(
+                    Opcode::RouteAdd,
+                    &route(5, [10, 9, 0, 0], 16, RouteTarget::Blackhole)
+                ),
                 Status::NotFound
             ),
             (
-                AdminCmd::new(Opcode::MappingDel, &MappingEntry {
-                    vni: Le32::new(100),
-                    ip: [10, 0, 1, 1],
-                    ..Default::default()
-                }),
+                AdminCmd::new(
+                    Opcode::RouteAdd,
+                    &route(0, [10, 0, 0, 0], 16, RouteTarget::Blackhole)
+                ),
+                Status::Exists
+            ),
+            (
+                AdminCmd::new(
+                    Opcode::RouteDel,
+                    &route(0, [10, 0, 0, 0], 16, RouteTarget::Local)
+                ),
+                Status::BadArgument
+            ),
+            (
+                AdminCmd::new(
+                    Opcode::RouteDel,
+                    &route(0, [10, 9, 0, 0], 16, RouteTarget::Local)
+                ),
+                Status::NotFound
+            ),
+            (
+                AdminCmd::new(Opcode::VpcDel, &IdParam { id: Le16::new(0) }),
+                Status::InUse
+            ),
+            (
+                AdminCmd::new(Opcode::VpcDel, &IdParam { id: Le16::new(3) }),
+                Status::NotFound
+            ),
+            (
+                AdminCmd::new(Opcode::SubnetDel, &IdParam { id: Le16::new(0) }),
+                Status::InUse
+            ),
+            (
+                AdminCmd::new(Opcode::VfClear, &IdParam { id: Le16::new(5) }),
+                Status::NotFound
+            ),
+            (
+                AdminCmd::new(Opcode::VfClear, &IdParam { id: Le16::new(500) }),
+                Status::BadArgument
+            ),
+            (
+                AdminCmd::new(
+                    Opcode::VfSet,
+                    &VfEntry {
+                        vf: Le16::new(3),
+                        subnet_id: Le16::new(0),
+                        mac: [2, 0, 0, 0, 0, 3],
+                        primary_ip: [10, 0, 1, 255],
+                        ..Default::default()
+                    }
+                ),
+                Status::BadArgument
+            ),
+            (
+                AdminCmd::new(
+                    Opcode::SubnetAdd,
+                    &SubnetEntry {
+                        id: Le16::new(5),
+                        vpc_id: Le16::new(0),
+                        route_table_id: Le16::new(0),
+                        prefix_len: 25,
+                        prefix: [10, 0, 1, 128],
+                        gateway_mac: [2, 0, 0, 0, 0, 9],
+                        ..Default::default()
+                    }
+                ),
+                Status::Exists
+            ),
+            (
+                AdminCmd::new(
+                    Opcode::MappingAdd,
+                    &MappingEntry {
+                        vni: Le32::new(100),
+                        ip: [10, 0, 1, 10],
+                        mac: [2, 0, 0, 0, 0, 9],
+                        ..Default::default()
+                    }
+                ),
+                Status::Exists
+            ),
+            (
+                AdminCmd::new(
+                    Opcode::MappingAdd,
+                    &MappingEntry {
+                        vni: Le32::new(555),
+                        ip: [10, 0, 1, 50],
+                        mac: [2, 0, 0, 0, 0, 9],
+                        ..Default::default()
+                    }
+                ),
+                Status::NotFound
+            ),
+            (
+                AdminCmd::new(
+                    Opcode::MappingDel,
+                    &MappingEntry {
+                        vni: Le32::new(100),
+                        ip: [10, 0, 1, 1],
+                        ..Default::default()
+                    }
+                ),
                 Status::BadArgument
             ),
         ];
         for (cmd, want) in cases {
             let op = Opcode::from_u16(cmd.opcode.get()).unwrap();
-            assert_eq!(nic.submit(cmd).completion(), Some(Err(want)), "{}", op.name());
+            assert_eq!(
+                nic.submit(cmd).completion(),
+                Some(Err(want)),
+                "{}",
+                op.name()
+            );
             assert_eq!(snapshot(&nic), before, "{} changed the tables", op.name());
         }
     }
@@ -692,9 +794,17 @@ mod tests {
     #[test]
     fn stats_with_a_small_buffer_is_refused() {
         let mut nic = FakeNic::new(Sizes::default());
-        let mut cmd = AdminCmd::new(Opcode::GetStats, &StatsQuery { function: Le16::new(0) });
+        let mut cmd = AdminCmd::new(
+            Opcode::GetStats,
+            &StatsQuery {
+                function: Le16::new(0),
+            },
+        );
         cmd.buf_addr.set(0x8000);
         cmd.buf_len.set(8);
-        assert_eq!(nic.submit(cmd).completion(), Some(Err(Status::BufferTooSmall)));
+        assert_eq!(
+            nic.submit(cmd).completion(),
+            Some(Err(Status::BufferTooSmall))
+        );
     }
 }

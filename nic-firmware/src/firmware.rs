@@ -71,6 +71,11 @@ impl<'m> Firmware<'m> {
             tables: &mut self.tables,
             counters: self.counters,
         });
+        // Every ring follows its ENABLE before any frame moves, so a frame for a VF whose
+        // driver has just enabled it finds its RX ring.
+        for (index, rings) in (0..self.tables.num_vfs()).zip(self.rings.iter_mut()) {
+            rings.sync(p, index);
+        }
         for vf in 0..self.tables.num_vfs() {
             busy |= self.serve_vf(p, vf);
         }
@@ -143,7 +148,7 @@ impl<'m> Firmware<'m> {
         let Some(rings) = self.rings.get_mut(usize::from(index)) else {
             return false;
         };
-        if !rings.sync(p, index) || self.tables.vf(index).is_none() {
+        if !rings.enabled() || self.tables.vf(index).is_none() {
             return false;
         }
         let Some(counters) = self.counters.get_mut(usize::from(index)) else {

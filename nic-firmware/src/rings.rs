@@ -73,8 +73,8 @@ impl VfRings {
     /// up, forgets the rings when it goes down. Returns whether the rings are served.
     pub(crate) fn sync<P: Platform>(&mut self, p: &mut P, vf_index: u16) -> bool {
         let f = Function::Vf(vf_index);
-        let enable = vf::Control::from_bits_retain(p.read_reg(f, vf::CONTROL))
-            .contains(vf::Control::ENABLE);
+        let enable =
+            vf::Control::from_bits_retain(p.read_reg(f, vf::CONTROL)).contains(vf::Control::ENABLE);
         if enable == self.enabled {
             return enable;
         }
@@ -135,7 +135,10 @@ impl VfRings {
             .min(frames.len())
             .min(MAX_BATCH);
         for status in batch.statuses.iter_mut().take(want) {
-            let index = self.tx_head.wrapping_add(u32::try_from(batch.taken).unwrap_or(0)) & mask;
+            let index = self
+                .tx_head
+                .wrapping_add(u32::try_from(batch.taken).unwrap_or(0))
+                & mask;
             batch.taken = batch.taken.saturating_add(1);
             let Some(frame) = frames.get_mut(batch.loaded) else {
                 break;

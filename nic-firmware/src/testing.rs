@@ -71,7 +71,13 @@ pub fn arp_request(sha: [u8; 6], spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
 }
 
 /// An IPv4 packet with a valid header checksum, TTL `ttl` and the given payload.
-pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, ttl: u8, payload: &[u8]) -> Vec<u8> {
+pub fn ipv4(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: IpProtocol,
+    ttl: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let repr = Ipv4Repr {
         src_addr: src,
         dst_addr: dst,
@@ -346,7 +352,9 @@ impl FakeNic {
             .write_reg(Function::Pf, shared_regs::pf::ADMINQ_TAIL, self.adminq_tail);
         self.poll();
         let mut raw = [0u8; CMD_SIZE];
-        self.platform.dma_read(Function::Pf, addr, &mut raw).unwrap();
+        self.platform
+            .dma_read(Function::Pf, addr, &mut raw)
+            .unwrap();
         AdminCmd::read_from_bytes(&raw).unwrap()
     }
 

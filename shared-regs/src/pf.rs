@@ -123,7 +123,12 @@ pub const REGISTERS: &[Reg] = &[
     Reg::new(CAP_ROUTE_TABLES, "CAP_ROUTE_TABLES", 0, Access::ReadOnly),
     Reg::new(CAP_ROUTES, "CAP_ROUTES", 0, Access::ReadOnly),
     Reg::new(CAP_MAPPINGS, "CAP_MAPPINGS", 0, Access::ReadOnly),
-    Reg::new(CAP_ADMINQ_ENTRIES, "CAP_ADMINQ_ENTRIES", 0, Access::ReadOnly),
+    Reg::new(
+        CAP_ADMINQ_ENTRIES,
+        "CAP_ADMINQ_ENTRIES",
+        0,
+        Access::ReadOnly,
+    ),
     Reg::new(CONTROL, "CONTROL", 0, Access::ReadWrite),
     Reg::new(STATUS, "STATUS", 0, Access::ReadOnly),
     Reg::new(HEARTBEAT, "HEARTBEAT", 0, Access::ReadOnly),

@@ -2,11 +2,13 @@
 //!
 //! Each VF and the uplink have one block of [`Counters`]: `COUNTER_COUNT` little-endian u64s
 //! in the order of [`Counter`]. `GET_STATS` copies a block to the host. Directions are the
-//! function's own: on a VF, `tx` is what the VM sent and `rx` what it was given.
+//! port's own: on a VF, `tx` is what the VM sent and `rx` what it was given; on the uplink,
+//! `rx` is what arrived from the wire and `tx` what left for it.
 //!
-//! Every frame a function sends is counted in `tx_*`; a frame that is then not forwarded
-//! moves exactly one counter from `drop_ethertype` on (F17), named after the rule of
-//! spec/vpc-forwarding.md that dropped it.
+//! A frame that enters the NIC and is not forwarded moves exactly one counter from
+//! `drop_ethertype` on (F17), named after the rule of spec/vpc-forwarding.md that dropped
+//! it. The block it moves in is the sending port's, except `drop_dst_ip` and
+//! `drop_rx_no_buffer`, which belong to the port the frame was for.
 use crate::Le64;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 

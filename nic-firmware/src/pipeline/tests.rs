@@ -147,7 +147,10 @@ fn f03c_arp_for_reserved_address_gets_no_reply() {
 #[test]
 fn f03d_arp_outside_subnet_is_answered_with_gateway_mac() {
     let mut nic = vpc_nic();
-    nic.send(0, &arp_request(MAC0, ip("10.0.1.10"), ip("169.254.169.254")));
+    nic.send(
+        0,
+        &arp_request(MAC0, ip("10.0.1.10"), ip("169.254.169.254")),
+    );
     let (_, _, _, sha, spa, ..) = arp_reply_fields(&nic.recv(0).expect("ARP reply"));
     assert_eq!((sha, spa), (GW1_MAC, [169, 254, 169, 254]));
 }
@@ -164,7 +167,13 @@ fn f03e_arp_for_own_address_gets_no_reply() {
 #[test]
 fn f03_arp_reply_from_vm_is_consumed() {
     let mut nic = vpc_nic();
-    let payload = arp(ArpOperation::Reply, MAC0, ip("10.0.1.10"), MAC1, ip("10.0.1.11"));
+    let payload = arp(
+        ArpOperation::Reply,
+        MAC0,
+        ip("10.0.1.10"),
+        MAC1,
+        ip("10.0.1.11"),
+    );
     nic.send(0, &ethernet(MAC1, MAC0, ETHERTYPE_ARP, &payload));
     assert_nothing_received(&mut nic);
     assert_one_drop(&mut nic, 0, Counter::ArpIgnored);
@@ -191,7 +200,15 @@ fn f01_ipv6_frame_is_dropped() {
 #[test]
 fn f02_frame_with_foreign_source_mac_is_dropped() {
     let mut nic = vpc_nic();
-    let f = ipv4_frame(MAC1, MAC2, ip("10.0.1.10"), ip("10.0.1.11"), IpProtocol::Udp, 64, &udp(1, 2, b"x"));
+    let f = ipv4_frame(
+        MAC1,
+        MAC2,
+        ip("10.0.1.10"),
+        ip("10.0.1.11"),
+        IpProtocol::Udp,
+        64,
+        &udp(1, 2, b"x"),
+    );
     nic.send(0, &f);
     assert_nothing_received(&mut nic);
     assert_one_drop(&mut nic, 0, Counter::DropSrcMac);
@@ -200,7 +217,15 @@ fn f02_frame_with_foreign_source_mac_is_dropped() {
 #[test]
 fn f04_bad_header_checksum_is_dropped() {
     let mut nic = vpc_nic();
-    let mut f = ipv4_frame(MAC1, MAC0, ip("10.0.1.10"), ip("10.0.1.11"), IpProtocol::Udp, 64, &udp(1, 2, b"x"));
+    let mut f = ipv4_frame(
+        MAC1,
+        MAC0,
+        ip("10.0.1.10"),
+        ip("10.0.1.11"),
+        IpProtocol::Udp,
+        64,
+        &udp(1, 2, b"x"),
+    );
     f[14 + 10] ^= 0xff;
     nic.send(0, &f);
     assert_nothing_received(&mut nic);
@@ -210,7 +235,15 @@ fn f04_bad_header_checksum_is_dropped() {
 #[test]
 fn f04_ethernet_padding_is_removed() {
     let mut nic = vpc_nic();
-    let f = ipv4_frame(MAC1, MAC0, ip("10.0.1.10"), ip("10.0.1.11"), IpProtocol::Udp, 64, &udp(1, 2, b"x"));
+    let f = ipv4_frame(
+        MAC1,
+        MAC0,
+        ip("10.0.1.10"),
+        ip("10.0.1.11"),
+        IpProtocol::Udp,
+        64,
+        &udp(1, 2, b"x"),
+    );
     let mut padded = f.clone();
     padded.resize(60, 0);
     nic.send(0, &padded);
@@ -220,7 +253,15 @@ fn f04_ethernet_padding_is_removed() {
 #[test]
 fn f05_spoofed_source_ip_is_dropped() {
     let mut nic = vpc_nic();
-    let f = ipv4_frame(MAC1, MAC0, ip("10.0.1.99"), ip("10.0.1.11"), IpProtocol::Udp, 64, &udp(1, 2, b"x"));
+    let f = ipv4_frame(
+        MAC1,
+        MAC0,
+        ip("10.0.1.99"),
+        ip("10.0.1.11"),
+        IpProtocol::Udp,
+        64,
+        &udp(1, 2, b"x"),
+    );
     nic.send(0, &f);
     assert_nothing_received(&mut nic);
     assert_one_drop(&mut nic, 0, Counter::DropSrcIp);
@@ -229,7 +270,15 @@ fn f05_spoofed_source_ip_is_dropped() {
 #[test]
 fn f06_broadcast_is_dropped() {
     let mut nic = vpc_nic();
-    let f = ipv4_frame(BROADCAST, MAC0, ip("10.0.1.10"), ip("10.0.1.255"), IpProtocol::Udp, 64, &udp(1, 2, b"x"));
+    let f = ipv4_frame(
+        BROADCAST,
+        MAC0,
+        ip("10.0.1.10"),
+        ip("10.0.1.255"),
+        IpProtocol::Udp,
+        64,
+        &udp(1, 2, b"x"),
+    );
     nic.send(0, &f);
     assert_nothing_received(&mut nic);
     assert_one_drop(&mut nic, 0, Counter::DropBcastMcast);
@@ -238,7 +287,15 @@ fn f06_broadcast_is_dropped() {
 #[test]
 fn f07_unknown_destination_mac_is_dropped() {
     let mut nic = vpc_nic();
-    let f = ipv4_frame([2, 9, 9, 9, 9, 9], MAC0, ip("10.0.1.10"), ip("10.0.1.11"), IpProtocol::Udp, 64, &udp(1, 2, b"x"));
+    let f = ipv4_frame(
+        [2, 9, 9, 9, 9, 9],
+        MAC0,
+        ip("10.0.1.10"),
+        ip("10.0.1.11"),
+        IpProtocol::Udp,
+        64,
+        &udp(1, 2, b"x"),
+    );
     nic.send(0, &f);
     assert_nothing_received(&mut nic);
     assert_one_drop(&mut nic, 0, Counter::DropDstMac);
@@ -247,7 +304,15 @@ fn f07_unknown_destination_mac_is_dropped() {
 #[test]
 fn f11_f12_same_subnet_delivery_keeps_ttl_and_bytes() {
     let mut nic = vpc_nic();
-    let f = ipv4_frame(MAC1, MAC0, ip("10.0.1.10"), ip("10.0.1.11"), IpProtocol::Udp, 1, &udp(5000, 6000, b"hello"));
+    let f = ipv4_frame(
+        MAC1,
+        MAC0,
+        ip("10.0.1.10"),
+        ip("10.0.1.11"),
+        IpProtocol::Udp,
+        1,
+        &udp(5000, 6000, b"hello"),
+    );
     nic.send(0, &f);
     let got = nic.recv(1).expect("delivered to VF1");
     assert_eq!(&got[0..6], &MAC1);
@@ -255,13 +320,24 @@ fn f11_f12_same_subnet_delivery_keeps_ttl_and_bytes() {
     assert_eq!(&got[12..], &f[12..]);
     assert_eq!(got[14 + 8], 1, "TTL");
     let c = nic.counters(1);
-    assert_eq!((c.get(Counter::RxPackets), c.get(Counter::RxBytes)), (1, f.len() as u64));
+    assert_eq!(
+        (c.get(Counter::RxPackets), c.get(Counter::RxBytes)),
+        (1, f.len() as u64)
+    );
 }
 
 #[test]
 fn f08_f12_cross_subnet_delivery_uses_receiving_gateway_mac() {
     let mut nic = vpc_nic();
-    let f = ipv4_frame(GW1_MAC, MAC0, ip("10.0.1.10"), ip("10.0.2.20"), IpProtocol::Icmp, 1, &icmp_echo_request(7, 1, b"ping"));
+    let f = ipv4_frame(
+        GW1_MAC,
+        MAC0,
+        ip("10.0.1.10"),
+        ip("10.0.2.20"),
+        IpProtocol::Icmp,
+        1,
+        &icmp_echo_request(7, 1, b"ping"),
+    );
     nic.send(0, &f);
     let got = nic.recv(2).expect("delivered to VF2");
     assert_eq!(&got[0..6], &MAC2);
@@ -272,7 +348,15 @@ fn f08_f12_cross_subnet_delivery_uses_receiving_gateway_mac() {
 #[test]
 fn f08_no_mapping_is_dropped() {
     let mut nic = vpc_nic();
-    let f = ipv4_frame(GW1_MAC, MAC0, ip("10.0.1.10"), ip("10.0.2.99"), IpProtocol::Udp, 64, &udp(1, 2, b"x"));
+    let f = ipv4_frame(
+        GW1_MAC,
+        MAC0,
+        ip("10.0.1.10"),
+        ip("10.0.2.99"),
+        IpProtocol::Udp,
+        64,
+        &udp(1, 2, b"x"),
+    );
     nic.send(0, &f);
     assert_nothing_received(&mut nic);
     assert_one_drop(&mut nic, 0, Counter::DropNoMapping);
@@ -281,7 +365,15 @@ fn f08_no_mapping_is_dropped() {
 #[test]
 fn f08_no_route_is_dropped() {
     let mut nic = vpc_nic();
-    let f = ipv4_frame(GW1_MAC, MAC0, ip("10.0.1.10"), ip("8.8.8.8"), IpProtocol::Udp, 64, &udp(1, 2, b"x"));
+    let f = ipv4_frame(
+        GW1_MAC,
+        MAC0,
+        ip("10.0.1.10"),
+        ip("8.8.8.8"),
+        IpProtocol::Udp,
+        64,
+        &udp(1, 2, b"x"),
+    );
     nic.send(0, &f);
     assert_nothing_received(&mut nic);
     assert_one_drop(&mut nic, 0, Counter::DropNoRoute);
@@ -290,7 +382,15 @@ fn f08_no_route_is_dropped() {
 #[test]
 fn f10_ping_to_own_gateway_is_answered() {
     let mut nic = vpc_nic();
-    let f = ipv4_frame(GW1_MAC, MAC0, ip("10.0.1.10"), ip("10.0.1.1"), IpProtocol::Icmp, 5, &icmp_echo_request(0x1234, 9, b"abcdef"));
+    let f = ipv4_frame(
+        GW1_MAC,
+        MAC0,
+        ip("10.0.1.10"),
+        ip("10.0.1.1"),
+        IpProtocol::Icmp,
+        5,
+        &icmp_echo_request(0x1234, 9, b"abcdef"),
+    );
     nic.send(0, &f);
     let r = nic.recv(0).expect("echo reply");
     assert_eq!((&r[0..6], &r[6..12]), (&MAC0[..], &GW1_MAC[..]));
@@ -309,7 +409,15 @@ fn f10_ping_to_own_gateway_is_answered() {
 #[test]
 fn f10_ping_to_other_subnets_gateway_is_dropped() {
     let mut nic = vpc_nic();
-    let f = ipv4_frame(GW1_MAC, MAC0, ip("10.0.1.10"), ip("10.0.2.1"), IpProtocol::Icmp, 64, &icmp_echo_request(1, 1, b""));
+    let f = ipv4_frame(
+        GW1_MAC,
+        MAC0,
+        ip("10.0.1.10"),
+        ip("10.0.2.1"),
+        IpProtocol::Icmp,
+        64,
+        &icmp_echo_request(1, 1, b""),
+    );
     nic.send(0, &f);
     assert_nothing_received(&mut nic);
     assert_one_drop(&mut nic, 0, Counter::DropForeignGateway);
@@ -318,7 +426,15 @@ fn f10_ping_to_other_subnets_gateway_is_dropped() {
 #[test]
 fn f10_udp_to_gateway_is_dropped() {
     let mut nic = vpc_nic();
-    let f = ipv4_frame(GW1_MAC, MAC0, ip("10.0.1.10"), ip("10.0.1.1"), IpProtocol::Udp, 64, &udp(1, 53, b"q"));
+    let f = ipv4_frame(
+        GW1_MAC,
+        MAC0,
+        ip("10.0.1.10"),
+        ip("10.0.1.1"),
+        IpProtocol::Udp,
+        64,
+        &udp(1, 53, b"q"),
+    );
     nic.send(0, &f);
     assert_nothing_received(&mut nic);
     assert_one_drop(&mut nic, 0, Counter::DropToGateway);

@@ -1,0 +1,56 @@
+//! Device backends: the ways the driver can reach a vpcnic PF.
+use crate::device::Device;
+use crate::error::{DriverError, Result};
+
+#[cfg(feature = "sim")]
+pub mod sim;
+
+/// Device names `nicctl --device` accepts.
+pub const KNOWN_DEVICES: &[&str] = &[
+    #[cfg(feature = "sim")]
+    "sim",
+];
+
+/// Opens a backend by name: `sim` is the built-in in-process simulator with `num_vfs` VFs.
+pub fn open_by_name(name: &str, num_vfs: u16) -> Result<Box<dyn Device>> {
+    match name {
+        #[cfg(feature = "sim")]
+        "sim" => {
+            let cfg = hw_sim::SimConfig {
+                num_vfs,
+                ..Default::default()
+            };
+            Ok(Box::new(sim::SimBackend::start(cfg)?))
+        }
+        _ => {
+            let _ = num_vfs;
+            Err(DriverError::UnknownDevice {
+                name: name.to_string(),
+                known: if KNOWN_DEVICES.is_empty() {
+                    "none (built without the `sim` feature)".to_string()
+                } else {
+                    KNOWN_DEVICES.join(", ")
+                },
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_device_lists_the_known_ones() {
+        let Err(err) = open_by_name("vfio:0000:3b:00.0", 8) else {
+            panic!("an unknown device name opened");
+        };
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("unknown device \"vfio:0000:3b:00.0\""),
+            "{msg}"
+        );
+        #[cfg(feature = "sim")]
+        assert!(msg.ends_with("known devices: sim"), "{msg}");
+    }
+}

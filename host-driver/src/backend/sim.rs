@@ -1,0 +1,284 @@
+//! The in-process simulator as a device: hw-sim's PF, reached only through what a PCI
+//! function offers (BAR0 accesses, DMA mappings, interrupt eventfds).
+use crate::device::Device;
+use crate::dma::DmaMemory;
+use crate::error::{DriverError, Result};
+use hw_sim::{FunctionPort, Nic, SimConfig};
+use vmm_sys_util::eventfd::EventFd;
+
+/// The built-in simulated NIC. The driver uses only its PF; [`SimBackend::nic`] gives tests
+/// the rest of the board (VFs for VMs, the uplink, fault injection).
+pub struct SimBackend {
+    nic: Nic,
+    pf: FunctionPort,
+}
+
+impl SimBackend {
+    /// Starts a simulated NIC (its device thread runs the firmware).
+    pub fn start(cfg: SimConfig) -> Result<SimBackend> {
+        let nic = Nic::start(cfg).map_err(|e| DriverError::Backend {
+            device: "simulated NIC (in-process)".into(),
+            reason: format!("could not start the simulator: {e}"),
+        })?;
+        let pf = nic.pf();
+        Ok(SimBackend { nic, pf })
+    }
+
+    /// The simulated board, for tests: attach VMs to VFs, inject faults, use the uplink.
+    pub fn nic(&self) -> &Nic {
+        &self.nic
+    }
+}
+
+impl Device for SimBackend {
+    fn describe(&self) -> String {
+        "simulated NIC (in-process)".into()
+    }
+
+    fn bar0_size(&self) -> u64 {
+        self.pf.bar_size()
+    }
+
+    fn read32(&self, offset: u32) -> Result<u32> {
+        self.pf
+            .bar_read32(u64::from(offset))
+            .map_err(|e| DriverError::register(self, "read", offset, e))
+    }
+
+    fn write32(&self, offset: u32, value: u32) -> Result<()> {
+        self.pf
+            .bar_write32(u64::from(offset), value)
+            .map_err(|e| DriverError::register(self, "write", offset, e))
+    }
+
+    fn dma_map(&self, mem: &DmaMemory) -> Result<()> {
+        self.pf
+            .dma_map(mem.iova(), mem.size(), mem.file(), 0)
+            .map_err(|e| DriverError::dma_map(self, "map", mem, e))
+    }
+
+    fn dma_unmap(&self, mem: &DmaMemory) -> Result<()> {
+        self.pf
+            .dma_unmap(mem.iova(), mem.size())
+            .map_err(|e| DriverError::dma_map(self, "unmap", mem, e))
+    }
+
+    fn set_irq(&self, vector: u32, fd: Option<&EventFd>) -> Result<()> {
+        let irq_err = |reason: String| DriverError::Irq {
+            device: self.describe(),
+            vector,
+            reason,
+        };
+        let fd = fd
+            .map(|f| f.try_clone())
+            .transpose()
+            .map_err(|e| irq_err(format!("cannot duplicate the eventfd: {e}")))?;
+        self.pf
+            .set_irq(vector, fd)
+            .map_err(|e| irq_err(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adminq::raw_command;
+    use crate::bringup::Options;
+    use crate::nic::PfDriver;
+    use crate::tables::{
+        MappingLocationSpec, RouteTargetSpec, StatsFunction, SubnetSpec, UplinkSpec, VfSpec,
+        VpcSpec,
+    };
+    use shared_regs::admin::{AdminCmd, Opcode, Status};
+    use shared_regs::entry::IdParam;
+    use shared_regs::pf::Caps;
+    use shared_regs::stats::Counter;
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn small() -> SimConfig {
+        SimConfig {
+            num_vfs: 3,
+            vpcs: 5,
+            subnets: 7,
+            route_tables: 9,
+            routes_per_table: 11,
+            mapping_buckets: 64,
+            ..SimConfig::default()
+        }
+    }
+
+    fn open(cfg: SimConfig, opts: Options) -> (Arc<SimBackend>, PfDriver) {
+        let sim = Arc::new(SimBackend::start(cfg).unwrap());
+        let drv = PfDriver::open_with(Box::new(sim.clone()), opts).unwrap();
+        (sim, drv)
+    }
+
+    fn vpc(id: u16, vni: u32) -> VpcSpec {
+        VpcSpec {
+            id,
+            vni,
+            cidr: (Ipv4Addr::new(10, 0, 0, 0), 16),
+            main_route_table: None,
+            dns: vec![],
+        }
+    }
+
+    #[test]
+    fn info_matches_the_simulator_config() {
+        let (_sim, drv) = open(small(), Options::default());
+        let info = drv.info();
+        assert_eq!(info.device, "simulated NIC (in-process)");
+        assert_eq!(
+            (info.abi_major, info.abi_minor),
+            (
+                shared_regs::ABI_VERSION_MAJOR,
+                shared_regs::ABI_VERSION_MINOR
+            )
+        );
+        assert_eq!(info.num_vfs, 3);
+        assert_eq!(
+            (
+                info.vpcs,
+                info.subnets,
+                info.route_tables,
+                info.routes_per_table
+            ),
+            (5, 7, 9, 11)
+        );
+        assert!(info.mappings >= 64, "{info:?}");
+        assert!(info.adminq_entries >= 2);
+        assert!(info.caps.contains(Caps::MULTI_VRF), "{info:?}");
+        let hb = drv.heartbeat().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_ne!(drv.heartbeat().unwrap(), hb, "the firmware runs");
+    }
+
+    #[test]
+    fn nop_succeeds_and_bad_commands_get_their_status() {
+        let (_sim, drv) = open(small(), Options::default());
+        for _ in 0..3 * 64 {
+            drv.nop().unwrap(); // wraps the 64-entry queue three times
+        }
+        let err = drv.add_vpc(&vpc(0, 0)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                crate::DriverError::Command {
+                    opcode: Opcode::VpcAdd,
+                    status: Status::BadArgument,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "VPC_ADD (vpc 0, vni 0, 10.0.0.0/16) failed: bad argument"
+        );
+        let done = drv.submit(raw_command(0xbeef)).unwrap();
+        assert_eq!(done.completion(), Some(Err(Status::BadOpcode)));
+        let past_end = AdminCmd::new(Opcode::VpcDel, &IdParam { id: 5.into() });
+        assert_eq!(
+            drv.submit(past_end).unwrap().completion(),
+            Some(Err(Status::BadArgument))
+        );
+    }
+
+    #[test]
+    fn a_vpc_is_programmed_and_torn_down() {
+        let (_sim, drv) = open(small(), Options::default());
+        let gw_mac = [0x02, 0, 0, 0, 0xfe, 1];
+        drv.add_vpc(&vpc(1, 100)).unwrap();
+        let dup = drv.add_vpc(&vpc(1, 100)).unwrap_err();
+        assert_eq!(
+            dup.to_string(),
+            "VPC_ADD (vpc 1, vni 100, 10.0.0.0/16) failed: already exists"
+        );
+        drv.add_route_table(2, 1).unwrap();
+        drv.add_subnet(&SubnetSpec {
+            id: 0,
+            vpc_id: 1,
+            cidr: (Ipv4Addr::new(10, 0, 1, 0), 24),
+            route_table: Some(2),
+            gateway_mac: gw_mac,
+        })
+        .unwrap();
+        let vf = VfSpec {
+            vf: 0,
+            subnet_id: 0,
+            mac: [0x02, 0, 0, 0, 0, 0x10],
+            primary_ip: Ipv4Addr::new(10, 0, 1, 10),
+            src_dst_check: true,
+        };
+        drv.set_vf(&vf).unwrap();
+        drv.add_mapping(100, vf.primary_ip, vf.mac, MappingLocationSpec::LocalVf(0))
+            .unwrap();
+        drv.add_route(
+            2,
+            (Ipv4Addr::new(192, 168, 0, 0), 16),
+            RouteTargetSpec::Blackhole,
+        )
+        .unwrap();
+        drv.set_uplink(&UplinkSpec {
+            mac: [0x02, 0, 0, 0, 0xaa, 1],
+            next_hop_mac: [0x02, 0, 0, 0, 0xaa, 2],
+            underlay_ip: Ipv4Addr::new(192, 0, 2, 1),
+            mtu: 9216,
+        })
+        .unwrap();
+        let in_use = drv.del_subnet(0).unwrap_err();
+        assert_eq!(
+            in_use.to_string(),
+            "SUBNET_DEL (subnet 0) failed: still in use"
+        );
+
+        let c = drv.stats(StatsFunction::Vf(0)).unwrap();
+        assert_eq!(c.get(Counter::TxPackets), 0);
+        drv.stats(StatsFunction::Uplink).unwrap();
+        drv.clear_stats(StatsFunction::Vf(0)).unwrap();
+        let no_vf = drv.stats(StatsFunction::Vf(3)).unwrap_err();
+        assert_eq!(no_vf.to_string(), "GET_STATS (vf3) failed: bad argument");
+
+        drv.del_route(2, (Ipv4Addr::new(192, 168, 0, 0), 16))
+            .unwrap();
+        drv.del_mapping(100, vf.primary_ip).unwrap();
+        drv.clear_vf(0).unwrap();
+        drv.del_subnet(0).unwrap();
+        drv.del_route_table(2).unwrap();
+        drv.del_vpc(1).unwrap();
+        let gone = drv.del_vpc(1).unwrap_err();
+        assert_eq!(gone.to_string(), "VPC_DEL (vpc 1) failed: not found");
+    }
+
+    #[test]
+    fn a_stalled_firmware_is_reported_as_not_answering() {
+        let opts = Options {
+            command_timeout: Duration::from_millis(200),
+            ..Options::default()
+        };
+        let (sim, drv) = open(small(), opts);
+        sim.nic().faults().stall_firmware(true);
+        let err = drv.del_vpc(4).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("VPC_DEL (vpc 4): the firmware did not answer within"),
+            "{msg}"
+        );
+        assert!(msg.contains("the firmware is not running"), "{msg}");
+        sim.nic().faults().stall_firmware(false);
+        // The late completion lands; the next command goes to the next entry.
+        drv.nop().unwrap();
+    }
+
+    #[test]
+    fn reopening_resets_the_tables() {
+        let sim = Arc::new(SimBackend::start(small()).unwrap());
+        let drv = PfDriver::open(Box::new(sim.clone())).unwrap();
+        drv.add_vpc(&vpc(1, 100)).unwrap();
+        drop(drv);
+        let drv = PfDriver::open(Box::new(sim.clone())).unwrap();
+        drv.add_vpc(&vpc(1, 100)).unwrap();
+    }
+}

@@ -1,0 +1,443 @@
+//! Typed table programming: the Rust-side description of each table entry, converted to the
+//! shared-regs entry format an admin command carries, plus a short text naming the entry
+//! for error messages ("vpc 3, vni 100, 10.0.0.0/16").
+//!
+//! The driver checks here only what cannot be encoded (too many DNS servers); every range
+//! and consistency rule is the firmware's to enforce, so that the device stays the one
+//! authority on what its tables accept.
+use crate::error::{DriverError, Result};
+use shared_regs::entry::{
+    MappingEntry, MappingLocation, RouteEntry, RouteTarget, SubnetEntry, UplinkEntry, VfEntry,
+    VfFlags, VpcEntry, MAIN_ROUTE_TABLE, UPLINK_FUNCTION, VPC_DNS_SERVERS,
+};
+use shared_regs::{Le16, Le32, MacBytes};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// A MAC address in wire order.
+pub type Mac = MacBytes;
+
+/// An IPv4 prefix: base address and length.
+pub type Cidr = (Ipv4Addr, u8);
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub struct MacDisplay<'a>(pub &'a Mac);
+
+impl fmt::Display for MacDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+fn cidr_text((ip, len): Cidr) -> String {
+    format!("{ip}/{len}")
+}
+
+/// A VPC (`VPC_ADD`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpcSpec {
+    /// Index in the VPC table.
+    pub id: u16,
+    /// 24-bit VNI, unique among VPCs.
+    pub vni: u32,
+    pub cidr: Cidr,
+    /// The route table subnets without their own use; `None` for none yet.
+    pub main_route_table: Option<u16>,
+    /// DNS servers for DHCP, at most 4; empty means the default (base + 2).
+    pub dns: Vec<Ipv4Addr>,
+}
+
+impl VpcSpec {
+    /// The `VPC_ADD` parameters.
+    pub fn to_entry(&self) -> Result<VpcEntry> {
+        if self.dns.len() > VPC_DNS_SERVERS {
+            return Err(DriverError::InvalidArgument(format!(
+                "{}: {} DNS servers given, a VPC carries at most {VPC_DNS_SERVERS}",
+                self.describe(),
+                self.dns.len()
+            )));
+        }
+        let mut dns = [[0u8; 4]; VPC_DNS_SERVERS];
+        for (slot, ip) in dns.iter_mut().zip(&self.dns) {
+            *slot = ip.octets();
+        }
+        Ok(VpcEntry {
+            id: Le16::new(self.id),
+            main_route_table: Le16::new(self.main_route_table.unwrap_or(MAIN_ROUTE_TABLE)),
+            vni: Le32::new(self.vni),
+            cidr: self.cidr.0.octets(),
+            cidr_len: self.cidr.1,
+            dns_count: self.dns.len() as u8,
+            reserved: [0; 2],
+            dns,
+        })
+    }
+
+    /// "vpc 3, vni 100, 10.0.0.0/16".
+    pub fn describe(&self) -> String {
+        format!(
+            "vpc {}, vni {}, {}",
+            self.id,
+            self.vni,
+            cidr_text(self.cidr)
+        )
+    }
+}
+
+/// A subnet (`SUBNET_ADD`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubnetSpec {
+    /// Index in the subnet table.
+    pub id: u16,
+    pub vpc_id: u16,
+    /// Prefix inside the VPC CIDR, /16 ..= /28.
+    pub cidr: Cidr,
+    /// Its own route table, or `None` for the VPC's main table.
+    pub route_table: Option<u16>,
+    /// MAC of the subnet gateway (base + 1).
+    pub gateway_mac: Mac,
+}
+
+impl SubnetSpec {
+    /// The `SUBNET_ADD` parameters.
+    pub fn to_entry(&self) -> SubnetEntry {
+        SubnetEntry {
+            id: Le16::new(self.id),
+            vpc_id: Le16::new(self.vpc_id),
+            route_table_id: Le16::new(self.route_table.unwrap_or(MAIN_ROUTE_TABLE)),
+            prefix_len: self.cidr.1,
+            reserved: 0,
+            prefix: self.cidr.0.octets(),
+            gateway_mac: self.gateway_mac,
+            reserved2: [0; 2],
+        }
+    }
+
+    /// "subnet 2 of vpc 1, 10.0.1.0/24".
+    pub fn describe(&self) -> String {
+        format!(
+            "subnet {} of vpc {}, {}",
+            self.id,
+            self.vpc_id,
+            cidr_text(self.cidr)
+        )
+    }
+}
+
+/// Where a route sends matching packets (F8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteTargetSpec {
+    /// Drop silently.
+    Blackhole,
+    /// A gateway by ID.
+    Gateway(u16),
+    /// A peered VPC by ID.
+    Peering(u16),
+    /// An instance (middlebox) by its primary IPv4.
+    Instance(Ipv4Addr),
+}
+
+impl RouteTargetSpec {
+    /// Kind and argument as [`RouteEntry`] carries them. IDs are little-endian like every
+    /// number of the contract; an instance address is in network order.
+    pub fn encode(self) -> (RouteTarget, [u8; 4]) {
+        match self {
+            RouteTargetSpec::Blackhole => (RouteTarget::Blackhole, [0; 4]),
+            RouteTargetSpec::Gateway(id) => (RouteTarget::Gateway, u32::from(id).to_le_bytes()),
+            RouteTargetSpec::Peering(id) => (RouteTarget::Peering, u32::from(id).to_le_bytes()),
+            RouteTargetSpec::Instance(ip) => (RouteTarget::Instance, ip.octets()),
+        }
+    }
+}
+
+impl fmt::Display for RouteTargetSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteTargetSpec::Blackhole => f.write_str("blackhole"),
+            RouteTargetSpec::Gateway(id) => write!(f, "gateway {id}"),
+            RouteTargetSpec::Peering(id) => write!(f, "peering to vpc {id}"),
+            RouteTargetSpec::Instance(ip) => write!(f, "instance {ip}"),
+        }
+    }
+}
+
+/// The `ROUTE_ADD` / `ROUTE_DEL` parameters (`target` is ignored by `ROUTE_DEL`).
+pub fn route_entry(table: u16, dest: Cidr, target: RouteTargetSpec) -> RouteEntry {
+    let (kind, arg) = target.encode();
+    RouteEntry {
+        table_id: Le16::new(table),
+        prefix_len: dest.1,
+        target_kind: kind as u8,
+        prefix: dest.0.octets(),
+        target: arg,
+    }
+}
+
+/// "route 0.0.0.0/0 in table 1".
+pub fn route_text(table: u16, dest: Cidr) -> String {
+    format!("route {} in table {table}", cidr_text(dest))
+}
+
+/// Where a mapped instance address lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MappingLocationSpec {
+    /// On a VF of this NIC.
+    LocalVf(u16),
+    /// On another host, by its underlay IPv4.
+    Remote(Ipv4Addr),
+}
+
+impl fmt::Display for MappingLocationSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MappingLocationSpec::LocalVf(vf) => write!(f, "local vf {vf}"),
+            MappingLocationSpec::Remote(ip) => write!(f, "remote host {ip}"),
+        }
+    }
+}
+
+/// The `MAPPING_ADD` parameters (`MAPPING_DEL` reads only `vni` and `ip`).
+pub fn mapping_entry(vni: u32, ip: Ipv4Addr, mac: Mac, loc: MappingLocationSpec) -> MappingEntry {
+    let (location, vf, underlay) = match loc {
+        MappingLocationSpec::LocalVf(vf) => (MappingLocation::LocalVf, vf, [0; 4]),
+        MappingLocationSpec::Remote(ip) => (MappingLocation::Remote, 0, ip.octets()),
+    };
+    MappingEntry {
+        vni: Le32::new(vni),
+        ip: ip.octets(),
+        mac,
+        location: location as u8,
+        reserved: 0,
+        vf: Le16::new(vf),
+        reserved2: [0; 2],
+        underlay_ip: underlay,
+    }
+}
+
+/// "mapping vni 100 10.0.1.5".
+pub fn mapping_text(vni: u32, ip: Ipv4Addr) -> String {
+    format!("mapping vni {vni} {ip}")
+}
+
+/// The instance a VF serves (`VF_SET`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VfSpec {
+    pub vf: u16,
+    pub subnet_id: u16,
+    /// Unicast MAC the VM sees on its VF.
+    pub mac: Mac,
+    pub primary_ip: Ipv4Addr,
+    /// Source/destination check (F5); on for ordinary instances.
+    pub src_dst_check: bool,
+}
+
+impl VfSpec {
+    /// The `VF_SET` parameters.
+    pub fn to_entry(&self) -> VfEntry {
+        let flags = if self.src_dst_check {
+            VfFlags::SRC_DST_CHECK
+        } else {
+            VfFlags::empty()
+        };
+        VfEntry {
+            vf: Le16::new(self.vf),
+            subnet_id: Le16::new(self.subnet_id),
+            flags: Le16::new(flags.bits()),
+            reserved: [0; 2],
+            mac: self.mac,
+            reserved2: [0; 2],
+            primary_ip: self.primary_ip.octets(),
+        }
+    }
+
+    /// "vf 0 in subnet 2, 10.0.1.10, 02:00:00:00:00:01".
+    pub fn describe(&self) -> String {
+        format!(
+            "vf {} in subnet {}, {}, {}",
+            self.vf,
+            self.subnet_id,
+            self.primary_ip,
+            MacDisplay(&self.mac)
+        )
+    }
+}
+
+/// The uplink port's addresses (`UPLINK_SET`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UplinkSpec {
+    pub mac: Mac,
+    pub next_hop_mac: Mac,
+    /// This host's underlay address: VXLAN source and the only address decapsulated.
+    pub underlay_ip: Ipv4Addr,
+    /// Uplink IP MTU (9216 is usual).
+    pub mtu: u16,
+}
+
+impl UplinkSpec {
+    /// The `UPLINK_SET` parameters.
+    pub fn to_entry(&self) -> UplinkEntry {
+        UplinkEntry {
+            mac: self.mac,
+            next_hop_mac: self.next_hop_mac,
+            underlay_ip: self.underlay_ip.octets(),
+            mtu: Le16::new(self.mtu),
+            reserved: [0; 2],
+        }
+    }
+
+    /// "uplink 192.0.2.1, mtu 9216".
+    pub fn describe(&self) -> String {
+        format!("uplink {}, mtu {}", self.underlay_ip, self.mtu)
+    }
+}
+
+/// Whose counters `GET_STATS` / `CLEAR_STATS` read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StatsFunction {
+    Vf(u16),
+    Uplink,
+}
+
+impl StatsFunction {
+    /// The function number of [`shared_regs::entry::StatsQuery`].
+    pub fn index(self) -> u16 {
+        match self {
+            StatsFunction::Vf(n) => n,
+            StatsFunction::Uplink => UPLINK_FUNCTION,
+        }
+    }
+}
+
+impl fmt::Display for StatsFunction {
+    /// "vf0", "uplink": the column names of `nicctl stats`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatsFunction::Vf(n) => write!(f, "vf{n}"),
+            StatsFunction::Uplink => f.write_str("uplink"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocopy::IntoBytes;
+
+    #[test]
+    fn vpc_entry_encodes_ids_cidr_and_dns() {
+        let spec = VpcSpec {
+            id: 3,
+            vni: 0x0001_0203,
+            cidr: (Ipv4Addr::new(10, 0, 0, 0), 16),
+            main_route_table: None,
+            dns: vec![Ipv4Addr::new(10, 0, 0, 2)],
+        };
+        let e = spec.to_entry().unwrap();
+        let b = e.as_bytes();
+        assert_eq!(&b[0..2], &[3, 0]);
+        assert_eq!(&b[2..4], &[0xff, 0xff], "no main table is MAIN_ROUTE_TABLE");
+        assert_eq!(&b[4..8], &[3, 2, 1, 0], "VNI little-endian");
+        assert_eq!(&b[8..12], &[10, 0, 0, 0]);
+        assert_eq!((b[12], b[13]), (16, 1));
+        assert_eq!(&b[16..20], &[10, 0, 0, 2]);
+        assert_eq!(spec.describe(), "vpc 3, vni 66051, 10.0.0.0/16");
+
+        let too_many = VpcSpec {
+            dns: vec![Ipv4Addr::LOCALHOST; 5],
+            ..spec
+        };
+        let err = too_many.to_entry().unwrap_err();
+        assert!(err.to_string().contains("5 DNS servers"), "{err}");
+    }
+
+    #[test]
+    fn route_targets_encode_kind_and_argument() {
+        let e = route_entry(
+            1,
+            (Ipv4Addr::new(0, 0, 0, 0), 0),
+            RouteTargetSpec::Gateway(0x0102),
+        );
+        assert_eq!(e.as_bytes(), &[1, 0, 0, 2, 0, 0, 0, 0, 2, 1, 0, 0]);
+        let e = route_entry(
+            2,
+            (Ipv4Addr::new(10, 1, 0, 0), 16),
+            RouteTargetSpec::Instance(Ipv4Addr::new(10, 0, 1, 9)),
+        );
+        assert_eq!(e.target_kind, RouteTarget::Instance as u8);
+        assert_eq!(e.target, [10, 0, 1, 9]);
+        assert_eq!(
+            route_entry(0, (Ipv4Addr::UNSPECIFIED, 0), RouteTargetSpec::Blackhole).target_kind,
+            RouteTarget::Blackhole as u8
+        );
+        assert_eq!(
+            route_entry(0, (Ipv4Addr::UNSPECIFIED, 0), RouteTargetSpec::Peering(4)).target,
+            [4, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn mapping_vf_uplink_and_subnet_entries() {
+        let mac = [2, 0, 0, 0, 0, 9];
+        let m = mapping_entry(
+            100,
+            Ipv4Addr::new(10, 0, 1, 5),
+            mac,
+            MappingLocationSpec::Remote(Ipv4Addr::new(192, 0, 2, 7)),
+        );
+        assert_eq!(m.location, MappingLocation::Remote as u8);
+        assert_eq!(m.underlay_ip, [192, 0, 2, 7]);
+        let m = mapping_entry(
+            100,
+            Ipv4Addr::new(10, 0, 1, 5),
+            mac,
+            MappingLocationSpec::LocalVf(6),
+        );
+        assert_eq!(
+            (m.location, m.vf.get()),
+            (MappingLocation::LocalVf as u8, 6)
+        );
+
+        let vf = VfSpec {
+            vf: 1,
+            subnet_id: 2,
+            mac,
+            primary_ip: Ipv4Addr::new(10, 0, 1, 10),
+            src_dst_check: true,
+        };
+        assert_eq!(vf.to_entry().flags.get(), VfFlags::SRC_DST_CHECK.bits());
+        let off = VfSpec {
+            src_dst_check: false,
+            ..vf.clone()
+        };
+        assert_eq!(off.to_entry().flags.get(), 0);
+        assert_eq!(
+            vf.describe(),
+            "vf 1 in subnet 2, 10.0.1.10, 02:00:00:00:00:09"
+        );
+
+        let s = SubnetSpec {
+            id: 2,
+            vpc_id: 1,
+            cidr: (Ipv4Addr::new(10, 0, 1, 0), 24),
+            route_table: None,
+            gateway_mac: mac,
+        };
+        assert_eq!(s.to_entry().route_table_id.get(), MAIN_ROUTE_TABLE);
+        assert_eq!(s.to_entry().prefix, [10, 0, 1, 0]);
+
+        let u = UplinkSpec {
+            mac,
+            next_hop_mac: [2, 0, 0, 0, 0, 1],
+            underlay_ip: Ipv4Addr::new(192, 0, 2, 1),
+            mtu: 9216,
+        };
+        assert_eq!(u.to_entry().mtu.get(), 9216);
+        assert_eq!(StatsFunction::Uplink.index(), UPLINK_FUNCTION);
+        assert_eq!(StatsFunction::Vf(3).to_string(), "vf3");
+    }
+}

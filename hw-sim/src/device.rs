@@ -1,0 +1,246 @@
+//! The device thread and [`SimPlatform`], the chip as the firmware sees it.
+//!
+//! The thread calls [`Firmware::poll`] while it reports work. When it reports none, the
+//! thread sleeps on [`Wake`] until a host BAR write, an uplink frame or shutdown, or for at
+//! most [`IDLE_WAIT`] so the firmware's heartbeat keeps its once-a-millisecond promise. It
+//! never spins a core on an idle device.
+use crate::firmware_ram::FirmwareRam;
+use crate::nic::Shared;
+use nic_firmware::{DmaError, Firmware, Function, Platform};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Longest the device thread sleeps between polls of an idle firmware.
+pub(crate) const IDLE_WAIT: Duration = Duration::from_millis(1);
+
+/// A doorbell the host side rings and the device thread sleeps on.
+#[derive(Default)]
+pub(crate) struct Wake {
+    pending: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Wake {
+    /// Something happened the device should look at.
+    pub(crate) fn ring(&self) {
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cv.notify_one();
+    }
+
+    /// Sleeps until rung or `timeout`; returns at once if rung since the last wait.
+    pub(crate) fn wait(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        while !*pending {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            if left.is_zero() {
+                break;
+            }
+            pending = self
+                .cv
+                .wait_timeout(pending, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *pending = false;
+    }
+}
+
+/// The chip around the firmware: register files, DMA, interrupts, the uplink, a clock.
+pub(crate) struct SimPlatform {
+    shared: Arc<Shared>,
+    epoch: Instant,
+}
+
+impl SimPlatform {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        SimPlatform {
+            shared,
+            epoch: Instant::now(),
+        }
+    }
+
+    /// DMA through `func`'s address space, unless a fault is injected.
+    fn dma<T>(
+        &self,
+        func: Function,
+        op: impl FnOnce(&crate::dma::DmaSpace) -> Result<T, DmaError>,
+    ) -> Result<T, DmaError> {
+        let i = self.shared.index(func).ok_or(DmaError)?;
+        if self.shared.faults.take_dma_failure(i) {
+            return Err(DmaError);
+        }
+        op(&self.shared.functions[i].dma)
+    }
+}
+
+impl Platform for SimPlatform {
+    fn read_reg(&mut self, func: Function, offset: u32) -> u32 {
+        self.shared.get(func).map_or(0, |f| f.regs.dev_read(offset))
+    }
+
+    fn write_reg(&mut self, func: Function, offset: u32, value: u32) {
+        if let Some(f) = self.shared.get(func) {
+            f.regs.dev_write(offset, value);
+        }
+    }
+
+    fn dma_read(&mut self, func: Function, iova: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        self.dma(func, |d| d.read(iova, buf))
+    }
+
+    fn dma_write(&mut self, func: Function, iova: u64, data: &[u8]) -> Result<(), DmaError> {
+        self.dma(func, |d| d.write(iova, data))
+    }
+
+    fn raise_irq(&mut self, func: Function, cause: u32) {
+        if let Some(f) = self.shared.get(func) {
+            f.irq.raise(&f.regs, cause);
+        }
+    }
+
+    fn uplink_send(&mut self, frame: &[u8]) -> bool {
+        self.shared.uplink.push_from_device(frame)
+    }
+
+    fn uplink_recv(&mut self, buf: &mut [u8]) -> Option<usize> {
+        self.shared.uplink.pop_to_device(buf)
+    }
+
+    fn now_us(&mut self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The device thread's body: runs the firmware until shutdown.
+pub(crate) fn run(shared: Arc<Shared>, mut ram: FirmwareRam) {
+    let mut fw = Firmware::new(ram.memory());
+    let mut platform = SimPlatform::new(Arc::clone(&shared));
+    while !shared.shutdown.load(Ordering::Acquire) {
+        let busy = match shared.faults.may_run() {
+            Some(_running) => {
+                shared.polls.fetch_add(1, Ordering::Relaxed);
+                fw.poll(&mut platform)
+            }
+            None => false,
+        };
+        if !busy {
+            shared.wake.wait(IDLE_WAIT);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memfd::SharedMemory;
+    use crate::nic::{Nic, SimConfig};
+    use shared_regs::{pf, vf};
+    use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+    fn platform() -> (Nic, SimPlatform) {
+        let nic = Nic::start(SimConfig {
+            num_vfs: 2,
+            ..SimConfig::default()
+        })
+        .unwrap();
+        nic.faults().stall_firmware(true);
+        let p = SimPlatform::new(Arc::clone(&nic.shared));
+        (nic, p)
+    }
+
+    #[test]
+    fn device_register_access_ignores_host_rules() {
+        let (nic, mut p) = platform();
+        p.write_reg(Function::Pf, pf::STATUS, pf::Status::READY.bits());
+        assert_eq!(
+            nic.pf().bar_read32(u64::from(pf::STATUS)).unwrap(),
+            pf::Status::READY.bits()
+        );
+        p.write_reg(Function::Vf(1), vf::MAC_LO, 0x0403_0201);
+        assert_eq!(
+            nic.vf(1)
+                .unwrap()
+                .bar_read32(u64::from(vf::MAC_LO))
+                .unwrap(),
+            0x0403_0201
+        );
+        assert_eq!(p.read_reg(Function::Vf(9), vf::VF_INDEX), 0);
+        p.write_reg(Function::Vf(9), vf::MAC_LO, 1); // no such VF: ignored
+        assert_eq!(p.read_reg(Function::Pf, 0x5000), 0);
+    }
+
+    #[test]
+    fn dma_is_isolated_per_function_and_honours_injected_faults() {
+        let (nic, mut p) = platform();
+        let shm = SharedMemory::new("pf-mem", 0, 4096).unwrap();
+        nic.pf().dma_map(0x2000, 4096, shm.file(), 0).unwrap();
+        p.dma_write(Function::Pf, 0x2000, b"pf").unwrap();
+        let mut buf = [0u8; 2];
+        assert_eq!(p.dma_read(Function::Vf(0), 0x2000, &mut buf), Err(DmaError));
+        assert_eq!(p.dma_write(Function::Vf(1), 0x2000, b"vf"), Err(DmaError));
+        assert_eq!(p.dma_read(Function::Vf(7), 0x2000, &mut buf), Err(DmaError));
+        p.dma_read(Function::Pf, 0x2000, &mut buf).unwrap();
+        assert_eq!(&buf, b"pf");
+
+        nic.faults().fail_dma(Function::Pf, 2);
+        assert_eq!(p.dma_read(Function::Pf, 0x2000, &mut buf), Err(DmaError));
+        assert_eq!(p.dma_write(Function::Pf, 0x2000, b"xx"), Err(DmaError));
+        p.dma_read(Function::Pf, 0x2000, &mut buf).unwrap();
+        assert_eq!(&buf, b"pf", "the failed write must not have landed");
+    }
+
+    #[test]
+    fn raise_irq_respects_the_mask() {
+        let (nic, mut p) = platform();
+        let vf = nic.vf(0).unwrap();
+        let efd = EventFd::new(EFD_NONBLOCK).unwrap();
+        vf.set_irq(vf::IRQ_VECTOR, Some(efd.try_clone().unwrap()))
+            .unwrap();
+        p.raise_irq(Function::Vf(0), vf::Intr::RX.bits());
+        assert!(efd.read().is_err(), "masked: no interrupt");
+        vf.bar_write32(u64::from(vf::INTR_CAUSE), u32::MAX).unwrap();
+        vf.bar_write32(u64::from(vf::INTR_MASK), !vf::Intr::RX.bits())
+            .unwrap();
+        assert!(efd.read().is_err(), "nothing pending when unmasked");
+        p.raise_irq(Function::Vf(0), vf::Intr::RX.bits());
+        assert_eq!(efd.read().unwrap(), 1);
+        assert_eq!(
+            vf.bar_read32(u64::from(vf::INTR_CAUSE)).unwrap(),
+            vf::Intr::RX.bits()
+        );
+        p.raise_irq(Function::Vf(1), vf::Intr::RX.bits());
+        assert!(efd.read().is_err(), "another VF's interrupt");
+    }
+
+    #[test]
+    fn uplink_and_clock() {
+        let (nic, mut p) = platform();
+        nic.uplink().send(b"in");
+        let mut buf = [0u8; 64];
+        assert_eq!(p.uplink_recv(&mut buf), Some(2));
+        assert!(p.uplink_send(b"out"));
+        assert_eq!(
+            nic.uplink().recv(Duration::from_secs(1)).as_deref(),
+            Some(&b"out"[..])
+        );
+        let t0 = p.now_us();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(p.now_us() >= t0 + 2000);
+    }
+
+    #[test]
+    fn wake_returns_at_once_when_rung_before() {
+        let w = Wake::default();
+        w.ring();
+        let t = Instant::now();
+        w.wait(Duration::from_secs(5));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        let t = Instant::now();
+        w.wait(Duration::from_millis(5));
+        assert!(t.elapsed() >= Duration::from_millis(5));
+    }
+}
