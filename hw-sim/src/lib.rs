@@ -31,6 +31,6 @@ mod uplink;
 
 pub use error::{FunctionName, SimError};
 pub use faults::FaultInjector;
-pub use nic::{FunctionPort, Nic, SimConfig};
+pub use nic::{FunctionPort, Nic, SimConfig, MAX_VFS};
 pub use nic_firmware::Function;
 pub use uplink::UplinkPort;

@@ -396,14 +396,56 @@ mod tests {
     #[test]
     fn stall_stops_polling_and_resumes() {
         let nic = Nic::start(small()).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        // No settling time: once stall_firmware returns, no poll is running or starts.
         nic.faults().stall_firmware(true);
-        std::thread::sleep(Duration::from_millis(10));
         let before = nic.polls();
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(nic.polls(), before, "a stalled device must not poll");
         nic.faults().stall_firmware(false);
         std::thread::sleep(Duration::from_millis(30));
         assert!(nic.polls() > before);
+    }
+
+    /// The device thread really runs the firmware: it takes the power-on reset, announces
+    /// itself, keeps a heartbeat, and takes a reset the host requests.
+    #[test]
+    fn firmware_comes_up_and_takes_a_requested_reset() {
+        let nic = Nic::start(small()).unwrap();
+        let pf = nic.pf();
+        let ready = |pf: &FunctionPort| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while pf.bar_read32(u64::from(pf::STATUS)).unwrap() & pf::Status::READY.bits() == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "firmware never became ready"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        ready(&pf);
+        assert_eq!(
+            pf.bar_read32(u64::from(pf::ID)).unwrap(),
+            shared_regs::DEVICE_ID_MAGIC
+        );
+        assert_eq!(pf.bar_read32(u64::from(pf::NUM_VFS)).unwrap(), 2);
+        let beat = pf.bar_read32(u64::from(pf::HEARTBEAT)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            pf.bar_read32(u64::from(pf::HEARTBEAT)).unwrap() != beat,
+            "no heartbeat"
+        );
+
+        nic.faults().stall_firmware(true);
+        pf.bar_write32(u64::from(pf::CONTROL), pf::Control::RESET.bits())
+            .unwrap();
+        assert_eq!(pf.bar_read32(u64::from(pf::STATUS)).unwrap(), 0);
+        nic.faults().stall_firmware(false);
+        ready(&pf);
+        assert_eq!(
+            pf.bar_read32(u64::from(pf::CONTROL)).unwrap() & pf::Control::RESET.bits(),
+            0
+        );
     }
 
     #[test]

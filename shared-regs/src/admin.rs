@@ -117,7 +117,9 @@ opcodes! {
     GetStats = 0x0002, "GET_STATS";
     /// Zeroes one function's counters. Params: [`crate::entry::StatsQuery`].
     ClearStats = 0x0003, "CLEAR_STATS";
-    /// Adds a VPC. Params: [`crate::entry::VpcEntry`].
+    /// Adds a VPC. Params: [`crate::entry::VpcEntry`]. An indirect buffer, if given, holds
+    /// the VPC's DNS domain name (DHCP option 15) in ASCII, at most
+    /// [`crate::entry::DOMAIN_MAX`] bytes.
     VpcAdd = 0x0010, "VPC_ADD";
     /// Deletes a VPC that no subnet or route table uses. Params: [`crate::entry::IdParam`].
     VpcDel = 0x0011, "VPC_DEL";
@@ -145,8 +147,26 @@ opcodes! {
     VfSet = 0x0060, "VF_SET";
     /// Unassigns a VF; its link goes down. Params: [`crate::entry::IdParam`].
     VfClear = 0x0061, "VF_CLEAR";
+    /// Adds a secondary address to an assigned VF (at most
+    /// [`crate::entry::VF_SECONDARY_ADDRS`]). Params: [`crate::entry::VfAddrEntry`].
+    VfAddrAdd = 0x0062, "VF_ADDR_ADD";
+    /// Removes a secondary address. Params: [`crate::entry::VfAddrEntry`].
+    VfAddrDel = 0x0063, "VF_ADDR_DEL";
+    /// Changes an assigned VF's flags (source/destination check). Params:
+    /// [`crate::entry::VfFlagsEntry`].
+    VfFlagsSet = 0x0064, "VF_FLAGS_SET";
     /// Sets the uplink port. Params: [`crate::entry::UplinkEntry`].
     UplinkSet = 0x0070, "UPLINK_SET";
+    /// Adds a gateway endpoint (internet, VPN or NAT gateway reached over VXLAN). Params:
+    /// [`crate::entry::GatewayEntry`].
+    GatewayAdd = 0x0080, "GATEWAY_ADD";
+    /// Deletes a gateway no route uses. Params: [`crate::entry::IdParam`].
+    GatewayDel = 0x0081, "GATEWAY_DEL";
+    /// Runs the pipeline in dry run over one frame and reports every decision, sending
+    /// nothing and counting nothing. Params: [`crate::entry::TraceQuery`]. The indirect
+    /// buffer holds the frame on the way in and a [`crate::trace`] report on the way out.
+    /// Result: report bytes.
+    Trace = 0x0090, "TRACE";
 }
 
 macro_rules! statuses {

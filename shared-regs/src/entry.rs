@@ -212,6 +212,76 @@ pub struct UplinkEntry {
     pub reserved: [u8; 2],
 }
 
+/// Secondary addresses a VF holds besides its primary one.
+pub const VF_SECONDARY_ADDRS: usize = 7;
+/// Longest DNS domain name a VPC carries.
+pub const DOMAIN_MAX: usize = 64;
+
+/// `VF_ADDR_ADD` / `VF_ADDR_DEL`: a secondary IPv4 of a VF, inside its subnet and not a
+/// reserved address.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct VfAddrEntry {
+    pub vf: Le16,
+    pub reserved: [u8; 2],
+    pub ip: Ipv4Bytes,
+}
+
+/// `VF_FLAGS_SET`.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct VfFlagsEntry {
+    pub vf: Le16,
+    /// [`VfFlags`].
+    pub flags: Le16,
+}
+
+/// Kinds of gateway (informational: every kind is reached the same way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum GatewayKind {
+    Internet = 0,
+    Vpn = 1,
+    Nat = 2,
+}
+
+impl GatewayKind {
+    /// The kind with this number.
+    pub fn from_u8(v: u8) -> Option<GatewayKind> {
+        match v {
+            0 => Some(GatewayKind::Internet),
+            1 => Some(GatewayKind::Vpn),
+            2 => Some(GatewayKind::Nat),
+            _ => None,
+        }
+    }
+}
+
+/// `GATEWAY_ADD`: an edge reached over the underlay. Routes name it by `id`.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct GatewayEntry {
+    /// Index in the gateway table.
+    pub id: Le16,
+    /// [`GatewayKind`].
+    pub kind: u8,
+    pub reserved: u8,
+    /// The gateway's underlay address: VXLAN destination, and a trusted outer source (F15).
+    pub underlay_ip: Ipv4Bytes,
+    /// Inner destination MAC of frames sent to the gateway (its VXLAN device's MAC).
+    pub mac: MacBytes,
+    pub reserved2: [u8; 2],
+}
+
+/// `TRACE`: the port the frame arrives on (a VF index or [`UPLINK_FUNCTION`]) and its
+/// length in the indirect buffer.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct TraceQuery {
+    pub port: Le16,
+    pub frame_len: Le16,
+}
+
 macro_rules! fits_params {
     ($($t:ty),*) => { $(const _: () = assert!(core::mem::size_of::<$t>() <= crate::admin::PARAMS_SIZE);)* };
 }
@@ -224,8 +294,13 @@ fits_params!(
     RouteEntry,
     MappingEntry,
     VfEntry,
-    UplinkEntry
+    UplinkEntry,
+    VfAddrEntry,
+    VfFlagsEntry,
+    GatewayEntry,
+    TraceQuery
 );
+const _: () = assert!(core::mem::size_of::<GatewayEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<VpcEntry>() == 32);
 const _: () = assert!(core::mem::size_of::<SubnetEntry>() == 20);
 const _: () = assert!(core::mem::size_of::<RouteEntry>() == 12);

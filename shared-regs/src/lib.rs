@@ -30,6 +30,7 @@ pub mod entry;
 pub mod pf;
 pub mod regs;
 pub mod stats;
+pub mod trace;
 pub mod vf;
 
 /// Little-endian field types used in every layout of this crate.
@@ -38,7 +39,7 @@ pub use zerocopy::byteorder::little_endian::{U16 as Le16, U32 as Le32, U64 as Le
 /// Major ABI version. A driver refuses a device whose major version differs from its own.
 pub const ABI_VERSION_MAJOR: u16 = 1;
 /// Minor ABI version. Raised for backwards-compatible additions (new opcodes, new counters).
-pub const ABI_VERSION_MINOR: u16 = 0;
+pub const ABI_VERSION_MINOR: u16 = 1;
 /// The value of [`pf::ABI_VERSION`]: major in bits 31:16, minor in bits 15:0.
 pub const ABI_VERSION: u32 = ((ABI_VERSION_MAJOR as u32) << 16) | ABI_VERSION_MINOR as u32;
 

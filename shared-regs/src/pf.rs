@@ -15,6 +15,7 @@
 //! | 0x01C | `CAP_ROUTES` | RO | 0 | routes per route table, the implicit local route included |
 //! | 0x020 | `CAP_MAPPINGS` | RO | 0 | entries of the (VNI, IPv4) mapping table |
 //! | 0x024 | `CAP_ADMINQ_ENTRIES` | RO | 0 | largest admin queue the firmware accepts |
+//! | 0x028 | `CAP_GATEWAYS` | RO | 0 | capacity of the gateway table (ABI 1.1) |
 //! | 0x040 | `CONTROL` | RW | 0 | [`Control`]; `RESET` self-clears when the reset is taken |
 //! | 0x044 | `STATUS` | RO | 0 | [`Status`] |
 //! | 0x048 | `HEARTBEAT` | RO | 0 | incremented by the firmware at least every millisecond while it runs |
@@ -50,6 +51,7 @@ pub const CAP_ROUTE_TABLES: u32 = 0x018;
 pub const CAP_ROUTES: u32 = 0x01C;
 pub const CAP_MAPPINGS: u32 = 0x020;
 pub const CAP_ADMINQ_ENTRIES: u32 = 0x024;
+pub const CAP_GATEWAYS: u32 = 0x028;
 pub const CONTROL: u32 = 0x040;
 pub const STATUS: u32 = 0x044;
 pub const HEARTBEAT: u32 = 0x048;
