@@ -55,6 +55,8 @@ pub struct DeviceInfo {
     pub mappings: u32,
     /// Largest admin queue the firmware accepts.
     pub adminq_entries: u32,
+    /// Capacity of the gateway table (`CAP_GATEWAYS`, ABI 1.1; 0 on a 1.0 device).
+    pub gateways: u32,
 }
 
 impl DeviceInfo {
@@ -147,6 +149,12 @@ pub fn reset(dev: &dyn Device, opts: &Options) -> Result<DeviceInfo> {
         routes_per_table: dev.read32(pf::CAP_ROUTES)?,
         mappings: dev.read32(pf::CAP_MAPPINGS)?,
         adminq_entries: dev.read32(pf::CAP_ADMINQ_ENTRIES)?,
+        // The register exists from ABI 1.1 on; a 1.0 device has no gateway table.
+        gateways: if abi_minor >= 1 {
+            dev.read32(pf::CAP_GATEWAYS)?
+        } else {
+            0
+        },
     })
 }
 
@@ -253,6 +261,7 @@ mod tests {
             routes_per_table: 0,
             mappings: 0,
             adminq_entries: 0,
+            gateways: 0,
         };
         assert_eq!(info.cap_names(), ["ARP_PROXY", "MULTI_VRF", "0x100000"]);
     }
@@ -306,10 +315,10 @@ mod fake_tests {
         });
         let err = reset(&dev, &quick()).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains("fake NIC speaks device ABI 2.3 but this driver speaks ABI 1.0"),
-            "{msg}"
+        let expected = format!(
+            "fake NIC speaks device ABI 2.3 but this driver speaks ABI {ABI_VERSION_MAJOR}.{ABI_VERSION_MINOR}"
         );
+        assert!(msg.contains(&expected), "{msg}");
     }
 
     #[test]
@@ -354,6 +363,17 @@ mod fake_tests {
             (10, 20, 30, 40, 50)
         );
         assert_eq!(info.adminq_entries, 64);
+        assert_eq!(info.gateways, 60);
+    }
+
+    #[test]
+    fn an_abi_1_0_device_has_no_gateway_table() {
+        let dev = FakeDevice::new(FakeConfig {
+            abi: 1 << 16,
+            ..Default::default()
+        });
+        let info = reset(&dev, &quick()).unwrap();
+        assert_eq!((info.abi_minor, info.gateways), (0, 0));
     }
 
     #[test]

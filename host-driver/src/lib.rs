@@ -11,6 +11,8 @@
 //! - [`adminq`]: posting admin commands and waiting for their in-place completion.
 //! - [`tables`]: typed table entries and their shared-regs encoding.
 //! - [`nic`]: [`PfDriver`], the typed admin calls.
+//! - [`trace`]: `TRACE` reports decoded; [`report`] prints them.
+//! - [`config`]: the VPC description file, validated, and planned into driver calls.
 pub mod adminq;
 pub mod backend;
 pub mod bringup;
@@ -22,6 +24,7 @@ pub mod report;
 pub mod tables;
 #[cfg(test)]
 pub(crate) mod test_utils;
+pub mod trace;
 
 pub use bringup::{DeviceInfo, Options};
 pub use device::Device;
@@ -29,6 +32,7 @@ pub use dma::{DmaMemory, IovaAllocator};
 pub use error::{DriverError, Result};
 pub use nic::PfDriver;
 pub use tables::{
-    Cidr, Mac, MappingLocationSpec, RouteTargetSpec, StatsFunction, SubnetSpec, UplinkSpec, VfSpec,
-    VpcSpec,
+    Cidr, GatewayKind, GatewaySpec, Mac, MappingLocationSpec, Port, RouteTargetSpec, StatsFunction,
+    SubnetSpec, UplinkSpec, VfSpec, VpcSpec,
 };
+pub use trace::TraceReport;

@@ -5,11 +5,13 @@ use crate::device::Device;
 use crate::dma::{DmaMemory, IovaAllocator};
 use crate::error::{command_label, DriverError, Result};
 use crate::tables::{
-    mapping_entry, mapping_text, route_entry, route_text, Cidr, Mac, MappingLocationSpec,
-    RouteTargetSpec, StatsFunction, SubnetSpec, UplinkSpec, VfSpec, VpcSpec,
+    mapping_entry, mapping_text, route_entry, route_text, vf_addr_entry, vf_flags_entry, Cidr,
+    GatewaySpec, Mac, MappingLocationSpec, Port, RouteTargetSpec, StatsFunction, SubnetSpec,
+    UplinkSpec, VfSpec, VpcSpec,
 };
+use crate::trace::TraceReport;
 use shared_regs::admin::{AdminCmd, Opcode, Status};
-use shared_regs::entry::{IdParam, MappingEntry, RouteTableEntry, StatsQuery};
+use shared_regs::entry::{IdParam, MappingEntry, RouteTableEntry, StatsQuery, TraceQuery};
 use shared_regs::pf;
 use shared_regs::stats::Counters;
 use shared_regs::{Le16, Le32, Le64};
@@ -18,11 +20,18 @@ use std::sync::{Mutex, MutexGuard};
 use zerocopy::{Immutable, IntoBytes};
 
 const STATS_BYTES: usize = std::mem::size_of::<Counters>();
+/// Size of the one indirect buffer: counters, a VPC's domain name, or a traced frame and
+/// its report (at most 8 + 32 * 20 bytes of steps and the frame grown by encapsulation).
+const BUF_BYTES: usize = 16 * 1024;
+/// Longest frame `trace` accepts: a jumbo frame with room to spare (the uplink MTU is 9216
+/// bytes of IPv4, 9230 with its Ethernet header).
+pub const TRACE_FRAME_MAX: usize = 9600;
 
 struct Admin {
     queue: AdminQueue,
-    /// Indirect buffer for `GET_STATS`.
-    stats: DmaMemory,
+    /// Indirect buffer of `GET_STATS`, `VPC_ADD` (domain) and `TRACE`; one command uses it
+    /// at a time, under the lock.
+    buf: DmaMemory,
 }
 
 /// The driver of one vpcnic physical function.
@@ -53,13 +62,13 @@ impl PfDriver {
         let info = bringup::reset(&*device, &opts)?;
         let mut iova = IovaAllocator::default();
         let queue = bringup::start_admin_queue(&*device, &info, &mut iova, &opts)?;
-        let stats = iova.alloc_memory(STATS_BYTES as u64)?;
-        if let Err(e) = device.dma_map(&stats) {
+        let buf = iova.alloc_memory(BUF_BYTES as u64)?;
+        if let Err(e) = device.dma_map(&buf) {
             let _ = device.dma_unmap(queue.memory());
             return Err(e);
         }
         let driver = PfDriver {
-            admin: Mutex::new(Admin { queue, stats }),
+            admin: Mutex::new(Admin { queue, buf }),
             info,
             device,
         };
@@ -130,9 +139,43 @@ impl PfDriver {
         self.command(Opcode::Nop, &[0u8; 0], String::new)
     }
 
-    /// `VPC_ADD`.
+    /// Posts `cmd` with the indirect buffer holding `input` (`buf_len` = `buf_len` or the
+    /// input's length) and returns the completed entry and the buffer; a non-OK status is
+    /// [`DriverError::Command`].
+    fn execute_with_buf<T>(
+        &self,
+        mut cmd: AdminCmd,
+        input: &[u8],
+        buf_len: Option<usize>,
+        what: String,
+        read: impl FnOnce(&AdminCmd, &DmaMemory, &str) -> Result<T>,
+    ) -> Result<T> {
+        let opcode = Opcode::from_u16(cmd.opcode.get()).unwrap_or(Opcode::Nop);
+        let mut admin = self.lock();
+        let Admin { queue, buf } = &mut *admin;
+        buf.zero(0, BUF_BYTES)?;
+        buf.write(0, input)?;
+        cmd.buf_addr = Le64::new(buf.iova());
+        cmd.buf_len = Le32::new(buf_len.unwrap_or(input.len()) as u32);
+        let done = queue.submit(&*self.device, cmd, &what)?;
+        check(opcode, &done, what.clone())?;
+        read(&done, buf, &what)
+    }
+
+    /// `VPC_ADD`, with the domain name in the indirect buffer when there is one.
     pub fn add_vpc(&self, spec: &VpcSpec) -> Result<()> {
-        self.command(Opcode::VpcAdd, &spec.to_entry()?, || spec.describe())
+        let cmd = AdminCmd::new(Opcode::VpcAdd, &spec.to_entry()?);
+        match spec.domain_bytes()? {
+            None => self.execute(cmd, || spec.describe()).map(|_| ()),
+            Some(domain) => {
+                let what = format!(
+                    "{}, domain {}",
+                    spec.describe(),
+                    spec.domain.as_deref().unwrap_or("")
+                );
+                self.execute_with_buf(cmd, domain, None, what, |_, _, _| Ok(()))
+            }
+        }
     }
 
     /// `VPC_DEL`.
@@ -216,6 +259,77 @@ impl PfDriver {
         self.command(Opcode::VfClear, &id_param(vf), || format!("vf {vf}"))
     }
 
+    /// `VF_ADDR_ADD`: a secondary address of an assigned VF.
+    pub fn add_vf_addr(&self, vf: u16, ip: Ipv4Addr) -> Result<()> {
+        self.command(Opcode::VfAddrAdd, &vf_addr_entry(vf, ip), || {
+            format!("vf {vf}, secondary address {ip}")
+        })
+    }
+
+    /// `VF_ADDR_DEL`.
+    pub fn del_vf_addr(&self, vf: u16, ip: Ipv4Addr) -> Result<()> {
+        self.command(Opcode::VfAddrDel, &vf_addr_entry(vf, ip), || {
+            format!("vf {vf}, secondary address {ip}")
+        })
+    }
+
+    /// `VF_FLAGS_SET`: turns an assigned VF's source/destination check (F5) on or off.
+    pub fn set_vf_flags(&self, vf: u16, src_dst_check: bool) -> Result<()> {
+        self.command(
+            Opcode::VfFlagsSet,
+            &vf_flags_entry(vf, src_dst_check),
+            || {
+                format!(
+                    "vf {vf}, source/destination check {}",
+                    if src_dst_check { "on" } else { "off" }
+                )
+            },
+        )
+    }
+
+    /// `GATEWAY_ADD`.
+    pub fn add_gateway(&self, spec: &GatewaySpec) -> Result<()> {
+        self.command(Opcode::GatewayAdd, &spec.to_entry(), || spec.describe())
+    }
+
+    /// `GATEWAY_DEL`.
+    pub fn del_gateway(&self, id: u16) -> Result<()> {
+        self.command(Opcode::GatewayDel, &id_param(id), || {
+            format!("gateway {id}")
+        })
+    }
+
+    /// `TRACE`: runs the pipeline in dry run over `frame` arriving on `port` and returns
+    /// every decision it took. Nothing is sent and no counter moves.
+    pub fn trace(&self, port: Port, frame: &[u8]) -> Result<TraceReport> {
+        let what = format!("{}-byte frame on {port}", frame.len());
+        if frame.is_empty() || frame.len() > TRACE_FRAME_MAX {
+            return Err(DriverError::InvalidArgument(format!(
+                "cannot trace a {what}: a traced frame is 1 to {TRACE_FRAME_MAX} bytes"
+            )));
+        }
+        let query = TraceQuery {
+            port: Le16::new(port.index()),
+            frame_len: Le16::new(frame.len() as u16),
+        };
+        let cmd = AdminCmd::new(Opcode::Trace, &query);
+        self.execute_with_buf(cmd, frame, Some(BUF_BYTES), what, |done, buf, what| {
+            let bad = |why: String| DriverError::BadCompletion {
+                command: command_label(Opcode::Trace, what),
+                what: why,
+            };
+            let len = done.result.get() as usize;
+            if len > BUF_BYTES {
+                return Err(bad(format!(
+                    "the firmware says it wrote {len} report bytes into a {BUF_BYTES}-byte buffer"
+                )));
+            }
+            let mut bytes = vec![0u8; len];
+            buf.read(0, &mut bytes)?;
+            TraceReport::decode(&bytes).map_err(bad)
+        })
+    }
+
     /// `UPLINK_SET`.
     pub fn set_uplink(&self, spec: &UplinkSpec) -> Result<()> {
         self.command(Opcode::UplinkSet, &spec.to_entry(), || spec.describe())
@@ -223,25 +337,20 @@ impl PfDriver {
 
     /// `GET_STATS`: one function's counters.
     pub fn stats(&self, function: StatsFunction) -> Result<Counters> {
-        let mut admin = self.lock();
-        let Admin { queue, stats } = &mut *admin;
-        stats.zero(0, STATS_BYTES)?;
-        let mut cmd = AdminCmd::new(Opcode::GetStats, &stats_query(function));
-        cmd.buf_addr = Le64::new(stats.iova());
-        cmd.buf_len = Le32::new(STATS_BYTES as u32);
+        let cmd = AdminCmd::new(Opcode::GetStats, &stats_query(function));
         let what = function.to_string();
-        let done = queue.submit(&*self.device, cmd, &what)?;
-        check(Opcode::GetStats, &done, what.clone())?;
-        let written = done.result.get() as usize;
-        if written != STATS_BYTES {
-            return Err(DriverError::BadCompletion {
-                command: command_label(Opcode::GetStats, &what),
-                what: format!(
-                    "the firmware wrote {written} bytes of counters, a block is {STATS_BYTES}"
-                ),
-            });
-        }
-        stats.read_obj(0)
+        self.execute_with_buf(cmd, &[], Some(STATS_BYTES), what, |done, buf, what| {
+            let written = done.result.get() as usize;
+            if written != STATS_BYTES {
+                return Err(DriverError::BadCompletion {
+                    command: command_label(Opcode::GetStats, what),
+                    what: format!(
+                        "the firmware wrote {written} bytes of counters, a block is {STATS_BYTES}"
+                    ),
+                });
+            }
+            buf.read_obj(0)
+        })
     }
 
     /// `CLEAR_STATS`: zeroes one function's counters.
@@ -260,7 +369,7 @@ impl Drop for PfDriver {
         let _ = self.device.set_irq(pf::IRQ_VECTOR, None);
         let admin = self.lock();
         let _ = self.device.dma_unmap(admin.queue.memory());
-        let _ = self.device.dma_unmap(&admin.stats);
+        let _ = self.device.dma_unmap(&admin.buf);
     }
 }
 
@@ -293,6 +402,7 @@ mod tests {
     use shared_regs::stats::{Counter, COUNTER_COUNT};
     use std::sync::Arc;
     use std::time::Duration;
+    use zerocopy::IntoBytes;
     use zerocopy::{FromBytes, FromZeros};
 
     fn open(cfg: FakeConfig) -> (Arc<FakeDevice>, PfDriver) {
@@ -313,6 +423,7 @@ mod tests {
             cidr: (Ipv4Addr::new(10, 0, 0, 0), 16),
             main_route_table: Some(1),
             dns: vec![],
+            domain: None,
         }
     }
 
@@ -432,5 +543,187 @@ mod tests {
         assert!(!dev.mapped(base));
         assert_eq!(dev.peek(pf::CONTROL), 0);
         assert_eq!(dev.peek(pf::INTR_MASK), u32::MAX);
+    }
+
+    fn recorder(dev: &FakeDevice) -> Arc<Mutex<Vec<AdminCmd>>> {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let log = sent.clone();
+        dev.set_handler(move |cmd| {
+            log.lock().unwrap().push(*cmd);
+            Reply::status(Status::Ok)
+        });
+        sent
+    }
+
+    #[test]
+    fn a_domain_travels_in_the_indirect_buffer() {
+        let (dev, drv) = open(FakeConfig::default());
+        let sent = recorder(&dev);
+        drv.add_vpc(&VpcSpec {
+            domain: Some("prod.internal".into()),
+            ..vpc()
+        })
+        .unwrap();
+        drv.add_vpc(&vpc()).unwrap();
+        let sent = sent.lock().unwrap();
+        assert_eq!(sent[0].buf_len.get(), 13);
+        assert_ne!(sent[0].buf_addr.get(), 0);
+        assert_eq!(dev.buffers(), [b"prod.internal".to_vec()]);
+        assert_eq!(
+            (sent[1].buf_addr.get(), sent[1].buf_len.get()),
+            (0, 0),
+            "no domain, no buffer"
+        );
+
+        let err = drv
+            .add_vpc(&VpcSpec {
+                domain: Some("é".into()),
+                ..vpc()
+            })
+            .unwrap_err();
+        assert!(matches!(err, DriverError::InvalidArgument(_)), "{err:?}");
+        assert_eq!(sent.len(), 2, "a refused domain sends nothing");
+
+        dev.set_handler(|_| Reply::status(Status::BadArgument));
+        let err = drv
+            .add_vpc(&VpcSpec {
+                domain: Some("a_b".into()),
+                ..vpc()
+            })
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "VPC_ADD (vpc 3, vni 100, 10.0.0.0/16, domain a_b) failed: bad argument"
+        );
+    }
+
+    #[test]
+    fn gateway_and_vf_address_calls_send_their_entries() {
+        use crate::tables::{GatewayKind, GatewaySpec};
+        let (dev, drv) = open(FakeConfig::default());
+        let sent = recorder(&dev);
+        let gw = GatewaySpec {
+            id: 2,
+            kind: GatewayKind::Internet,
+            underlay_ip: Ipv4Addr::new(192, 0, 2, 100),
+            mac: [2, 0, 0, 0, 0xff, 2],
+        };
+        drv.add_gateway(&gw).unwrap();
+        drv.del_gateway(2).unwrap();
+        drv.add_vf_addr(1, Ipv4Addr::new(10, 0, 1, 11)).unwrap();
+        drv.del_vf_addr(1, Ipv4Addr::new(10, 0, 1, 11)).unwrap();
+        drv.set_vf_flags(1, false).unwrap();
+        let sent = sent.lock().unwrap();
+        let ops: Vec<u16> = sent.iter().map(|c| c.opcode.get()).collect();
+        assert_eq!(
+            ops,
+            [
+                Opcode::GatewayAdd as u16,
+                Opcode::GatewayDel as u16,
+                Opcode::VfAddrAdd as u16,
+                Opcode::VfAddrDel as u16,
+                Opcode::VfFlagsSet as u16
+            ]
+        );
+        assert_eq!(&sent[0].params[..16], gw.to_entry().as_bytes());
+        assert_eq!(&sent[1].params[..2], &[2, 0]);
+        assert_eq!(&sent[2].params[..8], &[1, 0, 0, 0, 10, 0, 1, 11]);
+        assert_eq!(&sent[4].params[..4], &[1, 0, 0, 0]);
+
+        dev.set_handler(|_| Reply::status(Status::BadOpcode));
+        assert_eq!(
+            drv.add_gateway(&gw).unwrap_err().to_string(),
+            "GATEWAY_ADD (gateway 2 (internet), underlay 192.0.2.100, 02:00:00:00:ff:02) \
+             failed: unknown opcode"
+        );
+        assert_eq!(
+            drv.set_vf_flags(3, true).unwrap_err().to_string(),
+            "VF_FLAGS_SET (vf 3, source/destination check on) failed: unknown opcode"
+        );
+        assert_eq!(
+            drv.add_vf_addr(0, Ipv4Addr::new(10, 0, 1, 4))
+                .unwrap_err()
+                .to_string(),
+            "VF_ADDR_ADD (vf 0, secondary address 10.0.1.4) failed: unknown opcode"
+        );
+    }
+
+    #[test]
+    fn trace_sends_the_frame_and_decodes_the_report() {
+        use crate::trace::{encode_report, Verdict};
+        use shared_regs::trace::{StepKind, TraceVerdict};
+        let (dev, drv) = open(FakeConfig::default());
+        let report = encode_report(
+            TraceVerdict::Drop,
+            Counter::DropEthertype as u8,
+            1,
+            &[(1, StepKind::Ethertype, 0xFFFF, [0x86dd, 0, 0, 0])],
+            &[],
+        );
+        let reply = report.clone();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let log = sent.clone();
+        dev.set_handler(move |cmd| {
+            log.lock().unwrap().push(*cmd);
+            Reply {
+                result: reply.len() as u32,
+                buf: Some(reply.clone()),
+                ..Reply::status(Status::Ok)
+            }
+        });
+        let frame = [0x5a; 60];
+        let r = drv.trace(Port::Vf(1), &frame).unwrap();
+        assert_eq!(
+            r.verdict,
+            Verdict::Drop {
+                counter: Counter::DropEthertype,
+                port: Port::Vf(1)
+            }
+        );
+        assert_eq!(r.steps.len(), 1);
+        let cmd = sent.lock().unwrap()[0];
+        assert_eq!(cmd.opcode.get(), Opcode::Trace as u16);
+        assert_eq!(&cmd.params[..4], &[1, 0, 60, 0], "port 1, 60 bytes");
+        assert_eq!(cmd.buf_len.get() as usize, BUF_BYTES, "room for the report");
+        assert_eq!(&dev.buffers()[0][..61], &[&frame[..], &[0]].concat()[..]);
+
+        drv.trace(Port::Uplink, &frame).unwrap();
+        assert_eq!(&sent.lock().unwrap()[1].params[..2], &[0xff, 0xff]);
+
+        // A report whose length the completion misstates.
+        let short = report.len() as u32 - 1;
+        dev.set_handler(move |_| Reply {
+            result: short,
+            ..Reply::status(Status::Ok)
+        });
+        let err = drv.trace(Port::Vf(0), &frame).unwrap_err().to_string();
+        assert!(
+            err.starts_with("TRACE (60-byte frame on vf0): unexpected completion: the report is"),
+            "{err}"
+        );
+        dev.set_handler(|_| Reply {
+            result: 1 << 20,
+            ..Reply::status(Status::Ok)
+        });
+        let err = drv.trace(Port::Vf(0), &frame).unwrap_err().to_string();
+        assert!(err.contains("wrote 1048576 report bytes"), "{err}");
+    }
+
+    #[test]
+    fn trace_refuses_empty_and_oversized_frames_without_sending() {
+        let (dev, drv) = open(FakeConfig::default());
+        let err = drv.trace(Port::Vf(0), &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument: cannot trace a 0-byte frame on vf0: a traced frame is 1 to 9600 bytes"
+        );
+        let err = drv
+            .trace(Port::Uplink, &vec![0; TRACE_FRAME_MAX + 1])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("9601-byte frame on uplink"),
+            "{err}"
+        );
+        assert_eq!(dev.seen().len(), 1, "only the bring-up NOP was sent");
     }
 }

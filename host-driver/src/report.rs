@@ -2,9 +2,13 @@
 //! from the binary so that the formats are tested.
 use crate::bringup::DeviceInfo;
 use crate::error::{DriverError, Result};
-use crate::tables::StatsFunction;
+use crate::tables::{MacDisplay, StatsFunction};
+use crate::trace::{
+    Detail, DstMacClass, MappingHit, MtuDecision, RouteHop, Step, TraceReport, Verdict,
+};
 use shared_regs::stats::{Counter, Counters};
 use std::fmt::Write;
+use std::net::Ipv4Addr;
 
 /// `nicctl info`.
 pub fn info_text(info: &DeviceInfo, heartbeat: u32) -> String {
@@ -14,7 +18,7 @@ pub fn info_text(info: &DeviceInfo, heartbeat: u32) -> String {
     } else {
         caps.join(" ")
     };
-    let rows: [(&str, String); 11] = [
+    let rows: [(&str, String); 12] = [
         ("device", info.device.clone()),
         (
             "ABI version",
@@ -33,6 +37,7 @@ pub fn info_text(info: &DeviceInfo, heartbeat: u32) -> String {
         ("route tables", info.route_tables.to_string()),
         ("routes per table", info.routes_per_table.to_string()),
         ("mappings", info.mappings.to_string()),
+        ("gateways", info.gateways.to_string()),
         ("admin queue entries", info.adminq_entries.to_string()),
         ("heartbeat", heartbeat.to_string()),
     ];
@@ -123,6 +128,249 @@ pub fn stats_json(columns: &[(StatsFunction, Counters)]) -> serde_json::Value {
     obj.into()
 }
 
+/// "0x0800 (IPv4)".
+fn ethertype_text(t: u16) -> String {
+    let name = match t {
+        0x0800 => " (IPv4)",
+        0x0806 => " (ARP)",
+        0x86dd => " (IPv6)",
+        0x8100 => " (802.1Q)",
+        0x88cc => " (LLDP)",
+        _ => "",
+    };
+    format!("{t:#06x}{name}")
+}
+
+fn protocol_text(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        n => format!("protocol {n}"),
+    }
+}
+
+fn on_off(check: bool) -> &'static str {
+    if check {
+        "check on"
+    } else {
+        "check off"
+    }
+}
+
+fn route_hop_text(hop: RouteHop) -> String {
+    match hop {
+        RouteHop::Local => "local".into(),
+        RouteHop::Blackhole => "blackhole".into(),
+        RouteHop::Gateway(id) => format!("gateway {id}"),
+        RouteHop::Peering(vpc) => format!("peering to vpc {vpc}"),
+        RouteHop::Instance(ip) => format!("instance {ip}"),
+        RouteHop::Unknown(kind, arg) => format!("target kind {kind} ({arg:#x})"),
+    }
+}
+
+fn mapping_hit_text(hit: MappingHit) -> String {
+    match hit {
+        MappingHit::LocalVf(vf) => format!("vf {vf}"),
+        MappingHit::Remote(ip) => format!("remote host {ip}"),
+        MappingHit::Gateway(0) => "gateway".into(),
+        MappingHit::Gateway(arg) => format!("gateway {}", Ipv4Addr::from(arg)),
+        MappingHit::None => "no mapping".into(),
+        MappingHit::Unknown(code, arg) => format!("location {code} ({arg:#x})"),
+    }
+}
+
+/// The decoded arguments of one step: "10.0.2.20 matches 10.0.0.0/16 -> local".
+fn detail_text(detail: &Detail) -> String {
+    match *detail {
+        Detail::Received {
+            port,
+            ethertype,
+            len,
+        } => format!(
+            "on {port}: ethertype {}, {len} bytes",
+            ethertype_text(ethertype)
+        ),
+        Detail::Ethertype { ethertype } => format!("{} accepted", ethertype_text(ethertype)),
+        Detail::SrcMac => "is the VF's MAC".into(),
+        Detail::ArpRequest { sender, target } => format!("who has {target}? tell {sender}"),
+        Detail::ArpAnswer {
+            target,
+            mac,
+            sub_rule,
+        } => format!("{target} is at {} (F3{sub_rule})", MacDisplay(&mac)),
+        Detail::Ipv4 {
+            src,
+            dst,
+            protocol,
+            total_len,
+        } => format!(
+            "{src} -> {dst}, {}, {total_len} bytes",
+            protocol_text(protocol)
+        ),
+        Detail::SrcIp { check, src } => format!("{src} ({})", on_off(check)),
+        Detail::DstMac { class } => match class {
+            DstMacClass::Gateway => "the subnet gateway: route".into(),
+            DstMacClass::SameSubnetInstance => "an instance of the same subnet: deliver".into(),
+            DstMacClass::Other(n) => format!("class {n}"),
+        },
+        Detail::Route {
+            dst,
+            prefix: Some((base, len)),
+            hop: Some(hop),
+        } => format!("{dst} matches {base}/{len} -> {}", route_hop_text(hop)),
+        Detail::Route { dst, .. } => format!("{dst}: no route"),
+        Detail::Mapping { vni, ip, hit } => {
+            format!("vni {vni} {ip} -> {}", mapping_hit_text(hit))
+        }
+        Detail::DstIp { check, dst } => format!("{dst} ({})", on_off(check)),
+        Detail::Rewrite { src_is_sender } => format!(
+            "source MAC = {}",
+            if src_is_sender {
+                "the sender's (same subnet)"
+            } else {
+                "the receiving subnet's gateway"
+            }
+        ),
+        Detail::Gateway {
+            ip,
+            own_subnet,
+            echo,
+        } => format!(
+            "{ip}, {} gateway, {}",
+            if own_subnet {
+                "own subnet's"
+            } else {
+                "another subnet's"
+            },
+            if echo {
+                "echo request"
+            } else {
+                "not an echo request"
+            }
+        ),
+        Detail::Encap {
+            underlay,
+            vni,
+            sport,
+        } => format!("to {underlay}, vni {vni}, UDP source port {sport}"),
+        Detail::Decap {
+            outer_src,
+            vni,
+            inner_src,
+            inner_dst,
+        } => format!("from {outer_src}, vni {vni}: {inner_src} -> {inner_dst}"),
+        Detail::Mtu { len, mtu, decision } => format!(
+            "{len} bytes, MTU {mtu}: {}",
+            match decision {
+                MtuDecision::Fits => "fits".to_string(),
+                MtuDecision::FragNeeded => "too big with DF: ICMP fragmentation needed".into(),
+                MtuDecision::Fragment => "too big: fragmented".into(),
+                MtuDecision::Unknown(n) => format!("decision {n}"),
+            }
+        ),
+        Detail::Dhcp { msg_type, offered } => {
+            let name = match msg_type {
+                1 => "DISCOVER",
+                3 => "REQUEST",
+                4 => "DECLINE",
+                7 => "RELEASE",
+                8 => "INFORM",
+                _ => "message",
+            };
+            format!("{name} (type {msg_type}), address {offered}")
+        }
+        Detail::BcastMcast { dst } => format!("to {dst}"),
+        Detail::Unknown { args, .. } => format!(
+            "{:#x} {:#x} {:#x} {:#x}",
+            args[0], args[1], args[2], args[3]
+        ),
+    }
+}
+
+/// "[route table 1] " or "[vf 2] ": the table entry a step names, if any.
+fn table_text(step: &Step) -> String {
+    let Some(id) = step.table_id else {
+        return String::new();
+    };
+    match step.detail {
+        Detail::Route { .. } => format!("[route table {id}] "),
+        Detail::DstIp { .. } | Detail::Rewrite { .. } => format!("[vf {id}] "),
+        // The port is already in the text.
+        Detail::Received { .. } => String::new(),
+        _ => format!("[entry {id}] "),
+    }
+}
+
+/// "deliver to vf2", "drop: drop_no_route (counted on vf0)".
+pub fn verdict_text(verdict: Verdict) -> String {
+    match verdict {
+        Verdict::Drop { counter, port } => {
+            format!("drop: {} (counted on {port})", counter.name())
+        }
+        Verdict::ToVf(vf) => format!("deliver to vf{vf}"),
+        Verdict::Reply(vf) => format!("reply to vf{vf}"),
+        Verdict::ToUplink => "output to uplink".into(),
+    }
+}
+
+/// A trace as `ovs-appctl ofproto/trace` prints one: a line per step (number, rule, kind,
+/// table, decoded arguments), then the datapath action and the frame that would leave.
+pub fn trace_text(report: &TraceReport) -> String {
+    let kind_width = report
+        .steps
+        .iter()
+        .map(|s| s.kind_name().len())
+        .max()
+        .unwrap_or(0);
+    let num_width = report.steps.len().to_string().len();
+    let mut out = String::new();
+    for (i, step) in report.steps.iter().enumerate() {
+        let line = format!(
+            "{:>num_width$}. {:<3} {:<kind_width$}  {}{}",
+            i + 1,
+            step.rule_name(),
+            step.kind_name(),
+            table_text(step),
+            detail_text(&step.detail),
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    if report.truncated {
+        let _ = writeln!(
+            out,
+            "... more steps than the report holds ({})",
+            report.steps.len()
+        );
+    }
+    let _ = writeln!(out, "Datapath action: {}", verdict_text(report.verdict));
+    let f = &report.frame;
+    match f.len() {
+        0 => {}
+        n if n < 14 => {
+            let _ = writeln!(
+                out,
+                "Output frame: {n} bytes (shorter than an Ethernet header)"
+            );
+        }
+        n => {
+            let mac = |at: usize| {
+                let mut m = [0u8; 6];
+                m.copy_from_slice(&f[at..at + 6]);
+                MacDisplay(&m).to_string()
+            };
+            let _ = writeln!(
+                out,
+                "Output frame: {} -> {}, ethertype {}, {n} bytes",
+                mac(6),
+                mac(0),
+                ethertype_text(u16::from_be_bytes([f[12], f[13]]))
+            );
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +392,7 @@ mod tests {
             routes_per_table: 50,
             mappings: 4096,
             adminq_entries: 256,
+            gateways: 16,
         }
     }
 
@@ -158,12 +407,15 @@ mod tests {
     fn info_lists_every_capacity_aligned() {
         let text = info_text(&info(), 77);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 11);
+        assert_eq!(lines.len(), 12);
         assert_eq!(lines[0], "device:              fake NIC");
-        assert!(
-            text.contains("ABI version:         1.0 (driver 1.0)"),
-            "{text}"
+        let abi = format!(
+            "ABI version:         1.0 (driver {}.{})",
+            shared_regs::ABI_VERSION_MAJOR,
+            shared_regs::ABI_VERSION_MINOR
         );
+        assert!(text.contains(&abi), "{text}");
+        assert!(text.contains("gateways:            16"), "{text}");
         assert!(
             text.contains("capabilities:        ARP_PROXY TRACE"),
             "{text}"
@@ -235,5 +487,99 @@ mod tests {
         assert_eq!(v["vf1"]["drop_no_route"], 500_000);
         assert_eq!(v["uplink"]["rx_bytes"], 0);
         assert_eq!(v["vf1"].as_object().unwrap().len(), COUNTER_COUNT);
+    }
+
+    #[test]
+    fn trace_reads_like_ofproto_trace() {
+        use crate::trace::encode_report;
+        use shared_regs::entry::RouteTarget;
+        use shared_regs::trace::{StepKind, TraceVerdict};
+        let ip = |a, b, c, d| u32::from(Ipv4Addr::new(a, b, c, d));
+        let mut frame = vec![2, 0, 0, 0, 2, 0x14, 2, 0, 0, 0, 0xfe, 1, 8, 0];
+        frame.resize(98, 0);
+        let bytes = encode_report(
+            TraceVerdict::ToVf,
+            0xFF,
+            2,
+            &[
+                (0, StepKind::Received, 0, [0x0800, 98, 0, 0]),
+                (1, StepKind::Ethertype, 0xFFFF, [0x0800, 0, 0, 0]),
+                (2, StepKind::SrcMac, 0xFFFF, [0; 4]),
+                (
+                    4,
+                    StepKind::Ipv4,
+                    0xFFFF,
+                    [ip(10, 0, 1, 10), ip(10, 0, 2, 20), 1, 84],
+                ),
+                (5, StepKind::SrcIp, 0xFFFF, [1, ip(10, 0, 1, 10), 0, 0]),
+                (7, StepKind::DstMac, 0xFFFF, [0; 4]),
+                (
+                    8,
+                    StepKind::Route,
+                    1,
+                    [ip(10, 0, 2, 20), ip(10, 0, 0, 0), 16, 0],
+                ),
+                (8, StepKind::Mapping, 0xFFFF, [100, ip(10, 0, 2, 20), 0, 2]),
+                (5, StepKind::DstIp, 2, [1, ip(10, 0, 2, 20), 0, 0]),
+                (12, StepKind::Rewrite, 2, [0; 4]),
+            ],
+            &frame,
+        );
+        let report = TraceReport::decode(&bytes).unwrap();
+        let text = trace_text(&report);
+        let expected = " 1. --  received              on vf0: ethertype 0x0800 (IPv4), 98 bytes
+ 2. F1  ethertype             0x0800 (IPv4) accepted
+ 3. F2  source MAC            is the VF's MAC
+ 4. F4  IPv4 header           10.0.1.10 -> 10.0.2.20, icmp, 84 bytes
+ 5. F5  source IP check       10.0.1.10 (check on)
+ 6. F7  destination MAC       the subnet gateway: route
+ 7. F8  route lookup          [route table 1] 10.0.2.20 matches 10.0.0.0/16 -> local
+ 8. F8  mapping lookup        vni 100 10.0.2.20 -> vf 2
+ 9. F5  destination IP check  [vf 2] 10.0.2.20 (check on)
+10. F12 L2 rewrite            [vf 2] source MAC = the receiving subnet's gateway
+Datapath action: deliver to vf2
+Output frame: 02:00:00:00:fe:01 -> 02:00:00:00:02:14, ethertype 0x0800 (IPv4), 98 bytes
+";
+        assert_eq!(text, expected, "\n{text}");
+
+        let gw = (RouteTarget::Gateway as u32) << 8;
+        let bytes = encode_report(
+            TraceVerdict::Drop,
+            Counter::DropNoRoute as u8,
+            0,
+            &[
+                (8, StepKind::Route, 3, [ip(8, 8, 8, 8), 0, 0xFF, 0]),
+                (8, StepKind::Route, 3, [ip(8, 8, 8, 8), 0, gw, 1]),
+                (
+                    8,
+                    StepKind::Mapping,
+                    0xFFFF,
+                    [7, ip(10, 1, 0, 5), 1, ip(192, 0, 2, 2)],
+                ),
+                (14, StepKind::Encap, 0xFFFF, [ip(192, 0, 2, 2), 7, 50000, 0]),
+            ],
+            &[],
+        );
+        let text = trace_text(&TraceReport::decode(&bytes).unwrap());
+        let expected = "\
+1. F8  route lookup         [route table 3] 8.8.8.8: no route
+2. F8  route lookup         [route table 3] 8.8.8.8 matches 0.0.0.0/0 -> gateway 1
+3. F8  mapping lookup       vni 7 10.1.0.5 -> remote host 192.0.2.2
+4. F14 VXLAN encapsulation  to 192.0.2.2, vni 7, UDP source port 50000
+Datapath action: drop: drop_no_route (counted on vf0)
+";
+        assert_eq!(text, expected, "\n{text}");
+        let reply = TraceReport {
+            verdict: Verdict::Reply(0),
+            steps: vec![],
+            truncated: true,
+            frame: vec![1; 5],
+        };
+        assert_eq!(
+            trace_text(&reply),
+            "... more steps than the report holds (0)\nDatapath action: reply to vf0\n\
+             Output frame: 5 bytes (shorter than an Ethernet header)\n"
+        );
+        assert_eq!(verdict_text(Verdict::ToUplink), "output to uplink");
     }
 }

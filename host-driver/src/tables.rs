@@ -6,9 +6,11 @@
 //! and consistency rule is the firmware's to enforce, so that the device stays the one
 //! authority on what its tables accept.
 use crate::error::{DriverError, Result};
+pub use shared_regs::entry::GatewayKind;
 use shared_regs::entry::{
-    MappingEntry, MappingLocation, RouteEntry, RouteTarget, SubnetEntry, UplinkEntry, VfEntry,
-    VfFlags, VpcEntry, MAIN_ROUTE_TABLE, UPLINK_FUNCTION, VPC_DNS_SERVERS,
+    GatewayEntry, MappingEntry, MappingLocation, RouteEntry, RouteTarget, SubnetEntry, UplinkEntry,
+    VfAddrEntry, VfEntry, VfFlags, VfFlagsEntry, VpcEntry, DOMAIN_MAX, MAIN_ROUTE_TABLE,
+    UPLINK_FUNCTION, VPC_DNS_SERVERS,
 };
 use shared_regs::{Le16, Le32, MacBytes};
 use std::fmt;
@@ -50,6 +52,9 @@ pub struct VpcSpec {
     pub main_route_table: Option<u16>,
     /// DNS servers for DHCP, at most 4; empty means the default (base + 2).
     pub dns: Vec<Ipv4Addr>,
+    /// DNS domain name for DHCP (option 15): ASCII, at most [`DOMAIN_MAX`] bytes. It
+    /// travels in `VPC_ADD`'s indirect buffer.
+    pub domain: Option<String>,
 }
 
 impl VpcSpec {
@@ -78,6 +83,36 @@ impl VpcSpec {
         })
     }
 
+    /// The bytes of the domain name `VPC_ADD` carries, if any: refused when empty, longer
+    /// than [`DOMAIN_MAX`] or not ASCII (the characters themselves are the firmware's to
+    /// judge).
+    pub fn domain_bytes(&self) -> Result<Option<&[u8]>> {
+        let Some(domain) = &self.domain else {
+            return Ok(None);
+        };
+        let bad = |why: String| {
+            Err(DriverError::InvalidArgument(format!(
+                "{}: domain {domain:?} {why}",
+                self.describe()
+            )))
+        };
+        if domain.is_empty() {
+            return bad("is empty; leave it out for none".into());
+        }
+        if let Some((at, c)) = domain.char_indices().find(|(_, c)| !c.is_ascii()) {
+            return bad(format!(
+                "has the non-ASCII character {c:?} at byte {at}; a DNS domain name is ASCII"
+            ));
+        }
+        if domain.len() > DOMAIN_MAX {
+            return bad(format!(
+                "is {} bytes long, a VPC carries at most {DOMAIN_MAX}",
+                domain.len()
+            ));
+        }
+        Ok(Some(domain.as_bytes()))
+    }
+
     /// "vpc 3, vni 100, 10.0.0.0/16".
     pub fn describe(&self) -> String {
         format!(
@@ -86,6 +121,77 @@ impl VpcSpec {
             self.vni,
             cidr_text(self.cidr)
         )
+    }
+}
+
+/// "internet", "vpn", "nat": how the VPC file names a gateway kind.
+pub fn gateway_kind_name(kind: GatewayKind) -> &'static str {
+    match kind {
+        GatewayKind::Internet => "internet",
+        GatewayKind::Vpn => "vpn",
+        GatewayKind::Nat => "nat",
+    }
+}
+
+/// A gateway endpoint reached over the underlay (`GATEWAY_ADD`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewaySpec {
+    /// Index in the gateway table; routes name the gateway by it.
+    pub id: u16,
+    pub kind: GatewayKind,
+    /// VXLAN destination of frames routed to it, and a trusted outer source (F15).
+    pub underlay_ip: Ipv4Addr,
+    /// Inner destination MAC of frames sent to it.
+    pub mac: Mac,
+}
+
+impl GatewaySpec {
+    /// The `GATEWAY_ADD` parameters.
+    pub fn to_entry(&self) -> GatewayEntry {
+        GatewayEntry {
+            id: Le16::new(self.id),
+            kind: self.kind as u8,
+            reserved: 0,
+            underlay_ip: self.underlay_ip.octets(),
+            mac: self.mac,
+            reserved2: [0; 2],
+        }
+    }
+
+    /// "gateway 0 (internet), underlay 192.0.2.100, 02:00:00:00:ff:01".
+    pub fn describe(&self) -> String {
+        format!(
+            "gateway {} ({}), underlay {}, {}",
+            self.id,
+            gateway_kind_name(self.kind),
+            self.underlay_ip,
+            MacDisplay(&self.mac)
+        )
+    }
+}
+
+/// The `VF_ADDR_ADD` / `VF_ADDR_DEL` parameters.
+pub fn vf_addr_entry(vf: u16, ip: Ipv4Addr) -> VfAddrEntry {
+    VfAddrEntry {
+        vf: Le16::new(vf),
+        reserved: [0; 2],
+        ip: ip.octets(),
+    }
+}
+
+fn vf_flags(src_dst_check: bool) -> VfFlags {
+    if src_dst_check {
+        VfFlags::SRC_DST_CHECK
+    } else {
+        VfFlags::empty()
+    }
+}
+
+/// The `VF_FLAGS_SET` parameters.
+pub fn vf_flags_entry(vf: u16, src_dst_check: bool) -> VfFlagsEntry {
+    VfFlagsEntry {
+        vf: Le16::new(vf),
+        flags: Le16::new(vf_flags(src_dst_check).bits()),
     }
 }
 
@@ -239,15 +345,10 @@ pub struct VfSpec {
 impl VfSpec {
     /// The `VF_SET` parameters.
     pub fn to_entry(&self) -> VfEntry {
-        let flags = if self.src_dst_check {
-            VfFlags::SRC_DST_CHECK
-        } else {
-            VfFlags::empty()
-        };
         VfEntry {
             vf: Le16::new(self.vf),
             subnet_id: Le16::new(self.subnet_id),
-            flags: Le16::new(flags.bits()),
+            flags: Le16::new(vf_flags(self.src_dst_check).bits()),
             reserved: [0; 2],
             mac: self.mac,
             reserved2: [0; 2],
@@ -296,12 +397,15 @@ impl UplinkSpec {
     }
 }
 
-/// Whose counters `GET_STATS` / `CLEAR_STATS` read.
+/// Whose counters `GET_STATS` / `CLEAR_STATS` read, and the port a traced frame arrives on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StatsFunction {
     Vf(u16),
     Uplink,
 }
+
+/// A port of the NIC: a VF or the uplink.
+pub type Port = StatsFunction;
 
 impl StatsFunction {
     /// The function number of [`shared_regs::entry::StatsQuery`].
@@ -336,6 +440,7 @@ mod tests {
             cidr: (Ipv4Addr::new(10, 0, 0, 0), 16),
             main_route_table: None,
             dns: vec![Ipv4Addr::new(10, 0, 0, 2)],
+            domain: None,
         };
         let e = spec.to_entry().unwrap();
         let b = e.as_bytes();
@@ -353,6 +458,70 @@ mod tests {
         };
         let err = too_many.to_entry().unwrap_err();
         assert!(err.to_string().contains("5 DNS servers"), "{err}");
+    }
+
+    #[test]
+    fn domain_is_checked_before_it_is_sent() {
+        let spec = |d: &str| VpcSpec {
+            id: 1,
+            vni: 7,
+            cidr: (Ipv4Addr::new(10, 0, 0, 0), 16),
+            main_route_table: None,
+            dns: vec![],
+            domain: Some(d.to_string()),
+        };
+        assert_eq!(
+            spec("prod.internal").domain_bytes().unwrap(),
+            Some(&b"prod.internal"[..])
+        );
+        let max = "a".repeat(DOMAIN_MAX);
+        assert_eq!(spec(&max).domain_bytes().unwrap().unwrap().len(), 64);
+        let err = |d: &str| spec(d).domain_bytes().unwrap_err().to_string();
+        assert_eq!(
+            err(&"a".repeat(DOMAIN_MAX + 1)),
+            format!(
+                "invalid argument: vpc 1, vni 7, 10.0.0.0/16: domain {:?} is 65 bytes long, \
+                 a VPC carries at most 64",
+                "a".repeat(65)
+            )
+        );
+        assert_eq!(
+            err("prod.intérnal"),
+            "invalid argument: vpc 1, vni 7, 10.0.0.0/16: domain \"prod.intérnal\" has the \
+             non-ASCII character 'é' at byte 8; a DNS domain name is ASCII"
+        );
+        assert!(err("").contains("domain \"\" is empty"), "{}", err(""));
+        let none = VpcSpec {
+            domain: None,
+            ..spec("x")
+        };
+        assert_eq!(none.domain_bytes().unwrap(), None);
+    }
+
+    #[test]
+    fn gateway_vf_addr_and_flags_entries() {
+        let g = GatewaySpec {
+            id: 0x0102,
+            kind: GatewayKind::Nat,
+            underlay_ip: Ipv4Addr::new(192, 0, 2, 100),
+            mac: [2, 0, 0, 0, 0xff, 1],
+        };
+        assert_eq!(
+            g.to_entry().as_bytes(),
+            &[2, 1, 2, 0, 192, 0, 2, 100, 2, 0, 0, 0, 0xff, 1, 0, 0]
+        );
+        assert_eq!(
+            g.describe(),
+            "gateway 258 (nat), underlay 192.0.2.100, 02:00:00:00:ff:01"
+        );
+        assert_eq!(
+            vf_addr_entry(3, Ipv4Addr::new(10, 0, 1, 11)).as_bytes(),
+            &[3, 0, 0, 0, 10, 0, 1, 11]
+        );
+        assert_eq!(vf_flags_entry(2, true).as_bytes(), &[2, 0, 1, 0]);
+        assert_eq!(vf_flags_entry(2, false).as_bytes(), &[2, 0, 0, 0]);
+        assert_eq!(gateway_kind_name(GatewayKind::Internet), "internet");
+        assert_eq!(gateway_kind_name(GatewayKind::Vpn), "vpn");
     }
 
     #[test]

@@ -78,6 +78,9 @@ struct State {
     seen: Vec<(u32, u16)>,
     /// Every doorbell value written.
     tails: Vec<u32>,
+    /// The indirect buffer of every command that named one (`buf_len` bytes, as the
+    /// firmware would read them), in order.
+    buffers: Vec<Vec<u8>>,
 }
 
 /// The fake device.
@@ -100,6 +103,7 @@ impl FakeDevice {
                 handler: Box::new(|_| Reply::status(Status::Ok)),
                 seen: Vec::new(),
                 tails: Vec::new(),
+                buffers: Vec::new(),
             }),
         }
     }
@@ -128,6 +132,11 @@ impl FakeDevice {
         self.state.lock().unwrap().tails.clone()
     }
 
+    /// The indirect buffers commands named, as the firmware saw them.
+    pub fn buffers(&self) -> Vec<Vec<u8>> {
+        self.state.lock().unwrap().buffers.clone()
+    }
+
     /// Whether a DMA mapping exists at `iova`.
     pub fn mapped(&self, iova: u64) -> bool {
         self.state.lock().unwrap().maps.iter().any(|m| m.0 == iova)
@@ -148,6 +157,7 @@ impl FakeDevice {
                 pf::CAP_ROUTE_TABLES,
                 pf::CAP_ROUTES,
                 pf::CAP_MAPPINGS,
+                pf::CAP_GATEWAYS,
             ]
             .into_iter()
             .enumerate()
@@ -184,6 +194,14 @@ impl FakeDevice {
             }
             let mut cmd = AdminCmd::read_from_bytes(&raw).unwrap();
             s.seen.push((head, cmd.opcode.get()));
+            let len = cmd.buf_len.get() as usize;
+            if len > 0 {
+                let mut buf = vec![0u8; len];
+                let (f, off) =
+                    Self::dma(s, cmd.buf_addr.get(), len).expect("indirect buffer not mapped");
+                f.read_exact_at(&mut buf, off).unwrap();
+                s.buffers.push(buf);
+            }
             let reply = (s.handler)(&cmd);
             if let Some(buf) = reply.buf {
                 let (f, off) =

@@ -25,7 +25,12 @@ fn info_shows_the_simulator() {
         "{out}"
     );
     assert!(out.contains("VFs:                 5"), "{out}");
-    assert!(out.contains("ABI version:         1.0"), "{out}");
+    let abi = format!(
+        "ABI version:         {}.{}",
+        shared_regs::ABI_VERSION_MAJOR,
+        shared_regs::ABI_VERSION_MINOR
+    );
+    assert!(out.contains(&abi), "{out}");
     assert!(out.contains("heartbeat:"), "{out}");
 }
 

@@ -4,8 +4,8 @@
 //! thread sleeps on [`Wake`] until a host BAR write, an uplink frame or shutdown, or for at
 //! most [`IDLE_WAIT`] so the firmware's heartbeat keeps its once-a-millisecond promise. It
 //! never spins a core on an idle device.
-use crate::firmware_ram::FirmwareRam;
 use crate::nic::Shared;
+use nic_firmware::memory::heap::OwnedMemory;
 use nic_firmware::{DmaError, Firmware, Function, Platform};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
@@ -116,7 +116,7 @@ impl Platform for SimPlatform {
 }
 
 /// The device thread's body: runs the firmware until shutdown.
-pub(crate) fn run(shared: Arc<Shared>, mut ram: FirmwareRam) {
+pub(crate) fn run(shared: Arc<Shared>, mut ram: OwnedMemory) {
     let mut fw = Firmware::new(ram.memory());
     let mut platform = SimPlatform::new(Arc::clone(&shared));
     while !shared.shutdown.load(Ordering::Acquire) {

@@ -1,10 +1,10 @@
 //! # hw-sim: the vpcnic SmartNIC as silicon
 //!
 //! A register-level model of the chip around the firmware, and nothing more: register files
-//! with their host-side access rules ([`regs`]), a DMA engine over memory the host mapped for
-//! each function ([`dma`]), interrupts delivered through eventfds ([`irq`]), the uplink port
-//! ([`uplink`]) and fault injection ([`faults`]). It runs the real [`nic_firmware::Firmware`]
-//! on a device thread ([`device`]); every forwarding decision is the firmware's.
+//! with their host-side access rules (`regs.rs`), a DMA engine over memory the host mapped for
+//! each function (`dma.rs`), interrupts delivered through eventfds (`irq.rs`), the uplink port
+//! (`uplink.rs`) and fault injection (`faults.rs`). It runs the real [`nic_firmware::Firmware`]
+//! on a device thread (`device.rs`); every forwarding decision is the firmware's.
 //!
 //! The host side sees the device only as PCI functions ([`FunctionPort`]): 32-bit BAR0
 //! accesses, DMA mappings (as VFIO would program the IOMMU) and interrupt eventfds (as

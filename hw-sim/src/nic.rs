@@ -4,7 +4,6 @@ use crate::device::{self, Wake};
 use crate::dma::DmaSpace;
 use crate::error::SimError;
 use crate::faults::{FaultInjector, Faults};
-use crate::firmware_ram::FirmwareRam;
 use crate::irq::IrqLine;
 use crate::regs::{RegisterFile, WriteEffect};
 use crate::uplink::{Uplink, UplinkPort};
@@ -35,8 +34,10 @@ pub struct SimConfig {
     pub route_tables: u16,
     /// Routes per route table, the local route included.
     pub routes_per_table: u16,
-    /// Buckets of the mapping table.
+    /// Buckets of the mapping table, a power of two; each holds 8 mappings.
     pub mapping_buckets: u32,
+    /// Capacity of the gateway table.
+    pub gateways: u16,
     /// Frames the firmware takes from a ring in one batch (at least 1).
     pub batch: u16,
 }
@@ -49,7 +50,8 @@ impl Default for SimConfig {
             subnets: 256,
             route_tables: 256,
             routes_per_table: 64,
-            mapping_buckets: 16384,
+            mapping_buckets: 2048,
+            gateways: 16,
             batch: 32,
         }
     }
@@ -68,6 +70,12 @@ impl SimConfig {
             return Err(SimError::Config(
                 "batch must hold at least one frame".into(),
             ));
+        }
+        if !self.mapping_buckets.is_power_of_two() {
+            return Err(SimError::Config(format!(
+                "{} mapping buckets requested: the mapping table's bucket count is a power of two",
+                self.mapping_buckets
+            )));
         }
         if self.mapping_buckets > 1 << 24 {
             return Err(SimError::Config(format!(
@@ -144,7 +152,7 @@ impl Nic {
             shutdown: AtomicBool::new(false),
             polls: AtomicU64::new(0),
         });
-        let ram = FirmwareRam::new(&cfg);
+        let ram = crate::firmware_ram::allocate(&cfg);
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("hw-sim-device".into())
@@ -332,7 +340,7 @@ mod tests {
             ),
             (8, 64, 256, 256, 64)
         );
-        assert_eq!((c.mapping_buckets, c.batch), (16384, 32));
+        assert_eq!((c.mapping_buckets, c.batch), (2048, 32));
     }
 
     #[test]

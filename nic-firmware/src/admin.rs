@@ -4,13 +4,14 @@ use crate::counters::CounterBlock;
 use crate::platform::{Function, Platform};
 use crate::tables::lpm::{prefix_mask, Route, Target};
 use crate::tables::mapping::{Location, Mapping, MappingKey};
-use crate::tables::vpc::{RouteTable, Subnet, VfConfig, Vpc};
+use crate::tables::vpc::{Gateway, RouteTable, Subnet, VfConfig, Vpc};
 use crate::tables::{TableError, Tables, Uplink};
 use shared_regs::admin::{AdminCmd, CmdFlags, Opcode, Status, CMD_SIZE};
 use shared_regs::entry::{
-    IdParam, MappingEntry, MappingLocation, RouteEntry, RouteTableEntry, RouteTarget, StatsQuery,
-    SubnetEntry, UplinkEntry, VfEntry, VfFlags, VpcEntry, MAIN_ROUTE_TABLE, UPLINK_FUNCTION,
-    VNI_MAX, VPC_DNS_SERVERS,
+    GatewayEntry, GatewayKind, IdParam, MappingEntry, MappingLocation, RouteEntry, RouteTableEntry,
+    RouteTarget, StatsQuery, SubnetEntry, UplinkEntry, VfAddrEntry, VfEntry, VfFlags, VfFlagsEntry,
+    VpcEntry, DOMAIN_MAX, MAIN_ROUTE_TABLE, UPLINK_FUNCTION, VF_SECONDARY_ADDRS, VNI_MAX,
+    VPC_DNS_SERVERS,
 };
 use shared_regs::{pf, vf, Le16, Le32, VF_MTU};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -46,6 +47,8 @@ pub(crate) struct Context<'a, 'm, P> {
     pub platform: &'a mut P,
     pub tables: &'a mut Tables<'m>,
     pub counters: &'a mut [CounterBlock],
+    /// A frame buffer commands may use (`TRACE`): the batch is idle between batches.
+    pub scratch: Option<&'a mut crate::frame::FrameBuf>,
 }
 
 impl AdminQueue {
@@ -153,7 +156,7 @@ fn serve_one<P: Platform>(ctx: &mut Context<'_, '_, P>, addr: u64) {
     );
 }
 
-fn params<T: FromBytes + KnownLayout + Immutable>(cmd: &AdminCmd) -> Result<T, Status> {
+pub(crate) fn params<T: FromBytes + KnownLayout + Immutable>(cmd: &AdminCmd) -> Result<T, Status> {
     cmd.params_as::<T>().ok_or(Status::BadArgument)
 }
 
@@ -182,7 +185,7 @@ fn execute<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<
             *block = CounterBlock::ZERO;
             Ok(0)
         }
-        Opcode::VpcAdd => vpc_add(ctx.tables, params(cmd)?),
+        Opcode::VpcAdd => vpc_add(ctx, cmd),
         Opcode::VpcDel => vpc_del(ctx.tables, params(cmd)?),
         Opcode::SubnetAdd => subnet_add(ctx.tables, params(cmd)?),
         Opcode::SubnetDel => subnet_del(ctx.tables, params(cmd)?),
@@ -195,6 +198,12 @@ fn execute<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<
         Opcode::VfSet => vf_set(ctx, params(cmd)?),
         Opcode::VfClear => vf_clear(ctx, params(cmd)?),
         Opcode::UplinkSet => uplink_set(ctx.tables, params(cmd)?),
+        Opcode::VfAddrAdd => vf_addr_add(ctx.tables, params(cmd)?),
+        Opcode::VfAddrDel => vf_addr_del(ctx.tables, params(cmd)?),
+        Opcode::VfFlagsSet => vf_flags_set(ctx.tables, params(cmd)?),
+        Opcode::GatewayAdd => gateway_add(ctx.tables, params(cmd)?),
+        Opcode::GatewayDel => gateway_del(ctx.tables, params(cmd)?),
+        Opcode::Trace => crate::trace::run(ctx, cmd),
     }
 }
 
@@ -247,7 +256,29 @@ fn taken_slot<T>(table: &mut [Option<T>], id: u16) -> Result<&mut Option<T>, Sta
     Ok(slot)
 }
 
-fn vpc_add(t: &mut Tables<'_>, e: VpcEntry) -> Result<u32, Status> {
+/// Reads the domain name a `VPC_ADD` may carry in its indirect buffer.
+fn vpc_domain<P: Platform>(p: &mut P, cmd: &AdminCmd) -> Result<([u8; DOMAIN_MAX], u8), Status> {
+    let mut domain = [0u8; DOMAIN_MAX];
+    let len = usize::try_from(cmd.buf_len.get()).map_err(|_| Status::BadArgument)?;
+    if len == 0 {
+        return Ok((domain, 0));
+    }
+    let buf = domain.get_mut(..len).ok_or(Status::BadArgument)?;
+    p.dma_read(Function::Pf, cmd.buf_addr.get(), buf)
+        .map_err(|_| Status::DmaError)?;
+    let valid = buf
+        .iter()
+        .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.');
+    if !valid {
+        return Err(Status::BadArgument);
+    }
+    Ok((domain, u8::try_from(len).map_err(|_| Status::BadArgument)?))
+}
+
+fn vpc_add<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<u32, Status> {
+    let e: VpcEntry = params(cmd)?;
+    let (domain, domain_len) = vpc_domain(ctx.platform, cmd)?;
+    let t = &mut *ctx.tables;
     let vni = e.vni.get();
     let cidr = ipv4(e.cidr);
     let dns_count = usize::from(e.dns_count);
@@ -272,6 +303,8 @@ fn vpc_add(t: &mut Tables<'_>, e: VpcEntry) -> Result<u32, Status> {
         main_route_table: (main != MAIN_ROUTE_TABLE).then_some(main),
         dns: e.dns.map(ipv4),
         dns_count: e.dns_count,
+        domain,
+        domain_len,
     });
     Ok(0)
 }
@@ -339,9 +372,11 @@ fn route_add(t: &mut Tables<'_>, e: RouteEntry) -> Result<u32, Status> {
         // The local route is the firmware's own; it exists already.
         RouteTarget::Local => return Err(Status::BadArgument),
         RouteTarget::Blackhole => Target::Blackhole,
-        RouteTarget::Gateway => Target::Gateway(
-            u16::try_from(u32::from_le_bytes(arg)).map_err(|_| Status::BadArgument)?,
-        ),
+        RouteTarget::Gateway => {
+            let id = u16::try_from(u32::from_le_bytes(arg)).map_err(|_| Status::BadArgument)?;
+            t.gateway(id).ok_or(Status::NotFound)?;
+            Target::Gateway(id)
+        }
         RouteTarget::Peering => {
             let peer = u16::try_from(u32::from_le_bytes(arg)).map_err(|_| Status::BadArgument)?;
             t.vpc(peer).ok_or(Status::NotFound)?;
@@ -511,6 +546,8 @@ fn vf_set<P: Platform>(ctx: &mut Context<'_, '_, P>, e: VfEntry) -> Result<u32, 
         subnet: e.subnet_id.get(),
         primary_ip: ip,
         src_dst_check: flags.contains(VfFlags::SRC_DST_CHECK),
+        secondary: [0; VF_SECONDARY_ADDRS],
+        secondary_count: 0,
     });
     let f = Function::Vf(index);
     let (lo, hi) = vf::mac_to_regs(e.mac);
@@ -528,6 +565,96 @@ fn vf_clear<P: Platform>(ctx: &mut Context<'_, '_, P>, e: IdParam) -> Result<u32
     for reg in [vf::MAC_LO, vf::MAC_HI, vf::MTU, vf::LINK] {
         ctx.platform.write_reg(f, reg, 0);
     }
+    Ok(0)
+}
+
+/// The assigned VF `index` and its subnet.
+fn assigned_vf<'t>(
+    t: &'t mut Tables<'_>,
+    index: u16,
+) -> Result<(&'t mut VfConfig, Subnet), Status> {
+    if index >= t.num_vfs() {
+        return Err(Status::BadArgument);
+    }
+    let subnet_id = t.vf(index).ok_or(Status::NotFound)?.subnet;
+    let subnet = *t.subnet(subnet_id).ok_or(Status::NotFound)?;
+    let cfg = t
+        .vfs
+        .get_mut(usize::from(index))
+        .ok_or(Status::BadArgument)?
+        .as_mut()
+        .ok_or(Status::NotFound)?;
+    Ok((cfg, subnet))
+}
+
+fn vf_addr_add(t: &mut Tables<'_>, e: VfAddrEntry) -> Result<u32, Status> {
+    let ip = ipv4(e.ip);
+    let (cfg, subnet) = assigned_vf(t, e.vf.get())?;
+    if !subnet.contains(ip) || is_reserved(&subnet, ip) {
+        return Err(Status::BadArgument);
+    }
+    if cfg.owns(ip) {
+        return Err(Status::Exists);
+    }
+    let count = usize::from(cfg.secondary_count);
+    let slot = cfg.secondary.get_mut(count).ok_or(Status::TableFull)?;
+    *slot = ip;
+    cfg.secondary_count = cfg.secondary_count.saturating_add(1);
+    Ok(0)
+}
+
+fn vf_addr_del(t: &mut Tables<'_>, e: VfAddrEntry) -> Result<u32, Status> {
+    let ip = ipv4(e.ip);
+    let (cfg, _) = assigned_vf(t, e.vf.get())?;
+    let at = cfg
+        .secondaries()
+        .iter()
+        .position(|&a| a == ip)
+        .ok_or(Status::NotFound)?;
+    // Keep the valid addresses contiguous: the last one takes the removed one's place.
+    let last = usize::from(cfg.secondary_count)
+        .checked_sub(1)
+        .ok_or(Status::NotFound)?;
+    cfg.secondary.swap(at, last);
+    if let Some(s) = cfg.secondary.get_mut(last) {
+        *s = 0;
+    }
+    cfg.secondary_count = cfg.secondary_count.saturating_sub(1);
+    Ok(0)
+}
+
+fn vf_flags_set(t: &mut Tables<'_>, e: VfFlagsEntry) -> Result<u32, Status> {
+    let flags = VfFlags::from_bits(e.flags.get()).ok_or(Status::BadArgument)?;
+    let (cfg, _) = assigned_vf(t, e.vf.get())?;
+    cfg.src_dst_check = flags.contains(VfFlags::SRC_DST_CHECK);
+    Ok(0)
+}
+
+fn gateway_add(t: &mut Tables<'_>, e: GatewayEntry) -> Result<u32, Status> {
+    let kind = GatewayKind::from_u8(e.kind).ok_or(Status::BadArgument)?;
+    let underlay_ip = ipv4(e.underlay_ip);
+    if !is_unicast_mac(&e.mac) || underlay_ip == 0 {
+        return Err(Status::BadArgument);
+    }
+    let slot = free_slot(t.gateways, e.id.get())?;
+    *slot = Some(Gateway {
+        kind: kind as u8,
+        underlay_ip,
+        mac: e.mac,
+    });
+    Ok(0)
+}
+
+fn gateway_del(t: &mut Tables<'_>, e: IdParam) -> Result<u32, Status> {
+    let id = e.id.get();
+    taken_slot(t.gateways, id)?;
+    let used = (0..t.route_tables.len())
+        .filter_map(|r| u16::try_from(r).ok())
+        .any(|r| t.routes.routes(r).any(|x| x.target == Target::Gateway(id)));
+    if used {
+        return Err(Status::InUse);
+    }
+    *taken_slot(t.gateways, id)? = None;
     Ok(0)
 }
 

@@ -8,7 +8,7 @@ use crate::platform::{Function, Platform};
 use crate::rings::{VfRings, MAX_BATCH};
 use crate::tables::lpm::RouteTables;
 use crate::tables::mapping::MappingTable;
-use crate::tables::Tables;
+use crate::tables::{Tables, Uplink};
 use shared_regs::stats::Counter;
 use shared_regs::{pf, vf};
 
@@ -39,6 +39,7 @@ impl<'m> Firmware<'m> {
                 route_tables: mem.route_tables,
                 routes: RouteTables::new(mem.routes, mem.routes_per_table),
                 mappings: MappingTable::new(mem.mapping_buckets),
+                gateways: mem.gateways,
                 uplink: None,
             },
             counters: mem.counters,
@@ -70,6 +71,7 @@ impl<'m> Firmware<'m> {
             platform: p,
             tables: &mut self.tables,
             counters: self.counters,
+            scratch: self.batch.first_mut(),
         });
         // Every ring follows its ENABLE before any frame moves, so a frame for a VF whose
         // driver has just enabled it finds its RX ring.
@@ -125,6 +127,7 @@ impl<'m> Firmware<'m> {
             (pf::CAP_ROUTES, count(self.tables.routes.routes_per_table())),
             (pf::CAP_MAPPINGS, count(self.tables.mappings.capacity())),
             (pf::CAP_ADMINQ_ENTRIES, admin::MAX_ENTRIES),
+            (pf::CAP_GATEWAYS, count(self.tables.gateways.len())),
             (pf::ADMINQ_BASE_LO, 0),
             (pf::ADMINQ_BASE_HI, 0),
             (pf::ADMINQ_SIZE, 0),
@@ -161,8 +164,14 @@ impl<'m> Firmware<'m> {
         let frames = self.batch.get_mut(..batch.loaded).unwrap_or(&mut []);
         let verdicts = self.verdicts.get_mut(..batch.loaded).unwrap_or(&mut []);
         process_batch(&self.tables, Port::Vf(index), frames, verdicts);
+        let mut out = Output {
+            p: &mut *p,
+            rings: self.rings,
+            counters: self.counters,
+            uplink: self.tables.uplink,
+        };
         for (frame, verdict) in frames.iter().zip(verdicts.iter()) {
-            act(p, self.rings, self.counters, *verdict, frame.data());
+            out.act(Port::Vf(index), *verdict, frame.data());
         }
         if let Some(rings) = self.rings.get_mut(usize::from(index)) {
             rings.complete_tx(p, index, &batch);
@@ -194,8 +203,14 @@ impl<'m> Firmware<'m> {
         let frames = self.batch.get_mut(..n).unwrap_or(&mut []);
         let verdicts = self.verdicts.get_mut(..n).unwrap_or(&mut []);
         process_batch(&self.tables, Port::Uplink, frames, verdicts);
+        let mut out = Output {
+            p,
+            rings: self.rings,
+            counters: self.counters,
+            uplink: self.tables.uplink,
+        };
         for (frame, verdict) in frames.iter().zip(verdicts.iter()) {
-            act(p, self.rings, self.counters, *verdict, frame.data());
+            out.act(Port::Uplink, *verdict, frame.data());
         }
         true
     }
@@ -210,50 +225,65 @@ fn block(counters: &mut [CounterBlock], port: Port) -> Option<&mut CounterBlock>
     counters.get_mut(index)
 }
 
-/// Carries out one verdict.
-fn act<P: Platform>(
-    p: &mut P,
-    rings: &mut [VfRings],
-    counters: &mut [CounterBlock],
-    verdict: Verdict,
-    frame: &[u8],
-) {
-    let (vf, reply) = match verdict {
-        Verdict::Drop { port, reason } => {
-            if let Some(c) = block(counters, port) {
-                c.bump(reason);
-            }
-            return;
-        }
-        Verdict::ToUplink => {
-            if let Some(c) = block(counters, Port::Uplink) {
-                if p.uplink_send(frame) {
-                    c.bump(Counter::TxPackets);
-                    c.add(Counter::TxBytes, frame.len() as u64);
-                } else {
-                    c.bump(Counter::DropRxNoBuffer);
+/// Where verdicts are carried out: the rings, the counters and the uplink.
+struct Output<'a, P> {
+    p: &'a mut P,
+    rings: &'a mut [VfRings],
+    counters: &'a mut [CounterBlock],
+    uplink: Option<Uplink>,
+}
+
+impl<P: Platform> Output<'_, P> {
+    /// Carries out the verdict on a frame that arrived on `src`.
+    fn act(&mut self, src: Port, verdict: Verdict, frame: &[u8]) {
+        match verdict {
+            Verdict::Drop { port, reason } => self.count(port, reason, 1),
+            Verdict::ToUplink => self.send_uplink(frame),
+            Verdict::Fragment { encap, mtu } => {
+                let Some(uplink) = self.uplink else {
+                    return self.count(src, Counter::DropNoRoute, 1);
+                };
+                let done = crate::pipeline::mtu::fragment(frame, &uplink, &encap, mtu, |f| {
+                    self.send_uplink(f)
+                });
+                if done.is_none() {
+                    self.count(src, Counter::DropMalformed, 1);
                 }
             }
-            return;
+            Verdict::ToVf { vf } => self.deliver(vf, frame),
+            Verdict::Reply { vf } => {
+                self.count(Port::Vf(vf), Counter::Replies, 1);
+                self.deliver(vf, frame);
+            }
         }
-        Verdict::ToVf { vf } => (vf, false),
-        Verdict::Reply { vf } => (vf, true),
-    };
-    let Some(c) = block(counters, Port::Vf(vf)) else {
-        return;
-    };
-    if reply {
-        c.bump(Counter::Replies);
     }
-    let delivered = match rings.get_mut(usize::from(vf)) {
-        Some(r) => r.deliver(p, vf, frame),
-        None => Err(Counter::DropRxNoBuffer),
-    };
-    match delivered {
-        Ok(()) => {
-            c.bump(Counter::RxPackets);
-            c.add(Counter::RxBytes, frame.len() as u64);
+
+    fn count(&mut self, port: Port, c: Counter, n: u64) {
+        if let Some(block) = block(self.counters, port) {
+            block.add(c, n);
         }
-        Err(reason) => c.bump(reason),
+    }
+
+    fn send_uplink(&mut self, frame: &[u8]) {
+        if self.p.uplink_send(frame) {
+            self.count(Port::Uplink, Counter::TxPackets, 1);
+            self.count(Port::Uplink, Counter::TxBytes, frame.len() as u64);
+        } else {
+            self.count(Port::Uplink, Counter::DropRxNoBuffer, 1);
+        }
+    }
+
+    fn deliver(&mut self, vf: u16, frame: &[u8]) {
+        let delivered = match self.rings.get_mut(usize::from(vf)) {
+            Some(r) => r.deliver(self.p, vf, frame),
+            None => Err(Counter::DropRxNoBuffer),
+        };
+        match delivered {
+            Ok(()) => {
+                self.count(Port::Vf(vf), Counter::RxPackets, 1);
+                self.count(Port::Vf(vf), Counter::RxBytes, frame.len() as u64);
+            }
+            Err(reason) => self.count(Port::Vf(vf), reason, 1),
+        }
     }
 }

@@ -90,6 +90,18 @@ impl FrameBuf {
         true
     }
 
+    /// Drops the first `n` bytes of the frame (decapsulation); false if it is shorter.
+    pub fn pop_front(&mut self, n: usize) -> bool {
+        match (self.start.checked_add(n), self.len.checked_sub(n)) {
+            (Some(start), Some(len)) => {
+                self.start = start;
+                self.len = len;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Opens `n` bytes in front of the frame (from the headroom) and returns them.
     pub fn push_front(&mut self, n: usize) -> Option<&mut [u8]> {
         let start = self.start.checked_sub(n)?;

@@ -30,6 +30,7 @@ pub mod rings;
 pub mod tables;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod trace;
 
 pub use firmware::Firmware;
 pub use memory::FirmwareMemory;

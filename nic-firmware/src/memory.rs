@@ -5,7 +5,7 @@ use crate::frame::FrameBuf;
 use crate::rings::VfRings;
 use crate::tables::lpm::RouteSlot;
 use crate::tables::mapping::MappingBucket;
-use crate::tables::vpc::{RouteTable, Slot, Subnet, VfConfig, Vpc};
+use crate::tables::vpc::{Gateway, RouteTable, Slot, Subnet, VfConfig, Vpc};
 
 /// Storage for every table, counter and batch buffer of the firmware.
 ///
@@ -25,6 +25,98 @@ pub struct FirmwareMemory<'m> {
     /// Routes each route table holds, the local route included.
     pub routes_per_table: usize,
     pub mapping_buckets: &'m mut [MappingBucket],
+    pub gateways: &'m mut [Slot<Gateway>],
     /// The pipeline batch: frames taken from a ring in one go (32 is a good size).
     pub batch: &'m mut [FrameBuf],
+}
+
+/// Firmware memory on the heap, for the simulator, tests and benchmarks (feature `alloc`;
+/// never in a firmware image).
+#[cfg(any(test, feature = "alloc"))]
+pub mod heap {
+    extern crate alloc;
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    /// Capacity of each table.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Sizes {
+        pub vfs: usize,
+        pub vpcs: usize,
+        pub subnets: usize,
+        pub route_tables: usize,
+        pub routes_per_table: usize,
+        pub mapping_buckets: usize,
+        pub gateways: usize,
+        pub batch: usize,
+    }
+
+    impl Default for Sizes {
+        /// Small tables, quick to allocate: what unit tests want.
+        fn default() -> Self {
+            Sizes {
+                vfs: 8,
+                vpcs: 16,
+                subnets: 32,
+                route_tables: 16,
+                routes_per_table: 32,
+                mapping_buckets: 256,
+                gateways: 8,
+                batch: 8,
+            }
+        }
+    }
+
+    /// Owns the storage behind a [`FirmwareMemory`]; every entry starts empty.
+    pub struct OwnedMemory {
+        vf_configs: Vec<Slot<VfConfig>>,
+        vf_rings: Vec<VfRings>,
+        counters: Vec<CounterBlock>,
+        vpcs: Vec<Slot<Vpc>>,
+        subnets: Vec<Slot<Subnet>>,
+        route_tables: Vec<Slot<RouteTable>>,
+        routes: Vec<RouteSlot>,
+        routes_per_table: usize,
+        mapping_buckets: Vec<MappingBucket>,
+        gateways: Vec<Slot<Gateway>>,
+        batch: Vec<FrameBuf>,
+    }
+
+    impl OwnedMemory {
+        /// Storage of the given sizes.
+        pub fn new(s: Sizes) -> Self {
+            OwnedMemory {
+                vf_configs: vec![None; s.vfs],
+                vf_rings: vec![VfRings::EMPTY; s.vfs],
+                // One block per VF, then the uplink's.
+                counters: vec![CounterBlock::ZERO; s.vfs.saturating_add(1)],
+                vpcs: vec![None; s.vpcs],
+                subnets: vec![None; s.subnets],
+                route_tables: vec![None; s.route_tables],
+                routes: vec![RouteSlot::EMPTY; s.route_tables.saturating_mul(s.routes_per_table)],
+                routes_per_table: s.routes_per_table,
+                mapping_buckets: vec![MappingBucket::EMPTY; s.mapping_buckets],
+                gateways: vec![None; s.gateways],
+                batch: vec![FrameBuf::EMPTY; s.batch],
+            }
+        }
+
+        /// Lends the storage to the firmware.
+        pub fn memory(&mut self) -> FirmwareMemory<'_> {
+            FirmwareMemory {
+                vf_configs: &mut self.vf_configs,
+                vf_rings: &mut self.vf_rings,
+                counters: &mut self.counters,
+                vpcs: &mut self.vpcs,
+                subnets: &mut self.subnets,
+                route_tables: &mut self.route_tables,
+                routes: &mut self.routes,
+                routes_per_table: self.routes_per_table,
+                mapping_buckets: &mut self.mapping_buckets,
+                gateways: &mut self.gateways,
+                batch: &mut self.batch,
+            }
+        }
+    }
 }

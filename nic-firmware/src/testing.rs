@@ -11,14 +11,7 @@
 )]
 extern crate std;
 
-use crate::counters::CounterBlock;
-use crate::frame::FrameBuf;
-use crate::memory::FirmwareMemory;
 use crate::platform::{DmaError, Function, Platform};
-use crate::rings::VfRings;
-use crate::tables::lpm::RouteSlot;
-use crate::tables::mapping::MappingBucket;
-use crate::tables::vpc::{RouteTable, Slot, Subnet, VfConfig, Vpc};
 use core::net::Ipv4Addr;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
@@ -136,79 +129,7 @@ pub fn ipv4_frame(
     )
 }
 
-/// Sizes of [`OwnedMemory`].
-#[derive(Clone, Copy, Debug)]
-pub struct Sizes {
-    pub vfs: usize,
-    pub vpcs: usize,
-    pub subnets: usize,
-    pub route_tables: usize,
-    pub routes_per_table: usize,
-    pub mapping_buckets: usize,
-    pub batch: usize,
-}
-
-impl Default for Sizes {
-    fn default() -> Self {
-        Sizes {
-            vfs: 8,
-            vpcs: 16,
-            subnets: 32,
-            route_tables: 16,
-            routes_per_table: 32,
-            mapping_buckets: 256,
-            batch: 8,
-        }
-    }
-}
-
-/// Firmware memory on the heap.
-pub struct OwnedMemory {
-    pub vf_configs: Vec<Slot<VfConfig>>,
-    pub vf_rings: Vec<VfRings>,
-    pub counters: Vec<CounterBlock>,
-    pub vpcs: Vec<Slot<Vpc>>,
-    pub subnets: Vec<Slot<Subnet>>,
-    pub route_tables: Vec<Slot<RouteTable>>,
-    pub routes: Vec<RouteSlot>,
-    pub routes_per_table: usize,
-    pub mapping_buckets: Vec<MappingBucket>,
-    pub batch: Vec<FrameBuf>,
-}
-
-impl OwnedMemory {
-    /// Memory of the given sizes, every entry empty.
-    pub fn new(s: Sizes) -> Self {
-        OwnedMemory {
-            vf_configs: vec![None; s.vfs],
-            vf_rings: vec![VfRings::EMPTY; s.vfs],
-            counters: vec![CounterBlock::ZERO; s.vfs + 1],
-            vpcs: vec![None; s.vpcs],
-            subnets: vec![None; s.subnets],
-            route_tables: vec![None; s.route_tables],
-            routes: vec![RouteSlot::EMPTY; s.route_tables * s.routes_per_table],
-            routes_per_table: s.routes_per_table,
-            mapping_buckets: vec![MappingBucket::EMPTY; s.mapping_buckets],
-            batch: vec![FrameBuf::EMPTY; s.batch],
-        }
-    }
-
-    /// Lends it as firmware memory.
-    pub fn memory(&mut self) -> FirmwareMemory<'_> {
-        FirmwareMemory {
-            vf_configs: &mut self.vf_configs,
-            vf_rings: &mut self.vf_rings,
-            counters: &mut self.counters,
-            vpcs: &mut self.vpcs,
-            subnets: &mut self.subnets,
-            route_tables: &mut self.route_tables,
-            routes: &mut self.routes,
-            routes_per_table: self.routes_per_table,
-            mapping_buckets: &mut self.mapping_buckets,
-            batch: &mut self.batch,
-        }
-    }
-}
+pub use crate::memory::heap::{OwnedMemory, Sizes};
 
 /// Size of each function's DMA space in [`FakePlatform`]: IOVAs `0 .. DMA_SPACE`.
 pub const DMA_SPACE: usize = 1 << 20;

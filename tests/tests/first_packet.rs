@@ -39,6 +39,7 @@ fn one_vpc_two_subnets() -> Testbed {
         cidr: cidr([10, 0, 0, 0], 16),
         main_route_table: Some(0),
         dns: vec![],
+        domain: None,
     })
     .unwrap();
     d.add_route_table(0, 0).unwrap();
@@ -203,6 +204,7 @@ fn admin_command_with_bad_argument_gets_its_status_and_changes_nothing() {
         cidr: cidr([10, 1, 0, 0], 16),
         main_route_table: None,
         dns: vec![],
+        domain: None,
     };
     match tb.driver.add_vpc(&bad_vpc) {
         Err(DriverError::Command {

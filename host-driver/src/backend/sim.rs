@@ -122,6 +122,7 @@ mod tests {
             cidr: (Ipv4Addr::new(10, 0, 0, 0), 16),
             main_route_table: None,
             dns: vec![],
+            domain: None,
         }
     }
 

@@ -1,9 +1,11 @@
 //! F3: the ARP proxy. The firmware answers every ARP request itself; no ARP leaves a VF.
+use super::trace::{mac_args, Step, Tracer};
 use super::{eth, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::mapping::{Location, MappingKey};
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
+use shared_regs::trace::StepKind;
 use smoltcp::wire::{ArpHardware, ArpOperation, ArpPacket, EthernetProtocol};
 
 /// Length of an Ethernet/IPv4 ARP packet.
@@ -34,10 +36,16 @@ fn parse(payload: &[u8]) -> Option<Arp> {
     })
 }
 
-pub(super) fn from_vf(tables: &Tables<'_>, sender: &Sender<'_>, frame: &mut FrameBuf) -> Verdict {
+pub(super) fn from_vf<T: Tracer>(
+    tables: &Tables<'_>,
+    sender: &Sender<'_>,
+    frame: &mut FrameBuf,
+    tr: &mut T,
+) -> Verdict {
     let Some(arp) = parse(eth::payload(frame.data())) else {
         return sender.drop(Counter::DropMalformed);
     };
+    tr.step(Step::new(3, StepKind::ArpRequest, [arp.spa, arp.tpa, 0, 0]));
     match arp.op {
         ArpOperation::Request => {}
         ArpOperation::Reply => return sender.drop(Counter::ArpIgnored),
@@ -48,9 +56,10 @@ pub(super) fn from_vf(tables: &Tables<'_>, sender: &Sender<'_>, frame: &mut Fram
         return sender.drop(Counter::ArpIgnored);
     }
     let subnet = sender.subnet;
-    let answer = if arp.tpa == subnet.gateway_ip() || !subnet.contains(arp.tpa) {
-        // F3a, F3d.
-        subnet.gateway_mac
+    let (answer, case) = if arp.tpa == subnet.gateway_ip() {
+        (subnet.gateway_mac, 0)
+    } else if !subnet.contains(arp.tpa) {
+        (subnet.gateway_mac, 3)
     } else {
         // F3b, F3c: only an instance of the subnet answers; reserved addresses have none.
         let key = MappingKey {
@@ -59,7 +68,7 @@ pub(super) fn from_vf(tables: &Tables<'_>, sender: &Sender<'_>, frame: &mut Fram
         };
         match tables.mappings.get(key) {
             Some(m) if matches!(m.location, Location::LocalVf(_) | Location::Remote { .. }) => {
-                m.mac
+                (m.mac, 1)
             }
             _ => return sender.drop(Counter::ArpUnanswered),
         }
@@ -67,6 +76,8 @@ pub(super) fn from_vf(tables: &Tables<'_>, sender: &Sender<'_>, frame: &mut Fram
     if !write_reply(frame, &arp, answer) {
         return sender.drop(Counter::DropMalformed);
     }
+    let (lo, hi) = mac_args(answer);
+    tr.step(Step::new(3, StepKind::ArpAnswer, [arp.tpa, lo, hi, case]));
     Verdict::Reply { vf: sender.vf }
 }
 

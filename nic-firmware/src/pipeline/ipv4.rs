@@ -1,9 +1,11 @@
 //! IPv4 from a VF: F4 validity, F6 broadcast/multicast, F5 source check, F10 the gateway,
 //! F7 destination MAC, then routing (F8) and delivery.
+use super::trace::{Step, Tracer};
 use super::{eth, route, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
+use shared_regs::trace::StepKind;
 use shared_regs::{ETH_HEADER_LEN, VF_MTU};
 use smoltcp::wire::{Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet};
 
@@ -15,6 +17,21 @@ pub(super) struct Ipv4Info {
     pub protocol: IpProtocol,
     pub header_len: usize,
     pub total_len: usize,
+    pub dont_frag: bool,
+    /// True for a fragment other than the first (no L4 header).
+    pub later_fragment: bool,
+}
+
+impl Ipv4Info {
+    /// The L4 bytes of the packet in `frame` (empty for later fragments).
+    pub fn l4<'f>(&self, frame: &'f [u8]) -> &'f [u8] {
+        if self.later_fragment {
+            return &[];
+        }
+        eth::payload(frame)
+            .get(self.header_len..self.total_len)
+            .unwrap_or(&[])
+    }
 }
 
 /// F4: parses and validates the IPv4 header of `payload`.
@@ -29,7 +46,26 @@ pub(super) fn parse(payload: &[u8]) -> Option<Ipv4Info> {
         protocol: ip.next_header(),
         header_len: usize::from(ip.header_len()),
         total_len: usize::from(ip.total_len()),
+        dont_frag: ip.dont_frag(),
+        later_fragment: ip.frag_offset() != 0,
     })
+}
+
+/// F4 on a frame: validates the header and strips Ethernet padding. `None`: malformed.
+pub(super) fn validate<T: Tracer>(frame: &mut FrameBuf, tr: &mut T) -> Option<Ipv4Info> {
+    let ip = parse(eth::payload(frame.data()))?;
+    frame.truncate(ETH_HEADER_LEN.saturating_add(ip.total_len));
+    tr.step(Step::new(
+        4,
+        StepKind::Ipv4,
+        [
+            ip.src,
+            ip.dst,
+            u32::from(u8::from(ip.protocol)),
+            ip.total_len as u32,
+        ],
+    ));
+    Some(ip)
 }
 
 /// F6: addresses no unicast route leads to.
@@ -37,35 +73,43 @@ fn is_bcast_mcast_ip(dst: u32, sender: &Sender<'_>) -> bool {
     dst == u32::MAX || dst >> 28 == 0xE || dst == sender.subnet.broadcast()
 }
 
-pub(super) fn from_vf(
+pub(super) fn from_vf<T: Tracer>(
     tables: &Tables<'_>,
     sender: &Sender<'_>,
     hdr: &eth::Header,
     frame: &mut FrameBuf,
+    tr: &mut T,
 ) -> Verdict {
-    let Some(ip) = parse(eth::payload(frame.data())) else {
+    let Some(ip) = validate(frame, tr) else {
         return sender.drop(Counter::DropMalformed);
     };
     // F13: a VF frame cannot be longer, but a forged total length is still refused here.
     if ip.total_len > VF_MTU as usize {
         return sender.drop(Counter::DropOversize);
     }
-    // F4: Ethernet padding beyond the IPv4 total length is removed.
-    frame.truncate(ETH_HEADER_LEN.saturating_add(ip.total_len));
-
     if eth::is_group(&hdr.dst) || is_bcast_mcast_ip(ip.dst, sender) {
+        tr.step(Step::new(6, StepKind::BcastMcast, [ip.dst, 0, 0, 0]));
         return sender.drop(Counter::DropBcastMcast);
     }
     if sender.cfg.src_dst_check && !sender.owns(ip.src) {
         return sender.drop(Counter::DropSrcIp);
     }
+    tr.step(
+        Step::new(
+            5,
+            StepKind::SrcIp,
+            [u32::from(sender.cfg.src_dst_check), ip.src, 0, 0],
+        )
+        .at(sender.vf),
+    );
     if ip.dst == sender.subnet.gateway_ip() {
-        return to_own_gateway(sender, &ip, frame);
+        return to_own_gateway(sender, &ip, frame, tr);
     }
     if hdr.dst == sender.subnet.gateway_mac {
-        return route::routed(tables, sender, &ip, frame);
+        tr.step(Step::new(7, StepKind::DstMac, [0; 4]));
+        return route::routed(tables, sender, &ip, frame, tr);
     }
-    route::same_subnet_by_mac(tables, sender, hdr.dst, &ip, frame)
+    route::same_subnet_by_mac(tables, sender, hdr.dst, &ip, frame, tr)
 }
 
 /// True for an ICMP echo request.
@@ -73,17 +117,25 @@ pub(super) fn is_echo_request(ip: &Ipv4Info, frame: &[u8]) -> bool {
     if ip.protocol != IpProtocol::Icmp {
         return false;
     }
-    let l4 = eth::payload(frame)
-        .get(ip.header_len..ip.total_len)
-        .unwrap_or(&[]);
-    Icmpv4Packet::new_checked(l4)
+    Icmpv4Packet::new_checked(ip.l4(frame))
         .map(|p| p.msg_type() == Icmpv4Message::EchoRequest)
         .unwrap_or(false)
 }
 
 /// F10: the own gateway answers ping and nothing else.
-fn to_own_gateway(sender: &Sender<'_>, ip: &Ipv4Info, frame: &mut FrameBuf) -> Verdict {
-    if !is_echo_request(ip, frame.data()) {
+fn to_own_gateway<T: Tracer>(
+    sender: &Sender<'_>,
+    ip: &Ipv4Info,
+    frame: &mut FrameBuf,
+    tr: &mut T,
+) -> Verdict {
+    let echo = is_echo_request(ip, frame.data());
+    tr.step(Step::new(
+        10,
+        StepKind::Gateway,
+        [ip.dst, 1, u32::from(echo), 0],
+    ));
+    if !echo {
         return sender.drop(Counter::DropToGateway);
     }
     if !write_echo_reply(sender, ip, frame) {
@@ -103,10 +155,7 @@ fn write_echo_reply(sender: &Sender<'_>, ip: &Ipv4Info, frame: &mut FrameBuf) ->
     pkt.set_dst_addr(ip.src.into());
     pkt.set_hop_limit(64);
     pkt.fill_checksum();
-    let Some(l4) = pkt.payload_mut().get_mut(..) else {
-        return false;
-    };
-    let Ok(mut icmp) = Icmpv4Packet::new_checked(l4) else {
+    let Ok(mut icmp) = Icmpv4Packet::new_checked(pkt.payload_mut()) else {
         return false;
     };
     if !icmp.verify_checksum() {

@@ -1,15 +1,23 @@
 //! The forwarding pipeline of spec/vpc-forwarding.md: a function over a batch of frames and
-//! the tables. It decides and rewrites frames in place; moving them (DMA, ports) and
-//! counting is the caller's job, so the same code serves forwarding, tests and fuzzing.
+//! the tables. It decides and rewrites frames in place (encapsulation included); moving
+//! them (DMA, ports) and counting is the caller's job, so the same code serves forwarding,
+//! `TRACE`, tests, benchmarks and fuzzing.
 mod arp;
 mod eth;
 mod ipv4;
+pub mod mtu;
 mod route;
+pub mod trace;
+mod uplink;
+pub mod vxlan;
 
 use crate::frame::FrameBuf;
 use crate::tables::vpc::{Subnet, VfConfig, Vpc};
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
+use shared_regs::trace::StepKind;
+use trace::{NoTrace, Step, Tracer};
+pub use vxlan::Encap;
 
 /// Where a frame entered or leaves the NIC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,11 +35,15 @@ pub enum Verdict {
     Drop { port: Port, reason: Counter },
     /// Deliver the rewritten frame to VF `vf`'s RX ring.
     ToVf { vf: u16 },
-    /// The firmware answered the sender itself (ARP, gateway ping): the frame now holds the
-    /// answer for VF `vf`.
+    /// The firmware answered the sender itself (ARP, gateway ping, frag-needed): the frame
+    /// now holds the answer for VF `vf`.
     Reply { vf: u16 },
-    /// Send the frame, now encapsulated, out of the uplink.
+    /// Send the frame, now ready for the wire (encapsulated, or an ARP reply), out of the
+    /// uplink.
     ToUplink,
+    /// The frame holds an inner IPv4 packet too long for `mtu` without DF: fragment it
+    /// (F13), then encapsulate each fragment with `encap` (F14) and send it.
+    Fragment { encap: Encap, mtu: u16 },
 }
 
 impl Verdict {
@@ -61,7 +73,7 @@ impl Sender<'_> {
 
     /// True when `ip` is one of the VF's own addresses.
     pub fn owns(&self, ip: u32) -> bool {
-        ip == self.cfg.primary_ip
+        self.cfg.owns(ip)
     }
 }
 
@@ -80,14 +92,36 @@ pub fn process_batch(
 
 /// Decides the fate of one frame that arrived on `src`, rewriting it in place.
 pub fn process_frame(tables: &Tables<'_>, src: Port, frame: &mut FrameBuf) -> Verdict {
+    process_frame_traced(tables, src, frame, &mut NoTrace)
+}
+
+/// [`process_frame`], reporting every decision to `tr`.
+pub fn process_frame_traced<T: Tracer>(
+    tables: &Tables<'_>,
+    src: Port,
+    frame: &mut FrameBuf,
+    tr: &mut T,
+) -> Verdict {
+    let ethertype = eth::Header::parse(frame.data()).map_or(0, |h| u32::from(h.ethertype));
+    let (port_id, rule) = match src {
+        Port::Vf(vf) => (vf, 1),
+        Port::Uplink => (0xFFFF, 15),
+    };
+    tr.step(
+        Step::new(
+            rule,
+            StepKind::Received,
+            [ethertype, frame.len() as u32, 0, 0],
+        )
+        .at(port_id),
+    );
     match src {
-        Port::Vf(vf) => from_vf(tables, vf, frame),
-        // F15 (decapsulation) is not in this firmware yet.
-        Port::Uplink => Verdict::drop(Port::Uplink, Counter::DropUnsupported),
+        Port::Vf(vf) => from_vf(tables, vf, frame, tr),
+        Port::Uplink => uplink::from_uplink(tables, frame, tr),
     }
 }
 
-fn from_vf(tables: &Tables<'_>, vf: u16, frame: &mut FrameBuf) -> Verdict {
+fn from_vf<T: Tracer>(tables: &Tables<'_>, vf: u16, frame: &mut FrameBuf, tr: &mut T) -> Verdict {
     let port = Port::Vf(vf);
     // The rings of an unassigned VF are not served, so a frame without a complete sender
     // context means the tables changed under a queued frame: drop it as unroutable.
@@ -101,13 +135,19 @@ fn from_vf(tables: &Tables<'_>, vf: u16, frame: &mut FrameBuf) -> Verdict {
     if hdr.ethertype != eth::ETHERTYPE_ARP && hdr.ethertype != eth::ETHERTYPE_IPV4 {
         return sender.drop(Counter::DropEthertype);
     }
+    tr.step(Step::new(
+        1,
+        StepKind::Ethertype,
+        [u32::from(hdr.ethertype), 0, 0, 0],
+    ));
     if hdr.src != sender.cfg.mac {
         return sender.drop(Counter::DropSrcMac);
     }
+    tr.step(Step::new(2, StepKind::SrcMac, [0; 4]).at(vf));
     if hdr.ethertype == eth::ETHERTYPE_ARP {
-        arp::from_vf(tables, &sender, frame)
+        arp::from_vf(tables, &sender, frame, tr)
     } else {
-        ipv4::from_vf(tables, &sender, &hdr, frame)
+        ipv4::from_vf(tables, &sender, &hdr, frame, tr)
     }
 }
 

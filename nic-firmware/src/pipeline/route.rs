@@ -1,44 +1,82 @@
-//! F7 same-subnet delivery by MAC, F8 route tables, mapping resolution, and delivery with
-//! the F5 destination check and the F12 L2 rewrite.
+//! F7 same-subnet delivery by MAC, F8 route tables, mapping resolution, and delivery: to a
+//! local VF with the F5 destination check and the F12 rewrite, or over VXLAN (F13, F14).
 use super::ipv4::{is_echo_request, Ipv4Info};
-use super::{eth, Port, Sender, Verdict};
+use super::trace::{Step, Tracer};
+use super::vxlan::{self, Encap};
+use super::{eth, mtu, Port, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::lpm::Target;
-use crate::tables::mapping::{Location, MappingKey};
+use crate::tables::mapping::{Location, Mapping, MappingKey};
 use crate::tables::Tables;
+use shared_regs::entry::RouteTarget;
 use shared_regs::stats::Counter;
+use shared_regs::trace::StepKind;
+
+/// IPv4 MTU toward gateway targets (F13).
+pub const GATEWAY_MTU: u16 = 1500;
+
+/// A mapping lookup, traced.
+pub(super) fn lookup<T: Tracer>(
+    tables: &Tables<'_>,
+    vni: u32,
+    ip: u32,
+    tr: &mut T,
+) -> Option<Mapping> {
+    let found = tables.mappings.get(MappingKey { vni, ip });
+    let (loc, arg) = match found.map(|m| m.location) {
+        Some(Location::LocalVf(vf)) => (0, u32::from(vf)),
+        Some(Location::Remote { underlay_ip }) => (1, underlay_ip),
+        Some(Location::Gateway) => (2, 0),
+        None => (0xFF, 0),
+    };
+    tr.step(Step::new(8, StepKind::Mapping, [vni, ip, loc, arg]));
+    found
+}
 
 /// F7: a frame to a MAC other than the gateway's goes straight to the same-subnet instance
 /// with that MAC and address, without a route lookup.
-pub(super) fn same_subnet_by_mac(
+pub(super) fn same_subnet_by_mac<T: Tracer>(
     tables: &Tables<'_>,
     sender: &Sender<'_>,
     dst_mac: [u8; 6],
     ip: &Ipv4Info,
     frame: &mut FrameBuf,
+    tr: &mut T,
 ) -> Verdict {
-    let key = MappingKey {
-        vni: sender.vpc.vni,
-        ip: ip.dst,
-    };
-    match tables.mappings.get(key) {
-        Some(m) if m.mac == dst_mac && sender.subnet.contains(ip.dst) => {
-            deliver(tables, sender, m.location, ip, frame)
+    if !sender.subnet.contains(ip.dst) {
+        return sender.drop(Counter::DropDstMac);
+    }
+    match lookup(tables, sender.vpc.vni, ip.dst, tr) {
+        Some(m) if m.mac == dst_mac && m.location != Location::Gateway => {
+            tr.step(Step::new(7, StepKind::DstMac, [1, 0, 0, 0]));
+            deliver(tables, sender, sender.vpc.vni, m, ip, frame, tr)
         }
         _ => sender.drop(Counter::DropDstMac),
     }
 }
 
 /// F8: longest-prefix match in the sender subnet's route table.
-pub(super) fn routed(
+pub(super) fn routed<T: Tracer>(
     tables: &Tables<'_>,
     sender: &Sender<'_>,
     ip: &Ipv4Info,
     frame: &mut FrameBuf,
+    tr: &mut T,
 ) -> Verdict {
-    let Some(route) = tables.routes.lookup(sender.subnet.route_table, ip.dst) else {
+    let table = sender.subnet.route_table;
+    let Some(route) = tables.routes.lookup(table, ip.dst) else {
+        tr.step(Step::new(8, StepKind::Route, [ip.dst, 0, 0xFFFF, 0]).at(table));
         return sender.drop(Counter::DropNoRoute);
     };
+    let (kind, arg) = match route.target {
+        Target::Local => (RouteTarget::Local, 0),
+        Target::Blackhole => (RouteTarget::Blackhole, 0),
+        Target::Gateway(id) => (RouteTarget::Gateway, u32::from(id)),
+        Target::Peering(id) => (RouteTarget::Peering, u32::from(id)),
+        Target::Instance(addr) => (RouteTarget::Instance, addr),
+    };
+    let c = u32::from(route.len) | (kind as u32) << 8;
+    tr.step(Step::new(8, StepKind::Route, [ip.dst, route.prefix, c, arg]).at(table));
     let (vni, addr) = match route.target {
         Target::Local => (sender.vpc.vni, ip.dst),
         Target::Peering(peer) => match tables.vpc(peer) {
@@ -47,30 +85,43 @@ pub(super) fn routed(
         },
         Target::Instance(target_ip) => (sender.vpc.vni, target_ip),
         Target::Blackhole => return sender.drop(Counter::DropBlackhole),
-        // F14 (VXLAN to gateways) is not in this firmware yet.
-        Target::Gateway(_) => return sender.drop(Counter::DropUnsupported),
+        Target::Gateway(id) => return to_gateway(tables, sender, id, ip, frame, tr),
     };
-    match tables.mappings.get(MappingKey { vni, ip: addr }) {
-        Some(m) => deliver(tables, sender, m.location, ip, frame),
+    match lookup(tables, vni, addr, tr) {
+        Some(m) => deliver(tables, sender, vni, m, ip, frame, tr),
         None => sender.drop(Counter::DropNoMapping),
     }
 }
 
 /// Delivers to where a mapping points.
-fn deliver(
+fn deliver<T: Tracer>(
     tables: &Tables<'_>,
     sender: &Sender<'_>,
-    location: Location,
+    vni: u32,
+    m: Mapping,
     ip: &Ipv4Info,
     frame: &mut FrameBuf,
+    tr: &mut T,
 ) -> Verdict {
-    match location {
-        Location::LocalVf(vf) => deliver_to_vf(tables, sender, vf, ip, frame),
-        // F14 (VXLAN to remote hosts) is not in this firmware yet.
-        Location::Remote { .. } => sender.drop(Counter::DropUnsupported),
+    match m.location {
+        Location::LocalVf(vf) => deliver_to_vf(tables, sender, vf, ip, frame, tr),
+        Location::Remote { underlay_ip } => {
+            eth::set_macs(frame.data_mut(), m.mac, sender.cfg.mac);
+            let mtu = tables
+                .uplink
+                .map_or(0, |u| u.mtu.saturating_sub(vxlan::OVERHEAD as u16));
+            let encap = Encap::new(underlay_ip, vni, ip, frame.data());
+            encapsulate(tables, sender, encap, mtu, ip, frame, tr)
+        }
         Location::Gateway => {
             // F10: another subnet's gateway answers nobody.
-            if is_echo_request(ip, frame.data()) {
+            let echo = is_echo_request(ip, frame.data());
+            tr.step(Step::new(
+                10,
+                StepKind::Gateway,
+                [ip.dst, 0, u32::from(echo), 0],
+            ));
+            if echo {
                 sender.drop(Counter::DropForeignGateway)
             } else {
                 sender.drop(Counter::DropToGateway)
@@ -79,28 +130,140 @@ fn deliver(
     }
 }
 
-/// F5 at the receiver, then F12.
-fn deliver_to_vf(
+/// F8 gateway target: VXLAN to the gateway with the VPC's VNI, MTU 1500 (F13).
+fn to_gateway<T: Tracer>(
+    tables: &Tables<'_>,
+    sender: &Sender<'_>,
+    id: u16,
+    ip: &Ipv4Info,
+    frame: &mut FrameBuf,
+    tr: &mut T,
+) -> Verdict {
+    let Some(gw) = tables.gateway(id) else {
+        return sender.drop(Counter::DropNoRoute);
+    };
+    eth::set_macs(frame.data_mut(), gw.mac, sender.cfg.mac);
+    let encap = Encap::new(gw.underlay_ip, sender.vpc.vni, ip, frame.data());
+    encapsulate(tables, sender, encap, GATEWAY_MTU, ip, frame, tr)
+}
+
+/// F13 then F14: fits, frag-needed, or fragments; then encapsulation in place.
+fn encapsulate<T: Tracer>(
+    tables: &Tables<'_>,
+    sender: &Sender<'_>,
+    encap: Encap,
+    mtu: u16,
+    ip: &Ipv4Info,
+    frame: &mut FrameBuf,
+    tr: &mut T,
+) -> Verdict {
+    let Some(uplink) = tables.uplink else {
+        return sender.drop(Counter::DropNoRoute);
+    };
+    let fits = ip.total_len <= usize::from(mtu);
+    let action = match (fits, ip.dont_frag) {
+        (true, _) => 0,
+        (false, true) => 1,
+        (false, false) => 2,
+    };
+    tr.step(Step::new(
+        13,
+        StepKind::Mtu,
+        [ip.total_len as u32, u32::from(mtu), action, 0],
+    ));
+    match action {
+        0 => {}
+        1 => {
+            return if mtu::write_frag_needed(sender, ip, mtu, frame) {
+                Verdict::Reply { vf: sender.vf }
+            } else {
+                sender.drop(Counter::DropMalformed)
+            }
+        }
+        _ => return Verdict::Fragment { encap, mtu },
+    }
+    tr.step(Step::new(
+        14,
+        StepKind::Encap,
+        [encap.underlay_dst, encap.vni, u32::from(encap.src_port), 0],
+    ));
+    if vxlan::encapsulate(frame, &uplink, &encap) {
+        Verdict::ToUplink
+    } else {
+        sender.drop(Counter::DropOversize)
+    }
+}
+
+/// Who sent a frame that is delivered to a local VF, for F12.
+#[derive(Clone, Copy)]
+pub(super) enum Origin {
+    /// A local VF in subnet `subnet` with MAC `mac`.
+    Local { subnet: u16, mac: [u8; 6] },
+    /// A remote instance (or gateway) by inner source address, in VPC `vni`; its MAC is the
+    /// inner frame's source MAC, already in place.
+    Remote { src_ip: u32, vni: u32 },
+}
+
+fn deliver_to_vf<T: Tracer>(
     tables: &Tables<'_>,
     sender: &Sender<'_>,
     vf: u16,
     ip: &Ipv4Info,
     frame: &mut FrameBuf,
+    tr: &mut T,
 ) -> Verdict {
-    let Some(dst) = tables.vf(vf) else {
-        return sender.drop(Counter::DropNoMapping);
+    let origin = Origin::Local {
+        subnet: sender.cfg.subnet,
+        mac: sender.cfg.mac,
     };
-    if dst.src_dst_check && ip.dst != dst.primary_ip {
+    to_local_vf(tables, sender.port(), origin, vf, ip.dst, frame, tr)
+}
+
+/// F5 at the receiver, then F12. `from` is the port a drop for lack of a VF is counted on.
+pub(super) fn to_local_vf<T: Tracer>(
+    tables: &Tables<'_>,
+    from: Port,
+    origin: Origin,
+    vf: u16,
+    dst_ip: u32,
+    frame: &mut FrameBuf,
+    tr: &mut T,
+) -> Verdict {
+    let (Some(dst), Some(subnet)) = (
+        tables.vf(vf),
+        tables.vf(vf).and_then(|d| tables.subnet(d.subnet)),
+    ) else {
+        return Verdict::drop(from, Counter::DropNoMapping);
+    };
+    tr.step(
+        Step::new(
+            5,
+            StepKind::DstIp,
+            [u32::from(dst.src_dst_check), dst_ip, 0, 0],
+        )
+        .at(vf),
+    );
+    if dst.src_dst_check && !dst.owns(dst_ip) {
         return Verdict::drop(Port::Vf(vf), Counter::DropDstIp);
     }
-    let src_mac = if dst.subnet == sender.cfg.subnet {
-        sender.cfg.mac
-    } else {
-        match tables.subnet(dst.subnet) {
-            Some(s) => s.gateway_mac,
-            None => return sender.drop(Counter::DropNoMapping),
+    let same_subnet_mac = match origin {
+        Origin::Local { subnet, mac } => (subnet == dst.subnet).then_some(mac),
+        Origin::Remote { src_ip, vni } => {
+            let same_vpc = tables.vpc(subnet.vpc).is_some_and(|v| v.vni == vni);
+            let src_mac = eth::Header::parse(frame.data()).map(|h| h.src);
+            if same_vpc && subnet.contains(src_ip) {
+                src_mac
+            } else {
+                None
+            }
         }
     };
-    eth::set_macs(frame.data_mut(), dst.mac, src_mac);
+    let same_subnet = same_subnet_mac.is_some();
+    tr.step(Step::new(12, StepKind::Rewrite, [u32::from(same_subnet), 0, 0, 0]).at(vf));
+    eth::set_macs(
+        frame.data_mut(),
+        dst.mac,
+        same_subnet_mac.unwrap_or(subnet.gateway_mac),
+    );
     Verdict::ToVf { vf }
 }

@@ -90,7 +90,10 @@ fn assert_nothing_received(nic: &mut FakeNic) {
     }
 }
 
-fn arp_reply_fields(frame: &[u8]) -> ([u8; 6], [u8; 6], u16, [u8; 6], [u8; 4], [u8; 6], [u8; 4]) {
+/// Ethernet dst, src; ARP op, sha, spa, tha, tpa.
+type ArpFields = ([u8; 6], [u8; 6], u16, [u8; 6], [u8; 4], [u8; 6], [u8; 4]);
+
+fn arp_reply_fields(frame: &[u8]) -> ArpFields {
     let a = &frame[14..42];
     (
         frame[0..6].try_into().unwrap(),

@@ -18,7 +18,7 @@ pub enum TableError {
 
 use lpm::RouteTables;
 use mapping::MappingTable;
-use vpc::{RouteTable, Slot, Subnet, VfConfig, Vpc};
+use vpc::{Gateway, RouteTable, Slot, Subnet, VfConfig, Vpc};
 
 /// The uplink port's settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +39,7 @@ pub struct Tables<'m> {
     pub route_tables: &'m mut [Slot<RouteTable>],
     pub routes: RouteTables<'m>,
     pub mappings: MappingTable<'m>,
+    pub gateways: &'m mut [Slot<Gateway>],
     pub uplink: Option<Uplink>,
 }
 
@@ -55,6 +56,7 @@ impl Tables<'_> {
             }
         }
         self.mappings.clear();
+        self.gateways.fill(None);
         self.uplink = None;
     }
 
@@ -71,6 +73,11 @@ impl Tables<'_> {
     /// A VPC by ID.
     pub fn vpc(&self, id: u16) -> Option<&Vpc> {
         self.vpcs.get(usize::from(id))?.as_ref()
+    }
+
+    /// A gateway by ID.
+    pub fn gateway(&self, id: u16) -> Option<&Gateway> {
+        self.gateways.get(usize::from(id))?.as_ref()
     }
 
     /// A route table header by ID.

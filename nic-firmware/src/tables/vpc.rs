@@ -12,6 +12,9 @@ pub struct Vpc {
     pub main_route_table: Option<u16>,
     pub dns: [u32; shared_regs::entry::VPC_DNS_SERVERS],
     pub dns_count: u8,
+    /// DNS domain name (DHCP option 15), `domain_len` bytes of ASCII.
+    pub domain: [u8; shared_regs::entry::DOMAIN_MAX],
+    pub domain_len: u8,
 }
 
 /// A subnet.
@@ -56,6 +59,33 @@ pub struct VfConfig {
     /// Primary IPv4, host byte order.
     pub primary_ip: u32,
     pub src_dst_check: bool,
+    /// Secondary IPv4s, host byte order; the first `secondary_count` are valid.
+    pub secondary: [u32; shared_regs::entry::VF_SECONDARY_ADDRS],
+    pub secondary_count: u8,
+}
+
+impl VfConfig {
+    /// The valid secondary addresses.
+    pub fn secondaries(&self) -> &[u32] {
+        self.secondary
+            .get(..usize::from(self.secondary_count))
+            .unwrap_or(&[])
+    }
+
+    /// True when `ip` is the primary or a secondary address.
+    pub fn owns(&self, ip: u32) -> bool {
+        ip == self.primary_ip || self.secondaries().contains(&ip)
+    }
+}
+
+/// A gateway endpoint reached over the underlay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gateway {
+    pub kind: u8,
+    /// Underlay address, host byte order.
+    pub underlay_ip: u32,
+    /// Inner destination MAC of frames sent to it.
+    pub mac: [u8; 6],
 }
 
 /// A slot of an indexed table: empty or holding one entry.

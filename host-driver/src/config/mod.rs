@@ -1,0 +1,122 @@
+//! # The VPC description file (spec/vpc-config.md)
+//!
+//! [`parse`] reads the TOML into [`file::RawFile`], then [`validate`] checks all of it and
+//! either returns a [`Config`] (every reference resolved, every default filled in) or every
+//! error it found, each with its place (`instance.web1.ip`) and reason; nothing is
+//! programmed from a file with an error. [`plan()`] turns a [`Config`] into the ordered
+//! driver calls for one host, and [`apply`] makes them.
+pub mod file;
+pub mod model;
+pub mod plan;
+pub mod text;
+pub mod validate;
+
+pub use model::Config;
+pub use plan::{apply, plan, ApplyError, Command, Plan};
+pub use validate::{validate, Limits};
+
+use std::fmt;
+use std::path::Path;
+
+/// One problem of a VPC file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where: a dotted path like `instance.web1.ip`, or `file` for TOML syntax.
+    pub place: String,
+    pub reason: String,
+    /// Line and column (1-based) when the file text was at fault.
+    pub at: Option<(usize, usize)>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place, self.reason)?;
+        if let Some((line, col)) = self.at {
+            write!(f, " (line {line}, column {col})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem of a VPC file, in file order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl ConfigErrors {
+    fn one(place: &str, reason: String, at: Option<(usize, usize)>) -> Self {
+        ConfigErrors(vec![ConfigError {
+            place: place.to_string(),
+            reason,
+            at,
+        }])
+    }
+}
+
+/// Parses and validates the text of a VPC file.
+pub fn parse(text: &str, limits: &Limits) -> Result<Config, ConfigErrors> {
+    let raw: file::RawFile = toml::from_str(text).map_err(|e| {
+        let at = e.span().map(|s| text::line_col(text, s.start));
+        ConfigErrors::one("file", e.message().trim_end().to_string(), at)
+    })?;
+    validate(&raw, text, limits)
+}
+
+/// Reads, parses and validates a VPC file.
+pub fn load(path: &Path, limits: &Limits) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::one(&path.display().to_string(), format!("cannot read: {e}"), None)
+    })?;
+    parse(&text, limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        let err = parse("[vpc.a]\nvni = 1\ncidr = 10.0.0.0/16\n", &Limits::default()).unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert_eq!(err.0[0].place, "file");
+        assert_eq!(err.0[0].at.map(|a| a.0), Some(3), "{err}");
+
+        let err = parse("[vpc.a]\nvni = 1\ncidr = \"10.0.0.0/16\"\ncolour = 1\n", &Limits::default())
+            .unwrap_err();
+        assert!(err.to_string().starts_with("file: unknown field `colour`"), "{err}");
+        assert!(err.to_string().ends_with("(line 4, column 1)"), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_file_names_the_path() {
+        let err = load(Path::new("/nonexistent/vpc.toml"), &Limits::default()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("/nonexistent/vpc.toml: cannot read: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn errors_print_one_per_line() {
+        let e = |p: &str, at| ConfigError {
+            place: p.into(),
+            reason: "bad".into(),
+            at,
+        };
+        let all = ConfigErrors(vec![e("a.b", None), e("c", Some((3, 4)))]);
+        assert_eq!(all.to_string(), "a.b: bad\nc: bad (line 3, column 4)");
+    }
+}

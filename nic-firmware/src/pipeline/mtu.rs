@@ -1,0 +1,121 @@
+//! F13: packets longer than the path MTU. With DF the subnet gateway answers ICMP
+//! "fragmentation needed" (type 3 code 4) with the next-hop MTU; without DF the packet is cut
+//! into fragments per RFC 791.
+use super::ipv4::Ipv4Info;
+use super::vxlan::{self, Encap};
+use super::{eth, Sender};
+use crate::frame::FrameBuf;
+use crate::tables::Uplink;
+use shared_regs::ETH_HEADER_LEN;
+use smoltcp::wire::{Icmpv4Packet, IpProtocol, Ipv4Packet};
+
+/// Bytes of the offending datagram an ICMP error quotes after its header (RFC 792).
+const QUOTED_PAYLOAD: usize = 8;
+/// IPv4 + ICMP header bytes of the error itself.
+const ERROR_HEADERS: usize = 20 + 8;
+
+/// Turns the packet in `frame` into the gateway's ICMP frag-needed for the sender, in place.
+pub(super) fn write_frag_needed(
+    sender: &Sender<'_>,
+    ip: &Ipv4Info,
+    mtu: u16,
+    frame: &mut FrameBuf,
+) -> bool {
+    let quoted = ip
+        .header_len
+        .saturating_add(QUOTED_PAYLOAD)
+        .min(ip.total_len);
+    let Some(total) = ERROR_HEADERS.checked_add(quoted) else {
+        return false;
+    };
+    let data = frame.data_mut();
+    let from = ETH_HEADER_LEN;
+    let to = ETH_HEADER_LEN.saturating_add(ERROR_HEADERS);
+    if from.saturating_add(quoted) > data.len() || to.saturating_add(quoted) > data.len() {
+        return false;
+    }
+    data.copy_within(from..from.saturating_add(quoted), to);
+    eth::set_macs(data, sender.cfg.mac, sender.subnet.gateway_mac);
+    let Some(ip_bytes) = data.get_mut(ETH_HEADER_LEN..ETH_HEADER_LEN.saturating_add(total)) else {
+        return false;
+    };
+    let mut pkt = Ipv4Packet::new_unchecked(ip_bytes);
+    pkt.set_version(4);
+    pkt.set_header_len(20);
+    pkt.set_dscp(0);
+    pkt.set_ecn(0);
+    pkt.set_total_len(u16::try_from(total).unwrap_or(u16::MAX));
+    pkt.set_ident(0);
+    pkt.clear_flags();
+    pkt.set_frag_offset(0);
+    pkt.set_hop_limit(64);
+    pkt.set_next_header(IpProtocol::Icmp);
+    pkt.set_src_addr(sender.subnet.gateway_ip().into());
+    pkt.set_dst_addr(ip.src.into());
+    pkt.fill_checksum();
+    let mut icmp = Icmpv4Packet::new_unchecked(pkt.payload_mut());
+    icmp.set_msg_type(smoltcp::wire::Icmpv4Message::DstUnreachable);
+    icmp.set_msg_code(4);
+    // Bytes 4..8: unused (16 bits), next-hop MTU (16 bits), RFC 1191.
+    icmp.set_echo_ident(0);
+    icmp.set_echo_seq_no(mtu);
+    icmp.fill_checksum();
+    frame.truncate(ETH_HEADER_LEN.saturating_add(total));
+    true
+}
+
+/// Largest inner frame a fragment may make: inner Ethernet plus a full-MTU packet.
+const MAX_FRAGMENT_FRAME: usize = ETH_HEADER_LEN + 1500;
+
+/// Cuts the inner IPv4 packet of `inner` (an Ethernet frame) into fragments of at most
+/// `mtu` bytes, encapsulates each and hands it to `send`. Returns the number sent, or
+/// `None` when the packet cannot be fragmented (header too long for the MTU, malformed).
+pub fn fragment(
+    inner: &[u8],
+    uplink: &Uplink,
+    encap: &Encap,
+    mtu: u16,
+    mut send: impl FnMut(&[u8]),
+) -> Option<usize> {
+    let mtu = usize::from(mtu).min(MAX_FRAGMENT_FRAME - ETH_HEADER_LEN);
+    let eth_hdr = inner.get(..ETH_HEADER_LEN)?;
+    let ip = Ipv4Packet::new_checked(inner.get(ETH_HEADER_LEN..)?).ok()?;
+    let header_len = usize::from(ip.header_len());
+    let header = ip.as_ref().get(..header_len)?;
+    let payload = ip.payload();
+    // Fragment payloads are multiples of 8 bytes, except the last.
+    let chunk = mtu.checked_sub(header_len)? & !7;
+    if chunk == 0 {
+        return None;
+    }
+    let base_offset = usize::from(ip.frag_offset());
+    let more_after = ip.more_frags();
+    let mut buf = [0u8; vxlan::OVERHEAD + MAX_FRAGMENT_FRAME];
+    let mut sent = 0usize;
+    for (i, part) in payload.chunks(chunk).enumerate() {
+        let offset = base_offset.checked_add(i.checked_mul(chunk)?)?;
+        let last = offset.checked_add(part.len())? >= base_offset.checked_add(payload.len())?;
+        let ip_len = header_len.checked_add(part.len())?;
+        let inner_len = ETH_HEADER_LEN.checked_add(ip_len)?;
+        let frame_len = vxlan::OVERHEAD.checked_add(inner_len)?;
+        let (outer, rest) = buf
+            .get_mut(..frame_len)?
+            .split_at_mut_checked(vxlan::OVERHEAD)?;
+        let (l2, l3) = rest.split_at_mut_checked(ETH_HEADER_LEN)?;
+        l2.copy_from_slice(eth_hdr);
+        let (hdr, data) = l3.split_at_mut_checked(header_len)?;
+        hdr.copy_from_slice(header);
+        data.copy_from_slice(part);
+        let mut pkt = Ipv4Packet::new_unchecked(&mut *l3);
+        pkt.set_total_len(u16::try_from(ip_len).ok()?);
+        pkt.set_more_frags(!last || more_after);
+        pkt.set_frag_offset(u16::try_from(offset).ok()?);
+        pkt.fill_checksum();
+        if !vxlan::write_outer(outer, uplink, encap, inner_len) {
+            return None;
+        }
+        send(buf.get(..frame_len)?);
+        sent = sent.checked_add(1)?;
+    }
+    Some(sent)
+}

@@ -1,0 +1,169 @@
+//! Frames from the uplink: ARP for this host's underlay address, and F15 decapsulation.
+use super::route::{lookup, to_local_vf, Origin};
+use super::trace::{Step, Tracer};
+use super::vxlan::{FLAG_VNI, OVERHEAD, PORT};
+use super::{eth, ipv4, Port, Verdict};
+use crate::frame::FrameBuf;
+use crate::tables::mapping::Location;
+use crate::tables::{Tables, Uplink};
+use shared_regs::stats::Counter;
+use shared_regs::trace::StepKind;
+use shared_regs::VF_MTU;
+use smoltcp::wire::{ArpHardware, ArpOperation, ArpPacket, EthernetProtocol, IpProtocol};
+
+fn drop(reason: Counter) -> Verdict {
+    Verdict::drop(Port::Uplink, reason)
+}
+
+pub(super) fn from_uplink<T: Tracer>(
+    tables: &Tables<'_>,
+    frame: &mut FrameBuf,
+    tr: &mut T,
+) -> Verdict {
+    let Some(uplink) = tables.uplink else {
+        return drop(Counter::DropUplinkForeign);
+    };
+    let Some(outer) = eth::Header::parse(frame.data()) else {
+        return drop(Counter::DropMalformed);
+    };
+    match outer.ethertype {
+        eth::ETHERTYPE_ARP => underlay_arp(&uplink, frame),
+        eth::ETHERTYPE_IPV4 if outer.dst == uplink.mac => decapsulate(tables, &uplink, frame, tr),
+        _ => drop(Counter::DropUplinkForeign),
+    }
+}
+
+/// Answers ARP requests for this host's underlay address, so underlay routers and the
+/// Linux vxlan devices of gateways can reach it; every other ARP is not ours.
+fn underlay_arp(uplink: &Uplink, frame: &mut FrameBuf) -> Verdict {
+    let data = frame.data_mut();
+    let Ok(mut arp) = ArpPacket::new_checked(eth::payload_mut(data)) else {
+        return drop(Counter::DropMalformed);
+    };
+    let ours = arp.hardware_type() == ArpHardware::Ethernet
+        && arp.protocol_type() == EthernetProtocol::Ipv4
+        && arp.hardware_len() == 6
+        && arp.protocol_len() == 4
+        && arp.operation() == ArpOperation::Request
+        && arp.target_protocol_addr() == uplink.underlay_ip.to_be_bytes();
+    if !ours {
+        return drop(Counter::DropUplinkForeign);
+    }
+    let (Ok(sha), Ok(spa)) = (
+        <[u8; 6]>::try_from(arp.source_hardware_addr()),
+        <[u8; 4]>::try_from(arp.source_protocol_addr()),
+    ) else {
+        return drop(Counter::DropMalformed);
+    };
+    arp.set_operation(ArpOperation::Reply);
+    arp.set_source_hardware_addr(&uplink.mac);
+    arp.set_source_protocol_addr(&uplink.underlay_ip.to_be_bytes());
+    arp.set_target_hardware_addr(&sha);
+    arp.set_target_protocol_addr(&spa);
+    eth::set_macs(data, sha, uplink.mac);
+    Verdict::ToUplink
+}
+
+/// The outer headers of a VXLAN frame for this host.
+struct Outer {
+    src: u32,
+    vni: u32,
+}
+
+/// F15: only VXLAN to this host's underlay address and a known VNI.
+fn outer_headers(tables: &Tables<'_>, uplink: &Uplink, frame: &[u8]) -> Option<Outer> {
+    let ip = ipv4::parse(eth::payload(frame))?;
+    if ip.dst != uplink.underlay_ip || ip.protocol != IpProtocol::Udp || ip.later_fragment {
+        return None;
+    }
+    let udp = ip.l4(frame);
+    let vxlan = udp.get(8..16)?;
+    let dst_port = u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?]);
+    if dst_port != PORT || vxlan.first()? & FLAG_VNI == 0 {
+        return None;
+    }
+    let vni = u32::from_be_bytes([0, *vxlan.get(4)?, *vxlan.get(5)?, *vxlan.get(6)?]);
+    if !tables.vpcs.iter().flatten().any(|v| v.vni == vni) {
+        return None;
+    }
+    // The inner frame must start right after the 8-byte VXLAN header: no IP options on
+    // the outer header.
+    if ip.header_len != 20 {
+        return None;
+    }
+    Some(Outer { src: ip.src, vni })
+}
+
+fn decapsulate<T: Tracer>(
+    tables: &Tables<'_>,
+    uplink: &Uplink,
+    frame: &mut FrameBuf,
+    tr: &mut T,
+) -> Verdict {
+    let Some(outer) = outer_headers(tables, uplink, frame.data()) else {
+        return drop(Counter::DropUplinkForeign);
+    };
+    if !frame.pop_front(OVERHEAD) {
+        return drop(Counter::DropMalformed);
+    }
+    match eth::Header::parse(frame.data()) {
+        Some(h) if h.ethertype == eth::ETHERTYPE_IPV4 => {}
+        Some(_) => return drop(Counter::DropEthertype),
+        None => return drop(Counter::DropMalformed),
+    }
+    let Some(inner) = ipv4::validate(frame, tr) else {
+        return drop(Counter::DropMalformed);
+    };
+    tr.step(Step::new(
+        15,
+        StepKind::Decap,
+        [outer.src, outer.vni, inner.src, inner.dst],
+    ));
+    if inner.total_len > VF_MTU as usize {
+        return drop(Counter::DropOversize);
+    }
+    let vf = match lookup(tables, outer.vni, inner.dst, tr).map(|m| m.location) {
+        Some(Location::LocalVf(vf)) => vf,
+        _ => return drop(Counter::DropNoMapping),
+    };
+    if !plausible_source(tables, &outer, inner.src, tr) {
+        return drop(Counter::DropDecapSpoof);
+    }
+    let origin = Origin::Remote {
+        src_ip: inner.src,
+        vni: outer.vni,
+    };
+    to_local_vf(tables, Port::Uplink, origin, vf, inner.dst, frame, tr)
+}
+
+/// F15: the inner source lives on the outer source host, or the outer source is a
+/// gateway. Traffic from a peered VPC carries the destination's VNI, so the other VPCs are
+/// searched too.
+fn plausible_source<T: Tracer>(
+    tables: &Tables<'_>,
+    outer: &Outer,
+    inner_src: u32,
+    tr: &mut T,
+) -> bool {
+    let on_outer_host = |m: Option<crate::tables::mapping::Mapping>| {
+        matches!(m.map(|m| m.location),
+            Some(Location::Remote { underlay_ip }) if underlay_ip == outer.src)
+    };
+    if on_outer_host(lookup(tables, outer.vni, inner_src, tr)) {
+        return true;
+    }
+    if tables
+        .gateways
+        .iter()
+        .flatten()
+        .any(|g| g.underlay_ip == outer.src)
+    {
+        return true;
+    }
+    tables
+        .vpcs
+        .iter()
+        .flatten()
+        .filter(|v| v.vni != outer.vni)
+        .any(|v| on_outer_host(lookup(tables, v.vni, inner_src, tr)))
+}
