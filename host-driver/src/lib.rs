@@ -16,6 +16,7 @@
 pub mod adminq;
 pub mod backend;
 pub mod bringup;
+pub mod config;
 pub mod device;
 pub mod dma;
 pub mod error;

@@ -387,3 +387,37 @@ impl FakeNic {
         Some(frame)
     }
 }
+
+/// Clears DF in the IPv4 header of an Ethernet frame and fixes its checksum.
+pub fn clear_dont_frag(frame: &mut [u8]) {
+    let mut ip = Ipv4Packet::new_checked(&mut frame[14..]).unwrap();
+    ip.set_dont_frag(false);
+    ip.fill_checksum();
+}
+
+/// A VXLAN frame as a remote host's NIC sends it: outer Ethernet, IPv4 (with a valid
+/// checksum), UDP to 4789, VXLAN with `vni`, then `inner`.
+pub fn vxlan_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    vni: u32,
+    inner: &[u8],
+) -> Vec<u8> {
+    let mut udp_payload = vec![0x08, 0, 0, 0];
+    udp_payload.extend_from_slice(&(vni << 8).to_be_bytes());
+    udp_payload.extend_from_slice(inner);
+    ethernet(
+        dst_mac,
+        src_mac,
+        ETHERTYPE_IPV4,
+        &ipv4(
+            src,
+            dst,
+            IpProtocol::Udp,
+            64,
+            &udp(50000, 4789, &udp_payload),
+        ),
+    )
+}

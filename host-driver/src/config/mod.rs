@@ -78,7 +78,11 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Config, ConfigErrors> {
 /// Reads, parses and validates a VPC file.
 pub fn load(path: &Path, limits: &Limits) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors::one(&path.display().to_string(), format!("cannot read: {e}"), None)
+        ConfigErrors::one(
+            &path.display().to_string(),
+            format!("cannot read: {e}"),
+            None,
+        )
     })?;
     parse(&text, limits)
 }
@@ -94,9 +98,15 @@ mod tests {
         assert_eq!(err.0[0].place, "file");
         assert_eq!(err.0[0].at.map(|a| a.0), Some(3), "{err}");
 
-        let err = parse("[vpc.a]\nvni = 1\ncidr = \"10.0.0.0/16\"\ncolour = 1\n", &Limits::default())
-            .unwrap_err();
-        assert!(err.to_string().starts_with("file: unknown field `colour`"), "{err}");
+        let err = parse(
+            "[vpc.a]\nvni = 1\ncidr = \"10.0.0.0/16\"\ncolour = 1\n",
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("file: unknown field `colour`"),
+            "{err}"
+        );
         assert!(err.to_string().ends_with("(line 4, column 1)"), "{err}");
     }
 
@@ -104,7 +114,8 @@ mod tests {
     fn an_unreadable_file_names_the_path() {
         let err = load(Path::new("/nonexistent/vpc.toml"), &Limits::default()).unwrap_err();
         assert!(
-            err.to_string().starts_with("/nonexistent/vpc.toml: cannot read: "),
+            err.to_string()
+                .starts_with("/nonexistent/vpc.toml: cannot read: "),
             "{err}"
         );
     }

@@ -44,11 +44,9 @@ fn parse_prefix(text: &str, what: &str) -> Result<Cidr, String> {
     let ip: Ipv4Addr = ip
         .parse()
         .map_err(|_| format!("{text:?} is not {what}: {ip:?} is not an IPv4 address"))?;
-    let len: u8 = len
-        .parse()
-        .ok()
-        .filter(|&l| l <= 32)
-        .ok_or_else(|| format!("{text:?} is not {what}: the prefix length {len:?} is not 0 to 32"))?;
+    let len: u8 = len.parse().ok().filter(|&l| l <= 32).ok_or_else(|| {
+        format!("{text:?} is not {what}: the prefix length {len:?} is not 0 to 32")
+    })?;
     Ok((ip, len))
 }
 
@@ -89,7 +87,8 @@ pub fn cidr_text((ip, len): Cidr) -> String {
 /// "02:00:0a:00:01:0a": a unicast MAC.
 pub fn parse_mac(text: &str) -> Result<Mac, String> {
     let parts: Vec<&str> = text.split(':').collect();
-    let bad = || format!("{text:?} is not a MAC address (expected six hex bytes, 02:00:0a:00:01:0a)");
+    let bad =
+        || format!("{text:?} is not a MAC address (expected six hex bytes, 02:00:0a:00:01:0a)");
     if parts.len() != 6 {
         return Err(bad());
     }
@@ -189,14 +188,18 @@ mod tests {
             parse_mac("02:00:0a:00:01:0A").unwrap(),
             [2, 0, 10, 0, 1, 10]
         );
-        assert!(parse_mac("02:00:0a:00:01").unwrap_err().contains("six hex bytes"));
+        assert!(parse_mac("02:00:0a:00:01")
+            .unwrap_err()
+            .contains("six hex bytes"));
         assert!(parse_mac("02:00:0a:00:01:zz").is_err());
         assert!(parse_mac("002:0:0a:00:01:01").is_err());
         assert_eq!(
             parse_mac("01:00:5e:00:00:01").unwrap_err(),
             "01:00:5e:00:00:01 is a multicast MAC address; an instance needs a unicast one"
         );
-        assert!(parse_mac("00:00:00:00:00:00").unwrap_err().contains("all-zero"));
+        assert!(parse_mac("00:00:00:00:00:00")
+            .unwrap_err()
+            .contains("all-zero"));
     }
 
     #[test]

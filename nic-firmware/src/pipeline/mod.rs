@@ -165,3 +165,5 @@ fn sender<'a>(tables: &'a Tables<'_>, vf: u16) -> Option<Sender<'a>> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_uplink;
