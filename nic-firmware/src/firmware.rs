@@ -115,7 +115,11 @@ impl<'m> Firmware<'m> {
                 p.write_reg(f, reg, 0);
             }
         }
-        let caps = pf::Caps::ARP_PROXY | pf::Caps::MULTI_VRF;
+        let caps = pf::Caps::ARP_PROXY
+            | pf::Caps::MULTI_VRF
+            | pf::Caps::VXLAN
+            | pf::Caps::DHCP
+            | pf::Caps::TRACE;
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let pf_regs = [
             (pf::ABI_VERSION, shared_regs::ABI_VERSION),

@@ -421,3 +421,76 @@ pub fn vxlan_frame(
         ),
     )
 }
+
+/// A DHCP client message as a VM's client sends it: from 0.0.0.0 (or `ciaddr` when it has
+/// an address) to 255.255.255.255, UDP 68 -> 67.
+pub fn dhcp_client_frame(
+    mac: [u8; 6],
+    kind: smoltcp::wire::DhcpMessageType,
+    xid: u32,
+    requested: Option<Ipv4Addr>,
+    ciaddr: Ipv4Addr,
+    broadcast: bool,
+) -> Vec<u8> {
+    use smoltcp::wire::{DhcpPacket, DhcpRepr};
+    let repr = DhcpRepr {
+        message_type: kind,
+        transaction_id: xid,
+        secs: 0,
+        client_hardware_address: EthernetAddress(mac),
+        client_ip: ciaddr,
+        your_ip: Ipv4Addr::UNSPECIFIED,
+        server_ip: Ipv4Addr::UNSPECIFIED,
+        router: None,
+        subnet_mask: None,
+        relay_agent_ip: Ipv4Addr::UNSPECIFIED,
+        broadcast,
+        requested_ip: requested,
+        client_identifier: Some(EthernetAddress(mac)),
+        server_identifier: None,
+        parameter_request_list: Some(&[1, 3, 6, 15, 26, 51, 54]),
+        dns_servers: None,
+        max_size: None,
+        lease_duration: None,
+        renew_duration: None,
+        rebind_duration: None,
+        additional_options: &[],
+    };
+    let mut dhcp = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut DhcpPacket::new_unchecked(&mut dhcp[..]))
+        .unwrap();
+    ethernet(
+        BROADCAST,
+        mac,
+        ETHERTYPE_IPV4,
+        &ipv4(
+            ciaddr,
+            Ipv4Addr::BROADCAST,
+            IpProtocol::Udp,
+            64,
+            &udp(68, 67, &dhcp),
+        ),
+    )
+}
+
+/// A DHCP server reply: (IPv4 destination, the parsed DHCP message's type, yiaddr, and
+/// each option as (kind, data)).
+pub fn parse_dhcp_reply(
+    frame: &[u8],
+) -> (
+    Ipv4Addr,
+    smoltcp::wire::DhcpMessageType,
+    Ipv4Addr,
+    Vec<(u8, Vec<u8>)>,
+) {
+    use smoltcp::wire::{DhcpPacket, DhcpRepr, UdpPacket};
+    let ip = Ipv4Packet::new_checked(&frame[14..]).unwrap();
+    assert!(ip.verify_checksum());
+    let udp = UdpPacket::new_checked(ip.payload()).unwrap();
+    assert_eq!((udp.src_port(), udp.dst_port()), (67, 68));
+    assert!(udp.verify_checksum(&ip.src_addr().into(), &ip.dst_addr().into()));
+    let pkt = DhcpPacket::new_checked(udp.payload()).unwrap();
+    let repr = DhcpRepr::parse(&pkt).unwrap();
+    let opts = pkt.options().map(|o| (o.kind, o.data.to_vec())).collect();
+    (ip.dst_addr(), repr.message_type, repr.your_ip, opts)
+}

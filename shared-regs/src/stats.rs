@@ -83,8 +83,10 @@ counters! {
     DropRxNoBuffer = "drop_rx_no_buffer";
     /// A frame could not be read or written by DMA.
     DropDmaError = "drop_dma_error";
-    /// The feature the frame needs is not in this firmware (ABI 1.0: DHCP, VXLAN).
+    /// The feature the frame needs is not in this firmware.
     DropUnsupported = "drop_unsupported";
+    /// F9: DHCP RELEASE and DECLINE, consumed by the server (ABI 1.1).
+    DhcpConsumed = "dhcp_consumed";
 }
 
 /// Number of counters in a block.

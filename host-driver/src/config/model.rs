@@ -161,7 +161,7 @@ impl Config {
         self.instances.iter().position(|i| i.name == name)
     }
 
-    /// The instance (and whether it is its primary) holding `ip` in VPC `vpc`.
+    /// The instance holding `ip` (primary or secondary) in VPC `vpc`.
     pub fn instance_at(&self, vpc: usize, ip: Ipv4Addr) -> Option<usize> {
         self.instances.iter().position(|i| {
             self.subnets[i.subnet].vpc == vpc && (i.ip == ip || i.secondary_ips.contains(&ip))

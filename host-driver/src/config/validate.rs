@@ -156,7 +156,7 @@ pub fn validate(raw: &RawFile, src: &str, limits: &Limits) -> Result<Config, Con
     let subnets = check_subnets(&mut c, raw, &vpcs, &route_tables);
     let hosts = check_hosts(&mut c, raw);
     let instances = check_instances(&mut c, raw, &vpcs, &subnets);
-    check_eni_targets(&mut c, raw, &route_tables, &subnets, &instances);
+    check_eni_targets(&mut c, raw, &subnets, &instances);
     check_vf_counts(&mut c, raw, &hosts, &instances, limits);
     let route_table_count = vpcs.len() + route_tables.len();
     c.capacity("vpc", "VPCs", vpcs.len(), limits.vpcs);
@@ -799,18 +799,24 @@ fn instance_host(
     }
 }
 
-/// An `eni:` target must be an instance of the route table's VPC.
+/// An `eni:` target must be an instance of the route table's VPC (checked on every route
+/// whose table VPC and instance are known, even in a table with other errors).
 fn check_eni_targets(
     c: &mut Checker<'_>,
     raw: &RawFile,
-    tables: &[Option<RouteTable>],
     subnets: &[Option<Subnet>],
     instances: &[Option<Instance>],
 ) {
-    for (t, (name, raw_table)) in tables.iter().zip(&raw.route_table) {
-        let Some(t) = t else { continue };
-        for (i, route) in t.routes.iter().enumerate() {
-            let Target::Instance(inst) = route.target else {
+    for (name, table) in &raw.route_table {
+        let Some(table_vpc) = raw.vpc.get_index_of(table.vpc.get_ref().as_str()) else {
+            continue;
+        };
+        for (i, route) in table.routes.iter().enumerate() {
+            let target = route.target.get_ref();
+            let Some(inst) = target
+                .strip_prefix("eni:")
+                .and_then(|n| raw.instance.get_index_of(n))
+            else {
                 continue;
             };
             let Some(vpc) = instances[inst]
@@ -820,17 +826,16 @@ fn check_eni_targets(
             else {
                 continue;
             };
-            if vpc != t.vpc {
+            if vpc != table_vpc {
                 c.err(
                     format!("route_table.{name}.routes[{i}].target"),
                     format!(
-                        "{}: the instance is in vpc {}, not in this table's vpc {}",
-                        raw_table.routes[i].target.get_ref(),
+                        "{target}: the instance is in vpc {}, not in this table's vpc {}",
                         raw.vpc
                             .get_index(vpc)
                             .map(|(n, _)| n.as_str())
                             .unwrap_or("?"),
-                        raw_table.vpc.get_ref()
+                        table.vpc.get_ref()
                     ),
                 );
             }

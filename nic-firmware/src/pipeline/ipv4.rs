@@ -1,7 +1,7 @@
 //! IPv4 from a VF: F4 validity, F6 broadcast/multicast, F5 source check, F10 the gateway,
 //! F7 destination MAC, then routing (F8) and delivery.
 use super::trace::{Step, Tracer};
-use super::{eth, route, Sender, Verdict};
+use super::{dhcp, eth, route, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
@@ -86,6 +86,10 @@ pub(super) fn from_vf<T: Tracer>(
     // F13: a VF frame cannot be longer, but a forged total length is still refused here.
     if ip.total_len > VF_MTU as usize {
         return sender.drop(Counter::DropOversize);
+    }
+    // F9 before F6: DHCP is the one broadcast the gateway answers.
+    if dhcp::is_client_message(&ip, frame.data()) && dhcp::is_for_server(sender, &ip) {
+        return dhcp::serve(sender, &ip, frame, tr);
     }
     if eth::is_group(&hdr.dst) || is_bcast_mcast_ip(ip.dst, sender) {
         tr.step(Step::new(6, StepKind::BcastMcast, [ip.dst, 0, 0, 0]));

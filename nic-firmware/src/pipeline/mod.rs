@@ -3,6 +3,7 @@
 //! them (DMA, ports) and counting is the caller's job, so the same code serves forwarding,
 //! `TRACE`, tests, benchmarks and fuzzing.
 mod arp;
+mod dhcp;
 mod eth;
 mod ipv4;
 pub mod mtu;
@@ -165,5 +166,7 @@ fn sender<'a>(tables: &'a Tables<'_>, vf: u16) -> Option<Sender<'a>> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_dhcp;
 #[cfg(test)]
 mod tests_uplink;
