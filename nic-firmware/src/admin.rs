@@ -295,7 +295,11 @@ fn vpc_add<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<
     if t.vpcs.iter().flatten().any(|v| v.vni == vni) {
         return Err(Status::Exists);
     }
-    let slot = free_slot(t.vpcs, e.id.get())?;
+    let id = e.id.get();
+    free_slot(t.vpcs, id)?;
+    // The VNI's anchor mapping: decapsulation finds the VPC by VNI in one lookup (F15).
+    t.mappings.insert(vni_anchor(vni), anchor_mapping(id))?;
+    let slot = free_slot(t.vpcs, id)?;
     *slot = Some(Vpc {
         vni,
         cidr,
@@ -318,8 +322,22 @@ fn vpc_del(t: &mut Tables<'_>, e: IdParam) -> Result<u32, Status> {
     if used {
         return Err(Status::InUse);
     }
-    *taken_slot(t.vpcs, id)? = None;
+    if let Some(vpc) = taken_slot(t.vpcs, id)?.take() {
+        let _ = t.mappings.remove(vni_anchor(vpc.vni));
+    }
     Ok(0)
+}
+
+/// The key of a VNI's anchor mapping: address 0.0.0.0, which no instance can have.
+pub(crate) fn vni_anchor(vni: u32) -> MappingKey {
+    MappingKey { vni, ip: 0 }
+}
+
+fn anchor_mapping(vpc: u16) -> Mapping {
+    Mapping {
+        mac: [0; 6],
+        location: Location::Vpc(vpc),
+    }
 }
 
 fn route_table_add(t: &mut Tables<'_>, e: RouteTableEntry) -> Result<u32, Status> {
@@ -477,10 +495,14 @@ fn mapping_key(t: &Tables<'_>, vni: u32, ip: [u8; 4]) -> Result<MappingKey, Stat
     if vni == 0 || vni > VNI_MAX {
         return Err(Status::BadArgument);
     }
-    if !t.vpcs.iter().flatten().any(|v| v.vni == vni) {
+    if t.mappings.get(vni_anchor(vni)).is_none() {
         return Err(Status::NotFound);
     }
-    Ok(MappingKey { vni, ip: ipv4(ip) })
+    let ip = ipv4(ip);
+    if ip == 0 {
+        return Err(Status::BadArgument);
+    }
+    Ok(MappingKey { vni, ip })
 }
 
 fn mapping_add(t: &mut Tables<'_>, e: MappingEntry) -> Result<u32, Status> {
@@ -514,7 +536,9 @@ fn mapping_del(t: &mut Tables<'_>, e: MappingEntry) -> Result<u32, Status> {
     let key = mapping_key(t, e.vni.get(), e.ip)?;
     match t.mappings.get(key) {
         // Gateway mappings belong to their subnet.
-        Some(m) if m.location == Location::Gateway => Err(Status::BadArgument),
+        Some(m) if matches!(m.location, Location::Gateway | Location::Vpc(_)) => {
+            Err(Status::BadArgument)
+        }
         Some(_) => {
             t.mappings.remove(key)?;
             Ok(0)

@@ -27,6 +27,7 @@ pub(super) fn lookup<T: Tracer>(
         Some(Location::LocalVf(vf)) => (0, u32::from(vf)),
         Some(Location::Remote { underlay_ip }) => (1, underlay_ip),
         Some(Location::Gateway) => (2, 0),
+        Some(Location::Vpc(id)) => (3, u32::from(id)),
         None => (0xFF, 0),
     };
     tr.step(Step::new(8, StepKind::Mapping, [vni, ip, loc, arg]));
@@ -105,6 +106,7 @@ fn deliver<T: Tracer>(
 ) -> Verdict {
     match m.location {
         Location::LocalVf(vf) => deliver_to_vf(tables, sender, vf, ip, frame, tr),
+        Location::Vpc(_) => sender.drop(Counter::DropNoMapping),
         Location::Remote { underlay_ip } => {
             eth::set_macs(frame.data_mut(), m.mac, sender.cfg.mac);
             let mtu = tables

@@ -67,6 +67,9 @@ pub enum Location {
     /// A subnet's gateway address (base + 1), with the gateway MAC: the NIC itself
     /// answers for it (F10); nothing is forwarded to it.
     Gateway,
+    /// The anchor of a VNI: key (VNI, 0.0.0.0) names the VPC with that VNI, so that
+    /// decapsulation finds a VPC by VNI in one lookup (F15). Never an instance.
+    Vpc(u16),
 }
 
 /// The value of a mapping.
@@ -84,6 +87,7 @@ const TAG_MASK: u16 = 0x3fff;
 const KIND_LOCAL: u16 = 0;
 const KIND_REMOTE: u16 = 0x4000;
 const KIND_GATEWAY: u16 = 0x8000;
+const KIND_VPC: u16 = 0xc000;
 const KIND_MASK: u16 = 0xc000;
 /// Buckets the cuckoo path search visits at most (2 roots, 16 at depth 1, 128 at depth 2,
 /// the rest at depth 3). 256 x 8 bytes of stack.
@@ -139,6 +143,7 @@ impl MappingBucket {
         let location = match meta & KIND_MASK {
             KIND_REMOTE => Location::Remote { underlay_ip: addr },
             KIND_GATEWAY => Location::Gateway,
+            KIND_VPC => Location::Vpc((addr & 0xffff) as u16),
             _ => Location::LocalVf((addr & 0xffff) as u16),
         };
         let mac = *self.macs.get(slot)?;
@@ -151,6 +156,7 @@ impl MappingBucket {
             Location::LocalVf(vf) => (u32::from(vf), KIND_LOCAL),
             Location::Remote { underlay_ip } => (underlay_ip, KIND_REMOTE),
             Location::Gateway => (0, KIND_GATEWAY),
+            Location::Vpc(id) => (u32::from(id), KIND_VPC),
         };
         if let (Some(k), Some(a), Some(m)) = (
             self.keys.get_mut(slot),
