@@ -13,6 +13,8 @@
 //! - [`nic`]: [`PfDriver`], the typed admin calls.
 //! - [`trace`]: `TRACE` reports decoded; [`report`] prints them.
 //! - [`config`]: the VPC description file, validated, and planned into driver calls.
+//! - [`flow`]: test frames for traces, built from a flow spec and the VPC file.
+//! - `vm`: simulated VMs, network namespaces whose `eth0` is bridged to a VF (feature `sim`).
 pub mod adminq;
 pub mod backend;
 pub mod bringup;
@@ -20,12 +22,15 @@ pub mod config;
 pub mod device;
 pub mod dma;
 pub mod error;
+pub mod flow;
 pub mod nic;
 pub mod report;
 pub mod tables;
 #[cfg(test)]
 pub(crate) mod test_utils;
 pub mod trace;
+#[cfg(feature = "sim")]
+pub mod vm;
 
 pub use bringup::{DeviceInfo, Options};
 pub use device::Device;

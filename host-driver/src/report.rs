@@ -1,6 +1,7 @@
 //! What `nicctl` prints: device information, counter tables and counter JSON. Kept apart
 //! from the binary so that the formats are tested.
 use crate::bringup::DeviceInfo;
+use crate::config::{Config, Plan};
 use crate::error::{DriverError, Result};
 use crate::tables::{MacDisplay, StatsFunction};
 use crate::trace::{
@@ -295,7 +296,9 @@ fn table_text(step: &Step) -> String {
     };
     match step.detail {
         Detail::Route { .. } => format!("[route table {id}] "),
-        Detail::DstIp { .. } | Detail::Rewrite { .. } => format!("[vf {id}] "),
+        Detail::DstIp { .. } | Detail::Rewrite { .. } | Detail::SrcMac | Detail::SrcIp { .. } => {
+            format!("[vf {id}] ")
+        }
         // The port is already in the text.
         Detail::Received { .. } => String::new(),
         _ => format!("[entry {id}] "),
@@ -367,6 +370,77 @@ pub fn trace_text(report: &TraceReport) -> String {
                 ethertype_text(u16::from_be_bytes([f[12], f[13]]))
             );
         }
+    }
+    out
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `nicctl check`: what a valid file holds.
+pub fn check_summary(file: &str, config: &Config) -> String {
+    format!(
+        "{file}: valid: {}, {}, {}, {}, {} on {}\n",
+        plural(config.vpcs.len(), "VPC", "VPCs"),
+        plural(config.gateways.len(), "gateway", "gateways"),
+        plural(config.route_tables.len(), "route table", "route tables"),
+        plural(config.subnets.len(), "subnet", "subnets"),
+        plural(config.instances.len(), "instance", "instances"),
+        plural(config.hosts.len(), "host", "hosts"),
+    )
+}
+
+/// `nicctl apply`: the commands made, by opcode, and the VFs assigned.
+pub fn apply_summary(device: &str, config: &Config, plan: &Plan) -> String {
+    let mut out = format!(
+        "Programmed {device} as host {} (underlay {}): {}\n",
+        plan.host,
+        plan.underlay_ip,
+        plural(plan.commands.len(), "command", "commands")
+    );
+    for (name, n) in plan.counts() {
+        let _ = writeln!(out, "  {n:>5} {name}");
+    }
+    let rows: Vec<[String; 5]> = plan
+        .vfs
+        .iter()
+        .filter_map(|(name, vf)| {
+            let inst = &config.instances[config.instance_index(name)?];
+            let addrs: Vec<String> = std::iter::once(&inst.ip)
+                .chain(&inst.secondary_ips)
+                .map(|ip| ip.to_string())
+                .collect();
+            Some([
+                format!("vf{vf}"),
+                name.clone(),
+                config.subnets[inst.subnet].name.clone(),
+                addrs.join(","),
+                MacDisplay(&inst.mac).to_string(),
+            ])
+        })
+        .collect();
+    if rows.is_empty() {
+        out.push_str("No instance of this host: no VF assigned.\n");
+        return out;
+    }
+    let header = ["VF", "instance", "subnet", "addresses", "MAC"].map(String::from);
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     out
 }
@@ -581,5 +655,34 @@ Datapath action: drop: drop_no_route (counted on vf0)
              Output frame: 5 bytes (shorter than an Ethernet header)\n"
         );
         assert_eq!(verdict_text(Verdict::ToUplink), "output to uplink");
+    }
+
+    #[test]
+    fn check_and_apply_summaries() {
+        let text = include_str!("../tests/data/three-tier.toml");
+        let config = crate::config::parse(text, &crate::config::Limits::default()).unwrap();
+        assert_eq!(
+            check_summary("x.toml", &config),
+            "x.toml: valid: 2 VPCs, 2 gateways, 3 route tables, 4 subnets, 6 instances on 2 hosts\n"
+        );
+        let plan = crate::config::plan(&config, "h1").unwrap();
+        let out = apply_summary("fake NIC", &config, &plan);
+        let expected = "\
+Programmed fake NIC as host h1 (underlay 192.0.2.1): 32 commands
+      1 UPLINK_SET
+      2 VPC_ADD
+      2 GATEWAY_ADD
+      5 ROUTE_TABLE_ADD
+      7 ROUTE_ADD
+      4 SUBNET_ADD
+      3 VF_SET
+      1 VF_ADDR_ADD
+      7 MAPPING_ADD
+VF   instance  subnet  addresses            MAC
+vf0  web1      web     10.0.1.10            02:64:0a:00:01:0a
+vf1  app1      app     10.0.2.20,10.0.2.21  02:64:0a:00:02:14
+vf2  fw1       app     10.0.2.5             02:00:0a:00:02:05
+";
+        assert_eq!(out, expected, "\n{out}");
     }
 }

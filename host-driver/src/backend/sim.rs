@@ -282,4 +282,105 @@ mod tests {
         let drv = PfDriver::open(Box::new(sim.clone())).unwrap();
         drv.add_vpc(&vpc(1, 100)).unwrap();
     }
+
+    #[test]
+    fn abi_1_1_calls_reach_the_firmware() {
+        use crate::tables::{GatewayKind, GatewaySpec};
+        use crate::trace::Verdict;
+        let (_sim, drv) = open(small(), Options::default());
+        assert!(drv.info().gateways > 0, "{:?}", drv.info());
+        drv.add_vpc(&VpcSpec {
+            domain: Some("lab.internal".into()),
+            ..vpc(1, 100)
+        })
+        .unwrap();
+        let bad = drv
+            .add_vpc(&VpcSpec {
+                domain: Some("a b".into()),
+                ..vpc(2, 200)
+            })
+            .unwrap_err();
+        assert_eq!(
+            bad.to_string(),
+            "VPC_ADD (vpc 2, vni 200, 10.0.0.0/16, domain a b) failed: bad argument"
+        );
+        let gw = GatewaySpec {
+            id: 0,
+            kind: GatewayKind::Internet,
+            underlay_ip: Ipv4Addr::new(203, 0, 113, 1),
+            mac: [0x0a, 0, 0, 0, 0, 1],
+        };
+        drv.add_gateway(&gw).unwrap();
+        assert!(drv
+            .add_gateway(&gw)
+            .unwrap_err()
+            .to_string()
+            .ends_with("already exists"));
+        drv.add_route_table(0, 1).unwrap();
+        drv.add_route(0, (Ipv4Addr::UNSPECIFIED, 0), RouteTargetSpec::Gateway(0))
+            .unwrap();
+        assert!(
+            drv.del_gateway(0)
+                .unwrap_err()
+                .to_string()
+                .ends_with("still in use"),
+            "a route names it"
+        );
+        drv.add_subnet(&SubnetSpec {
+            id: 0,
+            vpc_id: 1,
+            cidr: (Ipv4Addr::new(10, 0, 1, 0), 24),
+            route_table: Some(0),
+            gateway_mac: [0x06, 0, 0, 0, 0, 1],
+        })
+        .unwrap();
+        let no_vf = drv.add_vf_addr(0, Ipv4Addr::new(10, 0, 1, 11)).unwrap_err();
+        assert!(
+            matches!(
+                no_vf,
+                crate::DriverError::Command {
+                    opcode: Opcode::VfAddrAdd,
+                    ..
+                }
+            ),
+            "{no_vf}"
+        );
+        let mac = [0x02, 0, 0, 0, 0, 0x10];
+        drv.set_vf(&VfSpec {
+            vf: 0,
+            subnet_id: 0,
+            mac,
+            primary_ip: Ipv4Addr::new(10, 0, 1, 10),
+            src_dst_check: true,
+        })
+        .unwrap();
+        drv.add_vf_addr(0, Ipv4Addr::new(10, 0, 1, 11)).unwrap();
+        drv.set_vf_flags(0, false).unwrap();
+        drv.del_vf_addr(0, Ipv4Addr::new(10, 0, 1, 11)).unwrap();
+
+        // A frame with another ethertype is dropped by F1, and the trace says so.
+        let mut frame = vec![0xff; 6];
+        frame.extend_from_slice(&mac);
+        frame.extend_from_slice(&[0x86, 0xdd]);
+        frame.resize(60, 0);
+        let r = drv.trace(StatsFunction::Vf(0), &frame).unwrap();
+        assert_eq!(
+            r.verdict,
+            Verdict::Drop {
+                counter: Counter::DropEthertype,
+                port: StatsFunction::Vf(0)
+            }
+        );
+        assert!(r.steps.iter().any(|s| s.rule == 1), "{r:?}");
+        assert_eq!(
+            drv.stats(StatsFunction::Vf(0)).unwrap().drops(),
+            0,
+            "a trace counts nothing"
+        );
+        let err = drv.trace(StatsFunction::Vf(7), &frame).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "TRACE (60-byte frame on vf7) failed: bad argument"
+        );
+    }
 }

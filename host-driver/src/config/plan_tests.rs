@@ -204,4 +204,65 @@ mod sim {
             format!("command 2 of {n} failed: VPC_ADD (vpc 0, vni 42, 10.1.0.0/16) failed: already exists")
         );
     }
+
+    /// The three-tier plan of h1 applied, then frames traced through it.
+    #[test]
+    fn three_tier_on_the_simulator_traces_like_the_spec() {
+        use crate::flow::{frame_for, FlowSpec};
+        use crate::report::trace_text;
+        let config = three_tier();
+        let p = plan(&config, "h1").unwrap();
+        let (_sim, drv) = driver(8);
+        apply(&drv, &p, |_, _| {}).unwrap();
+        let trace = |port: StatsFunction, flow: &str| {
+            let frame = frame_for(&config, &p, port, &FlowSpec::parse(flow).unwrap()).unwrap();
+            trace_text(&drv.trace(port, &frame).unwrap())
+        };
+        let verdict = |text: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("Datapath action: "))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let vf0 = StatsFunction::Vf(0);
+
+        let t = trace(vf0, "icmp,dst=10.0.2.20");
+        assert_eq!(verdict(&t), "deliver to vf1", "{t}");
+        assert!(
+            t.contains("[route table 2] 10.0.2.20 matches 10.0.0.0/16 -> local"),
+            "{t}"
+        );
+        assert!(t.contains("vni 100 10.0.2.20 -> vf 1"), "{t}");
+        assert!(
+            t.contains("Output frame: 06:64:0a:00:02:01 -> 02:64:0a:00:02:14"),
+            "{t}"
+        );
+
+        let t = trace(vf0, "icmp,dst=10.0.1.11");
+        assert_eq!(verdict(&t), "output to uplink", "{t}");
+        assert!(
+            t.contains("vni 100 10.0.1.11 -> remote host 192.0.2.2"),
+            "{t}"
+        );
+        assert!(t.contains("VXLAN encapsulation"), "{t}");
+
+        let t = trace(vf0, "udp,dst=8.8.8.8,sport=4000,dport=53");
+        assert_eq!(verdict(&t), "output to uplink", "{t}");
+        assert!(t.contains("8.8.8.8 matches 0.0.0.0/0 -> gateway 0"), "{t}");
+        assert!(t.contains("to 203.0.113.1, vni 100"), "{t}");
+
+        let t = trace(vf0, "arp,dst=10.0.1.1");
+        assert_eq!(verdict(&t), "reply to vf0", "{t}");
+        assert!(t.contains("10.0.1.1 is at 06:64:0a:00:01:01 (F3a)"), "{t}");
+
+        let t = trace(vf0, "ipv6");
+        assert_eq!(verdict(&t), "drop: drop_ethertype (counted on vf0)", "{t}");
+
+        let t = trace(StatsFunction::Vf(1), "icmp,dst=10.0.8.9");
+        assert_eq!(verdict(&t), "drop: drop_blackhole (counted on vf1)", "{t}");
+
+        let t = trace(StatsFunction::Uplink, "icmp,src=10.0.1.11,dst=10.0.1.10");
+        assert_eq!(verdict(&t), "deliver to vf0", "{t}");
+        assert!(t.contains("VXLAN decapsulation"), "{t}");
+    }
 }

@@ -1,0 +1,139 @@
+//! One simulated VM: its namespace, its `eth0`, and the bridge to its VF.
+use super::bridge::{Bridge, FrameTap};
+use super::netns::{self, ip, ip_in};
+use super::tap::Tap;
+use hw_sim::guest::VfGuest;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// How a VM's `eth0` is set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmSpec {
+    /// The namespace's name: the instance's name.
+    pub name: String,
+    /// `eth0`'s MAC: the VF's (F2 drops anything else).
+    pub mac: [u8; 6],
+    /// Address and prefix length, and the default gateway; `None` leaves `eth0` without an
+    /// address (for a DHCP client).
+    pub addr: Option<(Ipv4Addr, u8, Ipv4Addr)>,
+    /// `eth0`'s MTU (9001 in a VPC).
+    pub mtu: u32,
+}
+
+/// Why a VM could not be booted.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("VM {vm}: {what}: {reason}")]
+    Setup {
+        vm: String,
+        what: &'static str,
+        reason: String,
+    },
+}
+
+/// A running VM. Dropping it stops its bridge and deletes its namespace.
+pub struct Vm {
+    name: String,
+    bridge: Option<Bridge>,
+}
+
+fn mac_text(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// A TAP name unique on this machine while it exists (the device is renamed `eth0` as soon
+/// as it is in the VM's namespace).
+fn temp_tap_name() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("vn{:x}x{n:x}", std::process::id() & 0xffff)
+}
+
+impl Vm {
+    /// Creates namespace `spec.name` (replacing a stale one), moves a fresh TAP into it as
+    /// `eth0`, configures it and starts bridging it to `guest`'s VF.
+    pub fn boot(
+        spec: &VmSpec,
+        guest: VfGuest,
+        capture: Option<Box<dyn FrameTap>>,
+    ) -> Result<Vm, VmError> {
+        let fail = |what: &'static str| {
+            let vm = spec.name.clone();
+            move |e: String| VmError::Setup {
+                vm: vm.clone(),
+                what,
+                reason: e,
+            }
+        };
+        if netns::exists(&spec.name) {
+            netns::delete(&spec.name);
+        }
+        netns::add(&spec.name).map_err(|e| fail("creating its namespace")(e.to_string()))?;
+        let mut vm = Vm {
+            name: spec.name.clone(),
+            bridge: None,
+        };
+        let tap_name = temp_tap_name();
+        let tap = Tap::create(&tap_name).map_err(|e| fail("creating its TAP")(e.to_string()))?;
+        let ns = spec.name.as_str();
+        ip(&["link", "set", &tap_name, "netns", ns])
+            .map_err(|e| fail("moving its TAP into the namespace")(e.to_string()))?;
+        let mtu = spec.mtu.to_string();
+        let mac = mac_text(&spec.mac);
+        let mut inside: Vec<(&'static str, Vec<&str>)> = vec![
+            (
+                "naming eth0",
+                vec!["link", "set", &tap_name, "name", "eth0"],
+            ),
+            (
+                "configuring eth0",
+                vec!["link", "set", "eth0", "address", &mac, "mtu", &mtu, "up"],
+            ),
+        ];
+        let (cidr, gw);
+        if let Some((addr, len, gateway)) = spec.addr {
+            cidr = format!("{addr}/{len}");
+            gw = gateway.to_string();
+            inside.push(("addressing eth0", vec!["addr", "add", &cidr, "dev", "eth0"]));
+            inside.push((
+                "adding the default route",
+                vec!["route", "add", "default", "via", &gw, "dev", "eth0"],
+            ));
+        }
+        for (what, args) in inside {
+            ip_in(ns, &args).map_err(|e| fail(what)(e.to_string()))?;
+        }
+        let bridge = Bridge::spawn(tap, guest, capture)
+            .map_err(|e| fail("starting its VF driver")(e.to_string()))?;
+        vm.bridge = Some(bridge);
+        Ok(vm)
+    }
+
+    /// The instance's name (and its namespace's).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs a command inside the VM, returning its output.
+    pub fn exec(&self, program: &str, args: &[&str]) -> std::io::Result<std::process::Output> {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &self.name, program])
+            .args(args)
+            .output()
+    }
+
+    /// The VM's bridge, for its counters.
+    pub fn bridge(&self) -> Option<&Bridge> {
+        self.bridge.as_ref()
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.bridge = None;
+        netns::delete(&self.name);
+    }
+}

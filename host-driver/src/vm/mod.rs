@@ -1,0 +1,12 @@
+//! Simulated VMs: a network namespace per instance whose `eth0` is a TAP device, bridged
+//! to the instance's VF rings by a guest VF driver, so every frame a real Linux stack sends
+//! crosses the rings and the firmware.
+pub mod bridge;
+pub mod gateway;
+pub mod instance;
+pub mod netns;
+pub mod tap;
+pub mod underlay;
+
+pub use bridge::{Bridge, FrameTap};
+pub use instance::{Vm, VmSpec};

@@ -1,0 +1,53 @@
+//! Network namespaces and links, through iproute2's `ip`: the same commands a person would
+//! type, so what `nicctl up` builds can be inspected and repaired by hand.
+use std::process::Command;
+
+/// A failed `ip` command, with what it printed.
+#[derive(Debug, thiserror::Error)]
+#[error("`ip {args}` failed: {reason}")]
+pub struct IpError {
+    pub args: String,
+    pub reason: String,
+}
+
+/// Runs `ip ARGS`.
+pub fn ip(args: &[&str]) -> Result<String, IpError> {
+    let fail = |reason: String| IpError {
+        args: args.join(" "),
+        reason,
+    };
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| fail(format!("could not run ip: {e} (is iproute2 installed?)")))?;
+    if !out.status.success() {
+        return Err(fail(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `ip ARGS` inside namespace `ns`.
+pub fn ip_in(ns: &str, args: &[&str]) -> Result<String, IpError> {
+    let mut full = vec!["-n", ns];
+    full.extend_from_slice(args);
+    ip(&full)
+}
+
+/// Creates namespace `name`, with its loopback up.
+pub fn add(name: &str) -> Result<(), IpError> {
+    ip(&["netns", "add", name])?;
+    ip_in(name, &["link", "set", "lo", "up"])?;
+    Ok(())
+}
+
+/// Deletes namespace `name` (and every device in it); a missing one is not an error.
+pub fn delete(name: &str) {
+    let _ = ip(&["netns", "delete", name]);
+}
+
+/// True when namespace `name` exists.
+pub fn exists(name: &str) -> bool {
+    std::path::Path::new("/run/netns").join(name).exists()
+}
