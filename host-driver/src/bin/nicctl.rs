@@ -58,6 +58,15 @@ enum Command {
         #[arg(long)]
         host: Option<String>,
     },
+    /// Bring a VPC file to life on simulated NICs: a network namespace per instance whose
+    /// eth0 crosses its VF's rings and the firmware, a namespace per gateway, the underlay.
+    /// Prints `ready`, serves until SIGINT or SIGTERM, then removes all it made.
+    Up {
+        file: PathBuf,
+        /// Address the VMs with a DHCP client (the firmware's server) instead.
+        #[arg(long)]
+        dhcp: bool,
+    },
     /// Program a NIC from a VPC file, then trace one frame through its pipeline.
     Trace {
         file: PathBuf,
@@ -185,8 +194,56 @@ fn progress_bar(total: usize) -> indicatif::ProgressBar {
     bar
 }
 
+/// Blocks SIGINT and SIGTERM in this thread and every thread it starts later, so that
+/// [`wait_for_stop`] receives them instead of the default action killing the process with
+/// namespaces left behind.
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it before use, and
+    // pthread_sigmask only reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Waits for SIGINT or SIGTERM and returns its name.
+fn wait_for_stop(set: &libc::sigset_t) -> &'static str {
+    let mut sig = 0;
+    // SAFETY: `set` was initialised by block_stop_signals; `sig` outlives the call.
+    unsafe { libc::sigwait(set, &mut sig) };
+    if sig == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    }
+}
+
+fn up(file: &Path, dhcp: bool) -> Result<String> {
+    use host_driver::vm::{Deployment, UpOptions};
+    let signals = block_stop_signals();
+    let config = load(file, &Limits::vfs(u32::from(hw_sim::MAX_VFS)))?;
+    let deployment = Deployment::up(
+        &config,
+        &UpOptions { dhcp },
+        &mut |step| eprintln!("up: {step}"),
+        &mut |_| None,
+    )
+    .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+    println!("ready");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let sig = wait_for_stop(&signals);
+    eprintln!("up: {sig}: removing every namespace and device");
+    drop(deployment);
+    Ok(String::new())
+}
+
 fn run(cli: Cli) -> Result<String> {
     match &cli.command {
+        Command::Up { file, dhcp } => up(file, *dhcp),
         Command::Check { file } => {
             let config = load(file, &Limits::vfs(u32::from(cli.vfs)))?;
             Ok(check_summary(&file.display().to_string(), &config))

@@ -131,6 +131,16 @@ pub fn host_uplink_mac(index: usize) -> Mac {
     mac_of(0x0e, host_underlay(index))
 }
 
+/// The underlay router on the host network: every uplink's next hop.
+pub fn underlay_router() -> Ipv4Addr {
+    Ipv4Addr::new(192, 0, 2, 254)
+}
+
+/// The underlay router on the gateway network.
+pub fn gateway_router() -> Ipv4Addr {
+    Ipv4Addr::new(203, 0, 113, 254)
+}
+
 /// The MAC of the underlay next hop every uplink sends to.
 pub const UNDERLAY_NEXT_HOP_MAC: Mac = [0x0e, 0, 192, 0, 2, 254];
 

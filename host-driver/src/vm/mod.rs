@@ -2,6 +2,7 @@
 //! to the instance's VF rings by a guest VF driver, so every frame a real Linux stack sends
 //! crosses the rings and the firmware.
 pub mod bridge;
+pub mod deployment;
 pub mod gateway;
 pub mod instance;
 pub mod netns;
@@ -9,4 +10,5 @@ pub mod tap;
 pub mod underlay;
 
 pub use bridge::{Bridge, FrameTap};
+pub use deployment::{Deployment, UpError, UpOptions};
 pub use instance::{Vm, VmSpec};
