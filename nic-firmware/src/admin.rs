@@ -49,6 +49,8 @@ pub(crate) struct Context<'a, 'm, P> {
     pub counters: &'a mut [CounterBlock],
     /// A frame buffer commands may use (`TRACE`): the batch is idle between batches.
     pub scratch: Option<&'a mut crate::frame::FrameBuf>,
+    /// Ring state of each VF, for `TABLE_READ`.
+    pub rings: &'a [crate::rings::VfRings],
 }
 
 impl AdminQueue {
@@ -204,6 +206,7 @@ fn execute<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<
         Opcode::GatewayAdd => gateway_add(ctx.tables, params(cmd)?),
         Opcode::GatewayDel => gateway_del(ctx.tables, params(cmd)?),
         Opcode::Trace => crate::trace::run(ctx, cmd),
+        Opcode::TableRead => crate::table_read::run(ctx, cmd),
     }
 }
 
@@ -521,6 +524,8 @@ fn mapping_add(t: &mut Tables<'_>, e: MappingEntry) -> Result<u32, Status> {
         MappingLocation::Remote => Location::Remote {
             underlay_ip: ipv4(e.underlay_ip),
         },
+        // Only the firmware makes these.
+        MappingLocation::Gateway | MappingLocation::VniAnchor => return Err(Status::BadArgument),
     };
     t.mappings.insert(
         key,

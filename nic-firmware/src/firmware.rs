@@ -72,6 +72,7 @@ impl<'m> Firmware<'m> {
             tables: &mut self.tables,
             counters: self.counters,
             scratch: self.batch.first_mut(),
+            rings: self.rings,
         });
         // Every ring follows its ENABLE before any frame moves, so a frame for a VF whose
         // driver has just enabled it finds its RX ring.

@@ -27,6 +27,7 @@ pub mod memory;
 pub mod pipeline;
 pub mod platform;
 pub mod rings;
+mod table_read;
 pub mod tables;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -167,6 +167,11 @@ opcodes! {
     /// buffer holds the frame on the way in and a [`crate::trace`] report on the way out.
     /// Result: report bytes.
     Trace = 0x0090, "TRACE";
+    /// Reads a table as the NIC holds it, from a cursor. Params:
+    /// [`crate::entry::TableReadQuery`]. The indirect buffer receives a
+    /// [`crate::entry::TableReadHeader`] and as many whole entries of the table's read format
+    /// ([`crate::entry::TableId`]) as fit. Result: bytes written.
+    TableRead = 0x00A0, "TABLE_READ";
 }
 
 macro_rules! statuses {

@@ -137,6 +137,11 @@ pub enum MappingLocation {
     LocalVf = 0,
     /// On another host, reached by VXLAN to `underlay_ip`.
     Remote = 1,
+    /// Read only (`TABLE_READ`): a subnet gateway's own address, made by `SUBNET_ADD`.
+    Gateway = 2,
+    /// Read only (`TABLE_READ`): a VNI's anchor (address 0.0.0.0), made by `VPC_ADD`; `vf`
+    /// holds the VPC ID.
+    VniAnchor = 3,
 }
 
 impl MappingLocation {
@@ -145,6 +150,8 @@ impl MappingLocation {
         match v {
             0 => Some(MappingLocation::LocalVf),
             1 => Some(MappingLocation::Remote),
+            2 => Some(MappingLocation::Gateway),
+            3 => Some(MappingLocation::VniAnchor),
             _ => None,
         }
     }
@@ -282,6 +289,87 @@ pub struct TraceQuery {
     pub frame_len: Le16,
 }
 
+/// The tables `TABLE_READ` reads, and the format of each one's entries in the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TableId {
+    /// [`VpcEntry`] (without the domain name).
+    Vpc = 1,
+    /// [`SubnetEntry`].
+    Subnet = 2,
+    /// [`RouteTableEntry`].
+    RouteTable = 3,
+    /// [`RouteEntry`] of route table `TableReadQuery::route_table`, the local route
+    /// included, in (prefix, length) order.
+    Route = 4,
+    /// [`MappingEntry`], firmware-made entries included ([`MappingLocation::Gateway`],
+    /// [`MappingLocation::VniAnchor`]).
+    Mapping = 5,
+    /// [`VfReadEntry`] of each assigned VF.
+    Vf = 6,
+    /// [`GatewayEntry`].
+    Gateway = 7,
+    /// One [`UplinkEntry`] once `UPLINK_SET` has run.
+    Uplink = 8,
+}
+
+impl TableId {
+    /// The table with this number.
+    pub fn from_u8(v: u8) -> Option<TableId> {
+        Some(match v {
+            1 => TableId::Vpc,
+            2 => TableId::Subnet,
+            3 => TableId::RouteTable,
+            4 => TableId::Route,
+            5 => TableId::Mapping,
+            6 => TableId::Vf,
+            7 => TableId::Gateway,
+            8 => TableId::Uplink,
+            _ => return None,
+        })
+    }
+}
+
+/// The cursor value that starts a read, and that `next_cursor` holds when the table is done.
+pub const CURSOR_START: u32 = 0;
+/// `TableReadHeader::next_cursor` at the end of the table.
+pub const CURSOR_END: u32 = u32::MAX;
+
+/// `TABLE_READ`: which table, and where to go on from (0 to start; then the previous
+/// read's `next_cursor`).
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct TableReadQuery {
+    /// [`TableId`].
+    pub table: u8,
+    pub reserved: u8,
+    /// For [`TableId::Route`]: the route table.
+    pub route_table: Le16,
+    pub cursor: Le32,
+}
+
+/// Head of a `TABLE_READ` buffer.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct TableReadHeader {
+    /// Entries that follow.
+    pub count: Le32,
+    /// Cursor for the next read, or [`CURSOR_END`].
+    pub next_cursor: Le32,
+}
+
+/// A VF as `TABLE_READ` reports it: its `VF_SET` entry, link, and secondary addresses.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct VfReadEntry {
+    pub entry: VfEntry,
+    pub secondary_count: u8,
+    /// 1 when the VM's driver has enabled the rings.
+    pub rings_enabled: u8,
+    pub reserved: [u8; 2],
+    pub secondary: [Ipv4Bytes; VF_SECONDARY_ADDRS],
+}
+
 macro_rules! fits_params {
     ($($t:ty),*) => { $(const _: () = assert!(core::mem::size_of::<$t>() <= crate::admin::PARAMS_SIZE);)* };
 }
@@ -298,8 +386,11 @@ fits_params!(
     VfAddrEntry,
     VfFlagsEntry,
     GatewayEntry,
-    TraceQuery
+    TraceQuery,
+    TableReadQuery
 );
+const _: () = assert!(core::mem::size_of::<VfReadEntry>() == 52);
+const _: () = assert!(core::mem::size_of::<TableReadHeader>() == 8);
 const _: () = assert!(core::mem::size_of::<GatewayEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<VpcEntry>() == 32);
 const _: () = assert!(core::mem::size_of::<SubnetEntry>() == 20);

@@ -469,6 +469,16 @@ impl<'m> MappingTable<'m> {
             .flat_map(|b| (0..SLOTS).filter_map(move |s| b.entry(s)))
     }
 
+    /// Storage positions: entries are found at `0 .. positions()` by [`Self::at`].
+    pub fn positions(&self) -> usize {
+        self.nbuckets.saturating_mul(SLOTS)
+    }
+
+    /// The entry at storage position `pos`, if that slot holds one (for table dumps).
+    pub fn at(&self, pos: usize) -> Option<(MappingKey, Mapping)> {
+        self.buckets.get(pos / SLOTS)?.entry(pos % SLOTS)
+    }
+
     /// The two candidate buckets of `key` (equal only when the table has one bucket).
     pub fn candidate_buckets(&self, key: MappingKey) -> (usize, usize) {
         let h = self.hashed(key);
