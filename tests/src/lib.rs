@@ -1,42 +1,74 @@
 //! Helpers shared by the whole-system tests in `tests/tests/`: a simulated NIC brought up by
-//! the real PF driver, with VMs (guest VF drivers) attached to its VFs.
+//! the real PF driver, with VMs (guest VF drivers) attached to its VFs and the far end of its
+//! uplink cable in the test's hands.
+//!
+//! - [`Testbed`]: the board, its driver, its VMs and its uplink, with counter helpers that
+//!   prove F17 on every drop ([`Testbed::expect_drop`]).
+//! - [`topo`]: a fixture builder for VPCs, subnets, instances, gateways and routes, and the
+//!   standard topology most conformance tests run on.
+//! - [`wire`]: frame builders and parsers beyond [`frames`] (IPv4 header surgery, TCP,
+//!   VXLAN parsing, DHCP client messages).
 use host_driver::backend::sim::SimBackend;
 use host_driver::{DriverError, PfDriver, StatsFunction};
 use hw_sim::guest::VfGuest;
-use hw_sim::{FunctionPort, SimConfig};
+use hw_sim::{FunctionPort, SimConfig, UplinkPort};
 use shared_regs::stats::{Counter, Counters};
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use zerocopy::FromZeros;
+
+pub mod topo;
+pub mod wire;
 
 pub use nic_firmware::testing as frames;
 
-/// How long a test waits for a frame that should arrive.
+/// How long a test waits for a frame that should arrive, or a counter that should move.
 pub const ARRIVES: Duration = Duration::from_secs(2);
-/// How long a test waits to be sure a frame does not arrive.
-pub const NEVER_ARRIVES: Duration = Duration::from_millis(200);
+/// How long a test waits to be sure a frame does not arrive when it has no counter to
+/// watch. Drops are proven with counters instead ([`Testbed::expect_drop`]).
+pub const NEVER_ARRIVES: Duration = Duration::from_millis(50);
+/// Pause between two reads of a counter that is expected to move.
+const COUNTER_POLL: Duration = Duration::from_micros(500);
 
-/// A simulated NIC, its PF driver, and one VM per attached VF.
+/// Counters of every function, by function.
+pub type Snapshot = BTreeMap<StatsFunction, Counters>;
+
+/// A simulated NIC, its PF driver, one VM per attached VF and the uplink's far end.
 pub struct Testbed {
     pub driver: PfDriver,
+    /// The far end of the uplink cable: the top-of-rack switch.
+    pub uplink: UplinkPort,
     vf_ports: Vec<FunctionPort>,
     vms: Vec<Option<VfGuest>>,
+    /// Drop counters as of the last [`Testbed::expect_drop`] (or [`Testbed::mark`]).
+    seen: Snapshot,
 }
 
 impl Testbed {
     /// Starts the simulator with `cfg` and brings it up through the PF driver.
     pub fn start(cfg: SimConfig) -> Result<Testbed, DriverError> {
         let backend = SimBackend::start(cfg)?;
-        // The VFs belong to the VMs, not to the driver: take them before the driver owns
-        // the board.
+        // The VFs belong to the VMs and the uplink to the switch, not to the driver: take
+        // them before the driver owns the board.
         let vf_ports: Vec<FunctionPort> = (0..backend.nic().num_vfs())
             .filter_map(|vf| backend.nic().vf(vf))
             .collect();
+        let uplink = backend.nic().uplink();
         let driver = PfDriver::open(Box::new(backend))?;
         let vms = vf_ports.iter().map(|_| None).collect();
-        Ok(Testbed {
+        let mut tb = Testbed {
             driver,
+            uplink,
             vf_ports,
             vms,
-        })
+            seen: Snapshot::new(),
+        };
+        tb.seen = tb
+            .functions()
+            .into_iter()
+            .map(|f| (f, Counters::new_zeroed()))
+            .collect();
+        Ok(tb)
     }
 
     /// Boots a VM on VF `vf`: its VF driver takes the rings.
@@ -60,22 +92,174 @@ impl Testbed {
             .expect("no VM attached to that VF")
     }
 
+    /// The VM on VF `vf` transmits `frame`.
+    pub fn send(&mut self, vf: u16, frame: &[u8]) {
+        self.vm(vf)
+            .send(frame)
+            .unwrap_or_else(|e| panic!("VF{vf} cannot send: {e}"));
+    }
+
+    /// The next frame the VM on VF `vf` receives; fails the test after [`ARRIVES`].
+    pub fn recv(&mut self, vf: u16) -> Vec<u8> {
+        self.vm(vf)
+            .recv(ARRIVES)
+            .unwrap_or_else(|| panic!("VF{vf} received nothing within {ARRIVES:?}"))
+    }
+
+    /// The switch puts `frame` on the uplink towards the NIC.
+    pub fn send_uplink(&self, frame: &[u8]) {
+        self.uplink.send(frame);
+    }
+
+    /// The next frame the NIC sends out of its uplink; fails the test after [`ARRIVES`].
+    pub fn recv_uplink(&self) -> Vec<u8> {
+        self.uplink
+            .recv(ARRIVES)
+            .unwrap_or_else(|| panic!("nothing left the uplink within {ARRIVES:?}"))
+    }
+
+    /// Every function with counters: the VFs, then the uplink.
+    pub fn functions(&self) -> Vec<StatsFunction> {
+        let vfs = u16::try_from(self.vf_ports.len()).expect("VF count fits u16");
+        (0..vfs)
+            .map(StatsFunction::Vf)
+            .chain([StatsFunction::Uplink])
+            .collect()
+    }
+
     /// One function's counters, read through the driver.
     pub fn counters(&self, function: StatsFunction) -> Counters {
         self.driver.stats(function).expect("GET_STATS")
     }
 
-    /// Asserts that no attached VM receives anything within [`NEVER_ARRIVES`].
-    pub fn assert_silence(&mut self) {
-        std::thread::sleep(NEVER_ARRIVES);
-        for (vf, vm) in self.vms.iter_mut().enumerate() {
-            if let Some(vm) = vm {
-                assert_eq!(vm.try_recv(), None, "VM on VF{vf} received a frame");
+    /// The counters of every function.
+    pub fn snapshot(&self) -> Snapshot {
+        self.functions()
+            .into_iter()
+            .map(|f| (f, self.counters(f)))
+            .collect()
+    }
+
+    /// Reads `function`'s counters until `done` holds, and returns them. Counters move in
+    /// the same firmware pass that decides a frame's fate, so this is how a test waits for
+    /// a frame that has no output. Fails the test after [`ARRIVES`].
+    pub fn wait_counters(
+        &self,
+        function: StatsFunction,
+        what: &str,
+        done: impl Fn(&Counters) -> bool,
+    ) -> Counters {
+        let deadline = Instant::now() + ARRIVES;
+        loop {
+            let c = self.counters(function);
+            if done(&c) {
+                return c;
             }
+            if Instant::now() >= deadline {
+                panic!("{what} of {function} did not happen within {ARRIVES:?}: {c:?}");
+            }
+            std::thread::sleep(COUNTER_POLL);
         }
     }
 
-    /// Asserts that, of all drop counters of `function`, exactly `reason` moved, by one.
+    /// Waits until `counter` of `function` reaches at least `value`.
+    pub fn wait_counter(&self, function: StatsFunction, counter: Counter, value: u64) -> Counters {
+        self.wait_counters(
+            function,
+            &format!("{} reaching {value}", counter.name()),
+            |c| c.get(counter) >= value,
+        )
+    }
+
+    /// Takes the current drop counters as the baseline of the next [`Testbed::expect_drop`].
+    pub fn mark(&mut self) {
+        self.seen = self.snapshot();
+    }
+
+    /// F17 for one frame that must be dropped: waits until `reason` of `function` moves,
+    /// then asserts that, across every function of the NIC, it is the one drop counter that
+    /// moved since the last check, by exactly one, and that nothing came out of any VF or
+    /// the uplink.
+    pub fn expect_drop(&mut self, function: StatsFunction, reason: Counter) {
+        assert!(reason.is_drop(), "{} is not a drop counter", reason.name());
+        let before = self.seen[&function].get(reason);
+        let deadline = Instant::now() + ARRIVES;
+        while self.counters(function).get(reason) <= before {
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} of {function} did not move within {ARRIVES:?}; drops that moved: {:?}; \
+                     frames that came out: {:?}",
+                    reason.name(),
+                    self.drops_moved(&self.snapshot()),
+                    self.take_outputs()
+                );
+            }
+            std::thread::sleep(COUNTER_POLL);
+        }
+        let now = self.snapshot();
+        assert_eq!(
+            self.drops_moved(&now),
+            vec![format!("{} of {function} +1", reason.name())],
+            "exactly one drop counter of the whole NIC moves, by one (F17)"
+        );
+        self.seen = now;
+        self.assert_nothing_out();
+    }
+
+    /// "reason of function +n" for every drop counter of `now` that differs from the last
+    /// check.
+    fn drops_moved(&self, now: &Snapshot) -> Vec<String> {
+        let mut moved = Vec::new();
+        for (f, c) in now {
+            for &d in Counter::ALL.iter().filter(|d| d.is_drop()) {
+                let delta = c.get(d).wrapping_sub(self.seen[f].get(d));
+                if delta != 0 {
+                    moved.push(format!("{} of {f} +{delta}", d.name()));
+                }
+            }
+        }
+        moved
+    }
+
+    /// Asserts that no drop counter moved since the last check.
+    pub fn assert_no_drops(&mut self) {
+        let now = self.snapshot();
+        assert_eq!(self.drops_moved(&now), Vec::<String>::new(), "no drop");
+        self.seen = now;
+    }
+
+    /// Takes every frame waiting in an attached VM or on the uplink, described as
+    /// "VF4: 60 bytes" or "uplink: 110 bytes".
+    pub fn take_outputs(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (vf, vm) in self.vms.iter_mut().enumerate() {
+            if let Some(vm) = vm {
+                while let Some(f) = vm.try_recv() {
+                    out.push(format!("VF{vf}: {} bytes", f.len()));
+                }
+            }
+        }
+        while let Some(f) = self.uplink.recv(Duration::ZERO) {
+            out.push(format!("uplink: {} bytes", f.len()));
+        }
+        out
+    }
+
+    /// Asserts that no frame is waiting in any attached VM or on the uplink.
+    pub fn assert_nothing_out(&mut self) {
+        let out = self.take_outputs();
+        assert!(out.is_empty(), "frames came out: {out:?}");
+    }
+
+    /// Asserts that no attached VM and not the uplink receives anything within
+    /// [`NEVER_ARRIVES`].
+    pub fn assert_silence(&mut self) {
+        std::thread::sleep(NEVER_ARRIVES);
+        self.assert_nothing_out();
+    }
+
+    /// Asserts that, of all drop counters of `function`, exactly `reason` moved, by one,
+    /// since the board started.
     pub fn assert_one_drop(&self, function: StatsFunction, reason: Counter) {
         let c = self.counters(function);
         assert_eq!(c.get(reason), 1, "{} of {function}", reason.name());
