@@ -20,6 +20,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 const MAX_COMMANDS_PER_POLL: u32 = 64;
 /// Largest admin queue accepted.
 pub const MAX_ENTRIES: u32 = 4096;
+/// Gateways a NIC can have: a VPC's trusted gateways are a 64-bit mask.
+pub const MAX_GATEWAYS: u16 = 64;
 /// Default uplink MTU (F13).
 const DEFAULT_UPLINK_MTU: u16 = 9216;
 
@@ -312,6 +314,7 @@ fn vpc_add<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<
         dns_count: e.dns_count,
         domain,
         domain_len,
+        gateway_mask: 0,
     });
     Ok(0)
 }
@@ -371,11 +374,14 @@ fn route_table_del(t: &mut Tables<'_>, e: IdParam) -> Result<u32, Status> {
         return Err(Status::InUse);
     }
     t.routes.clear_table(id);
-    *taken_slot(t.route_tables, id)? = None;
+    let vpc = taken_slot(t.route_tables, id)?.take().map(|rt| rt.vpc);
+    if let Some(vpc) = vpc {
+        refresh_gateway_mask(t, vpc);
+    }
     Ok(0)
 }
 
-fn route_key(t: &Tables<'_>, e: &RouteEntry) -> Result<(u16, u32, Vpc), Status> {
+fn route_key(t: &Tables<'_>, e: &RouteEntry) -> Result<(u16, u32, Vpc, u16), Status> {
     let table = e.table_id.get();
     let prefix = ipv4(e.prefix);
     if !is_prefix(prefix, e.prefix_len) {
@@ -383,11 +389,32 @@ fn route_key(t: &Tables<'_>, e: &RouteEntry) -> Result<(u16, u32, Vpc), Status> 
     }
     let rt = t.route_table(table).ok_or(Status::NotFound)?;
     let vpc = *t.vpc(rt.vpc).ok_or(Status::NotFound)?;
-    Ok((table, prefix, vpc))
+    Ok((table, prefix, vpc, rt.vpc))
+}
+
+/// Recomputes which gateways VPC `vpc` routes to: only those may send into it (F15).
+fn refresh_gateway_mask(t: &mut Tables<'_>, vpc: u16) {
+    let mut mask = 0u64;
+    for (id, rt) in t.route_tables.iter().enumerate() {
+        let (Some(rt), Ok(id)) = (rt, u16::try_from(id)) else {
+            continue;
+        };
+        if rt.vpc != vpc {
+            continue;
+        }
+        for r in t.routes.routes(id) {
+            if let Target::Gateway(g) = r.target {
+                mask |= 1u64.checked_shl(u32::from(g)).unwrap_or(0);
+            }
+        }
+    }
+    if let Some(Some(v)) = t.vpcs.get_mut(usize::from(vpc)) {
+        v.gateway_mask = mask;
+    }
 }
 
 fn route_add(t: &mut Tables<'_>, e: RouteEntry) -> Result<u32, Status> {
-    let (table, prefix, vpc) = route_key(t, &e)?;
+    let (table, prefix, vpc, vpc_id) = route_key(t, &e)?;
     let arg = e.target;
     let target = match RouteTarget::from_u8(e.target_kind).ok_or(Status::BadArgument)? {
         // The local route is the firmware's own; it exists already.
@@ -416,16 +443,18 @@ fn route_add(t: &mut Tables<'_>, e: RouteEntry) -> Result<u32, Status> {
             target,
         },
     )?;
+    refresh_gateway_mask(t, vpc_id);
     Ok(0)
 }
 
 fn route_del(t: &mut Tables<'_>, e: RouteEntry) -> Result<u32, Status> {
-    let (table, prefix, vpc) = route_key(t, &e)?;
+    let (table, prefix, vpc, vpc_id) = route_key(t, &e)?;
     if prefix == vpc.cidr && e.prefix_len == vpc.cidr_len {
         // The local route cannot be removed (F8).
         return Err(Status::BadArgument);
     }
     t.routes.remove(table, prefix, e.prefix_len)?;
+    refresh_gateway_mask(t, vpc_id);
     Ok(0)
 }
 
@@ -464,18 +493,29 @@ fn subnet_add(t: &mut Tables<'_>, e: SubnetEntry) -> Result<u32, Status> {
         prefix_len: len,
         gateway_mac: e.gateway_mac,
     };
-    // The gateway's own mapping lets the pipeline recognise it from any subnet (F10).
-    let gateway = Mapping {
-        mac: e.gateway_mac,
-        location: Location::Gateway,
-    };
-    let key = MappingKey {
-        vni: vpc.vni,
-        ip: subnet.gateway_ip(),
-    };
-    t.mappings.insert(key, gateway)?;
+    // The gateway's and the broadcast address's own mappings let the pipeline recognise
+    // them from any subnet (F10, F6).
+    let (gateway, broadcast) = subnet_mappings(vpc.vni, &subnet);
+    t.mappings.insert(gateway.0, gateway.1)?;
+    if let Err(e) = t.mappings.insert(broadcast.0, broadcast.1) {
+        let _ = t.mappings.remove(gateway.0);
+        return Err(e.into());
+    }
     *free_slot(t.subnets, id)? = Some(subnet);
     Ok(0)
+}
+
+/// The firmware's own mappings for a subnet: its gateway and its broadcast address.
+fn subnet_mappings(vni: u32, s: &Subnet) -> ((MappingKey, Mapping), (MappingKey, Mapping)) {
+    let key = |ip| MappingKey { vni, ip };
+    let value = |location| Mapping {
+        mac: s.gateway_mac,
+        location,
+    };
+    (
+        (key(s.gateway_ip()), value(Location::Gateway)),
+        (key(s.broadcast()), value(Location::Broadcast)),
+    )
 }
 
 fn subnet_del(t: &mut Tables<'_>, e: IdParam) -> Result<u32, Status> {
@@ -485,10 +525,9 @@ fn subnet_del(t: &mut Tables<'_>, e: IdParam) -> Result<u32, Status> {
         return Err(Status::InUse);
     }
     if let Some(vpc) = t.vpc(subnet.vpc).copied() {
-        let _ = t.mappings.remove(MappingKey {
-            vni: vpc.vni,
-            ip: subnet.gateway_ip(),
-        });
+        let (gateway, broadcast) = subnet_mappings(vpc.vni, &subnet);
+        let _ = t.mappings.remove(gateway.0);
+        let _ = t.mappings.remove(broadcast.0);
     }
     *taken_slot(t.subnets, id)? = None;
     Ok(0)
@@ -525,7 +564,9 @@ fn mapping_add(t: &mut Tables<'_>, e: MappingEntry) -> Result<u32, Status> {
             underlay_ip: ipv4(e.underlay_ip),
         },
         // Only the firmware makes these.
-        MappingLocation::Gateway | MappingLocation::VniAnchor => return Err(Status::BadArgument),
+        MappingLocation::Gateway | MappingLocation::VniAnchor | MappingLocation::Broadcast => {
+            return Err(Status::BadArgument)
+        }
     };
     t.mappings.insert(
         key,
@@ -541,7 +582,12 @@ fn mapping_del(t: &mut Tables<'_>, e: MappingEntry) -> Result<u32, Status> {
     let key = mapping_key(t, e.vni.get(), e.ip)?;
     match t.mappings.get(key) {
         // Gateway mappings belong to their subnet.
-        Some(m) if matches!(m.location, Location::Gateway | Location::Vpc(_)) => {
+        Some(m)
+            if matches!(
+                m.location,
+                Location::Gateway | Location::Broadcast | Location::Vpc(_)
+            ) =>
+        {
             Err(Status::BadArgument)
         }
         Some(_) => {
@@ -663,6 +709,10 @@ fn gateway_add(t: &mut Tables<'_>, e: GatewayEntry) -> Result<u32, Status> {
     let kind = GatewayKind::from_u8(e.kind).ok_or(Status::BadArgument)?;
     let underlay_ip = ipv4(e.underlay_ip);
     if !is_unicast_mac(&e.mac) || underlay_ip == 0 {
+        return Err(Status::BadArgument);
+    }
+    // A VPC trusts the gateways it routes to by a 64-bit mask (F15).
+    if e.id.get() >= MAX_GATEWAYS {
         return Err(Status::BadArgument);
     }
     let slot = free_slot(t.gateways, e.id.get())?;

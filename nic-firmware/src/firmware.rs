@@ -132,7 +132,15 @@ impl<'m> Firmware<'m> {
             (pf::CAP_ROUTES, count(self.tables.routes.routes_per_table())),
             (pf::CAP_MAPPINGS, count(self.tables.mappings.capacity())),
             (pf::CAP_ADMINQ_ENTRIES, admin::MAX_ENTRIES),
-            (pf::CAP_GATEWAYS, count(self.tables.gateways.len())),
+            (
+                pf::CAP_GATEWAYS,
+                count(
+                    self.tables
+                        .gateways
+                        .len()
+                        .min(usize::from(admin::MAX_GATEWAYS)),
+                ),
+            ),
             (pf::ADMINQ_BASE_LO, 0),
             (pf::ADMINQ_BASE_HI, 0),
             (pf::ADMINQ_SIZE, 0),

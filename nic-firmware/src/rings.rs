@@ -143,15 +143,17 @@ impl VfRings {
             let Some(frame) = frames.get_mut(batch.loaded) else {
                 break;
             };
-            *status = load_tx(p, f, desc_addr(self.tx_base, index), frame);
-            match *status {
-                TxStatus::Ok => {
+            match load_tx(p, f, desc_addr(self.tx_base, index), frame) {
+                Ok(()) => {
                     counters.bump(Counter::TxPackets);
                     counters.add(Counter::TxBytes, frame.len() as u64);
                     batch.loaded = batch.loaded.saturating_add(1);
                 }
-                TxStatus::DmaError => counters.bump(Counter::DropDmaError),
-                TxStatus::BadDescriptor => counters.bump(Counter::DropMalformed),
+                Err((tx_status, drop)) => {
+                    *status = tx_status;
+                    counters.bump(Counter::TxPackets);
+                    counters.bump(drop);
+                }
             }
         }
         batch
@@ -217,25 +219,29 @@ impl VfRings {
     }
 }
 
-/// Reads one TX descriptor and its frame.
-fn load_tx<P: Platform>(p: &mut P, f: Function, addr: u64, frame: &mut FrameBuf) -> TxStatus {
+/// Reads one TX descriptor and its frame. `Err` holds the status to write back and the
+/// drop counter that moves.
+fn load_tx<P: Platform>(
+    p: &mut P,
+    f: Function,
+    addr: u64,
+    frame: &mut FrameBuf,
+) -> Result<(), (TxStatus, Counter)> {
+    let dma = (TxStatus::DmaError, Counter::DropDmaError);
+    let bad = (TxStatus::BadDescriptor, Counter::DropMalformed);
     let mut raw = [0u8; DESC_SIZE];
-    if p.dma_read(f, addr, &mut raw).is_err() {
-        return TxStatus::DmaError;
-    }
-    let Ok(desc) = TxDesc::read_from_bytes(&raw) else {
-        return TxStatus::BadDescriptor;
-    };
+    p.dma_read(f, addr, &mut raw).map_err(|_| dma)?;
+    let desc = TxDesc::read_from_bytes(&raw).map_err(|_| bad)?;
     let len = usize::from(desc.len.get());
     let eop = TxFlags::from_bits_retain(desc.flags.get()).contains(TxFlags::EOP);
-    if !eop || len == 0 || len > shared_regs::VF_MAX_FRAME {
-        return TxStatus::BadDescriptor;
+    if !eop || len == 0 {
+        return Err(bad);
     }
-    let Some(buf) = frame.reset(len) else {
-        return TxStatus::BadDescriptor;
-    };
-    if p.dma_read(f, desc.addr.get(), buf).is_err() {
-        return TxStatus::DmaError;
+    // F13: longer than a VF frame (MTU 9001) is an oversize drop, not a malformed one.
+    if len > shared_regs::VF_MAX_FRAME {
+        return Err((TxStatus::BadDescriptor, Counter::DropOversize));
     }
-    TxStatus::Ok
+    let buf = frame.reset(len).ok_or(bad)?;
+    p.dma_read(f, desc.addr.get(), buf).map_err(|_| dma)?;
+    Ok(())
 }

@@ -118,6 +118,7 @@ fn mapping_entry(k: MappingKey, m: Mapping) -> MappingEntry {
         Location::LocalVf(vf) => (MappingLocation::LocalVf, vf, 0),
         Location::Remote { underlay_ip } => (MappingLocation::Remote, 0, underlay_ip),
         Location::Gateway => (MappingLocation::Gateway, 0, 0),
+        Location::Broadcast => (MappingLocation::Broadcast, 0, 0),
         Location::Vpc(v) => (MappingLocation::VniAnchor, v, 0),
     };
     MappingEntry {
@@ -336,13 +337,14 @@ mod tests {
         assert_eq!(vfs.len(), 3);
         assert_eq!(vfs[2].entry.primary_ip, [10, 0, 2, 20]);
         assert_eq!(vfs[2].rings_enabled, 1);
-        // Three instances, two subnet gateways and the VNI anchor, read 2 at a time.
+        // Three instances, two subnet gateways and broadcasts, the VNI anchor, 2 a read.
         let maps: std::vec::Vec<MappingEntry> =
             read_all(&mut nic, TableId::Mapping, 0, 56).unwrap();
-        assert_eq!(maps.len(), 6);
+        assert_eq!(maps.len(), 8);
         let kinds = |k: MappingLocation| maps.iter().filter(|m| m.location == k as u8).count();
         assert_eq!(kinds(MappingLocation::LocalVf), 3);
         assert_eq!(kinds(MappingLocation::Gateway), 2);
+        assert_eq!(kinds(MappingLocation::Broadcast), 2);
         assert_eq!(kinds(MappingLocation::VniAnchor), 1);
         let up: std::vec::Vec<UplinkEntry> = read_all(&mut nic, TableId::Uplink, 0, 64).unwrap();
         assert!(up.is_empty());

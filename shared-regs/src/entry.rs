@@ -142,6 +142,8 @@ pub enum MappingLocation {
     /// Read only (`TABLE_READ`): a VNI's anchor (address 0.0.0.0), made by `VPC_ADD`; `vf`
     /// holds the VPC ID.
     VniAnchor = 3,
+    /// Read only (`TABLE_READ`): a subnet's broadcast address, made by `SUBNET_ADD`.
+    Broadcast = 4,
 }
 
 impl MappingLocation {
@@ -152,6 +154,7 @@ impl MappingLocation {
             1 => Some(MappingLocation::Remote),
             2 => Some(MappingLocation::Gateway),
             3 => Some(MappingLocation::VniAnchor),
+            4 => Some(MappingLocation::Broadcast),
             _ => None,
         }
     }

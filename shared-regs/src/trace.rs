@@ -129,7 +129,7 @@ step_kinds! {
     /// argument (gateway ID, VPC ID, instance IP).
     Route = 8, "route lookup";
     /// Mapping lookup. a = VNI, b = address, c = location (0 local VF, 1 remote, 2 gateway,
-    /// 3 VNI anchor, 0xFF none), d = VF index, underlay IP or VPC ID.
+    /// 3 VNI anchor, 4 subnet broadcast, 0xFF none), d = VF index, underlay IP or VPC ID.
     Mapping = 9, "mapping lookup";
     /// F5 at the receiver. table_id = VF, a = check on, b = destination.
     DstIp = 10, "destination IP check";

@@ -179,7 +179,6 @@ fn f05_secondary_address_is_a_valid_destination() {
 }
 
 #[test]
-#[ignore = "firmware F7 (pipeline/route.rs same_subnet_by_mac) picks the receiver by the destination IP's mapping and needs its MAC to match; spec F7 delivers by MAC, F5 at the receiver: want drop_dst_ip on vf1, get drop_dst_mac on vf0"]
 fn f05_frame_to_a_neighbours_mac_for_another_address_is_dropped_at_the_receiver() {
     let mut tb = standard();
     // F7 delivers by MAC without a route lookup; F5 then refuses it at VF1, which does not
@@ -270,7 +269,6 @@ fn f06_subnet_broadcast_is_dropped() {
 }
 
 #[test]
-#[ignore = "firmware F6 recognises only the sender's own subnet broadcast; 10.0.2.255 from subnet web is counted drop_no_mapping, spec says drop_bcast_mcast for a subnet broadcast address"]
 fn f06_another_subnets_broadcast_is_dropped() {
     let mut tb = standard();
     tb.send(0, &udp_frame(GW_WEB, MAC0, IP0, ip(10, 0, 2, 255), b"x"));
@@ -318,7 +316,6 @@ fn f07_remote_neighbour_mac_is_delivered_over_vxlan() {
 }
 
 #[test]
-#[ignore = "firmware F7 drops (drop_dst_mac) a frame to a same-subnet instance's MAC whose destination IP is outside the subnet; spec F7 delivers it, F5 at the receiver (check off) accepts it"]
 fn f07_neighbour_mac_for_an_address_outside_the_subnet_reaches_an_appliance() {
     let mut tb = standard();
     // VF2 uses the middlebox VF3 (check off) as its next hop by MAC, as a VM with a static

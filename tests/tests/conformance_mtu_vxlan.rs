@@ -107,7 +107,6 @@ fn f13_largest_vf_packet_is_delivered_whole() {
 }
 
 #[test]
-#[ignore = "firmware rings.rs refuses a TX descriptor over 9015 bytes as drop_malformed before the pipeline; spec F13 counts an IPv4 packet over 9001 bytes as drop_oversize"]
 fn f13_vf_packet_longer_than_9001_is_dropped() {
     let mut tb = standard();
     // The VF hands the NIC a 9016-byte frame: an IPv4 packet of 9002 bytes.
@@ -453,7 +452,6 @@ fn f15_instance_of_a_peered_vpc_on_its_mapped_host_is_delivered() {
 }
 
 #[test]
-#[ignore = "firmware F15 (pipeline/uplink.rs plausible_source) accepts an inner source mapped to the outer host in any VPC, peered or not: VPC C's 10.1.1.40 is delivered into VPC B"]
 fn f15_instance_of_an_unpeered_vpc_is_not_a_plausible_source() {
     let mut tb = standard();
     // 10.1.1.40 is VPC C's, on HOST2; VPC B has no peering with C, so HOST2 cannot send
@@ -464,7 +462,6 @@ fn f15_instance_of_an_unpeered_vpc_is_not_a_plausible_source() {
 }
 
 #[test]
-#[ignore = "firmware F15 (pipeline/uplink.rs plausible_source) trusts every gateway's underlay IP for every VNI, not only the gateways of that VPC: the igw injects into VPC B"]
 fn f15_gateway_of_another_vpc_is_not_a_plausible_source() {
     let mut tb = standard();
     // The internet gateway serves VPC A (table 0 routes to it); no route of VPC B does.

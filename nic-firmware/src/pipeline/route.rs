@@ -27,6 +27,7 @@ pub(super) fn lookup<T: Tracer>(
         Some(Location::LocalVf(vf)) => (0, u32::from(vf)),
         Some(Location::Remote { underlay_ip }) => (1, underlay_ip),
         Some(Location::Gateway) => (2, 0),
+        Some(Location::Broadcast) => (4, 0),
         Some(Location::Vpc(id)) => (3, u32::from(id)),
         None => (0xFF, 0),
     };
@@ -34,8 +35,8 @@ pub(super) fn lookup<T: Tracer>(
     found
 }
 
-/// F7: a frame to a MAC other than the gateway's goes straight to the same-subnet instance
-/// with that MAC and address, without a route lookup.
+/// F7: a frame to a MAC other than the gateway's goes straight to the instance of the
+/// sender's subnet with that MAC, without a route lookup (F5 then applies at the receiver).
 pub(super) fn same_subnet_by_mac<T: Tracer>(
     tables: &Tables<'_>,
     sender: &Sender<'_>,
@@ -44,15 +45,30 @@ pub(super) fn same_subnet_by_mac<T: Tracer>(
     frame: &mut FrameBuf,
     tr: &mut T,
 ) -> Verdict {
-    if !sender.subnet.contains(ip.dst) {
-        return sender.drop(Counter::DropDstMac);
-    }
-    match lookup(tables, sender.vpc.vni, ip.dst, tr) {
-        Some(m) if m.mac == dst_mac && m.location != Location::Gateway => {
-            tr.step(Step::new(7, StepKind::DstMac, [1, 0, 0, 0]));
-            deliver(tables, sender, sender.vpc.vni, m, ip, frame, tr)
+    // The usual case: the destination address belongs to the instance with that MAC, local
+    // or remote; one mapping lookup finds it.
+    if sender.subnet.contains(ip.dst) {
+        if let Some(m) = lookup(tables, sender.vpc.vni, ip.dst, tr) {
+            let instance = matches!(m.location, Location::LocalVf(_) | Location::Remote { .. });
+            if instance && m.mac == dst_mac {
+                tr.step(Step::new(7, StepKind::DstMac, [1, 0, 0, 0]));
+                return deliver(tables, sender, sender.vpc.vni, m, ip, frame, tr);
+            }
         }
-        _ => sender.drop(Counter::DropDstMac),
+    }
+    // Otherwise the MAC alone decides: a local VF of the same subnet, whatever the address
+    // (an appliance as next hop).
+    let by_mac = tables
+        .vfs
+        .iter()
+        .position(|c| c.is_some_and(|c| c.mac == dst_mac && c.subnet == sender.cfg.subnet))
+        .and_then(|i| u16::try_from(i).ok());
+    match by_mac {
+        Some(vf) => {
+            tr.step(Step::new(7, StepKind::DstMac, [1, 0, 0, 0]).at(vf));
+            deliver_to_vf(tables, sender, vf, ip, frame, tr)
+        }
+        None => sender.drop(Counter::DropDstMac),
     }
 }
 
@@ -107,6 +123,8 @@ fn deliver<T: Tracer>(
     match m.location {
         Location::LocalVf(vf) => deliver_to_vf(tables, sender, vf, ip, frame, tr),
         Location::Vpc(_) => sender.drop(Counter::DropNoMapping),
+        // F6: another subnet's broadcast address, reached through a route.
+        Location::Broadcast => sender.drop(Counter::DropBcastMcast),
         Location::Remote { underlay_ip } => {
             eth::set_macs(frame.data_mut(), m.mac, sender.cfg.mac);
             let mtu = tables

@@ -64,10 +64,11 @@ fn underlay_arp(uplink: &Uplink, frame: &mut FrameBuf) -> Verdict {
     Verdict::ToUplink
 }
 
-/// The outer headers of a VXLAN frame for this host.
+/// The outer headers of a VXLAN frame for this host, and the VPC its VNI names.
 struct Outer {
     src: u32,
     vni: u32,
+    vpc: u16,
 }
 
 /// F15: only VXLAN to this host's underlay address and a known VNI.
@@ -83,13 +84,20 @@ fn outer_headers(tables: &Tables<'_>, uplink: &Uplink, frame: &[u8]) -> Option<O
         return None;
     }
     let vni = u32::from_be_bytes([0, *vxlan.get(4)?, *vxlan.get(5)?, *vxlan.get(6)?]);
-    tables.mappings.get(crate::admin::vni_anchor(vni))?;
+    let vpc = match tables.mappings.get(crate::admin::vni_anchor(vni))?.location {
+        Location::Vpc(id) => id,
+        _ => return None,
+    };
     // The inner frame must start right after the 8-byte VXLAN header: no IP options on
     // the outer header.
     if ip.header_len != 20 {
         return None;
     }
-    Some(Outer { src: ip.src, vni })
+    Some(Outer {
+        src: ip.src,
+        vni,
+        vpc,
+    })
 }
 
 fn decapsulate<T: Tracer>(
@@ -134,9 +142,9 @@ fn decapsulate<T: Tracer>(
     to_local_vf(tables, Port::Uplink, origin, vf, inner.dst, frame, tr)
 }
 
-/// F15: the inner source lives on the outer source host, or the outer source is a
-/// gateway. Traffic from a peered VPC carries the destination's VNI, so the other VPCs are
-/// searched too.
+/// F15: the inner source lives on the outer source host in this VPC, or in a VPC that
+/// peers with it (a peered sender encapsulates with the destination's VNI); or the outer
+/// source is a gateway this VPC routes to.
 fn plausible_source<T: Tracer>(
     tables: &Tables<'_>,
     outer: &Outer,
@@ -150,18 +158,25 @@ fn plausible_source<T: Tracer>(
     if on_outer_host(lookup(tables, outer.vni, inner_src, tr)) {
         return true;
     }
-    if tables
-        .gateways
-        .iter()
-        .flatten()
-        .any(|g| g.underlay_ip == outer.src)
-    {
+    let trusted = tables.vpc(outer.vpc).map_or(0, |v| v.gateway_mask);
+    let from_gateway = tables.gateways.iter().enumerate().any(|(id, g)| {
+        g.is_some_and(|g| g.underlay_ip == outer.src)
+            && trusted
+                & 1u64
+                    .checked_shl(u32::try_from(id).unwrap_or(u32::MAX))
+                    .unwrap_or(0)
+                != 0
+    });
+    if from_gateway {
         return true;
     }
     tables
         .vpcs
         .iter()
-        .flatten()
-        .filter(|v| v.vni != outer.vni)
-        .any(|v| on_outer_host(lookup(tables, v.vni, inner_src, tr)))
+        .enumerate()
+        .filter_map(|(id, v)| Some((u16::try_from(id).ok()?, (*v)?)))
+        .filter(|(id, _)| *id != outer.vpc)
+        .any(|(id, v)| {
+            tables.peers(id, outer.vpc) && on_outer_host(lookup(tables, v.vni, inner_src, tr))
+        })
 }

@@ -67,6 +67,8 @@ pub enum Location {
     /// A subnet's gateway address (base + 1), with the gateway MAC: the NIC itself
     /// answers for it (F10); nothing is forwarded to it.
     Gateway,
+    /// A subnet's broadcast address (its last): nothing is delivered to it (F6).
+    Broadcast,
     /// The anchor of a VNI: key (VNI, 0.0.0.0) names the VPC with that VNI, so that
     /// decapsulation finds a VPC by VNI in one lookup (F15). Never an instance.
     Vpc(u16),
@@ -89,6 +91,8 @@ const KIND_REMOTE: u16 = 0x4000;
 const KIND_GATEWAY: u16 = 0x8000;
 const KIND_VPC: u16 = 0xc000;
 const KIND_MASK: u16 = 0xc000;
+/// The address word of a [`Location::Broadcast`] entry (kind [`KIND_GATEWAY`]).
+const BROADCAST_ADDR: u32 = 1;
 /// Buckets the cuckoo path search visits at most (2 roots, 16 at depth 1, 128 at depth 2,
 /// the rest at depth 3). 256 x 8 bytes of stack.
 pub const BFS_QUEUE: usize = 256;
@@ -142,6 +146,7 @@ impl MappingBucket {
         let addr = *self.addrs.get(slot)?;
         let location = match meta & KIND_MASK {
             KIND_REMOTE => Location::Remote { underlay_ip: addr },
+            KIND_GATEWAY if addr == BROADCAST_ADDR => Location::Broadcast,
             KIND_GATEWAY => Location::Gateway,
             KIND_VPC => Location::Vpc((addr & 0xffff) as u16),
             _ => Location::LocalVf((addr & 0xffff) as u16),
@@ -156,6 +161,7 @@ impl MappingBucket {
             Location::LocalVf(vf) => (u32::from(vf), KIND_LOCAL),
             Location::Remote { underlay_ip } => (underlay_ip, KIND_REMOTE),
             Location::Gateway => (0, KIND_GATEWAY),
+            Location::Broadcast => (BROADCAST_ADDR, KIND_GATEWAY),
             Location::Vpc(id) => (u32::from(id), KIND_VPC),
         };
         if let (Some(k), Some(a), Some(m)) = (

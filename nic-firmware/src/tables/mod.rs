@@ -96,6 +96,20 @@ impl Tables<'_> {
             })
     }
 
+    /// True when a route table of VPC `from` has a peering route to VPC `to`.
+    pub fn peers(&self, from: u16, to: u16) -> bool {
+        self.route_tables
+            .iter()
+            .enumerate()
+            .filter(|(_, rt)| rt.is_some_and(|rt| rt.vpc == from))
+            .filter_map(|(id, _)| u16::try_from(id).ok())
+            .any(|id| {
+                self.routes
+                    .routes(id)
+                    .any(|r| r.target == lpm::Target::Peering(to))
+            })
+    }
+
     /// Number of VFs.
     pub fn num_vfs(&self) -> u16 {
         u16::try_from(self.vfs.len()).unwrap_or(u16::MAX)

@@ -15,6 +15,9 @@ pub struct Vpc {
     /// DNS domain name (DHCP option 15), `domain_len` bytes of ASCII.
     pub domain: [u8; shared_regs::entry::DOMAIN_MAX],
     pub domain_len: u8,
+    /// Bit `g` set: a route of this VPC leads to gateway `g`, which may therefore send into
+    /// it over VXLAN (F15).
+    pub gateway_mask: u64,
 }
 
 /// A subnet.
