@@ -1,1 +1,544 @@
-fn main() {}
+//! `pipeline`: packets per second of `nic_firmware::pipeline::process_batch` on one core,
+//! batches of 32 frames from the VFs, with 4,096 VPCs and route tables (VRFs) and 1,000,000
+//! mappings loaded, beside a baseline in the same run that only copies the same frames into
+//! the batch buffers (the pipeline rewrites frames in place, so each iteration must reload
+//! them: the copy is part of both measurements, and the difference is the pipeline's own
+//! cost). Also prints the memory the tables take at this capacity. See benches/README.md.
+// Bench code, like the crate's tests, may panic on a broken set-up.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+mod common;
+
+use common::*;
+use core::net::Ipv4Addr;
+use criterion::Throughput;
+use nic_firmware::frame::FrameBuf;
+use nic_firmware::pipeline::{process_batch, Port, Verdict};
+use nic_firmware::tables::lpm::{RouteTables, Target};
+use nic_firmware::tables::mapping::{Location, Mapping, MappingKey, MappingTable};
+use nic_firmware::tables::vpc::{Gateway, RouteTable, Subnet, VfConfig, Vpc};
+use nic_firmware::tables::{Tables, Uplink};
+use nic_firmware::testing::{arp_request, ipv4_frame, udp, OwnedMemory, Sizes};
+use smoltcp::wire::IpProtocol;
+use std::hint::black_box;
+use std::time::Instant;
+
+/// Frames the firmware takes from a ring in one go.
+const BATCH: usize = 32;
+/// VFs of the NIC. Each VPC with local instances has 2 subnets of 2 VFs.
+const VFS: usize = 256;
+/// VPCs with instances on this NIC: every 64th of the 4,096.
+const LOCAL_VPC_STRIDE: usize = VRFS / (VFS / 4);
+/// Batches per criterion iteration (from consecutive VFs).
+const BATCHES_PER_ITER: usize = 8;
+
+/// One kind of frame of the mix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// UDP to the other VF of the sender's subnet, by its MAC (F7): mapping lookup.
+    SameSubnet,
+    /// UDP to a VF of the VPC's other subnet, through the gateway MAC (F8): route lookup
+    /// (the `Local` route), then mapping lookup.
+    CrossSubnet,
+    /// ARP request for the other VF of the subnet (F3b): mapping lookup, reply in place.
+    ArpRequest,
+    /// UDP to an instance of the VPC on another host, through the gateway MAC: route
+    /// lookup, mapping lookup (a `Remote` mapping among the 1M), F13 MTU check and F14
+    /// VXLAN encapsulation in place toward the uplink.
+    RemoteVxlan,
+}
+
+/// Frames of each kind in a batch of 32: east-west unicast to this host and to other
+/// hosts over VXLAN, and some ARP.
+const MIX: [(Kind, usize); 4] = [
+    (Kind::SameSubnet, 10),
+    (Kind::CrossSubnet, 10),
+    (Kind::RemoteVxlan, 8),
+    (Kind::ArpRequest, 4),
+];
+/// Remote instances per VPC among the 1M mappings (1M / 4,096, rounded down).
+const REMOTES_PER_VPC: u32 = (MAPPINGS / VRFS) as u32 - 4;
+
+fn vpc_vni(v: usize) -> u32 {
+    1000 + v as u32
+}
+
+fn gateway_mac(subnet: usize) -> [u8; 6] {
+    [0x02, 0x00, 0x00, (subnet >> 8) as u8, subnet as u8, 0x01]
+}
+
+/// Local VF `vf`: (VPC, subnet index 0/1 within the VPC, address, MAC).
+fn vf_identity(vf: usize) -> (usize, usize, u32, [u8; 6]) {
+    let vpc = (vf / 4) * LOCAL_VPC_STRIDE;
+    let s = (vf / 2) % 2;
+    let ip = vpc_cidr(vpc) | ((s as u32) << 8) | (10 + (vf % 2) as u32);
+    let mac = [0x02, 0x0a, (vf >> 8) as u8, vf as u8, s as u8, 0x0b];
+    (vpc, s, ip, mac)
+}
+
+/// Subnet `s` (0/1) of VPC `v`: 10.x.s.0/24, with ID 2v + s.
+fn subnet_of(v: usize, s: usize) -> Subnet {
+    Subnet {
+        vpc: v as u16,
+        route_table: v as u16,
+        prefix: vpc_cidr(v) | ((s as u32) << 8),
+        prefix_len: 24,
+        gateway_mac: gateway_mac(2 * v + s),
+    }
+}
+
+/// The frames VF `vf` sends in one batch, in an interleaved order, with their kinds.
+fn batch_frames(vf: usize, kinds: &[Kind], rng: &mut Rng) -> Vec<(Kind, Vec<u8>)> {
+    let (vpc, s, ip, mac) = vf_identity(vf);
+    let peer = vf ^ 1;
+    let (_, _, peer_ip, peer_mac) = vf_identity(peer);
+    let mut kinds = kinds.to_vec();
+    // A fixed shuffle, so kinds interleave as on a real ring.
+    for i in (1..kinds.len()).rev() {
+        kinds.swap(i, rng.range(0, i as u32) as usize);
+    }
+    let payload = [0x5au8; 18];
+    let src = Ipv4Addr::from(ip);
+    kinds
+        .into_iter()
+        .map(|k| {
+            let frame = match k {
+                Kind::SameSubnet => ipv4_frame(
+                    peer_mac,
+                    mac,
+                    src,
+                    Ipv4Addr::from(peer_ip),
+                    IpProtocol::Udp,
+                    64,
+                    &udp(40000, 4789 + 1, &payload),
+                ),
+                Kind::CrossSubnet => {
+                    let other = (vf ^ 2) ^ (rng.range(0, 1) as usize);
+                    let (_, _, dst_ip, _) = vf_identity(other);
+                    ipv4_frame(
+                        gateway_mac(2 * vpc + s),
+                        mac,
+                        src,
+                        Ipv4Addr::from(dst_ip),
+                        IpProtocol::Udp,
+                        64,
+                        &udp(40000, 8080, &payload),
+                    )
+                }
+                Kind::ArpRequest => arp_request(mac, src, Ipv4Addr::from(peer_ip)),
+                Kind::RemoteVxlan => ipv4_frame(
+                    gateway_mac(2 * vpc + s),
+                    mac,
+                    src,
+                    Ipv4Addr::from(remote_ip(vpc, rng.range(0, REMOTES_PER_VPC - 1))),
+                    IpProtocol::Udp,
+                    64,
+                    &udp(40000, 8080, &payload),
+                ),
+            };
+            // 64-byte frames on the wire (60 and the FCS).
+            assert_eq!(frame.len(), 60, "{k:?}");
+            (k, frame)
+        })
+        .collect()
+}
+
+/// The `n`th remote instance of VPC `v` (10.x.2.0 and up, away from the local subnets).
+fn remote_ip(v: usize, n: u32) -> u32 {
+    vpc_cidr(v) | (0x0200 + n)
+}
+
+fn expected_verdict(kind: Kind, vf: usize, frame: &[u8]) -> Verdict {
+    match kind {
+        Kind::SameSubnet => Verdict::ToVf {
+            vf: (vf ^ 1) as u16,
+        },
+        Kind::CrossSubnet => {
+            // VPCs reuse address ranges: look in the sender's VPC only.
+            let dst = u32::from_be_bytes(frame[30..34].try_into().unwrap());
+            let to = (0..VFS)
+                .find(|&o| vf_identity(o).0 == vf_identity(vf).0 && vf_identity(o).2 == dst)
+                .unwrap();
+            Verdict::ToVf { vf: to as u16 }
+        }
+        Kind::ArpRequest => Verdict::Reply { vf: vf as u16 },
+        Kind::RemoteVxlan => Verdict::ToUplink,
+    }
+}
+
+/// Loads 4,096 VPCs, each with 2 subnets and a route table, 256 VFs and 1,000,000
+/// mappings. Returns the routes per table, for the record.
+fn load_tables(t: &mut Tables<'_>, rng: &mut Rng) -> usize {
+    for v in 0..VRFS {
+        t.vpcs[v] = Some(Vpc {
+            vni: vpc_vni(v),
+            cidr: vpc_cidr(v),
+            cidr_len: 16,
+            main_route_table: Some(v as u16),
+            dns: [0; shared_regs::entry::VPC_DNS_SERVERS],
+            dns_count: 0,
+            domain: [0; shared_regs::entry::DOMAIN_MAX],
+            domain_len: 0,
+            // Set below, from the routes, as the admin handler keeps it.
+            gateway_mask: 0,
+        });
+        // The VNI's anchor mapping, as the admin handler adds it with the VPC.
+        let anchor = Mapping {
+            mac: [0; 6],
+            location: Location::Vpc(v as u16),
+        };
+        t.mappings
+            .insert(
+                MappingKey {
+                    vni: vpc_vni(v),
+                    ip: 0,
+                },
+                anchor,
+            )
+            .unwrap();
+        t.route_tables[v] = Some(RouteTable { vpc: v as u16 });
+        for s in 0..2 {
+            let subnet = subnet_of(v, s);
+            let key = MappingKey {
+                vni: vpc_vni(v),
+                ip: subnet.gateway_ip(),
+            };
+            let gw = Mapping {
+                mac: subnet.gateway_mac,
+                location: Location::Gateway,
+            };
+            t.mappings.insert(key, gw).unwrap();
+            t.subnets[2 * v + s] = Some(subnet);
+        }
+    }
+    let routes = fill_route_tables(&mut t.routes, rng);
+    // The random routes of a VPC with local instances must leave its two subnets and its
+    // remote instances (10.x.0.0/22) to the local route, or frames would go elsewhere.
+    for v in (0..VRFS).step_by(LOCAL_VPC_STRIDE) {
+        for r in &routes[v] {
+            let overlaps = r.len > 16 && (vpc_cidr(v) ^ r.prefix) >> (32 - r.len.min(22)) == 0;
+            if overlaps {
+                t.routes.remove(v as u16, r.prefix, r.len).unwrap();
+            }
+        }
+    }
+    let total_routes = (0..VRFS).map(|v| t.routes.len(v as u16)).sum();
+    for v in 0..VRFS {
+        let mask = t
+            .routes
+            .routes(v as u16)
+            .filter_map(|r| match r.target {
+                Target::Gateway(g) => 1u64.checked_shl(u32::from(g)),
+                _ => None,
+            })
+            .fold(0, |m, b| m | b);
+        if let Some(vpc) = t.vpcs[v].as_mut() {
+            vpc.gateway_mask = mask;
+        }
+    }
+    for vf in 0..VFS {
+        let (vpc, s, ip, mac) = vf_identity(vf);
+        t.vfs[vf] = Some(VfConfig {
+            mac,
+            subnet: (2 * vpc + s) as u16,
+            primary_ip: ip,
+            src_dst_check: true,
+            secondary: [0; shared_regs::entry::VF_SECONDARY_ADDRS],
+            secondary_count: 0,
+        });
+        let m = Mapping {
+            mac,
+            location: Location::LocalVf(vf as u16),
+        };
+        t.mappings
+            .insert(
+                MappingKey {
+                    vni: vpc_vni(vpc),
+                    ip,
+                },
+                m,
+            )
+            .unwrap();
+    }
+    // Remote instances up to 1M mappings, spread over every VPC.
+    let mut n = 0u32;
+    while t.mappings.len() < MAPPINGS {
+        let v = (n as usize) % VRFS;
+        let key = MappingKey {
+            vni: vpc_vni(v),
+            ip: remote_ip(v, n / VRFS as u32),
+        };
+        assert!(n / (VRFS as u32) < REMOTES_PER_VPC + 4);
+        let b = n.to_le_bytes();
+        let m = Mapping {
+            mac: [0x02, 0x0c, b[0], b[1], b[2], b[3]],
+            location: Location::Remote {
+                underlay_ip: 0x6440_0000 | (n & 0x3f_ffff),
+            },
+        };
+        t.mappings.insert(key, m).unwrap();
+        n += 1;
+    }
+    total_routes
+}
+
+/// Copies the frames of one batch into the batch buffers.
+fn load_batch(batch: &mut [FrameBuf], frames: &[Vec<u8>]) {
+    for (buf, f) in batch.iter_mut().zip(frames) {
+        buf.load(f);
+    }
+}
+
+fn memory_report(sizes: &Sizes, tables: &Tables<'_>) {
+    use nic_firmware::counters::CounterBlock;
+    use nic_firmware::rings::VfRings;
+    use nic_firmware::tables::lpm::RouteSlot;
+    use nic_firmware::tables::mapping::MappingBucket;
+    use std::mem::size_of;
+    let rows: [(&str, usize, usize, &str); 10] = [
+        (
+            "route slots (LPM)",
+            size_of::<RouteSlot>(),
+            sizes.route_tables * sizes.routes_per_table,
+            "4,096 tables x 1,000 routes",
+        ),
+        (
+            "mapping buckets",
+            size_of::<MappingBucket>(),
+            sizes.mapping_buckets,
+            "x 8 entries: 20 B per entry",
+        ),
+        ("VPCs (Slot<Vpc>)", size_of::<Option<Vpc>>(), sizes.vpcs, ""),
+        (
+            "subnets (Slot<Subnet>)",
+            size_of::<Option<Subnet>>(),
+            sizes.subnets,
+            "",
+        ),
+        (
+            "route table headers (Slot<RouteTable>)",
+            size_of::<Option<RouteTable>>(),
+            sizes.route_tables,
+            "",
+        ),
+        (
+            "VF configs (Slot<VfConfig>)",
+            size_of::<Option<VfConfig>>(),
+            sizes.vfs,
+            "",
+        ),
+        (
+            "VF ring state (VfRings)",
+            size_of::<VfRings>(),
+            sizes.vfs,
+            "",
+        ),
+        (
+            "counter blocks (CounterBlock)",
+            size_of::<CounterBlock>(),
+            sizes.vfs + 1,
+            "per VF + uplink",
+        ),
+        (
+            "batch frame buffers (FrameBuf)",
+            size_of::<FrameBuf>(),
+            sizes.batch,
+            "",
+        ),
+        (
+            "gateways (Slot<Gateway>)",
+            size_of::<Option<Gateway>>(),
+            sizes.gateways,
+            "",
+        ),
+    ];
+    println!(
+        "\nMEMORY at this capacity ({} routes loaded of {}, {} mappings of {}):",
+        (0..sizes.route_tables)
+            .map(|t| tables.routes.len(t as u16))
+            .sum::<usize>(),
+        sizes.route_tables * sizes.routes_per_table,
+        tables.mappings.len(),
+        tables.mappings.capacity()
+    );
+    println!("| table | bytes each | count | total |");
+    println!("| --- | ---: | ---: | ---: |");
+    let mut total = 0usize;
+    for (name, each, count, note) in rows.iter().filter(|r| !r.0.is_empty()) {
+        let bytes = each * count;
+        total += bytes;
+        let note = if note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({note})")
+        };
+        println!(
+            "| {name}{note} | {each} | {count} | {:.2} MB |",
+            bytes as f64 / 1e6
+        );
+    }
+    println!("| total | | | {:.2} MB |\n", total as f64 / 1e6);
+}
+
+fn main() {
+    let t0 = Instant::now();
+    let sizes = Sizes {
+        vfs: VFS,
+        vpcs: VRFS,
+        subnets: 2 * VRFS,
+        route_tables: VRFS,
+        routes_per_table: ROUTES_PER_TABLE,
+        // 1M mappings in the least power-of-two storage that holds them (95 % full).
+        mapping_buckets: 131_072,
+        gateways: 64,
+        batch: BATCH,
+    };
+    let mut owned = OwnedMemory::new(sizes);
+    let mem = owned.memory();
+    let mut tables = Tables {
+        vfs: mem.vf_configs,
+        vpcs: mem.vpcs,
+        subnets: mem.subnets,
+        route_tables: mem.route_tables,
+        routes: RouteTables::new(mem.routes, mem.routes_per_table),
+        mappings: MappingTable::new(mem.mapping_buckets),
+        gateways: mem.gateways,
+        uplink: Some(Uplink {
+            mac: [0x02, 0xee, 0, 0, 0, 1],
+            next_hop_mac: [0x02, 0xee, 0, 0, 0, 2],
+            underlay_ip: 0x6440_ffff,
+            mtu: 9000,
+        }),
+    };
+    let batch = mem.batch;
+    let mut rng = Rng::new(3);
+    let total_routes = load_tables(&mut tables, &mut rng);
+    println!(
+        "pipeline set-up: {VRFS} VPCs and route tables ({total_routes} routes), {} subnets, \
+         {VFS} VFs, {} mappings, in {:.2?}",
+        2 * VRFS,
+        tables.mappings.len(),
+        t0.elapsed()
+    );
+    memory_report(&sizes, &tables);
+
+    let mix: Vec<Kind> = MIX
+        .iter()
+        .flat_map(|&(k, n)| std::iter::repeat_n(k, n))
+        .collect();
+    let batches = make_batches(&tables, batch, &mix, &mut rng);
+    let mut verdicts = [Verdict::ToUplink; BATCH];
+
+    let mut c = criterion();
+    {
+        let mut g = c.benchmark_group("pipeline");
+        g.throughput(Throughput::Elements((BATCH * BATCHES_PER_ITER) as u64));
+        let mut next = 0usize;
+        g.bench_function("process_batch_32", |b| {
+            b.iter(|| {
+                for _ in 0..BATCHES_PER_ITER {
+                    let (vf, frames) = &batches[next % VFS];
+                    next += 1;
+                    load_batch(batch, frames);
+                    process_batch(&tables, Port::Vf(*vf), batch, &mut verdicts);
+                }
+                black_box(&verdicts);
+            })
+        });
+        let mut next = 0usize;
+        g.bench_function("baseline_copy_only", |b| {
+            b.iter(|| {
+                for _ in 0..BATCHES_PER_ITER {
+                    let (_, frames) = &batches[next % VFS];
+                    next += 1;
+                    load_batch(batch, frames);
+                    black_box(&mut *batch);
+                }
+            })
+        });
+        g.finish();
+    }
+    c.final_summary();
+
+    let (pipe, copy) = time_batches(&tables, batch, &batches);
+    summary(
+        "pipeline process_batch (copy + process)",
+        "packet",
+        pipe,
+        "copy only",
+        copy,
+    );
+    println!(
+        "SUMMARY pipeline own cost (difference): {:.2} ns/packet, {:.1} Mpackets/s",
+        pipe - copy,
+        1e3 / (pipe - copy)
+    );
+    // The same, one kind of frame at a time: where the time goes.
+    for (kind, _) in MIX {
+        let batches = make_batches(&tables, batch, &[kind; BATCH], &mut rng);
+        let (pipe, copy) = time_batches(&tables, batch, &batches);
+        println!(
+            "SUMMARY pipeline, only {kind:?}: {:.2} ns/packet with the copy, {:.2} ns/packet own cost ({:.1} Mpackets/s)",
+            pipe,
+            pipe - copy,
+            1e3 / (pipe - copy)
+        );
+    }
+}
+
+/// Every VF's batch of frames of `kinds` (shuffled), each checked once against its
+/// expected verdict.
+fn make_batches(
+    tables: &Tables<'_>,
+    batch: &mut [FrameBuf],
+    kinds: &[Kind],
+    rng: &mut Rng,
+) -> Vec<(u16, Vec<Vec<u8>>)> {
+    (0..VFS)
+        .map(|vf| {
+            let frames = batch_frames(vf, kinds, rng);
+            let mut verdicts = [Verdict::ToUplink; BATCH];
+            let raw: Vec<Vec<u8>> = frames.iter().map(|(_, f)| f.clone()).collect();
+            load_batch(batch, &raw);
+            process_batch(tables, Port::Vf(vf as u16), batch, &mut verdicts);
+            for ((kind, f), v) in frames.iter().zip(verdicts.iter()) {
+                assert_eq!(*v, expected_verdict(*kind, vf, f), "VF{vf} {kind:?}");
+            }
+            (vf as u16, raw)
+        })
+        .collect()
+}
+
+/// ns per packet of copy + `process_batch`, and of the copy alone, over `batches` in turn.
+fn time_batches(
+    tables: &Tables<'_>,
+    batch: &mut [FrameBuf],
+    batches: &[(u16, Vec<Vec<u8>>)],
+) -> (f64, f64) {
+    let rounds = 4000;
+    let packets = rounds * BATCH;
+    let mut verdicts = [Verdict::ToUplink; BATCH];
+    let pipe = ns_per_op(5, packets, || {
+        for i in 0..rounds {
+            let (vf, frames) = &batches[i % batches.len()];
+            load_batch(batch, frames);
+            process_batch(tables, Port::Vf(*vf), batch, &mut verdicts);
+        }
+        black_box(&verdicts);
+        0
+    });
+    let copy = ns_per_op(5, packets, || {
+        for i in 0..rounds {
+            let (_, frames) = &batches[i % batches.len()];
+            load_batch(batch, frames);
+            black_box(&mut *batch);
+        }
+        0
+    });
+    (pipe, copy)
+}

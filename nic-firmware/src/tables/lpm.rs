@@ -2,32 +2,45 @@
 //!
 //! # Design
 //!
-//! Each route table (VRF) owns `routes_per_table` consecutive [`RouteSlot`]s of 16 bytes.
-//! The VRF's region is used as an array of 32-bit words laid out as structure-of-arrays:
+//! Each route table (VRF) owns `routes_per_table` consecutive [`RouteSlot`]s of 16 bytes,
+//! used as an array of 32-bit words. With `cap = min(routes_per_table, 65535)`:
 //!
 //! ```text
-//! word 0                 route count n
-//! starts[cap]            route prefixes, sorted by (prefix, length)       <- source of truth
-//! info[cap]              length (bits 0..8) | target kind (8..16) | parent (16..32)
-//! args[cap]              target argument (gateway, peer VPC, instance address)
-//! levels                 search levels over `starts` (about n / 15 words)
+//! header      n (route count), then the top separators (at most 15)    one cache line
+//! levels      static B+-tree (S-tree) levels over the starts, top first  ~cap / 15 words
+//! starts[cap] !prefix of each route, sorted by (prefix, length)      <- source of truth
+//! recs[cap]   per route, 8 bytes: info (length 0..8 | target kind 8..16 | parent 16..32),
+//!             target argument (gateway, peer VPC, instance address)
 //! ```
 //!
-//! where `cap = min(routes_per_table, 65535)`. Sorting by (prefix, length) puts the prefixes
-//! in pre-order of the prefix trie. For an address, the deepest route containing it is an
+//! Starts are stored inverted (`!prefix`), so an unused key is 0 and stands for "above every
+//! address": an empty table is all zero bytes, like fresh storage, and the search needs no
+//! bounds beyond the route count. Sorting by (prefix, length) puts the prefixes in pre-order
+//! of the prefix trie. For an address, the deepest route containing it is an
 //! ancestor-or-self of route `i`, the last route whose prefix is `<= ip` (every route
 //! containing `ip` starts at or before it, and two prefixes are nested or disjoint). Each
 //! route stores its parent (the longest route containing it), so a lookup is:
 //!
-//! 1. `i` = (number of starts `<= ip`) - 1, found in a static B+-tree (S-tree) over the
-//!    sorted starts: level `l + 1` holds every 16th key of level `l` (`A[l+1][j] =
-//!    A[l][16 (j + 1)]`) until a level has at most 16 keys. The search counts the keys
-//!    `<= ip` in one 16-key block (64 bytes, one cache line, branch-free) per level: for
-//!    1,000 routes that is 3 blocks. There is no per-VRF direct index, so the structure
-//!    stays small for 4,096 VRFs (DPDK `rte_lpm` spends 64 MiB per table).
-//! 2. While route `i` does not contain `ip`, `i` = parent of `i` (prefix lengths strictly
-//!    shrink along the chain, so at most 33 steps; with a default route, a VPC CIDR and
-//!    subnet or instance routes it is 1 or 2).
+//! 1. `i` = (number of starts `<= ip`) - 1, found in the S-tree: level `l + 1` holds the
+//!    first key of every block of 16 keys of level `l` but the first, until at most 15 such
+//!    separators are left; those sit in the header line beside `n`. The search counts the
+//!    keys `<= ip` in one 16-key block (64 bytes, branch-free SIMD) per level. For 1,000
+//!    routes that is the header line, one level-1 block and one block of starts. There is no
+//!    per-VRF direct index, so the structure stays small for 4,096 VRFs (DPDK `rte_lpm`
+//!    spends 64 MiB per table).
+//! 2. With `L` = the number of leading bits `ip` shares with route `i`'s prefix, the answer
+//!    is the first of `i`, its parent, its grandparent ... whose length is `<= L` (an
+//!    ancestor's prefix is `i`'s prefix cut to its length, so no ancestor prefix is read).
+//!    Each step reads one 8-byte record; lengths strictly shrink, so at most 33 steps, and
+//!    with a default route, a VPC CIDR and subnet or instance routes it is 0 to 2 steps into
+//!    records every lookup of the table shares (and so finds in cache).
+//!
+//! When the region has room (`routes_per_table` of about 24 and more), every block starts
+//! on a 64-byte boundary of memory (each table's origin is moved by up to 15 words from the
+//! start of its region), so a block is one cache line: a lookup in a table of 1,000 routes
+//! touches 4 lines and its ancestors' records. Smaller regions are packed without padding.
+//! [`RouteTables::lookup_batch`] runs the steps of 16 lookups side by side, so their cache
+//! misses overlap.
 //!
 //! A change rebuilds the VRF's arrays (insertion into the sorted arrays, then parents and
 //! search levels in one O(n) pass); route changes are rare. A change is validated before
@@ -38,8 +51,10 @@
 //! # Memory
 //!
 //! **16 bytes per route** of capacity (`size_of::<RouteSlot>()`), everything included:
-//! 4,096 VRFs x 1,000 routes = 65.5 MB. The storage of a given route set is canonical
-//! (unused words are zero), so equal tables have equal bytes.
+//! 4,096 VRFs x 1,000 routes = 65.5 MB. Of a 1,000-route region's 4,000 words, 3,103 at most
+//! are used (the rest is room for alignment and growth). The storage of a given route set
+//! in a given place is canonical (unused words are zero), so equal tables have equal bytes,
+//! and a table emptied by removals is all zero again.
 //!
 //! Routes are canonicalised on the way in: a length above 32 counts as 32 and host bits
 //! of the prefix are cleared (the admin handler should refuse such routes beforehand).
@@ -123,7 +138,7 @@ pub fn prefix_mask(len: u8) -> u32 {
 
 /// Keys per S-tree block: 16 x 4 bytes, one cache line.
 const BLOCK: usize = 16;
-/// The most S-tree levels above the starts: 65,535 routes need 3.
+/// Search levels, the starts included: 65,535 routes need 3.
 const MAX_LEVELS: usize = 4;
 /// Most routes one table can hold (parent links are 16 bits).
 const MAX_ROUTES: usize = 0xffff;
@@ -131,6 +146,10 @@ const MAX_ROUTES: usize = 0xffff;
 const NO_PARENT: u32 = 0xffff;
 /// Longest chain of nested prefixes: /0 .. /32.
 const MAX_DEPTH: usize = 33;
+/// Words of a table's layout origin may sit after the start of its region (alignment).
+const MAX_PAD: usize = 15;
+/// Lookups [`RouteTables::lookup_batch`] runs side by side.
+const BATCH: usize = 16;
 
 fn info_len(info: u32) -> u8 {
     (info & 0xff) as u8
@@ -144,106 +163,270 @@ fn info_parent(info: u32) -> u32 {
     info >> 16
 }
 
-/// Number of keys of the S-tree level above a level of `len` keys.
-fn level_above(len: usize) -> usize {
-    len.saturating_sub(1) / BLOCK
-}
-
-/// Counts the keys `<= ip` of one block (at most [`BLOCK`] keys).
+/// Number of keys `k >= nip` in one block (at most [`BLOCK`] keys). With `k = !start` and
+/// `nip = !ip` that is the number of starts `<= ip`.
 #[inline(always)]
-fn count_le(block: &[u32], ip: u32) -> usize {
+fn count_ge(block: &[u32], nip: u32) -> usize {
     if let Ok(full) = <&[u32; BLOCK]>::try_from(block) {
-        full.iter().map(|&k| usize::from(k <= ip)).sum()
+        full.iter().map(|&k| usize::from(k >= nip)).sum()
     } else {
-        block.iter().filter(|&&k| k <= ip).count()
+        block.iter().filter(|&&k| k >= nip).count()
     }
 }
 
-/// One VRF's words, split into its arrays.
-struct View<'a> {
-    n: usize,
-    starts: &'a [u32],
-    info: &'a [u32],
-    args: &'a [u32],
-    /// Upper S-tree levels, lowest first, back to back.
-    levels: &'a [u32],
-}
-
-impl<'a> View<'a> {
-    /// Splits a VRF's words into header, starts, info, args and levels.
-    fn split(words: &'a [u32], cap: usize) -> Option<View<'a>> {
-        let (hdr, rest) = words.split_first()?;
-        let (starts, rest) = rest.split_at_checked(cap)?;
-        let (info, rest) = rest.split_at_checked(cap)?;
-        let (args, levels) = rest.split_at_checked(cap)?;
-        Some(View {
-            n: (*hdr as usize).min(cap),
-            starts,
-            info,
-            args,
-            levels,
-        })
+/// [`count_ge`] of a whole block. Keys are sorted in descending order (starts ascending,
+/// inverted; unused keys 0 at the end), so the keys `>= nip` are a prefix of the block and
+/// a branch-free binary search finds its length: 5 loads from one cache line and a few
+/// instructions, where a SIMD compare and a population count cost about 40 on the baseline
+/// x86-64 instruction set.
+#[inline(always)]
+fn count16(b: &[u32; BLOCK], nip: u32) -> usize {
+    let mut p = 0usize;
+    for step in [8usize, 4, 2, 1] {
+        // p + step - 1 <= 14.
+        let probe = b
+            .get(p.wrapping_add(step).wrapping_sub(1))
+            .copied()
+            .unwrap_or(0);
+        p = p.wrapping_add(step & usize::from(probe >= nip).wrapping_neg());
     }
+    // p <= 15: the first p keys are >= nip; key p decides the last one.
+    p.wrapping_add(usize::from(b.get(p).is_some_and(|&k| k >= nip)))
 }
 
-impl View<'_> {
-    /// Number of starts `<= ip`.
-    #[inline]
-    fn upper_bound(&self, ip: u32) -> Option<usize> {
-        // Level lengths, starts first.
-        let mut lens = [self.n, 0, 0, 0, 0];
-        let mut top = 0usize;
-        let mut len = self.n;
-        while len > BLOCK && top < MAX_LEVELS {
-            len = level_above(len);
-            top = top.saturating_add(1);
-            *lens.get_mut(top)? = len;
-        }
-        // Offsets of the upper levels in `levels`.
-        let mut offs = [0usize; MAX_LEVELS + 1];
-        let mut off = 0usize;
-        for l in 1..=top {
-            *offs.get_mut(l)? = off;
-            off = off.checked_add(*lens.get(l)?)?;
-        }
-        let level = |l: usize| -> Option<&[u32]> {
-            if l == 0 {
-                self.starts.get(..self.n)
+/// [`count16`] of the 15 separators of a header line (word 0 is the route count).
+#[inline(always)]
+fn count_header(h: &[u32; BLOCK], nip: u32) -> usize {
+    let mut p = 0usize;
+    for step in [8usize, 4, 2, 1] {
+        // Separator p + step - 1 <= 14 is word p + step <= 15.
+        let probe = h.get(p.wrapping_add(step)).copied().unwrap_or(0);
+        p = p.wrapping_add(step & usize::from(probe >= nip).wrapping_neg());
+    }
+    // p <= 15; separator p (word p + 1) exists when p < 15.
+    p.wrapping_add(usize::from(
+        h.get(p.wrapping_add(1)).is_some_and(|&k| k >= nip),
+    ))
+}
+
+/// The 16-word block at `off`.
+#[inline(always)]
+fn block(r: &[u32], off: usize) -> Option<&[u32; BLOCK]> {
+    <&[u32; BLOCK]>::try_from(r.get(off..off.wrapping_add(BLOCK))?).ok()
+}
+
+/// One S-tree level: `keys` words at `off` (level 0 is the starts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Level {
+    off: usize,
+    keys: usize,
+    blocks: usize,
+}
+
+/// Where each array of a table sits, in words from the table's origin. The same for every
+/// table of a [`RouteTables`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    cap: usize,
+    /// Level 0 is the starts; level `l + 1` separates the blocks of level `l`.
+    levels: [Level; MAX_LEVELS],
+    depth: usize,
+    /// Separators in the header: one per block of the top level but the first.
+    top_seps: usize,
+    recs: usize,
+    /// Words used from the origin.
+    words: usize,
+    /// Blocks are whole cache lines: levels padded to 16 keys, origins 64-byte aligned.
+    aligned: bool,
+}
+
+impl Layout {
+    fn new(cap: usize, aligned: bool) -> Layout {
+        let round = |k: usize| {
+            if aligned {
+                k.div_ceil(BLOCK).saturating_mul(BLOCK)
             } else {
-                let o = *offs.get(l)?;
-                self.levels.get(o..o.checked_add(*lens.get(l)?)?)
+                k
             }
         };
-        let mut pos = count_le(level(top)?, ip);
-        let mut l = top;
-        while l > 0 {
-            l = l.saturating_sub(1);
-            let keys = level(l)?;
-            let lo = pos.checked_mul(BLOCK)?;
-            let hi = lo.saturating_add(BLOCK).min(keys.len());
-            pos = lo.checked_add(count_le(keys.get(lo..hi)?, ip))?;
+        let mut levels = [Level::default(); MAX_LEVELS];
+        let mut keys = round(cap.max(1));
+        let mut depth = 0usize;
+        while let Some(lv) = levels.get_mut(depth) {
+            let blocks = keys.div_ceil(BLOCK);
+            *lv = Level {
+                off: 0,
+                keys,
+                blocks,
+            };
+            depth = depth.saturating_add(1);
+            if blocks <= BLOCK {
+                break;
+            }
+            keys = round(blocks.saturating_sub(1));
         }
-        Some(pos)
+        let top_blocks = depth
+            .checked_sub(1)
+            .and_then(|d| levels.get(d))
+            .map_or(1, |l| l.blocks);
+        let top_seps = top_blocks.saturating_sub(1).min(BLOCK - 1);
+        // Header, then the levels from the top down, then the records.
+        let mut off = if aligned {
+            BLOCK
+        } else {
+            top_seps.saturating_add(1)
+        };
+        for lv in levels.iter_mut().take(depth).rev() {
+            lv.off = off;
+            off = off.saturating_add(lv.keys);
+        }
+        let recs = off;
+        Layout {
+            cap,
+            levels,
+            depth,
+            top_seps,
+            recs,
+            words: recs.saturating_add(cap.saturating_mul(2)),
+            aligned,
+        }
     }
 
-    fn route(&self, i: usize) -> Option<Route> {
-        let info = *self.info.get(i)?;
+    fn starts(&self) -> usize {
+        self.levels.first().map_or(0, |l| l.off)
+    }
+
+    /// Number of starts `<= ip` (or more, up to the padded key count, for `ip = u32::MAX`;
+    /// the caller clamps to the route count).
+    #[inline(always)]
+    fn search(&self, r: &[u32], ip: u32) -> usize {
+        let nip = !ip;
+        let mut pos = self.top(r, nip);
+        for lv in self.levels.iter().take(self.depth).rev() {
+            pos = self.step(r, lv, pos, nip);
+        }
+        pos
+    }
+
+    /// The count of top separators `<= ip` (`nip = !ip`): the block of the top level to
+    /// search. When aligned, the header line is counted whole (its unused separators are 0,
+    /// above every address) and word 0, the route count, is taken back out.
+    #[inline(always)]
+    fn top(&self, r: &[u32], nip: u32) -> usize {
+        if self.aligned {
+            block(r, 0).map_or(0, |h| count_header(h, nip))
+        } else {
+            r.get(1..self.top_seps.saturating_add(1))
+                .map_or(0, |s| count_ge(s, nip))
+        }
+    }
+
+    /// One level of the search: from the block `pos` of level `lv` (clamped to its last
+    /// block), the number of its keys `<= ip`: the block of the level below to search, or
+    /// at level 0 the number of starts `<= ip`. A missing block counts 0.
+    #[inline(always)]
+    fn step(&self, r: &[u32], lv: &Level, pos: usize, nip: u32) -> usize {
+        let b = pos.min(lv.blocks.saturating_sub(1));
+        let base = b.wrapping_mul(BLOCK);
+        let lo = lv.off.wrapping_add(base);
+        let count = if self.aligned {
+            block(r, lo).map_or(0, |k| count16(k, nip))
+        } else {
+            let hi = lo.saturating_add(BLOCK).min(lv.off.saturating_add(lv.keys));
+            r.get(lo..hi).map_or(0, |k| count_ge(k, nip))
+        };
+        base.wrapping_add(count)
+    }
+
+    /// The deepest ancestor-or-self of route `i` containing `ip` (`i` is the last route
+    /// starting at or before `ip`).
+    #[inline(always)]
+    fn resolve(&self, r: &[u32], i: usize, ip: u32) -> Option<Route> {
+        let (j, start, common) = self.first_step(r, i, ip)?;
+        self.finish(r, j, start, common)
+    }
+
+    /// Record index of route `j`.
+    #[inline(always)]
+    fn rec(&self, j: usize) -> usize {
+        self.recs.saturating_add(j.saturating_mul(2))
+    }
+
+    /// Route `i` or its parent, chosen without a branch (whether route `i` contains `ip` is
+    /// a coin toss the branch predictor loses), with route `i`'s prefix and the number of
+    /// leading bits `ip` shares with it. A parent of `NO_PARENT` lies past the records, so
+    /// [`Layout::finish`] answers `None` for it.
+    #[inline(always)]
+    fn first_step(&self, r: &[u32], i: usize, ip: u32) -> Option<(usize, u32, u32)> {
+        let start = !*r.get(self.starts().saturating_add(i))?;
+        let common = (ip ^ start).leading_zeros();
+        let info = *r.get(self.rec(i))?;
+        let j = if u32::from(info_len(info)) <= common {
+            i
+        } else {
+            info_parent(info) as usize
+        };
+        Some((j, start, common))
+    }
+
+    /// The first of route `j` and its ancestors no longer than `common`: at once unless the
+    /// answer is two or more steps above the route the search found.
+    #[inline(always)]
+    fn finish(&self, r: &[u32], mut j: usize, start: u32, common: u32) -> Option<Route> {
+        for _ in 0..MAX_DEPTH {
+            let k = self.rec(j);
+            let info = *r.get(k)?;
+            let len = info_len(info);
+            if u32::from(len) <= common {
+                return Some(Route {
+                    prefix: start & prefix_mask(len),
+                    len,
+                    target: Target::decode(info_kind(info), *r.get(k.saturating_add(1))?)?,
+                });
+            }
+            let parent = info_parent(info);
+            if parent == NO_PARENT {
+                return None;
+            }
+            j = parent as usize;
+        }
+        None
+    }
+
+    /// Route count of table words `r`.
+    fn count(&self, r: &[u32]) -> usize {
+        r.first().map_or(0, |&n| (n as usize).min(self.cap))
+    }
+
+    #[inline(always)]
+    fn lookup(&self, r: &[u32], ip: u32) -> Option<Route> {
+        let n = self.count(r);
+        let i = self.search(r, ip).min(n).checked_sub(1)?;
+        self.resolve(r, i, ip)
+    }
+
+    fn route(&self, r: &[u32], i: usize) -> Option<Route> {
+        let k = self.recs.saturating_add(i.saturating_mul(2));
+        let info = *r.get(k)?;
         Some(Route {
-            prefix: *self.starts.get(i)?,
+            prefix: !*r.get(self.starts().saturating_add(i))?,
             len: info_len(info),
-            target: Target::decode(info_kind(info), *self.args.get(i)?)?,
+            target: Target::decode(info_kind(info), *r.get(k.saturating_add(1))?)?,
         })
     }
 
     /// Index of the route with this exact prefix and length, or where it would go.
-    fn position(&self, prefix: u32, len: u8) -> Option<Result<usize, usize>> {
-        let starts = self.starts.get(..self.n)?;
-        let mut i = starts.partition_point(|&s| s < prefix);
-        while let (Some(&s), Some(&info)) = (starts.get(i), self.info.get(i)) {
-            if s != prefix || info_len(info) > len {
+    fn position(&self, r: &[u32], prefix: u32, len: u8) -> Option<Result<usize, usize>> {
+        let n = self.count(r);
+        let s0 = self.starts();
+        let starts = r.get(s0..s0.checked_add(n)?)?;
+        let mut i = starts.partition_point(|&k| !k < prefix);
+        while let Some(&k) = starts.get(i) {
+            let l = info_len(*r.get(self.recs.checked_add(i.checked_mul(2)?)?)?);
+            if !k != prefix || l > len {
                 break;
             }
-            if info_len(info) == len {
+            if l == len {
                 return Some(Ok(i));
             }
             i = i.checked_add(1)?;
@@ -251,20 +434,72 @@ impl View<'_> {
         Some(Err(i))
     }
 
-    fn lookup(&self, ip: u32) -> Option<Route> {
-        let mut i = self.upper_bound(ip)?.checked_sub(1)?;
-        for _ in 0..MAX_DEPTH {
-            let info = *self.info.get(i)?;
-            if (ip ^ *self.starts.get(i)?) & prefix_mask(info_len(info)) == 0 {
-                return self.route(i);
+    /// Recomputes the parent links of the `n` sorted routes, the S-tree levels above the
+    /// starts and the header separators. Unused keys are 0.
+    fn rebuild(&self, r: &mut [u32], n: usize) {
+        let s0 = self.starts();
+        // Parents: a stack of the open chain of nested prefixes (lengths strictly grow).
+        let mut stack = [(0u32, 0u8, 0usize); MAX_DEPTH];
+        let mut depth = 0usize;
+        for i in 0..n {
+            let k = self.recs.saturating_add(i.saturating_mul(2));
+            let (Some(&key), Some(&info)) = (r.get(s0.saturating_add(i)), r.get(k)) else {
+                break;
+            };
+            let start = !key;
+            while let Some(d) = depth.checked_sub(1) {
+                let contains = stack
+                    .get(d)
+                    .is_some_and(|&(ts, tl, _)| (start ^ ts) & prefix_mask(tl) == 0);
+                if contains {
+                    break;
+                }
+                depth = d;
             }
-            let parent = info_parent(info);
-            if parent == NO_PARENT {
-                return None;
+            let parent = depth
+                .checked_sub(1)
+                .and_then(|d| stack.get(d))
+                .map_or(NO_PARENT, |&(_, _, t)| t as u32);
+            if let Some(x) = r.get_mut(k) {
+                *x = (info & 0xffff) | (parent << 16);
             }
-            i = parent as usize;
+            if let Some(s) = stack.get_mut(depth) {
+                *s = (start, info_len(info), i);
+                depth = depth.saturating_add(1);
+            }
         }
-        None
+        // Level l + 1 holds the first key of each block of level l but the first.
+        let sep = |r: &[u32], lower: &Level, j: usize| -> u32 {
+            if j.saturating_add(1) < lower.blocks {
+                let at = lower
+                    .off
+                    .saturating_add(j.saturating_add(1).saturating_mul(BLOCK));
+                r.get(at).copied().unwrap_or(0)
+            } else {
+                0
+            }
+        };
+        for l in 1..self.depth {
+            let (Some(lower), Some(upper)) =
+                (self.levels.get(l.saturating_sub(1)), self.levels.get(l))
+            else {
+                break;
+            };
+            for j in 0..upper.keys {
+                let key = sep(r, lower, j);
+                if let Some(x) = r.get_mut(upper.off.saturating_add(j)) {
+                    *x = key;
+                }
+            }
+        }
+        if let Some(top) = self.depth.checked_sub(1).and_then(|d| self.levels.get(d)) {
+            for j in 0..self.top_seps {
+                let key = sep(r, top, j);
+                if let Some(x) = r.get_mut(j.saturating_add(1)) {
+                    *x = key;
+                }
+            }
+        }
     }
 }
 
@@ -273,24 +508,37 @@ impl View<'_> {
 pub struct RouteTables<'m> {
     slots: &'m mut [RouteSlot],
     routes_per_table: usize,
+    tables: usize,
+    layout: Layout,
+    /// Address of the storage, for the alignment of each table's origin.
+    base: usize,
 }
 
 impl<'m> RouteTables<'m> {
     /// Route tables over `slots`, emptied.
     pub fn new(slots: &'m mut [RouteSlot], routes_per_table: usize) -> Self {
         slots.fill(RouteSlot::EMPTY);
+        let routes_per_table = routes_per_table.max(1);
+        let cap = routes_per_table.min(MAX_ROUTES);
+        let room = routes_per_table.saturating_mul(4);
+        let aligned = Layout::new(cap, true);
+        let layout = if aligned.words.saturating_add(MAX_PAD) <= room {
+            aligned
+        } else {
+            Layout::new(cap, false)
+        };
         RouteTables {
+            tables: slots.len().checked_div(routes_per_table).unwrap_or(0),
+            base: slots.as_ptr() as usize,
             slots,
-            routes_per_table: routes_per_table.max(1),
+            routes_per_table,
+            layout,
         }
     }
 
     /// Number of route tables.
     pub fn tables(&self) -> usize {
-        self.slots
-            .len()
-            .checked_div(self.routes_per_table)
-            .unwrap_or(0)
+        self.tables
     }
 
     /// Routes one table holds.
@@ -300,33 +548,65 @@ impl<'m> RouteTables<'m> {
 
     /// Routes one table can hold: `routes_per_table`, at most 65,535.
     pub fn capacity(&self) -> usize {
-        self.routes_per_table.min(MAX_ROUTES)
+        self.layout.cap
     }
 
     /// Storage bytes per route of capacity.
     pub const BYTES_PER_ROUTE: usize = core::mem::size_of::<RouteSlot>();
 
-    fn region(&self, table: u16) -> Option<&[RouteSlot]> {
-        let start = usize::from(table).checked_mul(self.routes_per_table)?;
-        self.slots
-            .get(start..start.checked_add(self.routes_per_table)?)
+    /// Word index, in the whole storage, of table `table`'s origin.
+    #[inline(always)]
+    fn origin(&self, table: u16) -> Option<usize> {
+        let t = usize::from(table);
+        if t >= self.tables {
+            return None;
+        }
+        // t < tables, so the region lies inside the storage: no overflow.
+        let start = t.wrapping_mul(self.routes_per_table).wrapping_mul(4);
+        let pad = if self.layout.aligned {
+            let addr = self.base.wrapping_add(start.wrapping_mul(4));
+            (0usize.wrapping_sub(addr) & 63) >> 2
+        } else {
+            0
+        };
+        Some(start.wrapping_add(pad))
+    }
+
+    fn words(&self) -> &[u32] {
+        <[u32]>::ref_from_bytes(self.slots.as_bytes()).unwrap_or(&[])
+    }
+
+    /// Table `table`'s words from its origin.
+    #[inline(always)]
+    fn table_words<'a>(&self, words: &'a [u32], table: u16) -> Option<&'a [u32]> {
+        let o = self.origin(table)?;
+        words.get(o..o.checked_add(self.layout.words)?)
+    }
+
+    fn table(&self, table: u16) -> Option<&[u32]> {
+        self.table_words(self.words(), table)
+    }
+
+    fn table_mut(&mut self, table: u16) -> Option<&mut [u32]> {
+        let o = self.origin(table)?;
+        let end = o.checked_add(self.layout.words)?;
+        <[u32]>::mut_from_bytes(self.slots.as_mut_bytes())
+            .ok()?
+            .get_mut(o..end)
     }
 
     fn region_mut(&mut self, table: u16) -> Option<&mut [RouteSlot]> {
+        if usize::from(table) >= self.tables {
+            return None;
+        }
         let start = usize::from(table).checked_mul(self.routes_per_table)?;
         let end = start.checked_add(self.routes_per_table)?;
         self.slots.get_mut(start..end)
     }
 
-    fn view(&self, table: u16) -> Option<View<'_>> {
-        let cap = self.capacity();
-        let words = <[u32]>::ref_from_bytes(self.region(table)?.as_bytes()).ok()?;
-        View::split(words, cap)
-    }
-
     /// Number of routes in `table` (0 for a table past the storage).
     pub fn len(&self, table: u16) -> usize {
-        self.view(table).map_or(0, |v| v.n)
+        self.table(table).map_or(0, |r| self.layout.count(r))
     }
 
     /// Empties one table.
@@ -342,38 +622,38 @@ impl<'m> RouteTables<'m> {
         let len = route.len.min(32);
         let prefix = route.prefix & prefix_mask(len);
         let (kind, arg) = route.target.encode();
-        let cap = self.capacity();
-        let view = self.view(table).ok_or(TableError::NotFound)?;
-        let n = view.n;
-        let p = match view.position(prefix, len).ok_or(TableError::NotFound)? {
+        let lay = self.layout;
+        let r = self.table(table).ok_or(TableError::NotFound)?;
+        let n = lay.count(r);
+        let p = match lay.position(r, prefix, len).ok_or(TableError::NotFound)? {
             Ok(_) => return Err(TableError::Exists),
             Err(p) => p,
         };
-        if n >= cap {
+        if n >= lay.cap {
             return Err(TableError::Full);
         }
-        let region = self.region_mut(table).ok_or(TableError::NotFound)?;
-        let words = <[u32]>::mut_from_bytes(region.as_mut_bytes()).map_err(|_| TableError::Full)?;
-        let (hdr, rest) = words.split_first_mut().ok_or(TableError::Full)?;
-        let (starts, rest) = rest.split_at_mut_checked(cap).ok_or(TableError::Full)?;
-        let (info, rest) = rest.split_at_mut_checked(cap).ok_or(TableError::Full)?;
-        let (args, levels) = rest.split_at_mut_checked(cap).ok_or(TableError::Full)?;
-        for (a, v) in [
-            (&mut *starts, prefix),
-            (&mut *info, u32::from(len) | (kind << 8)),
-            (&mut *args, arg),
-        ] {
-            // p <= n < cap: the range is in bounds and not empty.
-            if let Some(s) = a.get_mut(p..=n) {
-                s.rotate_right(1);
-                if let Some(first) = s.first_mut() {
-                    *first = v;
-                }
+        let r = self.table_mut(table).ok_or(TableError::NotFound)?;
+        let s0 = lay.starts();
+        // p <= n < cap: the ranges are in bounds and not empty.
+        if let Some(s) = r.get_mut(s0.saturating_add(p)..=s0.saturating_add(n)) {
+            s.rotate_right(1);
+            if let Some(first) = s.first_mut() {
+                *first = !prefix;
+            }
+        }
+        let rec = |i: usize| lay.recs.saturating_add(i.saturating_mul(2));
+        if let Some(s) = r.get_mut(rec(p)..rec(n.saturating_add(1))) {
+            s.rotate_right(2);
+            if let [info, a, ..] = s {
+                *info = u32::from(len) | (kind << 8);
+                *a = arg;
             }
         }
         let n = n.saturating_add(1);
-        rebuild(n, starts, info, levels);
-        *hdr = n as u32;
+        lay.rebuild(r, n);
+        if let Some(hdr) = r.first_mut() {
+            *hdr = n as u32;
+        }
         Ok(())
     }
 
@@ -381,102 +661,89 @@ impl<'m> RouteTables<'m> {
     pub fn remove(&mut self, table: u16, prefix: u32, len: u8) -> Result<Route, TableError> {
         let len = len.min(32);
         let prefix = prefix & prefix_mask(len);
-        let cap = self.capacity();
-        let view = self.view(table).ok_or(TableError::NotFound)?;
-        let n = view.n;
-        let p = match view.position(prefix, len).ok_or(TableError::NotFound)? {
+        let lay = self.layout;
+        let r = self.table(table).ok_or(TableError::NotFound)?;
+        let n = lay.count(r);
+        let p = match lay.position(r, prefix, len).ok_or(TableError::NotFound)? {
             Ok(p) => p,
             Err(_) => return Err(TableError::NotFound),
         };
-        let removed = view.route(p).ok_or(TableError::NotFound)?;
+        let removed = lay.route(r, p).ok_or(TableError::NotFound)?;
         let last = n.checked_sub(1).ok_or(TableError::NotFound)?;
-        let region = self.region_mut(table).ok_or(TableError::NotFound)?;
-        let words =
-            <[u32]>::mut_from_bytes(region.as_mut_bytes()).map_err(|_| TableError::NotFound)?;
-        let (hdr, rest) = words.split_first_mut().ok_or(TableError::NotFound)?;
-        let (starts, rest) = rest.split_at_mut_checked(cap).ok_or(TableError::NotFound)?;
-        let (info, rest) = rest.split_at_mut_checked(cap).ok_or(TableError::NotFound)?;
-        let (args, levels) = rest.split_at_mut_checked(cap).ok_or(TableError::NotFound)?;
-        for a in [&mut *starts, &mut *info, &mut *args] {
-            // p <= last < n <= cap.
-            if let Some(s) = a.get_mut(p..=last) {
-                s.rotate_left(1);
-                if let Some(end) = s.last_mut() {
-                    *end = 0;
-                }
+        let r = self.table_mut(table).ok_or(TableError::NotFound)?;
+        let s0 = lay.starts();
+        // p <= last < n <= cap.
+        if let Some(s) = r.get_mut(s0.saturating_add(p)..=s0.saturating_add(last)) {
+            s.rotate_left(1);
+            if let Some(end) = s.last_mut() {
+                *end = 0;
             }
         }
-        rebuild(last, starts, info, levels);
-        *hdr = last as u32;
+        let rec = |i: usize| lay.recs.saturating_add(i.saturating_mul(2));
+        if let Some(s) = r.get_mut(rec(p)..rec(n)) {
+            s.rotate_left(2);
+            if let [.., info, a] = s {
+                *info = 0;
+                *a = 0;
+            }
+        }
+        lay.rebuild(r, last);
+        if let Some(hdr) = r.first_mut() {
+            *hdr = last as u32;
+        }
         Ok(removed)
     }
 
     /// The longest-prefix match for `ip` in `table`.
+    #[inline]
     pub fn lookup(&self, table: u16, ip: u32) -> Option<Route> {
-        self.view(table)?.lookup(ip)
+        self.layout.lookup(self.table(table)?, ip)
+    }
+
+    /// [`RouteTables::lookup`] for each `(table, ip)` of `keys`, into `out` (the shorter of
+    /// the two bounds the work). The same answers, faster: the lookups go step by step in
+    /// groups of 16, so the cache misses of a group's lookups overlap instead of queueing.
+    pub fn lookup_batch(&self, keys: &[(u16, u32)], out: &mut [Option<Route>]) {
+        let words = self.words();
+        let lay = &self.layout;
+        for (keys, out) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
+            let mut tw: [&[u32]; BATCH] = [&[]; BATCH];
+            let mut pos = [0usize; BATCH];
+            // The header line: route count and top separators.
+            for ((&(t, ip), w), p) in keys.iter().zip(tw.iter_mut()).zip(pos.iter_mut()) {
+                *w = self.table_words(words, t).unwrap_or(&[]);
+                *p = lay.top(w, !ip);
+            }
+            // One block per level, for every lookup of the group.
+            for lv in lay.levels.iter().take(lay.depth).rev() {
+                for ((&(_, ip), w), p) in keys.iter().zip(tw.iter()).zip(pos.iter_mut()) {
+                    *p = lay.step(w, lv, *p, !ip);
+                }
+            }
+            // Route i's record, then the answer's.
+            let mut found = [None; BATCH];
+            for (((&(_, ip), w), p), f) in keys
+                .iter()
+                .zip(tw.iter())
+                .zip(pos.iter())
+                .zip(found.iter_mut())
+            {
+                *f = (*p)
+                    .min(lay.count(w))
+                    .checked_sub(1)
+                    .and_then(|i| lay.first_step(w, i, ip));
+            }
+            for ((w, f), o) in tw.iter().zip(found.iter()).zip(out) {
+                *o = f.and_then(|(j, start, common)| lay.finish(w, j, start, common));
+            }
+        }
     }
 
     /// Every route of `table`, by prefix then length.
     pub fn routes(&self, table: u16) -> impl Iterator<Item = Route> + '_ {
-        let view = self.view(table);
-        let n = view.as_ref().map_or(0, |v| v.n);
-        (0..n).filter_map(move |i| view.as_ref()?.route(i))
-    }
-}
-
-/// Recomputes the parent links of the `n` sorted routes and the S-tree levels above their
-/// starts; zeroes the level words past the used ones.
-fn rebuild(n: usize, starts: &[u32], info: &mut [u32], levels: &mut [u32]) {
-    // Parents: a stack of the open chain of nested prefixes (lengths strictly grow).
-    let mut stack = [0usize; MAX_DEPTH];
-    let mut depth = 0usize;
-    for i in 0..n {
-        let (Some(&start), Some(&inf)) = (starts.get(i), info.get(i)) else {
-            break;
-        };
-        while let Some(d) = depth.checked_sub(1) {
-            let top = stack.get(d).copied().unwrap_or(0);
-            let contains = match (starts.get(top), info.get(top)) {
-                (Some(&ts), Some(&ti)) => (start ^ ts) & prefix_mask(info_len(ti)) == 0,
-                _ => false,
-            };
-            if contains {
-                break;
-            }
-            depth = d;
-        }
-        let parent = depth
-            .checked_sub(1)
-            .and_then(|d| stack.get(d))
-            .map_or(NO_PARENT, |&t| t as u32);
-        if let Some(x) = info.get_mut(i) {
-            *x = (inf & 0xffff) | (parent << 16);
-        }
-        if let Some(s) = stack.get_mut(depth) {
-            *s = i;
-            depth = depth.saturating_add(1);
-        }
-    }
-    // S-tree levels: level l + 1 holds key 16 (j + 1) of level l.
-    levels.fill(0);
-    let mut src: Option<usize> = None; // None: the starts; Some(o): levels[o..]
-    let mut src_len = n;
-    let mut off = 0usize;
-    while src_len > BLOCK {
-        let len = level_above(src_len);
-        for j in 0..len {
-            let k = j.saturating_add(1).saturating_mul(BLOCK);
-            let key = match src {
-                None => starts.get(k).copied(),
-                Some(o) => levels.get(o.saturating_add(k)).copied(),
-            };
-            if let (Some(key), Some(dst)) = (key, levels.get_mut(off.saturating_add(j))) {
-                *dst = key;
-            }
-        }
-        src = Some(off);
-        src_len = len;
-        off = off.saturating_add(len);
+        let r = self.table(table);
+        let n = r.map_or(0, |r| self.layout.count(r));
+        (0..n).filter_map(move |i| self.layout.route(r?, i))
     }
 }
 
@@ -520,8 +787,76 @@ mod tests {
     fn check_table(t: &RouteTables<'_>, table: u16, want: &[Route], extra: &[u32]) {
         assert_eq!(t.routes(table).collect::<Vec<_>>(), sorted(want.to_vec()));
         assert_eq!(t.len(table), want.len());
-        for ip in probes(want).into_iter().chain(extra.iter().copied()) {
+        let ips: Vec<u32> = probes(want)
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        for &ip in &ips {
             assert_eq!(t.lookup(table, ip), reference(want, ip), "ip {ip:#010x}");
+        }
+        // The batch gives the same answers, whatever the group boundaries; a key of a
+        // table past the storage answers None.
+        let keys: Vec<(u16, u32)> = ips
+            .iter()
+            .enumerate()
+            .map(|(i, &ip)| (if i % 7 == 3 { u16::MAX } else { table }, ip))
+            .collect();
+        let mut out = vec![Some(route(0, 0, Target::Local)); keys.len()];
+        t.lookup_batch(&keys, &mut out);
+        for (&(tb, ip), got) in keys.iter().zip(&out) {
+            let want = if tb == table {
+                reference(want, ip)
+            } else {
+                None
+            };
+            assert_eq!(*got, want, "batch, ip {ip:#010x}");
+        }
+    }
+
+    /// A region with room gets whole-cache-line blocks at 64-byte aligned addresses, even
+    /// when the storage itself is not 64-byte aligned; a small region is packed.
+    #[test]
+    fn layout_aligns_blocks_when_there_is_room() {
+        let mut s = vec![RouteSlot::EMPTY; 3 * 1000 + 3];
+        // Start the storage 16 bytes past a cache line, like a heap allocation can.
+        let skip = (0..4)
+            .find(|&k| (s[k..].as_ptr() as usize) % 64 == 16)
+            .unwrap();
+        let t = RouteTables::new(&mut s[skip..skip + 3000], 1000);
+        assert!(t.layout.aligned);
+        assert_eq!(t.layout.depth, 2);
+        assert_eq!(t.layout.top_seps, 3);
+        assert!(t.layout.words + MAX_PAD <= 4000);
+        let base = t.slots.as_ptr() as usize;
+        for table in 0..3u16 {
+            let o = t.origin(table).unwrap();
+            assert_eq!((base + 4 * o) % 64, 0);
+            assert!(o - usize::from(table) * 4000 <= MAX_PAD);
+            for lv in &t.layout.levels[..t.layout.depth] {
+                assert_eq!((base + 4 * (o + lv.off)) % 64, 0);
+            }
+        }
+        let mut s = vec![RouteSlot::EMPTY; 8];
+        let t = RouteTables::new(&mut s, 8);
+        assert!(!t.layout.aligned);
+        assert!(t.layout.words <= 32);
+    }
+
+    /// The top address is above every unused key's meaning only by one: a /32 at
+    /// 255.255.255.255 and the routes around it.
+    #[test]
+    fn top_address() {
+        for per_table in [4usize, 64] {
+            let mut s = vec![RouteSlot::EMPTY; per_table];
+            let mut t = RouteTables::new(&mut s, per_table);
+            let default = route(0, 0, Target::Gateway(1));
+            t.insert(0, default).unwrap();
+            assert_eq!(t.lookup(0, u32::MAX), Some(default));
+            let top = route(u32::MAX, 32, Target::Blackhole);
+            t.insert(0, top).unwrap();
+            let high = route(0xff00_0000, 8, Target::Local);
+            t.insert(0, high).unwrap();
+            check_table(&t, 0, &[default, top, high], &[u32::MAX - 2]);
         }
     }
 
