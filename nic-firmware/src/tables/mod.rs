@@ -5,6 +5,9 @@ pub mod lpm;
 pub mod mapping;
 pub mod vpc;
 
+#[cfg(test)]
+mod scale_tests;
+
 /// Why a table refused a change. A refused change leaves the table as it was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TableError {
