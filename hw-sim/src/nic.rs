@@ -58,6 +58,22 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// The capacities of a cloud NIC: 4,096 VPCs and route tables (VRFs) of 1,000 routes
+    /// each, 8,192 subnets, 1,048,576 mapping entries (about 87 MB of device memory), 64
+    /// gateways, with `num_vfs` VFs.
+    pub fn cloud_scale(num_vfs: u16) -> SimConfig {
+        SimConfig {
+            num_vfs,
+            vpcs: 4096,
+            subnets: 8192,
+            route_tables: 4096,
+            routes_per_table: 1000,
+            mapping_buckets: 131_072,
+            gateways: 64,
+            batch: 32,
+        }
+    }
+
     /// Refuses configurations no chip could have.
     pub fn validate(&self) -> Result<(), SimError> {
         if self.num_vfs > MAX_VFS {
