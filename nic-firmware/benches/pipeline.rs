@@ -434,6 +434,26 @@ fn main() {
     let batches = make_batches(&tables, batch, &mix, &mut rng);
     let mut verdicts = [Verdict::ToUplink; BATCH];
 
+    // For profilers: `PIPELINE_PROFILE=<seconds> perf record ...` runs only the mix, that
+    // long, after the set-up, and skips the rest.
+    if let Some(secs) = std::env::var("PIPELINE_PROFILE")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+    {
+        let until = Instant::now() + std::time::Duration::from_secs_f64(secs);
+        let mut next = 0usize;
+        while Instant::now() < until {
+            for _ in 0..1000 {
+                let (vf, frames) = &batches[next % VFS];
+                next += 1;
+                load_batch(batch, frames);
+                process_batch(&tables, Port::Vf(*vf), batch, &mut verdicts);
+            }
+        }
+        black_box(&verdicts);
+        return;
+    }
+
     let mut c = criterion();
     {
         let mut g = c.benchmark_group("pipeline");

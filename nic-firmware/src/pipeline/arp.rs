@@ -1,6 +1,6 @@
 //! F3: the ARP proxy. The firmware answers every ARP request itself; no ARP leaves a VF.
 use super::trace::{mac_args, Step, Tracer};
-use super::{eth, Sender, Verdict};
+use super::{eth, Hints, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::mapping::{Location, MappingKey};
 use crate::tables::Tables;
@@ -40,6 +40,7 @@ pub(super) fn from_vf<T: Tracer>(
     tables: &Tables<'_>,
     sender: &Sender<'_>,
     frame: &mut FrameBuf,
+    hints: &Hints,
     tr: &mut T,
 ) -> Verdict {
     let Some(arp) = parse(eth::payload(frame.data())) else {
@@ -66,7 +67,7 @@ pub(super) fn from_vf<T: Tracer>(
             vni: sender.vpc.vni,
             ip: arp.tpa,
         };
-        match tables.mappings.get(key) {
+        match hints.mapping(tables, key) {
             Some(m) if matches!(m.location, Location::LocalVf(_) | Location::Remote { .. }) => {
                 (m.mac, 1)
             }

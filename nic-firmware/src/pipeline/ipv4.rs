@@ -1,7 +1,7 @@
 //! IPv4 from a VF: F4 validity, F6 broadcast/multicast, F5 source check, F10 the gateway,
 //! F7 destination MAC, then routing (F8) and delivery.
 use super::trace::{Step, Tracer};
-use super::{dhcp, eth, route, Sender, Verdict};
+use super::{dhcp, eth, route, Hints, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
@@ -78,6 +78,7 @@ pub(super) fn from_vf<T: Tracer>(
     sender: &Sender<'_>,
     hdr: &eth::Header,
     frame: &mut FrameBuf,
+    hints: &Hints,
     tr: &mut T,
 ) -> Verdict {
     let Some(ip) = validate(frame, tr) else {
@@ -111,9 +112,9 @@ pub(super) fn from_vf<T: Tracer>(
     }
     if hdr.dst == sender.subnet.gateway_mac {
         tr.step(Step::new(7, StepKind::DstMac, [0; 4]));
-        return route::routed(tables, sender, &ip, frame, tr);
+        return route::routed(tables, sender, &ip, frame, hints, tr);
     }
-    route::same_subnet_by_mac(tables, sender, hdr.dst, &ip, frame, tr)
+    route::same_subnet_by_mac(tables, sender, hdr.dst, &ip, frame, hints, tr)
 }
 
 /// True for an ICMP echo request.

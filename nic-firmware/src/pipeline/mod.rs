@@ -3,6 +3,7 @@
 //! them (DMA, ports) and counting is the caller's job, so the same code serves forwarding,
 //! `TRACE`, tests, benchmarks and fuzzing.
 mod arp;
+mod batch;
 mod dhcp;
 mod eth;
 mod ipv4;
@@ -13,6 +14,8 @@ mod uplink;
 pub mod vxlan;
 
 use crate::frame::FrameBuf;
+use crate::tables::lpm::Route;
+use crate::tables::mapping::{Mapping, MappingKey};
 use crate::tables::vpc::{Subnet, VfConfig, Vpc};
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
@@ -80,14 +83,23 @@ impl Sender<'_> {
 
 /// Decides the fate of every frame of a batch that arrived on `src`. `verdicts` gets one
 /// entry per frame (the shorter of the two slices bounds the work).
+///
+/// The same verdicts and bytes as [`process_frame`] on each frame in turn, faster: frames
+/// from a VF go through the staged batch of [`batch`] (parse all, look up all, then decide
+/// each), so the table reads of a batch overlap.
 pub fn process_batch(
     tables: &Tables<'_>,
     src: Port,
     frames: &mut [FrameBuf],
     verdicts: &mut [Verdict],
 ) {
-    for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
-        *verdict = process_frame(tables, src, frame);
+    match src {
+        Port::Vf(vf) => batch::from_vf(tables, vf, frames, verdicts),
+        Port::Uplink => {
+            for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
+                *verdict = process_frame(tables, src, frame);
+            }
+        }
     }
 }
 
@@ -103,7 +115,8 @@ pub fn process_frame_traced<T: Tracer>(
     frame: &mut FrameBuf,
     tr: &mut T,
 ) -> Verdict {
-    let ethertype = eth::Header::parse(frame.data()).map_or(0, |h| u32::from(h.ethertype));
+    let hdr = eth::Header::parse(frame.data());
+    let ethertype = hdr.map_or(0, |h| u32::from(h.ethertype));
     let (port_id, rule) = match src {
         Port::Vf(vf) => (vf, 1),
         Port::Uplink => (0xFFFF, 15),
@@ -117,19 +130,66 @@ pub fn process_frame_traced<T: Tracer>(
         .at(port_id),
     );
     match src {
-        Port::Vf(vf) => from_vf(tables, vf, frame, tr),
-        Port::Uplink => uplink::from_uplink(tables, frame, tr),
+        Port::Vf(vf) => match sender(tables, vf) {
+            Some(sender) => from_vf(tables, &sender, hdr, frame, &Hints::NONE, tr),
+            // The rings of an unassigned VF are not served, so a frame without a complete
+            // sender context means the tables changed under a queued frame: drop it as
+            // unroutable.
+            None => Verdict::drop(src, Counter::DropNoRoute),
+        },
+        Port::Uplink => uplink::from_uplink(tables, hdr, frame, tr),
     }
 }
 
-fn from_vf<T: Tracer>(tables: &Tables<'_>, vf: u16, frame: &mut FrameBuf, tr: &mut T) -> Verdict {
-    let port = Port::Vf(vf);
-    // The rings of an unassigned VF are not served, so a frame without a complete sender
-    // context means the tables changed under a queued frame: drop it as unroutable.
-    let Some(sender) = sender(tables, vf) else {
-        return Verdict::drop(port, Counter::DropNoRoute);
+/// Table answers found ahead of the decision (by the staged batch), keyed by what was
+/// looked up. A lookup whose key differs from the hint's reads the table, so a hint can
+/// only save time, never change a verdict.
+#[derive(Clone, Copy)]
+pub(crate) struct Hints {
+    /// (route table, address) and its longest-prefix match.
+    route: Option<(u16, u32, Option<Route>)>,
+    /// A mapping key and its entry.
+    mapping: Option<(MappingKey, Option<Mapping>)>,
+}
+
+impl Hints {
+    /// No hint: every lookup reads the tables.
+    pub const NONE: Hints = Hints {
+        route: None,
+        mapping: None,
     };
-    let Some(hdr) = eth::Header::parse(frame.data()) else {
+
+    /// The mapping for `key`.
+    #[inline(always)]
+    pub fn mapping(&self, tables: &Tables<'_>, key: MappingKey) -> Option<Mapping> {
+        match self.mapping {
+            Some((k, m)) if k == key => m,
+            _ => tables.mappings.get(key),
+        }
+    }
+
+    /// The longest-prefix match for `ip` in route table `table`.
+    #[inline(always)]
+    pub fn route(&self, tables: &Tables<'_>, table: u16, ip: u32) -> Option<Route> {
+        match self.route {
+            Some((t, a, r)) if t == table && a == ip => r,
+            _ => tables.routes.lookup(table, ip),
+        }
+    }
+}
+
+/// A frame from the VF of `sender`, whose Ethernet header is `hdr` (`None`: too short).
+#[inline(always)]
+fn from_vf<T: Tracer>(
+    tables: &Tables<'_>,
+    sender: &Sender<'_>,
+    hdr: Option<eth::Header>,
+    frame: &mut FrameBuf,
+    hints: &Hints,
+    tr: &mut T,
+) -> Verdict {
+    let vf = sender.vf;
+    let Some(hdr) = hdr else {
         return sender.drop(Counter::DropMalformed);
     };
     // F1 before F2: an IPv6 frame is an ethertype drop whatever its source MAC.
@@ -146,9 +206,9 @@ fn from_vf<T: Tracer>(tables: &Tables<'_>, vf: u16, frame: &mut FrameBuf, tr: &m
     }
     tr.step(Step::new(2, StepKind::SrcMac, [0; 4]).at(vf));
     if hdr.ethertype == eth::ETHERTYPE_ARP {
-        arp::from_vf(tables, &sender, frame, tr)
+        arp::from_vf(tables, sender, frame, hints, tr)
     } else {
-        ipv4::from_vf(tables, &sender, &hdr, frame, tr)
+        ipv4::from_vf(tables, sender, &hdr, frame, hints, tr)
     }
 }
 
@@ -166,6 +226,8 @@ fn sender<'a>(tables: &'a Tables<'_>, vf: u16) -> Option<Sender<'a>> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_batch;
 #[cfg(test)]
 mod tests_dhcp;
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use super::ipv4::{is_echo_request, Ipv4Info};
 use super::trace::{Step, Tracer};
 use super::vxlan::{self, Encap};
-use super::{eth, mtu, Port, Sender, Verdict};
+use super::{eth, mtu, Hints, Port, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::lpm::Target;
 use crate::tables::mapping::{Location, Mapping, MappingKey};
@@ -20,9 +20,10 @@ pub(super) fn lookup<T: Tracer>(
     tables: &Tables<'_>,
     vni: u32,
     ip: u32,
+    hints: &Hints,
     tr: &mut T,
 ) -> Option<Mapping> {
-    let found = tables.mappings.get(MappingKey { vni, ip });
+    let found = hints.mapping(tables, MappingKey { vni, ip });
     let (loc, arg) = match found.map(|m| m.location) {
         Some(Location::LocalVf(vf)) => (0, u32::from(vf)),
         Some(Location::Remote { underlay_ip }) => (1, underlay_ip),
@@ -43,12 +44,13 @@ pub(super) fn same_subnet_by_mac<T: Tracer>(
     dst_mac: [u8; 6],
     ip: &Ipv4Info,
     frame: &mut FrameBuf,
+    hints: &Hints,
     tr: &mut T,
 ) -> Verdict {
     // The usual case: the destination address belongs to the instance with that MAC, local
     // or remote; one mapping lookup finds it.
     if sender.subnet.contains(ip.dst) {
-        if let Some(m) = lookup(tables, sender.vpc.vni, ip.dst, tr) {
+        if let Some(m) = lookup(tables, sender.vpc.vni, ip.dst, hints, tr) {
             let instance = matches!(m.location, Location::LocalVf(_) | Location::Remote { .. });
             if instance && m.mac == dst_mac {
                 tr.step(Step::new(7, StepKind::DstMac, [1, 0, 0, 0]));
@@ -78,10 +80,11 @@ pub(super) fn routed<T: Tracer>(
     sender: &Sender<'_>,
     ip: &Ipv4Info,
     frame: &mut FrameBuf,
+    hints: &Hints,
     tr: &mut T,
 ) -> Verdict {
     let table = sender.subnet.route_table;
-    let Some(route) = tables.routes.lookup(table, ip.dst) else {
+    let Some(route) = hints.route(tables, table, ip.dst) else {
         tr.step(Step::new(8, StepKind::Route, [ip.dst, 0, 0xFFFF, 0]).at(table));
         return sender.drop(Counter::DropNoRoute);
     };
@@ -104,7 +107,7 @@ pub(super) fn routed<T: Tracer>(
         Target::Blackhole => return sender.drop(Counter::DropBlackhole),
         Target::Gateway(id) => return to_gateway(tables, sender, id, ip, frame, tr),
     };
-    match lookup(tables, vni, addr, tr) {
+    match lookup(tables, vni, addr, hints, tr) {
         Some(m) => deliver(tables, sender, vni, m, ip, frame, tr),
         None => sender.drop(Counter::DropNoMapping),
     }

@@ -2,7 +2,7 @@
 use super::route::{lookup, to_local_vf, Origin};
 use super::trace::{Step, Tracer};
 use super::vxlan::{FLAG_VNI, OVERHEAD, PORT};
-use super::{eth, ipv4, Port, Verdict};
+use super::{eth, ipv4, Hints, Port, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::mapping::Location;
 use crate::tables::{Tables, Uplink};
@@ -15,15 +15,17 @@ fn drop(reason: Counter) -> Verdict {
     Verdict::drop(Port::Uplink, reason)
 }
 
+/// A frame from the uplink, whose Ethernet header is `outer` (`None`: too short).
 pub(super) fn from_uplink<T: Tracer>(
     tables: &Tables<'_>,
+    outer: Option<eth::Header>,
     frame: &mut FrameBuf,
     tr: &mut T,
 ) -> Verdict {
     let Some(uplink) = tables.uplink else {
         return drop(Counter::DropUplinkForeign);
     };
-    let Some(outer) = eth::Header::parse(frame.data()) else {
+    let Some(outer) = outer else {
         return drop(Counter::DropMalformed);
     };
     match outer.ethertype {
@@ -128,7 +130,7 @@ fn decapsulate<T: Tracer>(
     if inner.total_len > VF_MTU as usize {
         return drop(Counter::DropOversize);
     }
-    let vf = match lookup(tables, outer.vni, inner.dst, tr).map(|m| m.location) {
+    let vf = match lookup(tables, outer.vni, inner.dst, &Hints::NONE, tr).map(|m| m.location) {
         Some(Location::LocalVf(vf)) => vf,
         _ => return drop(Counter::DropNoMapping),
     };
@@ -155,7 +157,7 @@ fn plausible_source<T: Tracer>(
         matches!(m.map(|m| m.location),
             Some(Location::Remote { underlay_ip }) if underlay_ip == outer.src)
     };
-    if on_outer_host(lookup(tables, outer.vni, inner_src, tr)) {
+    if on_outer_host(lookup(tables, outer.vni, inner_src, &Hints::NONE, tr)) {
         return true;
     }
     let trusted = tables.vpc(outer.vpc).map_or(0, |v| v.gateway_mask);
@@ -177,6 +179,7 @@ fn plausible_source<T: Tracer>(
         .filter_map(|(id, v)| Some((u16::try_from(id).ok()?, (*v)?)))
         .filter(|(id, _)| *id != outer.vpc)
         .any(|(id, v)| {
-            tables.peers(id, outer.vpc) && on_outer_host(lookup(tables, v.vni, inner_src, tr))
+            tables.peers(id, outer.vpc)
+                && on_outer_host(lookup(tables, v.vni, inner_src, &Hints::NONE, tr))
         })
 }
