@@ -12,19 +12,25 @@
 //! - [`tables`]: typed table entries and their shared-regs encoding.
 //! - [`nic`]: [`PfDriver`], the typed admin calls.
 //! - [`trace`]: `TRACE` reports decoded; [`report`] prints them.
+//! - [`show`]: the NIC's tables read back (`TABLE_READ`) and printed.
 //! - [`config`]: the VPC description file, validated, and planned into driver calls.
 //! - [`flow`]: test frames for traces, built from a flow spec and the VPC file.
+//! - [`control`]: the JSON-lines protocol of a running `nicctl up`'s control socket.
+//! - [`pcap`]: classic pcap files, for `nicctl capture`.
 //! - `vm`: simulated VMs, network namespaces whose `eth0` is bridged to a VF (feature `sim`).
 pub mod adminq;
 pub mod backend;
 pub mod bringup;
 pub mod config;
+pub mod control;
 pub mod device;
 pub mod dma;
 pub mod error;
 pub mod flow;
 pub mod nic;
+pub mod pcap;
 pub mod report;
+pub mod show;
 pub mod tables;
 #[cfg(test)]
 pub(crate) mod test_utils;

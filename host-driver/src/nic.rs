@@ -22,7 +22,7 @@ use zerocopy::{Immutable, IntoBytes};
 const STATS_BYTES: usize = std::mem::size_of::<Counters>();
 /// Size of the one indirect buffer: counters, a VPC's domain name, or a traced frame and
 /// its report (at most 8 + 32 * 20 bytes of steps and the frame grown by encapsulation).
-const BUF_BYTES: usize = 16 * 1024;
+pub(crate) const BUF_BYTES: usize = 16 * 1024;
 /// Longest frame `trace` accepts: a jumbo frame with room to spare (the uplink MTU is 9216
 /// bytes of IPv4, 9230 with its Ethernet header).
 pub const TRACE_FRAME_MAX: usize = 9600;
@@ -142,7 +142,7 @@ impl PfDriver {
     /// Posts `cmd` with the indirect buffer holding `input` (`buf_len` = `buf_len` or the
     /// input's length) and returns the completed entry and the buffer; a non-OK status is
     /// [`DriverError::Command`].
-    fn execute_with_buf<T>(
+    pub(crate) fn execute_with_buf<T>(
         &self,
         mut cmd: AdminCmd,
         input: &[u8],

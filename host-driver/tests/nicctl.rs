@@ -36,7 +36,8 @@ fn info_shows_the_simulator() {
 
 #[test]
 fn stats_table_has_one_column_per_function() {
-    let out = stdout(&nicctl(&["--vfs", "2", "stats"]));
+    // `--device sim`: a `nicctl up` running beside this test must not answer instead.
+    let out = stdout(&nicctl(&["--device", "sim", "--vfs", "2", "stats"]));
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["counter", "vf0", "vf1", "uplink"]);
     assert!(out.lines().any(|l| l.starts_with("tx_packets")), "{out}");
@@ -44,7 +45,9 @@ fn stats_table_has_one_column_per_function() {
 
 #[test]
 fn stats_json_is_function_then_counter() {
-    let out = stdout(&nicctl(&["stats", "--vf", "1", "--uplink", "--json"]));
+    let out = stdout(&nicctl(&[
+        "--device", "sim", "stats", "--vf", "1", "--uplink", "--json",
+    ]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let obj = v.as_object().unwrap();
     assert_eq!(obj.len(), 2, "{out}");
@@ -62,7 +65,7 @@ fn errors_exit_non_zero_with_the_message() {
         "nicctl: unknown device \"vfio\"; known devices: sim"
     );
 
-    let o = nicctl(&["--vfs", "2", "stats", "--vf", "2"]);
+    let o = nicctl(&["--device", "sim", "--vfs", "2", "stats", "--vf", "2"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("there is no vf2"), "{err}");

@@ -1,6 +1,6 @@
 //! # The VPC description file (spec/vpc-config.md)
 //!
-//! [`parse`] reads the TOML into [`file::RawFile`], then [`validate`] checks all of it and
+//! [`parse`] reads the TOML into [`file::RawFile`], then [`validate()`] checks all of it and
 //! either returns a [`Config`] (every reference resolved, every default filled in) or every
 //! error it found, each with its place (`instance.web1.ip`) and reason; nothing is
 //! programmed from a file with an error. [`plan()`] turns a [`Config`] into the ordered

@@ -6,7 +6,7 @@ use hw_sim::guest::VfGuest;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Receives a copy of every frame crossing a bridge (for `nicctl capture`).
@@ -14,6 +14,10 @@ pub trait FrameTap: Send {
     /// `outbound`: sent by the VM; else received by it.
     fn frame(&mut self, outbound: bool, frame: &[u8]);
 }
+
+/// Where a bridge finds its capture hook: set or cleared at any time (the bridge looks at
+/// it for every frame).
+pub type CaptureSlot = Arc<Mutex<Option<Box<dyn FrameTap>>>>;
 
 /// What a bridge counted, for diagnostics.
 #[derive(Debug, Default)]
@@ -28,6 +32,7 @@ pub struct Bridge {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<BridgeStats>,
+    capture: CaptureSlot,
 }
 
 impl Bridge {
@@ -39,15 +44,23 @@ impl Bridge {
     ) -> io::Result<Bridge> {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(BridgeStats::default());
-        let (s, st) = (stop.clone(), stats.clone());
+        let capture: CaptureSlot = Arc::new(Mutex::new(capture));
+        let (s, st, c) = (stop.clone(), stats.clone(), capture.clone());
         let thread = std::thread::Builder::new()
             .name(format!("vm-{}", tap.name()))
-            .spawn(move || run(tap, guest, capture, &s, &st))?;
+            .spawn(move || run(tap, guest, &c, &s, &st))?;
         Ok(Bridge {
             stop,
             thread: Some(thread),
             stats,
+            capture,
         })
+    }
+
+    /// The capture hook's slot: put a [`FrameTap`] in it to see every frame from then on,
+    /// take it out to stop.
+    pub fn capture_slot(&self) -> CaptureSlot {
+        self.capture.clone()
     }
 
     /// What the bridge has moved so far.
@@ -65,6 +78,15 @@ impl Drop for Bridge {
     }
 }
 
+fn tap_frame(capture: &Mutex<Option<Box<dyn FrameTap>>>, outbound: bool, frame: &[u8]) {
+    // A hook that panicked leaves the lock poisoned; frames still flow, uncaptured.
+    if let Ok(mut slot) = capture.lock() {
+        if let Some(c) = slot.as_mut() {
+            c.frame(outbound, frame);
+        }
+    }
+}
+
 fn drain_eventfd(fd: i32) {
     let mut v = [0u8; 8];
     // SAFETY: reads at most 8 bytes into `v`, which outlives the call; the eventfd is
@@ -75,7 +97,7 @@ fn drain_eventfd(fd: i32) {
 fn run(
     tap: Tap,
     mut guest: VfGuest,
-    mut capture: Option<Box<dyn FrameTap>>,
+    capture: &Mutex<Option<Box<dyn FrameTap>>>,
     stop: &AtomicBool,
     stats: &BridgeStats,
 ) {
@@ -101,9 +123,7 @@ fn run(
         }
         // Both directions are drained every round: an interrupt may have been coalesced.
         while let Some(frame) = guest.try_recv() {
-            if let Some(c) = capture.as_mut() {
-                c.frame(false, &frame);
-            }
+            tap_frame(capture, false, &frame);
             if tap.write_frame(&frame).is_ok() {
                 stats.to_vm.fetch_add(1, Ordering::Relaxed);
             }
@@ -112,9 +132,7 @@ fn run(
             match tap.read_frame(&mut buf) {
                 Ok(n) => {
                     let frame = &buf[..n];
-                    if let Some(c) = capture.as_mut() {
-                        c.frame(true, frame);
-                    }
+                    tap_frame(capture, true, frame);
                     match guest.send(frame) {
                         Ok(()) => stats.to_vf.fetch_add(1, Ordering::Relaxed),
                         Err(_) => stats.send_errors.fetch_add(1, Ordering::Relaxed),

@@ -4,7 +4,6 @@ use super::netns::{self, ip, ip_in};
 use super::tap::Tap;
 use hw_sim::guest::VfGuest;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 /// How a VM's `eth0` is set up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +34,7 @@ pub enum VmError {
 pub struct Vm {
     name: String,
     bridge: Option<Bridge>,
+    dhcp: Option<super::dhcp::DhcpClient>,
 }
 
 fn mac_text(m: &[u8; 6]) -> String {
@@ -42,14 +42,6 @@ fn mac_text(m: &[u8; 6]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
-}
-
-/// A TAP name unique on this machine while it exists (the device is renamed `eth0` as soon
-/// as it is in the VM's namespace).
-fn temp_tap_name() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("vn{:x}x{n:x}", std::process::id() & 0xffff)
 }
 
 impl Vm {
@@ -75,8 +67,9 @@ impl Vm {
         let mut vm = Vm {
             name: spec.name.clone(),
             bridge: None,
+            dhcp: None,
         };
-        let tap_name = temp_tap_name();
+        let tap_name = super::tap::unique_name("vn");
         let tap = Tap::create(&tap_name).map_err(|e| fail("creating its TAP")(e.to_string()))?;
         let ns = spec.name.as_str();
         ip(&["link", "set", &tap_name, "netns", ns])
@@ -129,10 +122,21 @@ impl Vm {
     pub fn bridge(&self) -> Option<&Bridge> {
         self.bridge.as_ref()
     }
+
+    /// Hands the VM the DHCP client holding its lease, ended when the VM is dropped.
+    pub fn set_dhcp(&mut self, client: super::dhcp::DhcpClient) {
+        self.dhcp = Some(client);
+    }
+
+    /// The VM's DHCP client, with `--dhcp`.
+    pub fn dhcp(&self) -> Option<&super::dhcp::DhcpClient> {
+        self.dhcp.as_ref()
+    }
 }
 
 impl Drop for Vm {
     fn drop(&mut self) {
+        self.dhcp = None;
         self.bridge = None;
         netns::delete(&self.name);
     }

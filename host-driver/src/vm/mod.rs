@@ -2,13 +2,18 @@
 //! to the instance's VF rings by a guest VF driver, so every frame a real Linux stack sends
 //! crosses the rings and the firmware.
 pub mod bridge;
+pub mod console;
 pub mod deployment;
+pub mod dhcp;
 pub mod gateway;
 pub mod instance;
 pub mod netns;
+pub mod server;
+pub mod state;
 pub mod tap;
 pub mod underlay;
 
-pub use bridge::{Bridge, FrameTap};
-pub use deployment::{Deployment, UpError, UpOptions};
+pub use bridge::{Bridge, CaptureSlot, FrameTap};
+pub use deployment::{Deployment, Progress, UpError, UpOptions};
 pub use instance::{Vm, VmSpec};
+pub use server::Server;

@@ -42,9 +42,49 @@ pub fn add(name: &str) -> Result<(), IpError> {
     Ok(())
 }
 
-/// Deletes namespace `name` (and every device in it); a missing one is not an error.
+/// Deletes namespace `name` (and every device in it) after ending the processes still in
+/// it, which would otherwise keep the network namespace alive unnamed; a missing one is not
+/// an error.
 pub fn delete(name: &str) {
+    end_processes(name);
     let _ = ip(&["netns", "delete", name]);
+}
+
+/// The processes whose network namespace is `name`.
+pub fn pids(name: &str) -> Vec<i32> {
+    if !exists(name) {
+        return Vec::new();
+    }
+    ip(&["netns", "pids", name])
+        .map(|out| {
+            out.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Ends every process in namespace `name`: SIGTERM, then SIGKILL for those still there
+/// after a second.
+pub fn end_processes(name: &str) {
+    let signal_all = |sig| {
+        let pids = pids(name);
+        for &pid in &pids {
+            // SAFETY: kill has no memory effects; `pid` was listed in the namespace.
+            unsafe { libc::kill(pid, sig) };
+        }
+        !pids.is_empty()
+    };
+    if !signal_all(libc::SIGTERM) {
+        return;
+    }
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if pids(name).is_empty() {
+            return;
+        }
+    }
+    signal_all(libc::SIGKILL);
 }
 
 /// True when namespace `name` exists.

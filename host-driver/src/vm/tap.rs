@@ -85,3 +85,14 @@ impl AsRawFd for Tap {
 }
 
 const _: () = assert!(std::mem::size_of::<IfReq>() == 40);
+
+/// A device name unique on this machine while this process runs: `prefix` (two bytes),
+/// the pid and a counter in hex, at most 15 bytes. Devices made under it are renamed once
+/// they are in their own namespace.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    // pid_max is at most 2^22 (6 hex digits); 2 + 6 + 1 + 6 = 15.
+    format!("{prefix}{:x}x{:x}", std::process::id(), n & 0x00ff_ffff)
+}

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// The underlay namespace's name: `_` cannot appear in an instance or gateway name.
-pub const NAMESPACE: &str = "vpcnic_underlay";
+/// The start of every underlay namespace's name, followed by the deployment's tag
+/// (`vpcnic_ul_<pid>_<n>`): deployments running side by side each have their own router.
+/// `_` cannot appear in an instance or gateway name, so it never collides with one.
+pub const NAMESPACE_PREFIX: &str = "vpcnic_ul_";
 /// The bridge the NIC uplinks are ports of.
 pub const HOST_BRIDGE: &str = "br-hosts";
 /// The bridge the gateways' underlay interfaces are ports of.
@@ -34,6 +36,7 @@ pub struct RouterAddrs {
 
 /// The running underlay. Dropping it stops the uplink bridges and deletes the namespace.
 pub struct Underlay {
+    name: String,
     addrs: RouterAddrs,
     uplinks: Vec<UplinkBridge>,
     veths: u32,
@@ -65,18 +68,20 @@ fn sysctl(ns: &str, settings: &[&str]) -> Result<(), IpError> {
 }
 
 impl Underlay {
-    /// Creates the router namespace with its two bridges, replacing a stale one.
-    pub fn create(addrs: RouterAddrs) -> Result<Underlay, IpError> {
-        netns::delete(NAMESPACE);
-        netns::add(NAMESPACE)?;
+    /// Creates the router namespace `name` with its two bridges, replacing a stale one.
+    pub fn create(name: &str, addrs: RouterAddrs) -> Result<Underlay, IpError> {
+        netns::delete(name);
+        netns::add(name)?;
         let u = Underlay {
+            name: name.to_string(),
             addrs,
             uplinks: Vec::new(),
             veths: 0,
         };
         // A router that never sends redirects: hosts on one segment talk through it.
+        let ns = u.name.as_str();
         sysctl(
-            NAMESPACE,
+            ns,
             &[
                 "net.ipv4.ip_forward=1",
                 "net.ipv4.conf.all.send_redirects=0",
@@ -91,12 +96,12 @@ impl Underlay {
             (HOST_BRIDGE, &hosts, Some(&mac)),
             (GATEWAY_BRIDGE, &gws, None),
         ] {
-            ip_in(NAMESPACE, &["link", "add", br, "type", "bridge"])?;
+            ip_in(ns, &["link", "add", br, "type", "bridge"])?;
             if let Some(mac) = mac {
-                ip_in(NAMESPACE, &["link", "set", br, "address", mac])?;
+                ip_in(ns, &["link", "set", br, "address", mac])?;
             }
-            ip_in(NAMESPACE, &["link", "set", br, "mtu", &mtu, "up"])?;
-            ip_in(NAMESPACE, &["addr", "add", cidr, "dev", br])?;
+            ip_in(ns, &["link", "set", br, "mtu", &mtu, "up"])?;
+            ip_in(ns, &["addr", "add", cidr, "dev", br])?;
         }
         Ok(u)
     }
@@ -106,16 +111,26 @@ impl Underlay {
         &self.addrs
     }
 
-    /// Plugs a NIC's uplink into the host bridge as TAP `port` (at most 15 bytes).
+    /// The router's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.name
+    }
+
+    /// Plugs a NIC's uplink into the host bridge as TAP `port` (at most 15 bytes) of the
+    /// router's namespace. The TAP is made under a name unique on the machine, then moved
+    /// and renamed.
     pub fn attach_nic(&mut self, port: &str, uplink: UplinkPort) -> Result<(), IpError> {
-        let tap = Tap::create(port).map_err(|e| IpError {
-            args: format!("tuntap add {port}"),
+        let temp = super::tap::unique_name("vu");
+        let tap = Tap::create(&temp).map_err(|e| IpError {
+            args: format!("tuntap add {temp}"),
             reason: e.to_string(),
         })?;
-        ip(&["link", "set", port, "netns", NAMESPACE])?;
+        let ns = self.name.as_str();
+        ip(&["link", "set", &temp, "netns", ns])?;
+        ip_in(ns, &["link", "set", &temp, "name", port])?;
         let mtu = MTU.to_string();
         ip_in(
-            NAMESPACE,
+            ns,
             &[
                 "link",
                 "set",
@@ -136,21 +151,32 @@ impl Underlay {
     }
 
     /// Connects namespace `ns` to the gateway bridge with a veth whose end in `ns` is `ul0`
-    /// with address `addr`, and routes `ns`'s traffic through the router.
+    /// with address `addr` (and whose end on the bridge is `gw<n>`), and routes `ns`'s
+    /// traffic through the router. Both ends are made in their namespaces directly.
     pub fn attach_gateway(&mut self, ns: &str, addr: (Ipv4Addr, u8)) -> Result<(), IpError> {
+        let outer = format!("gw{}", self.veths);
         self.veths += 1;
-        let outer = format!("vg{:x}o{}", std::process::id() & 0xffff, self.veths);
-        let inner = format!("vg{:x}i{}", std::process::id() & 0xffff, self.veths);
+        let router = self.name.as_str();
         ip(&[
-            "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+            "link", "add", &outer, "netns", router, "type", "veth", "peer", "name", "ul0", "netns",
+            ns,
         ])?;
-        ip(&["link", "set", &outer, "netns", NAMESPACE])?;
-        ip(&["link", "set", &inner, "netns", ns])?;
+        // Jumbo like the rest of the underlay: a 1500-byte packet in VXLAN is 1550 bytes.
+        let mtu = MTU.to_string();
         ip_in(
-            NAMESPACE,
-            &["link", "set", &outer, "master", GATEWAY_BRIDGE, "up"],
+            router,
+            &[
+                "link",
+                "set",
+                &outer,
+                "master",
+                GATEWAY_BRIDGE,
+                "mtu",
+                &mtu,
+                "up",
+            ],
         )?;
-        ip_in(ns, &["link", "set", &inner, "name", "ul0", "up"])?;
+        ip_in(ns, &["link", "set", "ul0", "mtu", &mtu, "up"])?;
         let cidr = format!("{}/{}", addr.0, addr.1);
         ip_in(ns, &["addr", "add", &cidr, "dev", "ul0"])?;
         let via = self.addrs.gateways.0.to_string();
@@ -162,7 +188,7 @@ impl Underlay {
 impl Drop for Underlay {
     fn drop(&mut self) {
         self.uplinks.clear();
-        netns::delete(NAMESPACE);
+        netns::delete(&self.name);
     }
 }
 
