@@ -16,10 +16,8 @@ pub fn open_by_name(name: &str, num_vfs: u16) -> Result<Box<dyn Device>> {
     match name {
         #[cfg(feature = "sim")]
         "sim" => {
-            let cfg = hw_sim::SimConfig {
-                num_vfs,
-                ..Default::default()
-            };
+            // The product's simulated NIC has a cloud NIC's table capacities.
+            let cfg = hw_sim::SimConfig::cloud_scale(num_vfs);
             Ok(Box::new(sim::SimBackend::start(cfg)?))
         }
         _ => {
