@@ -8,6 +8,9 @@
 //!   standard topology most conformance tests run on.
 //! - [`wire`]: frame builders and parsers beyond [`frames`] (IPv4 header surgery, TCP,
 //!   VXLAN parsing, DHCP client messages).
+//! - [`up`] and [`netns`]: the whole-system `up_*` tests, which run `nicctl up FILE` as a
+//!   user does and real tools (ping, arping, tcpdump, tshark, iperf3, dhclient) inside the
+//!   namespaces it makes.
 use host_driver::backend::sim::SimBackend;
 use host_driver::{DriverError, PfDriver, StatsFunction};
 use hw_sim::guest::VfGuest;
@@ -17,7 +20,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use zerocopy::FromZeros;
 
+pub mod netns;
 pub mod topo;
+pub mod up;
 pub mod wire;
 
 pub use nic_firmware::testing as frames;
