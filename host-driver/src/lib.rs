@@ -3,7 +3,8 @@
 //! The driver of the vpcnic physical function. It knows the device only through
 //! `shared-regs` (the device contract) and reaches it only through the [`Device`] trait:
 //! 32-bit BAR0 register access, DMA memory and interrupts. Backends: the in-process
-//! simulator ([`backend::sim`], feature `sim`); VFIO and vfio-user later.
+//! simulator ([`backend::sim`], feature `sim`) and a PF bound to vfio-pci
+//! ([`backend::vfio`]); vfio-user later.
 //!
 //! - [`device`]: the backend trait.
 //! - [`dma`]: memfd-backed DMA buffers and the IOVA allocator.
@@ -17,6 +18,7 @@
 //! - [`flow`]: test frames for traces, built from a flow spec and the VPC file.
 //! - [`control`]: the JSON-lines protocol of a running `nicctl up`'s control socket.
 //! - [`pcap`]: classic pcap files, for `nicctl capture`.
+//! - [`sriov`]: a PF's VFs through sysfs: created, bound to vfio-pci, listed.
 //! - `vm`: simulated VMs, network namespaces whose `eth0` is bridged to a VF (feature `sim`).
 pub mod adminq;
 pub mod backend;
@@ -31,6 +33,7 @@ pub mod nic;
 pub mod pcap;
 pub mod report;
 pub mod show;
+pub mod sriov;
 pub mod tables;
 #[cfg(test)]
 pub(crate) mod test_utils;

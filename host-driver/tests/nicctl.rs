@@ -62,8 +62,14 @@ fn errors_exit_non_zero_with_the_message() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(
         err.trim(),
-        "nicctl: unknown device \"vfio\"; known devices: sim"
+        "nicctl: unknown device \"vfio\"; known devices: sim, vfio:<PCI address>"
     );
+
+    // Without that device (or without VFIO), the error names what is missing.
+    let o = nicctl(&["--device", "vfio:0000:ff:1f.7", "info"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("nicctl: 0000:ff:1f.7 (vfio): "), "{err}");
 
     let o = nicctl(&["--device", "sim", "--vfs", "2", "stats", "--vf", "2"]);
     assert!(!o.status.success());

@@ -4,15 +4,21 @@ use crate::error::{DriverError, Result};
 
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod vfio;
 
 /// Device names `nicctl --device` accepts.
 pub const KNOWN_DEVICES: &[&str] = &[
     #[cfg(feature = "sim")]
     "sim",
+    "vfio:<PCI address>",
 ];
 
-/// Opens a backend by name: `sim` is the built-in in-process simulator with `num_vfs` VFs.
+/// Opens a backend by name: `sim` is the built-in in-process simulator with `num_vfs` VFs;
+/// `vfio:0000:03:00.0` the PF at that PCI address, bound to vfio-pci.
 pub fn open_by_name(name: &str, num_vfs: u16) -> Result<Box<dyn Device>> {
+    if let Some(bdf) = name.strip_prefix("vfio:") {
+        return Ok(Box::new(vfio::VfioBackend::open(bdf)?));
+    }
     match name {
         #[cfg(feature = "sim")]
         "sim" => {
@@ -24,11 +30,7 @@ pub fn open_by_name(name: &str, num_vfs: u16) -> Result<Box<dyn Device>> {
             let _ = num_vfs;
             Err(DriverError::UnknownDevice {
                 name: name.to_string(),
-                known: if KNOWN_DEVICES.is_empty() {
-                    "none (built without the `sim` feature)".to_string()
-                } else {
-                    KNOWN_DEVICES.join(", ")
-                },
+                known: KNOWN_DEVICES.join(", "),
             })
         }
     }
@@ -40,15 +42,18 @@ mod tests {
 
     #[test]
     fn unknown_device_lists_the_known_ones() {
-        let Err(err) = open_by_name("vfio:0000:3b:00.0", 8) else {
+        let Err(err) = open_by_name("pci:0000:3b:00.0", 8) else {
             panic!("an unknown device name opened");
         };
         let msg = err.to_string();
         assert!(
-            msg.starts_with("unknown device \"vfio:0000:3b:00.0\""),
+            msg.starts_with("unknown device \"pci:0000:3b:00.0\""),
             "{msg}"
         );
         #[cfg(feature = "sim")]
-        assert!(msg.ends_with("known devices: sim"), "{msg}");
+        assert!(
+            msg.ends_with("known devices: sim, vfio:<PCI address>"),
+            "{msg}"
+        );
     }
 }

@@ -8,6 +8,7 @@ use host_driver::report::{
     apply_summary, check_summary, info_text, stats_functions, stats_json, stats_table, trace_text,
 };
 use host_driver::show::{show_text, HostTables, Names};
+use host_driver::sriov::{self, SriovError, Sysfs};
 use host_driver::{DriverError, PfDriver, StatsFunction};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -143,6 +144,30 @@ enum Command {
         #[arg(long, value_name = "N")]
         seconds: Option<f64>,
     },
+    /// SR-IOV virtual functions of a PF (through sysfs; `enable` needs root).
+    Vfs {
+        #[command(subcommand)]
+        action: VfsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VfsCommand {
+    /// Create N VFs on the PF (writes sriov_numvfs) and bind each to vfio-pci.
+    Enable {
+        /// How many VFs (0 removes them).
+        count: u32,
+        /// The PF's PCI address, e.g. 0000:03:00.0.
+        #[arg(long, value_name = "BDF")]
+        pf: String,
+    },
+    /// Each VF's PCI address, IOMMU group, driver and the instance of a running
+    /// `nicctl up` it serves.
+    List {
+        /// Only this PF's VFs.
+        #[arg(long, value_name = "BDF")]
+        pf: Option<String>,
+    },
 }
 
 /// Everything `nicctl` reports as a failure.
@@ -161,6 +186,8 @@ enum CliError {
     Usage(String),
     #[error(transparent)]
     Control(#[from] ControlError),
+    #[error(transparent)]
+    Sriov(#[from] SriovError),
 }
 
 fn indent(text: &str) -> String {
@@ -636,6 +663,54 @@ fn capture(
     ))
 }
 
+/// The instances of the running `nicctl up` by VF number (its first host's), if one runs.
+fn served_instances(cli: &Cli) -> std::collections::HashMap<u32, String> {
+    let registry = host_driver::vm::state::Registry::default();
+    let Ok(Some(path)) = control::find_socket(cli.socket.as_deref(), &registry) else {
+        return Default::default();
+    };
+    let Ok(status) = control::Client::connect(&path)
+        .and_then(|mut c| c.call::<control::StatusReply>(&Request::Status))
+    else {
+        return Default::default();
+    };
+    status
+        .hosts
+        .first()
+        .map(|h| {
+            h.vfs
+                .iter()
+                .map(|(n, v)| (u32::from(*v), n.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn vfs(cli: &Cli, action: &VfsCommand) -> Result<String> {
+    let sys = Sysfs::default();
+    match action {
+        VfsCommand::Enable { count, pf } => {
+            let pf = host_driver::backend::vfio::parse_bdf(pf)?;
+            let vfs = sriov::enable(&sys, &pf, *count)?;
+            let mut out = format!(
+                "{pf}: {count} VF{} bound to vfio-pci\n",
+                if *count == 1 { "" } else { "s" }
+            );
+            out.push_str(&sriov::list_text(&vfs, |_| None));
+            Ok(out)
+        }
+        VfsCommand::List { pf } => {
+            let pf = pf
+                .as_deref()
+                .map(host_driver::backend::vfio::parse_bdf)
+                .transpose()?;
+            let vfs = sriov::list(&sys, pf.as_deref())?;
+            let served = served_instances(cli);
+            Ok(sriov::list_text(&vfs, |v| served.get(&v.index).cloned()))
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<String> {
     match &cli.command {
         Command::Up { file, dhcp } => up(&cli, file, *dhcp),
@@ -685,6 +760,7 @@ fn run(cli: Cli) -> Result<String> {
             count,
             seconds,
         } => capture(&cli, instance, write, *count, *seconds),
+        Command::Vfs { action } => vfs(&cli, action),
     }
 }
 
@@ -751,6 +827,30 @@ mod tests {
             err.starts_with("unknown device \"pci\"; known devices:"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn vfio_devices_and_vfs_commands_parse() {
+        let cli = Cli::parse_from(["nicctl", "--device", "vfio:0000:03:00.0", "info"]);
+        assert_eq!(cli.device(), "vfio:0000:03:00.0");
+        let cli = Cli::parse_from(["nicctl", "vfs", "enable", "4", "--pf", "0000:03:00.0"]);
+        let Command::Vfs {
+            action: VfsCommand::Enable { count, pf },
+        } = cli.command
+        else {
+            panic!("not vfs enable");
+        };
+        assert_eq!((count, pf.as_str()), (4, "0000:03:00.0"));
+        let cli = Cli::parse_from(["nicctl", "vfs", "list"]);
+        assert!(matches!(
+            cli.command,
+            Command::Vfs {
+                action: VfsCommand::List { pf: None }
+            }
+        ));
+        let cli = Cli::parse_from(["nicctl", "vfs", "enable", "1", "--pf", "nope"]);
+        let err = run(cli).unwrap_err().to_string();
+        assert!(err.contains("\"nope\" is not a PCI address"), "{err}");
     }
 
     #[test]
