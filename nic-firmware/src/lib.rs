@@ -26,6 +26,7 @@ pub mod frame;
 pub mod memory;
 pub mod pipeline;
 pub mod platform;
+pub mod port;
 pub mod rings;
 mod table_read;
 pub mod tables;
