@@ -167,7 +167,7 @@ impl Deployment {
             let plan = plan::plan(config, &host.name).map_err(fail)?;
             let num_vfs = u16::try_from(plan.vfs.len().max(1)).unwrap_or(u16::MAX);
             let backend = SimBackend::start(SimConfig::cloud_scale(num_vfs))
-            .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| fail(e.to_string()))?;
             for (name, vf) in &plan.vfs {
                 if let Some(port) = backend.nic().vf(*vf) {
                     vf_ports.insert(name.clone(), port);
