@@ -3,6 +3,7 @@
 //! `hosts` live on its loopback, so VMs have something real to reach.
 use super::netns::{self, ip_in, IpError};
 use super::underlay::Underlay;
+use crate::tables::MacDisplay;
 use std::net::Ipv4Addr;
 
 /// A running gateway namespace; dropping it deletes the namespace.
@@ -18,13 +19,6 @@ pub struct Neighbour {
     pub mac: [u8; 6],
     /// Underlay address of the host the instance runs on.
     pub host: Ipv4Addr,
-}
-
-fn mac_text(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 impl GatewayNs {
@@ -65,7 +59,7 @@ impl GatewayNs {
             self.name.as_str(),
             vni.to_string(),
             self.underlay_ip.to_string(),
-            mac_text(&mac),
+            MacDisplay(&mac).to_string(),
         );
         ip_in(
             ns,
@@ -91,7 +85,11 @@ impl GatewayNs {
         let cidr = format!("{}/{}", vpc_cidr.0, vpc_cidr.1);
         ip_in(ns, &["route", "add", &cidr, "dev", &dev])?;
         for n in instances {
-            let (addr, lladdr, host) = (n.ip.to_string(), mac_text(&n.mac), n.host.to_string());
+            let (addr, lladdr, host) = (
+                n.ip.to_string(),
+                MacDisplay(&n.mac).to_string(),
+                n.host.to_string(),
+            );
             ip_in(
                 ns,
                 &[

@@ -2,6 +2,7 @@
 use super::bridge::{Bridge, FrameTap};
 use super::netns::{self, ip, ip_in};
 use super::tap::Tap;
+use crate::tables::MacDisplay;
 use hw_sim::guest::VfGuest;
 use std::net::Ipv4Addr;
 
@@ -37,13 +38,6 @@ pub struct Vm {
     dhcp: Option<super::dhcp::DhcpClient>,
 }
 
-fn mac_text(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 impl Vm {
     /// Creates namespace `spec.name` (replacing a stale one), moves a fresh TAP into it as
     /// `eth0`, configures it and starts bridging it to `guest`'s VF.
@@ -75,7 +69,7 @@ impl Vm {
         ip(&["link", "set", &tap_name, "netns", ns])
             .map_err(|e| fail("moving its TAP into the namespace")(e.to_string()))?;
         let mtu = spec.mtu.to_string();
-        let mac = mac_text(&spec.mac);
+        let mac = MacDisplay(&spec.mac).to_string();
         let mut inside: Vec<(&'static str, Vec<&str>)> = vec![
             (
                 "naming eth0",

@@ -4,6 +4,7 @@
 //! between the two. VXLAN crosses it for real, so tcpdump and tshark can watch it.
 use super::netns::{self, ip, ip_in, IpError};
 use super::tap::Tap;
+use crate::tables::MacDisplay;
 use hw_sim::UplinkPort;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
@@ -40,13 +41,6 @@ pub struct Underlay {
     addrs: RouterAddrs,
     uplinks: Vec<UplinkBridge>,
     veths: u32,
-}
-
-fn mac_text(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 fn sysctl(ns: &str, settings: &[&str]) -> Result<(), IpError> {
@@ -91,7 +85,7 @@ impl Underlay {
         let mtu = MTU.to_string();
         let hosts = format!("{}/{}", addrs.hosts.0, addrs.hosts.1);
         let gws = format!("{}/{}", addrs.gateways.0, addrs.gateways.1);
-        let mac = mac_text(&addrs.hosts_mac);
+        let mac = MacDisplay(&addrs.hosts_mac).to_string();
         for (br, cidr, mac) in [
             (HOST_BRIDGE, &hosts, Some(&mac)),
             (GATEWAY_BRIDGE, &gws, None),
