@@ -52,6 +52,9 @@ pub enum Request {
     },
     /// The tables as the NICs hold them: [`ShowReply`]; every host unless one is named.
     Show { host: Option<String> },
+    /// The uplink port of each NIC (SFP module, link, LEDs): [`PortReply`]; every host
+    /// unless one is named.
+    Port { host: Option<String> },
     /// Every frame an instance's VF sends and receives: [`CaptureReply`], then pcap
     /// records.
     Capture { instance: String },
@@ -147,6 +150,19 @@ pub struct TraceReply {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShowReply {
     pub hosts: Vec<HostTables>,
+}
+
+/// `port`: each host's uplink port as its firmware reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortReply {
+    pub hosts: Vec<HostPort>,
+}
+
+/// One host's uplink port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPort {
+    pub host: String,
+    pub port: crate::port::PortStatus,
 }
 
 /// `capture`: whose frames follow.
@@ -342,6 +358,26 @@ mod tests {
         );
         let e: Reply<TraceReply> = serde_json::from_str(r#"{"error":"no such host"}"#).unwrap();
         assert_eq!(e, Reply::Error("no such host".into()));
+        assert_eq!(
+            serde_json::to_string(&Request::Port { host: None }).unwrap(),
+            r#"{"op":"port","host":null}"#
+        );
+        let port = PortReply {
+            hosts: vec![HostPort {
+                host: "h1".into(),
+                port: crate::port::PortStatus {
+                    module: crate::port::ModuleStatus::Absent,
+                    link_up: true,
+                    link_led: true,
+                    activity_led: false,
+                },
+            }],
+        };
+        let text = serde_json::to_string(&Reply::Ok(port.clone())).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Reply<PortReply>>(&text).unwrap(),
+            Reply::Ok(port)
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! - [`flow`]: test frames for traces, built from a flow spec and the VPC file.
 //! - [`control`]: the JSON-lines protocol of a running `nicctl up`'s control socket.
 //! - [`pcap`]: classic pcap files, for `nicctl capture`.
+//! - [`port`]: the uplink port (`PORT_GET`): the SFP module the firmware read, link, LEDs.
 //! - [`sriov`]: a PF's VFs through sysfs: created, bound to vfio-pci, listed.
 //! - `vm`: simulated VMs, network namespaces whose `eth0` is bridged to a VF (feature `sim`).
 pub mod adminq;
@@ -31,6 +32,7 @@ pub mod error;
 pub mod flow;
 pub mod nic;
 pub mod pcap;
+pub mod port;
 pub mod report;
 pub mod show;
 pub mod sriov;

@@ -4,6 +4,7 @@ use crate::bringup::{self, DeviceInfo, Options};
 use crate::device::Device;
 use crate::dma::{DmaMemory, IovaAllocator};
 use crate::error::{command_label, DriverError, Result};
+use crate::port::PortStatus;
 use crate::tables::{
     mapping_entry, mapping_text, route_entry, route_text, vf_addr_entry, vf_flags_entry, Cidr,
     GatewaySpec, Mac, MappingLocationSpec, Port, RouteTargetSpec, StatsFunction, SubnetSpec,
@@ -11,7 +12,9 @@ use crate::tables::{
 };
 use crate::trace::TraceReport;
 use shared_regs::admin::{AdminCmd, Opcode, Status};
-use shared_regs::entry::{IdParam, MappingEntry, RouteTableEntry, StatsQuery, TraceQuery};
+use shared_regs::entry::{
+    IdParam, MappingEntry, PortInfo, RouteTableEntry, StatsQuery, TraceQuery,
+};
 use shared_regs::pf;
 use shared_regs::stats::Counters;
 use shared_regs::{Le16, Le32, Le64};
@@ -350,6 +353,28 @@ impl PfDriver {
                 });
             }
             buf.read_obj(0)
+        })
+    }
+
+    /// `PORT_GET`: the uplink port as the firmware sees it; the firmware reads the SFP
+    /// module's EEPROM again for it.
+    pub fn port(&self) -> Result<PortStatus> {
+        const LEN: usize = std::mem::size_of::<PortInfo>();
+        let cmd = AdminCmd::new(Opcode::PortGet, &[0u8; 0]);
+        let what = "uplink port".to_string();
+        self.execute_with_buf(cmd, &[], Some(LEN), what, |done, buf, what| {
+            let bad = |why: String| DriverError::BadCompletion {
+                command: command_label(Opcode::PortGet, what),
+                what: why,
+            };
+            let written = done.result.get() as usize;
+            if written != LEN {
+                return Err(bad(format!(
+                    "the firmware wrote {written} bytes of port report, one is {LEN}"
+                )));
+            }
+            let info: PortInfo = buf.read_obj(0)?;
+            PortStatus::decode(&info).map_err(bad)
         })
     }
 

@@ -62,7 +62,8 @@ fn errors_exit_non_zero_with_the_message() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(
         err.trim(),
-        "nicctl: unknown device \"vfio\"; known devices: sim, vfio:<PCI address>"
+        "nicctl: unknown device \"vfio\"; known devices: sim, vfio:<PCI address>, \
+         vfio-user:<socket path>"
     );
 
     // Without that device (or without VFIO), the error names what is missing.
@@ -295,5 +296,39 @@ fn trace_errors_name_the_problem() {
     assert!(
         err.contains("\"eth0\" is not a port: vf0, vf1, ... or uplink"),
         "{err}"
+    );
+}
+
+#[test]
+fn port_shows_the_module_the_firmware_read() {
+    // `--device sim`: a `nicctl up` running beside this test must not answer instead.
+    let out = stdout(&nicctl(&["--device", "sim", "--vfs", "1", "port"]));
+    assert_eq!(
+        out,
+        "module:      SFP/SFP+/SFP28 (identifier 0x03)\n\
+         vendor:      VPCNIC SIM\n\
+         part:        SFP-10G-SR\n\
+         serial:      SIM0001\n\
+         checksum:    ok\n\
+         link:        down\n\
+         LEDs:        link off, activity off\n"
+    );
+    let out = stdout(&nicctl(&[
+        "--device", "sim", "--vfs", "1", "port", "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["module"]["state"], "present");
+    assert_eq!(v["module"]["identifier"], 3);
+    assert_eq!(v["module"]["vendor"], "VPCNIC SIM");
+    assert_eq!(v["module"]["part"], "SFP-10G-SR");
+    assert_eq!(v["module"]["serial"], "SIM0001");
+    assert_eq!(v["module"]["checksum_ok"], true);
+    assert_eq!(v["link_up"], false);
+    let o = nicctl(&["--device", "sim", "port", "--host", "h1"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no `nicctl up` is running"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
 }

@@ -5,8 +5,9 @@
 //! most [`IDLE_WAIT`] so the firmware's heartbeat keeps its once-a-millisecond promise. It
 //! never spins a core on an idle device.
 use crate::nic::Shared;
+use crate::port::{Led, SimI2c, SimPin};
 use nic_firmware::memory::heap::OwnedMemory;
-use nic_firmware::{DmaError, Firmware, Function, Platform};
+use nic_firmware::{DmaError, Firmware, Function, Peripherals, Platform};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -53,11 +54,25 @@ impl Wake {
 pub(crate) struct SimPlatform {
     shared: Arc<Shared>,
     epoch: Instant,
+    i2c: SimI2c,
+    link_led: SimPin,
+    activity_led: SimPin,
 }
 
 impl SimPlatform {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         SimPlatform {
+            i2c: SimI2c {
+                shared: Arc::clone(&shared),
+            },
+            link_led: SimPin {
+                shared: Arc::clone(&shared),
+                led: Led::Link,
+            },
+            activity_led: SimPin {
+                shared: Arc::clone(&shared),
+                led: Led::Activity,
+            },
             shared,
             epoch: Instant::now(),
         }
@@ -78,6 +93,17 @@ impl SimPlatform {
 }
 
 impl Platform for SimPlatform {
+    type I2c = SimI2c;
+    type Led = SimPin;
+
+    fn peripherals(&mut self) -> Peripherals<'_, SimI2c, SimPin> {
+        Peripherals {
+            i2c: &mut self.i2c,
+            link_led: &mut self.link_led,
+            activity_led: &mut self.activity_led,
+        }
+    }
+
     fn read_reg(&mut self, func: Function, offset: u32) -> u32 {
         self.shared.get(func).map_or(0, |f| f.regs.dev_read(offset))
     }

@@ -58,6 +58,13 @@ impl FaultInjector {
         }
     }
 
+    /// While `on`, the SFP module is pulled from the uplink's cage: nothing answers on its
+    /// I2C bus, and the firmware reads the module as absent at its next reset or
+    /// `PORT_GET`. Off plugs the configured module back in.
+    pub fn sfp_absent(&self, on: bool) {
+        self.shared.port.pulled.store(on, Ordering::Release);
+    }
+
     /// While `on`, the device thread stops calling the firmware: registers still read and
     /// write, but nothing answers (no heartbeat, no admin completions, no frames), as with a
     /// hung firmware. When `stall_firmware(true)` returns, a poll that was running has

@@ -3,8 +3,9 @@
 //! A register-level model of the chip around the firmware, and nothing more: register files
 //! with their host-side access rules (`regs.rs`), a DMA engine over memory the host mapped for
 //! each function (`dma.rs`), interrupts delivered through eventfds (`irq.rs`), the uplink port
-//! (`uplink.rs`) and fault injection (`faults.rs`). It runs the real [`nic_firmware::Firmware`]
-//! on a device thread (`device.rs`); every forwarding decision is the firmware's.
+//! (`uplink.rs`), the SFP cage's I2C bus and the LED pins (`port.rs`) and fault injection
+//! (`faults.rs`). It runs the real [`nic_firmware::Firmware`] on a device thread
+//! (`device.rs`); every forwarding decision is the firmware's.
 //!
 //! The host side sees the device only as PCI functions ([`FunctionPort`]): 32-bit BAR0
 //! accesses, DMA mappings (as VFIO would program the IOMMU) and interrupt eventfds (as
@@ -26,11 +27,14 @@ pub mod guest;
 mod irq;
 pub mod memfd;
 mod nic;
+mod port;
 mod regs;
 mod uplink;
+pub mod vfio_user;
 
 pub use error::{FunctionName, SimError};
 pub use faults::FaultInjector;
 pub use nic::{FunctionPort, Nic, SimConfig, MAX_VFS};
 pub use nic_firmware::Function;
+pub use port::{Leds, SfpEeprom};
 pub use uplink::UplinkPort;

@@ -5,6 +5,7 @@ use crate::dma::DmaSpace;
 use crate::error::SimError;
 use crate::faults::{FaultInjector, Faults};
 use crate::irq::IrqLine;
+use crate::port::{Leds, PortHw, SfpEeprom};
 use crate::regs::{RegisterFile, WriteEffect};
 use crate::uplink::{Uplink, UplinkPort};
 use nic_firmware::Function;
@@ -40,6 +41,9 @@ pub struct SimConfig {
     pub gateways: u16,
     /// Frames the firmware takes from a ring in one batch (at least 1).
     pub batch: u16,
+    /// The SFP module in the uplink's cage (page A0h of its EEPROM), or `None` for an
+    /// empty cage. Default: [`SfpEeprom::default_module`].
+    pub sfp: Option<SfpEeprom>,
 }
 
 impl Default for SimConfig {
@@ -53,6 +57,7 @@ impl Default for SimConfig {
             mapping_buckets: 2048,
             gateways: 16,
             batch: 32,
+            sfp: Some(SfpEeprom::default_module()),
         }
     }
 }
@@ -71,6 +76,7 @@ impl SimConfig {
             mapping_buckets: 131_072,
             gateways: 64,
             batch: 32,
+            sfp: Some(SfpEeprom::default_module()),
         }
     }
 
@@ -118,6 +124,8 @@ pub(crate) struct Shared {
     pub(crate) functions: Box<[FunctionState]>,
     pub(crate) faults: Faults,
     pub(crate) uplink: Uplink,
+    /// The SFP cage and the LED pins.
+    pub(crate) port: PortHw,
     pub(crate) wake: Wake,
     pub(crate) shutdown: AtomicBool,
     /// Calls of `Firmware::poll`, for liveness checks and tests.
@@ -164,6 +172,7 @@ impl Nic {
             faults: Faults::new(functions.len()),
             functions,
             uplink: Uplink::default(),
+            port: PortHw::new(cfg.sfp),
             wake: Wake::default(),
             shutdown: AtomicBool::new(false),
             polls: AtomicU64::new(0),
@@ -210,6 +219,16 @@ impl Nic {
         UplinkPort {
             shared: Arc::clone(&self.shared),
         }
+    }
+
+    /// What the uplink's link and activity LEDs show now.
+    pub fn leds(&self) -> Leds {
+        self.shared.port.leds()
+    }
+
+    /// I2C transactions the firmware has addressed to the SFP cage's bus.
+    pub fn sfp_reads(&self) -> u32 {
+        self.shared.port.transactions()
     }
 
     /// The fault-injection seam.

@@ -1,7 +1,9 @@
 //! [`nic_firmware::Platform`] over the board's MMIO block (see [`crate::regs`]).
+use crate::gpio::BoardPin;
+use crate::i2c::BoardI2c;
 use crate::mmio::Mmio;
 use crate::regs::{self, dma, irq, timer, uplink};
-use nic_firmware::{DmaError, Function, Platform};
+use nic_firmware::{DmaError, Function, Peripherals, Platform};
 
 /// Polls of a busy flag before a transfer is given up as failed: far longer than any
 /// transfer the hardware takes (16 KiB at PCIe speed), so only a hung engine reaches it.
@@ -10,12 +12,26 @@ pub const SPIN_LIMIT: u32 = 1_000_000;
 /// The firmware's platform on the board.
 pub struct BoardPlatform {
     mmio: Mmio,
+    i2c: BoardI2c,
+    link_led: BoardPin,
+    activity_led: BoardPin,
 }
 
 impl BoardPlatform {
-    /// The platform over the board's block.
-    pub fn new(mmio: Mmio) -> BoardPlatform {
-        BoardPlatform { mmio }
+    /// The platform over the board's block, with the SFP cage's I2C controller and the
+    /// uplink's LED pins (`regs::gpio::PIN_LINK_LED`, `PIN_ACTIVITY_LED`).
+    pub fn new(
+        mmio: Mmio,
+        i2c: BoardI2c,
+        link_led: BoardPin,
+        activity_led: BoardPin,
+    ) -> BoardPlatform {
+        BoardPlatform {
+            mmio,
+            i2c,
+            link_led,
+            activity_led,
+        }
     }
 
     /// True when the uplink PHY has link.
@@ -75,6 +91,17 @@ impl BoardPlatform {
 }
 
 impl Platform for BoardPlatform {
+    type I2c = BoardI2c;
+    type Led = BoardPin;
+
+    fn peripherals(&mut self) -> Peripherals<'_, BoardI2c, BoardPin> {
+        Peripherals {
+            i2c: &mut self.i2c,
+            link_led: &mut self.link_led,
+            activity_led: &mut self.activity_led,
+        }
+    }
+
     fn read_reg(&mut self, func: Function, offset: u32) -> u32 {
         Self::window(func, offset).map_or(0, |at| self.mmio.read(at))
     }

@@ -3,8 +3,8 @@
 //! over built-in frames, each verdict checked and printed.
 //!
 //! The admin queue lives in [`Loopback`], a platform of plain arrays (QEMU has no NIC), so
-//! what is proven is the firmware's code on the core: reset, the admin handler, the tables
-//! and the pipeline. The board's MMIO platform is proven on the board.
+//! what is proven is the firmware's code on the core: reset, the admin handler, the tables,
+//! the pipeline, and the SFP and LED drivers over a pretend I2C EEPROM and pins. The board's MMIO platform is proven on the board.
 use core::fmt::Write;
 use nic_firmware::frame::FrameBuf;
 use nic_firmware::pipeline::{process_frame, Port, Verdict};
@@ -19,14 +19,82 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 const REG_WORDS: usize = 64;
 const FUNCS: usize = crate::memory::VFS + 1;
 const ADMINQ_ENTRIES: u32 = 16;
-/// The PF's DMA space: just the admin queue.
-const PF_DMA: usize = CMD_SIZE * ADMINQ_ENTRIES as usize;
+/// The admin queue's indirect buffer (for `PORT_GET`), after the queue.
+const BUF_IOVA: usize = CMD_SIZE * ADMINQ_ENTRIES as usize;
+const BUF_SIZE: usize = 64;
+/// The PF's DMA space: the admin queue and one indirect buffer.
+const PF_DMA: usize = BUF_IOVA + BUF_SIZE;
+const SFP_VENDOR: &str = "VPCNIC SELFTEST";
+const SFP_PART: &str = "SFP-10G-SR";
+const SFP_SERIAL: &str = "QEMU0001";
 
-/// A platform of arrays: register files and the PF's admin queue memory; no ports.
+/// A platform of arrays: register files, the PF's admin queue memory, an SFP EEPROM on a
+/// pretend I2C bus and two LED pins; no uplink.
 pub struct Loopback {
     regs: [[u32; REG_WORDS]; FUNCS],
     pf_dma: [u8; PF_DMA],
     now_us: u64,
+    i2c: LoopbackI2c,
+    link_led: LoopbackPin,
+    activity_led: LoopbackPin,
+}
+
+/// An I2C bus with an SFP module's EEPROM at 0x50 when `present`.
+pub struct LoopbackI2c {
+    present: bool,
+    eeprom: [u8; nic_firmware::port::sfp::PAGE_SIZE],
+    pointer: u8,
+}
+
+impl embedded_hal::i2c::ErrorType for LoopbackI2c {
+    type Error = embedded_hal::i2c::ErrorKind;
+}
+
+impl embedded_hal::i2c::I2c for LoopbackI2c {
+    fn transaction(
+        &mut self,
+        addr: u8,
+        ops: &mut [embedded_hal::i2c::Operation<'_>],
+    ) -> Result<(), Self::Error> {
+        use embedded_hal::i2c::{ErrorKind, NoAcknowledgeSource, Operation};
+        if !self.present || addr != nic_firmware::port::sfp::EEPROM_ADDR {
+            return Err(ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address));
+        }
+        for op in ops {
+            match op {
+                Operation::Write(w) => self.pointer = w.first().copied().unwrap_or(self.pointer),
+                Operation::Read(r) => {
+                    for b in r.iter_mut() {
+                        *b = self
+                            .eeprom
+                            .get(usize::from(self.pointer))
+                            .copied()
+                            .unwrap_or(0xff);
+                        self.pointer = self.pointer.wrapping_add(1);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An LED pin: its level.
+pub struct LoopbackPin(bool);
+
+impl embedded_hal::digital::ErrorType for LoopbackPin {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_hal::digital::OutputPin for LoopbackPin {
+    fn set_low(&mut self) -> Result<(), Self::Error> {
+        self.0 = false;
+        Ok(())
+    }
+    fn set_high(&mut self) -> Result<(), Self::Error> {
+        self.0 = true;
+        Ok(())
+    }
 }
 
 impl Loopback {
@@ -34,7 +102,20 @@ impl Loopback {
         regs: [[0; REG_WORDS]; FUNCS],
         pf_dma: [0; PF_DMA],
         now_us: 0,
+        i2c: LoopbackI2c {
+            present: false,
+            eeprom: [0; nic_firmware::port::sfp::PAGE_SIZE],
+            pointer: 0,
+        },
+        link_led: LoopbackPin(false),
+        activity_led: LoopbackPin(false),
     };
+
+    /// Plugs an SFP module into the cage.
+    pub fn insert_module(&mut self, vendor: &str, part: &str, serial: &str) {
+        self.i2c.eeprom = nic_firmware::port::eeprom_image(0x03, vendor, part, serial);
+        self.i2c.present = true;
+    }
 
     fn reg(&mut self, func: Function, offset: u32) -> Option<&mut u32> {
         let f = match func {
@@ -60,6 +141,15 @@ impl Loopback {
 }
 
 impl Platform for Loopback {
+    type I2c = LoopbackI2c;
+    type Led = LoopbackPin;
+    fn peripherals(&mut self) -> nic_firmware::Peripherals<'_, LoopbackI2c, LoopbackPin> {
+        nic_firmware::Peripherals {
+            i2c: &mut self.i2c,
+            link_led: &mut self.link_led,
+            activity_led: &mut self.activity_led,
+        }
+    }
     fn read_reg(&mut self, func: Function, offset: u32) -> u32 {
         self.reg(func, offset).map_or(0, |r| *r)
     }
@@ -152,6 +242,74 @@ impl Driver<'_, '_> {
         let mut raw = [0u8; CMD_SIZE];
         self.p.dma_read(Function::Pf, at, &mut raw).ok()?;
         AdminCmd::read_from_bytes(&raw).ok()?.completion()
+    }
+
+    /// `PORT_GET`, its report read from the indirect buffer.
+    fn port_get(&mut self) -> Option<PortInfo> {
+        let mut cmd = AdminCmd::new(Opcode::PortGet, &[0u8; 0]);
+        cmd.buf_addr.set(BUF_IOVA as u64);
+        cmd.buf_len.set(BUF_SIZE as u32);
+        let at = u64::from(self.tail).checked_mul(CMD_SIZE as u64)?;
+        self.p.dma_write(Function::Pf, at, cmd.as_bytes()).ok()?;
+        self.tail = self.tail.checked_add(1)? % ADMINQ_ENTRIES;
+        self.p.write_reg(Function::Pf, pf::ADMINQ_TAIL, self.tail);
+        self.run();
+        let mut raw = [0u8; CMD_SIZE];
+        self.p.dma_read(Function::Pf, at, &mut raw).ok()?;
+        AdminCmd::read_from_bytes(&raw).ok()?.completion()?.ok()?;
+        let mut info = [0u8; core::mem::size_of::<PortInfo>()];
+        self.p
+            .dma_read(Function::Pf, BUF_IOVA as u64, &mut info)
+            .ok()?;
+        PortInfo::read_from_bytes(&info).ok()
+    }
+}
+
+/// A NUL-padded text field of [`PortInfo`].
+fn field(bytes: &[u8; 16]) -> &str {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    core::str::from_utf8(bytes.get(..end).unwrap_or(&[])).unwrap_or("?")
+}
+
+/// The SFP module through `PORT_GET`, and the link LED after `UPLINK_SET`.
+fn check_port(d: &mut Driver<'_, '_>, out: &mut impl Write, sum: &mut Summary) {
+    match d.port_get() {
+        Some(info) => {
+            let ok = info.present == 1
+                && info.identifier == 0x03
+                && info.checksum_ok == 1
+                && field(&info.vendor) == SFP_VENDOR
+                && field(&info.part) == SFP_PART
+                && field(&info.serial) == SFP_SERIAL;
+            sum.record(
+                out,
+                "admin PORT_GET reads the SFP module",
+                ok,
+                format_args!(
+                    "present {} id {:#x} vendor {:?} part {:?} serial {:?}",
+                    info.present,
+                    info.identifier,
+                    field(&info.vendor),
+                    field(&info.part),
+                    field(&info.serial)
+                ),
+            );
+            let lit = d.p.link_led.0;
+            sum.record(
+                out,
+                "link LED lit after UPLINK_SET",
+                info.link_up == 1 && info.link_led == 1 && lit,
+                format_args!("link_up {} led {} pin {lit}", info.link_up, info.link_led),
+            );
+        }
+        None => {
+            sum.record(
+                out,
+                "admin PORT_GET reads the SFP module",
+                false,
+                format_args!("no completion"),
+            );
+        }
     }
 }
 
@@ -369,6 +527,7 @@ pub fn run(
     out: &mut impl Write,
 ) -> Summary {
     let mut sum = Summary::default();
+    p.insert_module(SFP_VENDOR, SFP_PART, SFP_SERIAL);
     let mut d = Driver {
         fw: Firmware::new(mem),
         p,
@@ -387,6 +546,7 @@ pub fn run(
     d.p.write_reg(Function::Pf, pf::CONTROL, pf::Control::ADMINQ_ENABLE.bits());
     d.run();
     configure(&mut d, out, &mut sum);
+    check_port(&mut d, out, &mut sum);
 
     let cases: [(&str, Port, Frame, Verdict); 9] = [
         (
@@ -486,7 +646,7 @@ mod tests {
         let sum = run(mem.memory(), &mut p, &mut out);
         println!("{out}");
         assert_eq!(sum.failed, 0, "{out}");
-        assert_eq!(sum.passed, 22);
-        assert!(out.ends_with("selftest: 22 passed, 0 failed\n"));
+        assert_eq!(sum.passed, 24);
+        assert!(out.ends_with("selftest: 24 passed, 0 failed\n"));
     }
 }

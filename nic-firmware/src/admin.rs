@@ -8,10 +8,10 @@ use crate::tables::vpc::{Gateway, RouteTable, Subnet, VfConfig, Vpc};
 use crate::tables::{TableError, Tables, Uplink};
 use shared_regs::admin::{AdminCmd, CmdFlags, Opcode, Status, CMD_SIZE};
 use shared_regs::entry::{
-    GatewayEntry, GatewayKind, IdParam, MappingEntry, MappingLocation, RouteEntry, RouteTableEntry,
-    RouteTarget, StatsQuery, SubnetEntry, UplinkEntry, VfAddrEntry, VfEntry, VfFlags, VfFlagsEntry,
-    VpcEntry, DOMAIN_MAX, MAIN_ROUTE_TABLE, UPLINK_FUNCTION, VF_SECONDARY_ADDRS, VNI_MAX,
-    VPC_DNS_SERVERS,
+    GatewayEntry, GatewayKind, IdParam, MappingEntry, MappingLocation, PortInfo, RouteEntry,
+    RouteTableEntry, RouteTarget, StatsQuery, SubnetEntry, UplinkEntry, VfAddrEntry, VfEntry,
+    VfFlags, VfFlagsEntry, VpcEntry, DOMAIN_MAX, MAIN_ROUTE_TABLE, UPLINK_FUNCTION,
+    VF_SECONDARY_ADDRS, VNI_MAX, VPC_DNS_SERVERS,
 };
 use shared_regs::{pf, vf, Le16, Le32, VF_MTU};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -53,6 +53,8 @@ pub(crate) struct Context<'a, 'm, P> {
     pub scratch: Option<&'a mut crate::frame::FrameBuf>,
     /// Ring state of each VF, for `TABLE_READ`.
     pub rings: &'a [crate::rings::VfRings],
+    /// The uplink port, for `PORT_GET`.
+    pub port: &'a mut crate::port::PortState,
 }
 
 impl AdminQueue {
@@ -209,7 +211,28 @@ fn execute<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<
         Opcode::GatewayDel => gateway_del(ctx.tables, params(cmd)?),
         Opcode::Trace => crate::trace::run(ctx, cmd),
         Opcode::TableRead => crate::table_read::run(ctx, cmd),
+        Opcode::PortGet => port_get(ctx, cmd),
     }
+}
+
+/// `PORT_GET`: reads the module again and reports the port.
+fn port_get<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<u32, Status> {
+    const LEN: usize = core::mem::size_of::<PortInfo>();
+    let len = u32::try_from(LEN).map_err(|_| Status::BadArgument)?;
+    if cmd.buf_len.get() < len {
+        return Err(Status::BufferTooSmall);
+    }
+    ctx.port.read_module(ctx.platform);
+    // The LEDs as they are now, not as the end of this poll will set them: an `UPLINK_SET`
+    // served just before in the same poll shows.
+    let link_up = ctx.tables.uplink.is_some();
+    let now = ctx.platform.now_us();
+    ctx.port.drive_leds(ctx.platform, link_up, true, now);
+    let info = ctx.port.info(link_up);
+    ctx.platform
+        .dma_write(Function::Pf, cmd.buf_addr.get(), info.as_bytes())
+        .map_err(|_| Status::DmaError)?;
+    Ok(len)
 }
 
 fn counter_block<'c, P>(

@@ -5,6 +5,7 @@ use crate::frame::FrameBuf;
 use crate::memory::FirmwareMemory;
 use crate::pipeline::{process_batch, Port, Verdict};
 use crate::platform::{Function, Platform};
+use crate::port::PortState;
 use crate::rings::{VfRings, MAX_BATCH};
 use crate::tables::lpm::RouteTables;
 use crate::tables::mapping::MappingTable;
@@ -23,6 +24,7 @@ pub struct Firmware<'m> {
     batch: &'m mut [FrameBuf],
     verdicts: [Verdict; MAX_BATCH],
     adminq: AdminQueue,
+    port: PortState,
     initialized: bool,
     last_heartbeat_us: u64,
 }
@@ -47,6 +49,7 @@ impl<'m> Firmware<'m> {
             batch: mem.batch,
             verdicts: [Verdict::drop(Port::Uplink, Counter::DropUnsupported); MAX_BATCH],
             adminq: AdminQueue::default(),
+            port: PortState::NEW,
             initialized: false,
             last_heartbeat_us: 0,
         }
@@ -55,6 +58,12 @@ impl<'m> Firmware<'m> {
     /// The tables, for inspection by tests.
     pub fn tables(&self) -> &Tables<'m> {
         &self.tables
+    }
+
+    /// The uplink port: the SFP module read at reset (or at the last `PORT_GET`) and the
+    /// LEDs.
+    pub fn port(&self) -> &PortState {
+        &self.port
     }
 
     /// Does one round of work: a reset request, admin commands, one batch per VF TX ring,
@@ -66,13 +75,14 @@ impl<'m> Firmware<'m> {
             self.reset(p);
             return true;
         }
-        self.heartbeat(p);
+        let now = self.heartbeat(p);
         let mut busy = self.adminq.poll(&mut admin::Context {
             platform: p,
             tables: &mut self.tables,
             counters: self.counters,
             scratch: self.batch.first_mut(),
             rings: self.rings,
+            port: &mut self.port,
         });
         // Every ring follows its ENABLE before any frame moves, so a frame for a VF whose
         // driver has just enabled it finds its RX ring.
@@ -83,16 +93,22 @@ impl<'m> Firmware<'m> {
             busy |= self.serve_vf(p, vf);
         }
         busy |= self.serve_uplink(p);
+        // The link LED shows the configured uplink; the activity LED blinks while frames or
+        // commands move.
+        self.port
+            .drive_leds(p, self.tables.uplink.is_some(), busy, now);
         busy
     }
 
-    fn heartbeat<P: Platform>(&mut self, p: &mut P) {
+    /// Beats when due; returns the time it read.
+    fn heartbeat<P: Platform>(&mut self, p: &mut P) -> u64 {
         let now = p.now_us();
         if now.saturating_sub(self.last_heartbeat_us) >= HEARTBEAT_PERIOD_US {
             self.last_heartbeat_us = now;
             let beat = p.read_reg(Function::Pf, pf::HEARTBEAT).wrapping_add(1);
             p.write_reg(Function::Pf, pf::HEARTBEAT, beat);
         }
+        now
     }
 
     /// Empties every table and counter, stops every queue, and announces readiness.
@@ -101,6 +117,11 @@ impl<'m> Firmware<'m> {
         self.counters.fill(CounterBlock::ZERO);
         self.rings.fill(VfRings::EMPTY);
         self.adminq.stop();
+        // The module may have changed while the device was held in reset; the LEDs go dark
+        // with the uplink's configuration.
+        self.port = PortState::NEW;
+        self.port.read_module(p);
+        self.port.drive_leds(p, false, false, 0);
         for index in 0..self.tables.num_vfs() {
             let f = Function::Vf(index);
             for reg in [

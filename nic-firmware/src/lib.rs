@@ -36,4 +36,4 @@ mod trace;
 
 pub use firmware::Firmware;
 pub use memory::FirmwareMemory;
-pub use platform::{DmaError, Function, Platform};
+pub use platform::{DmaError, Function, Peripherals, Platform};

@@ -16,8 +16,23 @@ pub enum Function {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DmaError;
 
+/// The uplink port's peripherals, borrowed from the platform for one use: the SFP cage's
+/// I2C bus (the module's EEPROM answers at 0x50) and the two LED pins.
+pub struct Peripherals<'a, I, L> {
+    pub i2c: &'a mut I,
+    pub link_led: &'a mut L,
+    pub activity_led: &'a mut L,
+}
+
 /// What the firmware needs from the chip around it.
 pub trait Platform {
+    /// The SFP cage's I2C bus.
+    type I2c: embedded_hal::i2c::I2c;
+    /// An LED output pin (active high).
+    type Led: embedded_hal::digital::OutputPin;
+
+    /// The uplink port's I2C bus and LED pins.
+    fn peripherals(&mut self) -> Peripherals<'_, Self::I2c, Self::Led>;
     /// Reads a 32-bit register of `func`'s BAR0 (device side: no access rules apply).
     fn read_reg(&mut self, func: Function, offset: u32) -> u32;
     /// Writes a 32-bit register of `func`'s BAR0 (device side: read-only registers included).

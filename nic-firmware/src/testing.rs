@@ -143,6 +143,88 @@ pub struct FakePlatform {
     pub uplink_in: VecDeque<Vec<u8>>,
     pub uplink_out: Vec<Vec<u8>>,
     pub now_us: u64,
+    /// The SFP cage's bus (empty by default).
+    pub i2c: FakeI2c,
+    pub link_led: FakePin,
+    pub activity_led: FakePin,
+}
+
+/// An I2C bus with one SFP EEPROM at 0x50 (or none), keeping the address pointer the way
+/// a real EEPROM does.
+#[derive(Default)]
+pub struct FakeI2c {
+    /// Page A0h of the module, or `None` for an empty cage (every address NACKs).
+    pub eeprom: Option<[u8; 256]>,
+    /// Fails every transaction with this error instead.
+    pub fail: Option<embedded_hal::i2c::ErrorKind>,
+    pub pointer: u8,
+    /// Transactions addressed to the bus.
+    pub transactions: u32,
+}
+
+impl embedded_hal::i2c::ErrorType for FakeI2c {
+    type Error = embedded_hal::i2c::ErrorKind;
+}
+
+impl embedded_hal::i2c::I2c for FakeI2c {
+    fn transaction(
+        &mut self,
+        addr: u8,
+        ops: &mut [embedded_hal::i2c::Operation<'_>],
+    ) -> Result<(), Self::Error> {
+        use embedded_hal::i2c::{ErrorKind, NoAcknowledgeSource, Operation};
+        self.transactions += 1;
+        if let Some(e) = self.fail {
+            return Err(e);
+        }
+        let Some(mem) = self
+            .eeprom
+            .as_ref()
+            .filter(|_| addr == crate::port::sfp::EEPROM_ADDR)
+        else {
+            return Err(ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address));
+        };
+        for op in ops {
+            match op {
+                Operation::Write(w) => {
+                    if let Some(&p) = w.first() {
+                        self.pointer = p;
+                    }
+                }
+                Operation::Read(r) => {
+                    for b in r.iter_mut() {
+                        *b = mem[usize::from(self.pointer)];
+                        self.pointer = self.pointer.wrapping_add(1);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An output pin that remembers its level and counts writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FakePin {
+    pub high: bool,
+    pub writes: u32,
+}
+
+impl embedded_hal::digital::ErrorType for FakePin {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_hal::digital::OutputPin for FakePin {
+    fn set_low(&mut self) -> Result<(), Self::Error> {
+        self.high = false;
+        self.writes += 1;
+        Ok(())
+    }
+    fn set_high(&mut self) -> Result<(), Self::Error> {
+        self.high = true;
+        self.writes += 1;
+        Ok(())
+    }
 }
 
 impl FakePlatform {
@@ -161,6 +243,17 @@ impl FakePlatform {
 }
 
 impl Platform for FakePlatform {
+    type I2c = FakeI2c;
+    type Led = FakePin;
+
+    fn peripherals(&mut self) -> crate::platform::Peripherals<'_, FakeI2c, FakePin> {
+        crate::platform::Peripherals {
+            i2c: &mut self.i2c,
+            link_led: &mut self.link_led,
+            activity_led: &mut self.activity_led,
+        }
+    }
+
     fn read_reg(&mut self, func: Function, offset: u32) -> u32 {
         self.regs.get(&(func, offset)).copied().unwrap_or(0)
     }

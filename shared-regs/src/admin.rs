@@ -172,6 +172,10 @@ opcodes! {
     /// [`crate::entry::TableReadHeader`] and as many whole entries of the table's read format
     /// ([`crate::entry::TableId`]) as fit. Result: bytes written.
     TableRead = 0x00A0, "TABLE_READ";
+    /// Reads the uplink port: the SFP module's identity (read again from its EEPROM now),
+    /// the link state and the LEDs. Params: none. The indirect buffer receives a
+    /// [`crate::entry::PortInfo`]. Result: bytes written.
+    PortGet = 0x00B0, "PORT_GET";
 }
 
 macro_rules! statuses {

@@ -373,6 +373,59 @@ pub struct VfReadEntry {
     pub secondary: [Ipv4Bytes; VF_SECONDARY_ADDRS],
 }
 
+/// [`PortInfo::sfp`]: what the firmware found in the SFP cage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SfpState {
+    /// The module answered; its identity fields are valid.
+    Present = 0,
+    /// Nothing answered at I2C address 0x50: the cage is empty.
+    Absent = 1,
+    /// The I2C bus failed otherwise.
+    BusError = 2,
+}
+
+impl SfpState {
+    /// The state with this number.
+    pub fn from_u8(v: u8) -> Option<SfpState> {
+        Some(match v {
+            0 => SfpState::Present,
+            1 => SfpState::Absent,
+            2 => SfpState::BusError,
+            _ => return None,
+        })
+    }
+}
+
+/// `PORT_GET`: the uplink port as the firmware sees it, written to the indirect buffer.
+/// The module's identity is page A0h of its EEPROM (SFF-8472); text fields are ASCII,
+/// trailing spaces removed, NUL padded.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct PortInfo {
+    /// [`SfpState`].
+    pub sfp: u8,
+    /// 1 when a module is present (`sfp` is [`SfpState::Present`]).
+    pub present: u8,
+    /// SFF-8024 identifier byte (0x03: SFP/SFP+/SFP28).
+    pub identifier: u8,
+    /// 1 when `CC_BASE` matches bytes 0..63 of the EEPROM.
+    pub checksum_ok: u8,
+    /// 1 when the uplink is configured (`UPLINK_SET`): the link LED's input.
+    pub link_up: u8,
+    /// 1 while the link LED is lit.
+    pub link_led: u8,
+    /// 1 while the activity LED is lit.
+    pub activity_led: u8,
+    pub reserved: u8,
+    /// Vendor name (bytes 20..36).
+    pub vendor: [u8; 16],
+    /// Vendor part number (bytes 40..56).
+    pub part: [u8; 16],
+    /// Vendor serial number (bytes 68..84).
+    pub serial: [u8; 16],
+}
+
 macro_rules! fits_params {
     ($($t:ty),*) => { $(const _: () = assert!(core::mem::size_of::<$t>() <= crate::admin::PARAMS_SIZE);)* };
 }
@@ -401,3 +454,4 @@ const _: () = assert!(core::mem::size_of::<RouteEntry>() == 12);
 const _: () = assert!(core::mem::size_of::<MappingEntry>() == 24);
 const _: () = assert!(core::mem::size_of::<VfEntry>() == 20);
 const _: () = assert!(core::mem::size_of::<UplinkEntry>() == 20);
+const _: () = assert!(core::mem::size_of::<PortInfo>() == 56);

@@ -13,16 +13,19 @@
 //!   namespaces it makes.
 use host_driver::backend::sim::SimBackend;
 use host_driver::{DriverError, PfDriver, StatsFunction};
-use hw_sim::guest::VfGuest;
-use hw_sim::{FunctionPort, SimConfig, UplinkPort};
+use hw_sim::guest::{GuestPort, VfGuest};
+use hw_sim::vfio_user::uplink::UplinkClient;
+use hw_sim::{SimConfig, UplinkPort};
 use shared_regs::stats::{Counter, Counters};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zerocopy::FromZeros;
 
 pub mod netns;
 pub mod topo;
 pub mod up;
+pub mod vfio_user;
 pub mod wire;
 
 pub use nic_firmware::testing as frames;
@@ -38,28 +41,90 @@ const COUNTER_POLL: Duration = Duration::from_micros(500);
 /// Counters of every function, by function.
 pub type Snapshot = BTreeMap<StatsFunction, Counters>;
 
+/// The far end of the uplink cable, in-process or plugged into a `nic-sim` process.
+pub enum Uplink {
+    /// The in-process simulator's uplink.
+    Sim(UplinkPort),
+    /// `PATH.uplink` of a `nic-sim --socket PATH`.
+    Socket(UplinkClient),
+}
+
+impl Uplink {
+    /// Puts a frame on the wire towards the NIC.
+    pub fn send(&self, frame: &[u8]) {
+        match self {
+            Uplink::Sim(p) => p.send(frame),
+            Uplink::Socket(c) => c.send(frame),
+        }
+    }
+
+    /// The next frame the NIC sent, waiting up to `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
+        match self {
+            Uplink::Sim(p) => p.recv(timeout),
+            Uplink::Socket(c) => c.recv(timeout),
+        }
+    }
+}
+
 /// A simulated NIC, its PF driver, one VM per attached VF and the uplink's far end.
+///
+/// [`Testbed::start`] runs the simulator in-process, except in the `vfio_user_*` test
+/// binaries (or with `VPCNIC_TESTBED=vfio-user`), where it is a `nic-sim` process reached
+/// through vfio-user ([`Testbed::start_vfio_user`]): that is how the scenarios of other test
+/// files run once more through the vfio-user backend.
 pub struct Testbed {
     pub driver: PfDriver,
     /// The far end of the uplink cable: the top-of-rack switch.
-    pub uplink: UplinkPort,
-    vf_ports: Vec<FunctionPort>,
+    pub uplink: Uplink,
+    vf_ports: Vec<Arc<dyn GuestPort>>,
     vms: Vec<Option<VfGuest>>,
     /// Drop counters as of the last [`Testbed::expect_drop`] (or [`Testbed::mark`]).
     seen: Snapshot,
+    /// The `nic-sim` process, when the board is one. Dropped last.
+    _nic_sim: Option<vfio_user::NicSim>,
 }
 
 impl Testbed {
-    /// Starts the simulator with `cfg` and brings it up through the PF driver.
+    /// Starts the simulator with `cfg` and brings it up through the PF driver: in-process,
+    /// or as a `nic-sim` process when [`vfio_user::selected`] says so.
     pub fn start(cfg: SimConfig) -> Result<Testbed, DriverError> {
+        if vfio_user::selected() {
+            return Testbed::start_vfio_user(cfg);
+        }
         let backend = SimBackend::start(cfg)?;
         // The VFs belong to the VMs and the uplink to the switch, not to the driver: take
         // them before the driver owns the board.
-        let vf_ports: Vec<FunctionPort> = (0..backend.nic().num_vfs())
+        let vf_ports: Vec<Arc<dyn GuestPort>> = (0..backend.nic().num_vfs())
             .filter_map(|vf| backend.nic().vf(vf))
+            .map(|p| Arc::new(p) as Arc<dyn GuestPort>)
             .collect();
-        let uplink = backend.nic().uplink();
+        let uplink = Uplink::Sim(backend.nic().uplink());
         let driver = PfDriver::open(Box::new(backend))?;
+        Ok(Testbed::assemble(driver, uplink, vf_ports, None))
+    }
+
+    /// Starts `nic-sim --socket PATH` with `cfg` (which must be the simulator's default
+    /// tables with any number of VFs) and brings it up through the PF driver's vfio-user
+    /// backend; the VMs reach their VFs through `PATH.vfN` and the switch the uplink
+    /// through `PATH.uplink`.
+    pub fn start_vfio_user(cfg: SimConfig) -> Result<Testbed, DriverError> {
+        let sim = vfio_user::NicSim::start(cfg)?;
+        let (driver, vf_ports, uplink) = sim.connect()?;
+        Ok(Testbed::assemble(
+            driver,
+            Uplink::Socket(uplink),
+            vf_ports,
+            Some(sim),
+        ))
+    }
+
+    fn assemble(
+        driver: PfDriver,
+        uplink: Uplink,
+        vf_ports: Vec<Arc<dyn GuestPort>>,
+        nic_sim: Option<vfio_user::NicSim>,
+    ) -> Testbed {
         let vms = vf_ports.iter().map(|_| None).collect();
         let mut tb = Testbed {
             driver,
@@ -67,13 +132,14 @@ impl Testbed {
             vf_ports,
             vms,
             seen: Snapshot::new(),
+            _nic_sim: nic_sim,
         };
         tb.seen = tb
             .functions()
             .into_iter()
             .map(|f| (f, Counters::new_zeroed()))
             .collect();
-        Ok(tb)
+        tb
     }
 
     /// Boots a VM on VF `vf`: its VF driver takes the rings.
@@ -86,7 +152,7 @@ impl Testbed {
     }
 
     /// VF `vf` as its VM sees it (BAR registers).
-    pub fn vf_port(&self, vf: u16) -> &FunctionPort {
+    pub fn vf_port(&self, vf: u16) -> &Arc<dyn GuestPort> {
         &self.vf_ports[usize::from(vf)]
     }
 

@@ -5,17 +5,23 @@ use crate::error::{DriverError, Result};
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod vfio;
+pub mod vfio_user;
 
 /// Device names `nicctl --device` accepts.
 pub const KNOWN_DEVICES: &[&str] = &[
     #[cfg(feature = "sim")]
     "sim",
     "vfio:<PCI address>",
+    "vfio-user:<socket path>",
 ];
 
 /// Opens a backend by name: `sim` is the built-in in-process simulator with `num_vfs` VFs;
-/// `vfio:0000:03:00.0` the PF at that PCI address, bound to vfio-pci.
+/// `vfio:0000:03:00.0` the PF at that PCI address, bound to vfio-pci;
+/// `vfio-user:PATH` the PF served at that socket (`nic-sim --socket PATH`).
 pub fn open_by_name(name: &str, num_vfs: u16) -> Result<Box<dyn Device>> {
+    if let Some(path) = name.strip_prefix("vfio-user:") {
+        return Ok(Box::new(vfio_user::VfioUserBackend::open(path.as_ref())?));
+    }
     if let Some(bdf) = name.strip_prefix("vfio:") {
         return Ok(Box::new(vfio::VfioBackend::open(bdf)?));
     }
@@ -52,7 +58,7 @@ mod tests {
         );
         #[cfg(feature = "sim")]
         assert!(
-            msg.ends_with("known devices: sim, vfio:<PCI address>"),
+            msg.ends_with("known devices: sim, vfio:<PCI address>, vfio-user:<socket path>"),
             "{msg}"
         );
     }

@@ -274,6 +274,79 @@ mod tests {
     }
 
     #[test]
+    fn port_reports_the_simulated_module_and_the_link_led_follows_uplink_set() {
+        use crate::port::ModuleStatus;
+        let module = hw_sim::SfpEeprom::new(0x03, "ACME OPTICS", "SFP-25G-LR", "AC-0042");
+        let (sim, drv) = open(
+            SimConfig {
+                sfp: Some(module),
+                ..small()
+            },
+            Options::default(),
+        );
+        let p = drv.port().unwrap();
+        assert_eq!(
+            p.module,
+            ModuleStatus::Present {
+                identifier: 0x03,
+                kind: "SFP/SFP+/SFP28".into(),
+                vendor: "ACME OPTICS".into(),
+                part: "SFP-25G-LR".into(),
+                serial: "AC-0042".into(),
+                checksum_ok: true,
+            }
+        );
+        assert!(!p.link_up && !p.link_led);
+        assert!(!sim.nic().leds().link);
+
+        drv.set_uplink(&UplinkSpec {
+            mac: [0x02, 0, 0, 0, 0xaa, 1],
+            next_hop_mac: [0x02, 0, 0, 0, 0xaa, 2],
+            underlay_ip: Ipv4Addr::new(192, 0, 2, 1),
+            mtu: 9216,
+        })
+        .unwrap();
+        let p = drv.port().unwrap();
+        assert!(p.link_up && p.link_led, "{p:?}");
+        assert!(sim.nic().leds().link, "the simulated pin is lit");
+
+        sim.nic().faults().sfp_absent(true);
+        assert_eq!(drv.port().unwrap().module, ModuleStatus::Absent);
+        sim.nic().faults().sfp_absent(false);
+        assert!(matches!(
+            drv.port().unwrap().module,
+            ModuleStatus::Present { .. }
+        ));
+    }
+
+    #[test]
+    fn the_default_simulator_has_the_default_module_and_an_empty_cage_is_absent() {
+        use crate::port::ModuleStatus;
+        let (_sim, drv) = open(small(), Options::default());
+        let ModuleStatus::Present {
+            vendor,
+            part,
+            serial,
+            ..
+        } = drv.port().unwrap().module
+        else {
+            panic!("no module");
+        };
+        assert_eq!(
+            (&*vendor, &*part, &*serial),
+            ("VPCNIC SIM", "SFP-10G-SR", "SIM0001")
+        );
+        let (_sim, drv) = open(
+            SimConfig {
+                sfp: None,
+                ..small()
+            },
+            Options::default(),
+        );
+        assert_eq!(drv.port().unwrap().module, ModuleStatus::Absent);
+    }
+
+    #[test]
     fn reopening_resets_the_tables() {
         let sim = Arc::new(SimBackend::start(small()).unwrap());
         let drv = PfDriver::open(Box::new(sim.clone())).unwrap();

@@ -4,6 +4,7 @@ use host_driver::backend::open_by_name;
 use host_driver::config::{self, ApplyError, Config, ConfigErrors, Limits, Plan};
 use host_driver::control::{self, resolve_port, ControlError, Request};
 use host_driver::flow::{frame_for, FlowSpec};
+use host_driver::port::port_text;
 use host_driver::report::{
     apply_summary, check_summary, info_text, stats_functions, stats_json, stats_table, trace_text,
 };
@@ -116,6 +117,17 @@ enum Command {
         /// A VPC file: show fresh simulated NICs programmed from it instead.
         file: Option<PathBuf>,
         /// Only this host's NIC.
+        #[arg(long)]
+        host: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The uplink port: the SFP module as the firmware read it from the module's EEPROM
+    /// (identifier, vendor, part number, serial), the link and the LEDs; of the running
+    /// `nicctl up`'s NICs, else the device's.
+    Port {
+        /// Only this host's NIC (with a running `nicctl up`).
         #[arg(long)]
         host: Option<String>,
         /// Print JSON.
@@ -549,6 +561,42 @@ fn show(cli: &Cli, file: Option<&Path>, host: Option<&str>, json: bool) -> Resul
     Ok(hosts.iter().map(show_text).collect::<Vec<_>>().join("\n"))
 }
 
+fn port(cli: &Cli, host: Option<&str>, json: bool) -> Result<String> {
+    let hosts = match Source::of(cli)? {
+        Source::Running(path) => {
+            let reply: control::PortReply = Source::client(&path)?.call(&Request::Port {
+                host: host.map(String::from),
+            })?;
+            reply.hosts
+        }
+        Source::Device => {
+            if let Some(h) = host {
+                return Err(CliError::Usage(format!(
+                    "--host {h}: no `nicctl up` is running, so there are no hosts"
+                )));
+            }
+            let driver = PfDriver::open(open_by_name(cli.device(), cli.vfs)?)?;
+            let port = driver.port()?;
+            if json {
+                let value =
+                    serde_json::to_value(&port).map_err(|e| CliError::Usage(e.to_string()))?;
+                return Ok(format!("{value:#}\n"));
+            }
+            return Ok(port_text(&port));
+        }
+    };
+    if json {
+        let value = serde_json::to_value(control::PortReply { hosts })
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        return Ok(format!("{value:#}\n"));
+    }
+    Ok(hosts
+        .iter()
+        .map(|h| format!("host {}\n{}", h.host, port_text(&h.port)))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
 fn status(cli: &Cli, json: bool) -> Result<String> {
     let Source::Running(path) = Source::of(cli)? else {
         return Err(CliError::Usage("no `nicctl up` is running".into()));
@@ -753,6 +801,7 @@ fn run(cli: Cli) -> Result<String> {
             host,
         } => stats(&cli, vf, *uplink, *json, host.as_deref()),
         Command::Show { file, host, json } => show(&cli, file.as_deref(), host.as_deref(), *json),
+        Command::Port { host, json } => port(&cli, host.as_deref(), *json),
         Command::Status { json } => status(&cli, *json),
         Command::Capture {
             instance,
@@ -887,6 +936,11 @@ mod tests {
             (instance.as_str(), write, count, seconds),
             ("web1", PathBuf::from("x.pcap"), Some(5), None)
         );
+        let cli = Cli::parse_from(["nicctl", "port", "--host", "h2", "--json"]);
+        assert!(matches!(
+            cli.command,
+            Command::Port { host: Some(ref h), json: true } if h == "h2"
+        ));
         let cli = Cli::parse_from(["nicctl", "show", "--host", "h2", "--json"]);
         assert!(matches!(
             cli.command,

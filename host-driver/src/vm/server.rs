@@ -5,8 +5,8 @@ use super::bridge::{CaptureSlot, FrameTap};
 use super::deployment::Deployment;
 use crate::config::{Config, Plan};
 use crate::control::{
-    resolve_host, resolve_port, CaptureReply, HostStatus, Reply, Request, ShowReply, StatsColumn,
-    StatsReply, StatusReply, TraceReply,
+    resolve_host, resolve_port, CaptureReply, HostPort, HostStatus, PortReply, Reply, Request,
+    ShowReply, StatsColumn, StatsReply, StatusReply, TraceReply,
 };
 use crate::flow::{frame_for, FlowSpec};
 use crate::nic::PfDriver;
@@ -233,6 +233,7 @@ fn serve(ctx: &Ctx, stream: UnixStream) {
                 )),
             ),
             Request::Show { host } => answer(&mut out, &result(show(ctx, host.as_deref()))),
+            Request::Port { host } => answer(&mut out, &result(port(ctx, host.as_deref()))),
             Request::Capture { instance } => {
                 capture(ctx, &instance, out, fd);
                 return;
@@ -397,6 +398,24 @@ fn show(ctx: &Ctx, host: Option<&str>) -> Result<ShowReply, String> {
         });
     }
     Ok(ShowReply { hosts })
+}
+
+fn port(ctx: &Ctx, host: Option<&str>) -> Result<PortReply, String> {
+    let chosen = host
+        .map(|h| resolve_host(&ctx.config, Some(h)))
+        .transpose()?;
+    let mut hosts = Vec::new();
+    for (i, _) in ctx.config.hosts.iter().enumerate() {
+        if chosen.is_some_and(|c| c != i) {
+            continue;
+        }
+        let h = host_ctx(ctx, i)?;
+        hosts.push(HostPort {
+            host: h.name.clone(),
+            port: h.driver.port().map_err(|e| e.to_string())?,
+        });
+    }
+    Ok(PortReply { hosts })
 }
 
 fn capture(ctx: &Ctx, instance: &str, mut out: UnixStream, fd: i32) {

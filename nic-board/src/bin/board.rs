@@ -1,6 +1,7 @@
 //! The board image: nic-firmware over the board's MMIO block (see `nic_board::regs`),
-//! with its tables in static memory, the SFP module read at boot and the link LEDs driven
-//! from the main loop. Logs through defmt over RTT with feature `defmt`.
+//! with its tables in static memory; the firmware reads the SFP module at reset (and on
+//! `PORT_GET`) and drives the link LEDs through the platform. Logs through defmt over RTT
+//! with feature `defmt`.
 //!
 //! Build: `cargo build -p nic-board --release --target riscv32imac-unknown-none-elf --bin board`.
 //! On the host this is a stub.
@@ -15,8 +16,8 @@ mod image {
     use nic_board::mmio::Mmio;
     use nic_board::platform::BoardPlatform;
     use nic_board::regs::{self, gpio};
-    use nic_firmware::port::{read_module, LinkLeds, SfpError};
-    use nic_firmware::{Firmware, Platform};
+    use nic_firmware::port::Module;
+    use nic_firmware::Firmware;
 
     #[cfg(feature = "defmt")]
     use defmt_rtt as _;
@@ -45,9 +46,19 @@ mod image {
     #[riscv_rt::entry]
     fn main() -> ! {
         log!("vpcnic board firmware {=str}", env!("CARGO_PKG_VERSION"));
-        let mut i2c = BoardI2c::new(mmio());
-        match read_module(&mut i2c) {
-            Ok(_m) => log!(
+        let mut p = BoardPlatform::new(
+            mmio(),
+            BoardI2c::new(mmio()),
+            BoardPin::new(mmio(), gpio::PIN_LINK_LED),
+            BoardPin::new(mmio(), gpio::PIN_ACTIVITY_LED),
+        );
+        let Some(mem) = MEMORY.take() else { halt() };
+        let mut fw = Firmware::new(mem.memory());
+        // The first poll is the power-on reset: it reads the SFP module and puts the LEDs
+        // out; from then on every poll drives them.
+        fw.poll(&mut p);
+        match fw.port().module {
+            Module::Present(_m) => log!(
                 "SFP {=str} ({=u8:#x}) vendor {=str} part {=str} serial {=str} checksum {=bool}",
                 _m.identifier.name(),
                 _m.identifier.0,
@@ -56,24 +67,12 @@ mod image {
                 _m.serial.as_str(),
                 _m.checksum_ok
             ),
-            Err(SfpError::Absent) => log!("SFP cage empty"),
-            Err(SfpError::Bus(_e)) => log!("SFP read failed: {}", defmt::Debug2Format(&_e)),
+            Module::Absent => log!("SFP cage empty"),
+            Module::BusError => log!("SFP read failed: I2C bus error"),
         }
-        let mut leds = LinkLeds::new(
-            BoardPin::new(mmio(), gpio::PIN_LINK_LED),
-            BoardPin::new(mmio(), gpio::PIN_ACTIVITY_LED),
-        );
-        let mut p = BoardPlatform::new(mmio());
-        let Some(mem) = MEMORY.take() else { halt() };
-        let mut fw = Firmware::new(mem.memory());
         log!("firmware up");
         loop {
-            let busy = fw.poll(&mut p);
-            let now = p.now_us();
-            if let Ok(leds) = leds.as_mut() {
-                // GPIO writes cannot fail (Infallible).
-                let _ = leds.update(p.uplink_link_up(), busy, now);
-            }
+            fw.poll(&mut p);
         }
     }
 

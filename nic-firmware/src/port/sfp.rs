@@ -128,6 +128,34 @@ impl SfpInfo {
     }
 }
 
+/// Bytes of page A0h.
+pub const PAGE_SIZE: usize = 256;
+
+/// A page A0h image with this identity, space-padded fields (longer ones cut at 16 bytes)
+/// and a correct `CC_BASE`: what a simulated or fake module holds.
+pub fn eeprom_image(identifier: u8, vendor: &str, part: &str, serial: &str) -> [u8; PAGE_SIZE] {
+    let mut page = [0u8; PAGE_SIZE];
+    if let Some(b) = page.first_mut() {
+        *b = identifier;
+    }
+    for ((start, end), text) in [(VENDOR_NAME, vendor), (PART_NUMBER, part), (SERIAL, serial)] {
+        if let Some(field) = page.get_mut(start..end) {
+            field.fill(b' ');
+            for (dst, &src) in field.iter_mut().zip(text.as_bytes()) {
+                *dst = src;
+            }
+        }
+    }
+    let sum = page
+        .iter()
+        .take(CC_BASE)
+        .fold(0u8, |acc, &b| acc.wrapping_add(b));
+    if let Some(b) = page.get_mut(CC_BASE) {
+        *b = sum;
+    }
+    page
+}
+
 /// Reads the identity of the module on `bus`.
 pub fn read_module<I: I2c>(bus: &mut I) -> Result<SfpInfo, SfpError<I::Error>> {
     let mut raw = [0u8; READ_LEN];
@@ -259,6 +287,19 @@ mod tests {
             read_module(&mut broken),
             Err(SfpError::Bus(ErrorKind::ArbitrationLoss))
         );
+    }
+
+    #[test]
+    fn eeprom_image_matches_the_test_builder_and_reads_back() {
+        let img = eeprom_image(0x03, "VPCNIC OPTICS", "SFP-10G-SR", "VN2026000042");
+        assert_eq!(
+            img,
+            eeprom(b"VPCNIC OPTICS", b"SFP-10G-SR", b"VN2026000042")
+        );
+        let long = eeprom_image(0x03, "A VENDOR NAME LONGER THAN 16", "", "");
+        let info = SfpInfo::parse(&long[..84]);
+        assert_eq!(info.vendor_name.as_str(), "A VENDOR NAME LO");
+        assert!(info.checksum_ok);
     }
 
     #[test]

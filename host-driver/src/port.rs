@@ -1,0 +1,179 @@
+//! The uplink port as the firmware reports it (`PORT_GET`): the SFP module it read from the
+//! module's EEPROM over I2C, the link state and the LEDs; decoded and printed for
+//! `nicctl port`.
+use serde::{Deserialize, Serialize};
+use shared_regs::entry::{PortInfo, SfpState};
+
+/// The SFP cage's content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ModuleStatus {
+    /// A module answered with this identity (SFF-8472 page A0h).
+    Present {
+        /// SFF-8024 identifier byte.
+        identifier: u8,
+        /// What the identifier names (`SFP/SFP+/SFP28`, ...).
+        kind: String,
+        vendor: String,
+        part: String,
+        serial: String,
+        /// The EEPROM's `CC_BASE` checksum matched.
+        checksum_ok: bool,
+    },
+    /// Nothing answered at I2C address 0x50.
+    Absent,
+    /// The I2C bus failed.
+    BusError,
+}
+
+/// The uplink port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatus {
+    pub module: ModuleStatus,
+    /// The uplink is configured (`UPLINK_SET`).
+    pub link_up: bool,
+    pub link_led: bool,
+    pub activity_led: bool,
+}
+
+/// The name of an SFF-8024 identifier.
+pub fn identifier_name(id: u8) -> &'static str {
+    match id {
+        0x00 => "unknown",
+        0x03 => "SFP/SFP+/SFP28",
+        0x0C => "QSFP",
+        0x0D => "QSFP+",
+        0x11 => "QSFP28",
+        0x18 => "QSFP-DD",
+        _ => "other",
+    }
+}
+
+fn text(field: &[u8; 16]) -> String {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    String::from_utf8_lossy(&field[..end]).into_owned()
+}
+
+impl PortStatus {
+    /// Decodes a `PORT_GET` report.
+    pub fn decode(info: &PortInfo) -> Result<PortStatus, String> {
+        let module = match SfpState::from_u8(info.sfp) {
+            Some(SfpState::Present) => ModuleStatus::Present {
+                identifier: info.identifier,
+                kind: identifier_name(info.identifier).to_string(),
+                vendor: text(&info.vendor),
+                part: text(&info.part),
+                serial: text(&info.serial),
+                checksum_ok: info.checksum_ok != 0,
+            },
+            Some(SfpState::Absent) => ModuleStatus::Absent,
+            Some(SfpState::BusError) => ModuleStatus::BusError,
+            None => return Err(format!("unknown SFP state {}", info.sfp)),
+        };
+        Ok(PortStatus {
+            module,
+            link_up: info.link_up != 0,
+            link_led: info.link_led != 0,
+            activity_led: info.activity_led != 0,
+        })
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// `nicctl port`'s text.
+pub fn port_text(p: &PortStatus) -> String {
+    let mut out = String::new();
+    match &p.module {
+        ModuleStatus::Present {
+            identifier,
+            kind,
+            vendor,
+            part,
+            serial,
+            checksum_ok,
+        } => {
+            out.push_str(&format!(
+                "module:      {kind} (identifier {identifier:#04x})\n"
+            ));
+            out.push_str(&format!("vendor:      {vendor}\n"));
+            out.push_str(&format!("part:        {part}\n"));
+            out.push_str(&format!("serial:      {serial}\n"));
+            out.push_str(&format!(
+                "checksum:    {}\n",
+                if *checksum_ok { "ok" } else { "BAD" }
+            ));
+        }
+        ModuleStatus::Absent => out.push_str("module:      absent (the SFP cage is empty)\n"),
+        ModuleStatus::BusError => out.push_str("module:      unreadable (I2C bus error)\n"),
+    }
+    out.push_str(&format!(
+        "link:        {}\n",
+        if p.link_up { "up" } else { "down" }
+    ));
+    out.push_str(&format!(
+        "LEDs:        link {}, activity {}\n",
+        on_off(p.link_led),
+        on_off(p.activity_led)
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> PortInfo {
+        let mut i = PortInfo {
+            sfp: SfpState::Present as u8,
+            present: 1,
+            identifier: 3,
+            checksum_ok: 1,
+            link_up: 1,
+            link_led: 1,
+            ..PortInfo::default()
+        };
+        i.vendor[..3].copy_from_slice(b"ACM");
+        i.part[..2].copy_from_slice(b"P1");
+        i.serial[..16].copy_from_slice(b"0123456789ABCDEF");
+        i
+    }
+
+    #[test]
+    fn a_report_decodes_and_prints() {
+        let p = PortStatus::decode(&info()).unwrap();
+        assert_eq!(
+            port_text(&p),
+            "module:      SFP/SFP+/SFP28 (identifier 0x03)\n\
+             vendor:      ACM\n\
+             part:        P1\n\
+             serial:      0123456789ABCDEF\n\
+             checksum:    ok\n\
+             link:        up\n\
+             LEDs:        link on, activity off\n"
+        );
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["module"]["state"], "present");
+        assert_eq!(json["module"]["vendor"], "ACM");
+        assert_eq!(json["link_led"], true);
+        let back: PortStatus = serde_json::from_value(json).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn absent_and_unknown_states() {
+        let mut i = info();
+        i.sfp = SfpState::Absent as u8;
+        let p = PortStatus::decode(&i).unwrap();
+        assert_eq!(p.module, ModuleStatus::Absent);
+        assert!(port_text(&p).starts_with("module:      absent"));
+        i.sfp = 9;
+        assert!(PortStatus::decode(&i).is_err());
+    }
+}

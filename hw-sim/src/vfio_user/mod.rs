@@ -1,0 +1,68 @@
+//! hw-sim as a vfio-user device: the board served over Unix sockets, one per PCI function,
+//! with rust-vmm's `vfio_user` crate (`nic-sim --socket PATH`).
+//!
+//! # Design
+//!
+//! Each PCI function is its own vfio-user device, as each SR-IOV VF is its own VFIO device
+//! that gets assigned to one VM:
+//!
+//! | socket | what it serves |
+//! | --- | --- |
+//! | `PATH` | the PF, for the host driver (`nicctl --device vfio-user:PATH`) |
+//! | `PATH.vfN` | VF `N`, for the VM (VMM) that owns it |
+//! | `PATH.uplink` | the far end of the uplink cable (not vfio-user: frames, see [`uplink`]) |
+//!
+//! Every function device has one region, BAR0 (`VFIO_PCI_BAR0_REGION_INDEX`, read/write,
+//! not mmap-able: every access is a `REGION_READ`/`REGION_WRITE` message, so every write
+//! wakes the device thread as a doorbell does), and the three PCI interrupt indexes of which
+//! only MSI-X has vectors (one, vector 0). The messages map onto [`crate::FunctionPort`]:
+//!
+//! - `REGION_READ`/`REGION_WRITE` of 4 bytes at a 4-byte aligned offset: `bar_read32`/
+//!   `bar_write32`.
+//! - `DMA_MAP` with a file descriptor (the client's memfd): `dma_map(iova, size, fd,
+//!   offset)`, a `MAP_SHARED` mapping of the client's pages, so DMA reaches them directly.
+//!   `DMA_UNMAP`: `dma_unmap`.
+//! - `SET_IRQS` on the MSI-X index with `DATA_EVENTFD | ACTION_TRIGGER`: wires vector
+//!   `start` to the eventfd passed with the message; with `DATA_NONE` and `count` 0 it
+//!   unwires every vector, as VFIO does.
+//! - A client that disconnects is a function reset by its owner: its DMA mappings and
+//!   interrupts are dropped (the registers keep their values, as they do when a VFIO device
+//!   is closed), and the socket accepts the next client.
+//!
+//! Errors: the `vfio_user` 0.1 client does not look at the error flag of a reply, and
+//! waits for a reply of the command's full size, so an error reply would desynchronise it.
+//! The server therefore never fails a command it has read: a refused access or mapping is
+//! reported on stderr, a failed read returns all ones (what a PCI read that nobody claims
+//! returns), and the clients ([`client::VfioUserPort`], host-driver's backend) check
+//! alignment and bounds before they send.
+pub mod client;
+pub mod server;
+pub mod uplink;
+
+use std::path::{Path, PathBuf};
+
+/// Region index of BAR0 (`VFIO_PCI_BAR0_REGION_INDEX`).
+pub const BAR0_REGION: u32 = vfio_bindings::bindings::vfio::VFIO_PCI_BAR0_REGION_INDEX;
+/// Interrupt index of MSI-X (`VFIO_PCI_MSIX_IRQ_INDEX`).
+pub const MSIX_IRQ_INDEX: u32 = vfio_bindings::bindings::vfio::VFIO_PCI_MSIX_IRQ_INDEX;
+/// MSI-X vectors of each function.
+pub const MSIX_VECTORS: u32 = 1;
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// The socket of VF `vf` next to the PF's socket `path`: `PATH.vfN`.
+pub fn vf_socket(path: &Path, vf: u16) -> PathBuf {
+    with_suffix(path, &format!(".vf{vf}"))
+}
+
+/// The uplink socket next to the PF's socket `path`: `PATH.uplink`.
+pub fn uplink_socket(path: &Path) -> PathBuf {
+    with_suffix(path, ".uplink")
+}
+
+#[cfg(test)]
+mod tests;
