@@ -21,9 +21,10 @@ use std::process::ExitCode;
     about = "Control a vpcnic SmartNIC through its physical function"
 )]
 struct Cli {
-    /// The device to open: `sim` is the built-in in-process simulator (the default). Without
-    /// it, `stats`, `show` and `trace` without FILE talk to a running `nicctl up`, if one
-    /// runs.
+    /// The device to open: `sim` is the built-in in-process simulator (the default);
+    /// `vfio:<PCI address>` a real PF bound to vfio-pci; `vfio-user:<socket>` a simulator
+    /// process (`nic-sim --socket <socket>`). Without it, `stats`, `show` and `trace` without
+    /// FILE talk to a running `nicctl up`, if one runs.
     #[arg(long, global = true)]
     device: Option<String>,
 
