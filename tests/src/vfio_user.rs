@@ -4,7 +4,7 @@
 //!
 //! The binary is `$VPCNIC_NIC_SIM`, or `target/<profile>/nic-sim`, built once per test
 //! binary with `cargo build -p hw-sim --bin nic-sim`.
-use crate::up::workspace;
+use crate::up::workspace_binary;
 use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::{DriverError, PfDriver};
 use hw_sim::guest::GuestPort;
@@ -38,46 +38,7 @@ pub fn selected() -> bool {
 /// the tests were built with, built (or brought up to date) the first time it is needed.
 pub fn nic_sim() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        if let Some(p) = std::env::var_os("VPCNIC_NIC_SIM") {
-            return PathBuf::from(p);
-        }
-        // target/<profile>/deps/<test binary>
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binaries live in target/<profile>/deps");
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("a profile directory name")
-            .to_string();
-        let target_dir = profile_dir.parent().expect("target/<profile>");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "hw-sim", "--bin", "nic-sim"])
-            .current_dir(workspace())
-            .env("CARGO_TARGET_DIR", target_dir);
-        match profile.as_str() {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let out = cmd.output().expect("cargo runs");
-        assert!(
-            out.status.success(),
-            "building nic-sim (cargo build -p hw-sim --bin nic-sim) failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = profile_dir.join("nic-sim");
-        assert!(path.exists(), "{} was not built", path.display());
-        path
-    })
+    PATH.get_or_init(|| workspace_binary("VPCNIC_NIC_SIM", "hw-sim", "nic-sim"))
 }
 
 /// A running `nic-sim --socket PATH` in a directory of its own; dropping it kills the
