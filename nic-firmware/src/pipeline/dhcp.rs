@@ -1,6 +1,6 @@
 //! F9: the DHCP server each subnet gateway runs. It hands a VF exactly its primary address,
 //! with the VPC's options, and never forwards a DHCP client message.
-use super::ipv4::Ipv4Info;
+use super::ipv4::{self, Ipv4Info};
 use super::trace::{Step, Tracer};
 use super::{eth, Sender, Verdict};
 use crate::frame::FrameBuf;
@@ -11,7 +11,7 @@ use shared_regs::{ETH_HEADER_LEN, VF_MTU};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     DhcpMessageType, DhcpOption, DhcpPacket, DhcpRepr, EthernetAddress, IpAddress, IpProtocol,
-    Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    UdpPacket, UdpRepr,
 };
 
 const SERVER_PORT: u16 = 67;
@@ -213,14 +213,9 @@ fn write_reply(
     let Some((ip_hdr, udp_buf)) = l3.split_at_mut_checked(IPV4_HEADER) else {
         return false;
     };
-    let ip_repr = Ipv4Repr {
-        src_addr: server.into(),
-        dst_addr: dst_ip.into(),
-        next_header: IpProtocol::Udp,
-        payload_len: udp_len,
-        hop_limit: 64,
-    };
-    ip_repr.emit(&mut Ipv4Packet::new_unchecked(ip_hdr), &caps);
+    if !ipv4::write_header(ip_hdr, server, dst_ip, IpProtocol::Udp, udp_len, true) {
+        return false;
+    }
     let Some(dhcp_buf) = udp_buf.get_mut(UDP_HEADER..) else {
         return false;
     };

@@ -7,7 +7,8 @@ use crate::tables::Tables;
 use shared_regs::stats::Counter;
 use shared_regs::trace::StepKind;
 use shared_regs::{ETH_HEADER_LEN, VF_MTU};
-use smoltcp::wire::{Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet};
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr};
 
 /// The IPv4 header fields the pipeline decides on (host byte order addresses).
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +67,39 @@ pub(super) fn validate<T: Tracer>(frame: &mut FrameBuf, tr: &mut T) -> Option<Ip
         ],
     ));
     Some(ip)
+}
+
+/// Bytes of an IPv4 header without options.
+pub(super) const HEADER_LEN: usize = 20;
+
+/// Writes an IPv4 header without options at the start of `buf` (TTL 64, ident 0, a valid
+/// checksum) for `payload_len` bytes of `protocol`: the header of every packet the NIC
+/// makes itself. False when `buf` is shorter than a header.
+pub(super) fn write_header(
+    buf: &mut [u8],
+    src: u32,
+    dst: u32,
+    protocol: IpProtocol,
+    payload_len: usize,
+    dont_frag: bool,
+) -> bool {
+    let Some(header) = buf.get_mut(..HEADER_LEN) else {
+        return false;
+    };
+    let mut pkt = Ipv4Packet::new_unchecked(header);
+    let repr = Ipv4Repr {
+        src_addr: src.into(),
+        dst_addr: dst.into(),
+        next_header: protocol,
+        payload_len,
+        hop_limit: 64,
+    };
+    repr.emit(&mut pkt, &ChecksumCapabilities::default());
+    if !dont_frag {
+        pkt.set_dont_frag(false);
+        pkt.fill_checksum();
+    }
+    true
 }
 
 /// F6: addresses no unicast route leads to.

@@ -1,7 +1,7 @@
 //! F13: packets longer than the path MTU. With DF the subnet gateway answers ICMP
 //! "fragmentation needed" (type 3 code 4) with the next-hop MTU; without DF the packet is cut
 //! into fragments per RFC 791.
-use super::ipv4::Ipv4Info;
+use super::ipv4::{self, Ipv4Info};
 use super::vxlan::{self, Encap};
 use super::{eth, Sender};
 use crate::frame::FrameBuf;
@@ -39,21 +39,17 @@ pub(super) fn write_frag_needed(
     let Some(ip_bytes) = data.get_mut(ETH_HEADER_LEN..ETH_HEADER_LEN.saturating_add(total)) else {
         return false;
     };
-    let mut pkt = Ipv4Packet::new_unchecked(ip_bytes);
-    pkt.set_version(4);
-    pkt.set_header_len(20);
-    pkt.set_dscp(0);
-    pkt.set_ecn(0);
-    pkt.set_total_len(u16::try_from(total).unwrap_or(u16::MAX));
-    pkt.set_ident(0);
-    pkt.clear_flags();
-    pkt.set_frag_offset(0);
-    pkt.set_hop_limit(64);
-    pkt.set_next_header(IpProtocol::Icmp);
-    pkt.set_src_addr(sender.subnet.gateway_ip().into());
-    pkt.set_dst_addr(ip.src.into());
-    pkt.fill_checksum();
-    let mut icmp = Icmpv4Packet::new_unchecked(pkt.payload_mut());
+    let (src, payload_len) = (
+        sender.subnet.gateway_ip(),
+        total.saturating_sub(ipv4::HEADER_LEN),
+    );
+    if !ipv4::write_header(ip_bytes, src, ip.src, IpProtocol::Icmp, payload_len, false) {
+        return false;
+    }
+    let Some(icmp_bytes) = ip_bytes.get_mut(ipv4::HEADER_LEN..) else {
+        return false;
+    };
+    let mut icmp = Icmpv4Packet::new_unchecked(icmp_bytes);
     icmp.set_msg_type(smoltcp::wire::Icmpv4Message::DstUnreachable);
     icmp.set_msg_code(4);
     // Bytes 4..8: unused (16 bits), next-hop MTU (16 bits), RFC 1191.

@@ -1,8 +1,8 @@
 //! F14: VXLAN encapsulation (RFC 7348) toward remote hosts and gateways.
-use super::ipv4::Ipv4Info;
+use super::ipv4::{self, Ipv4Info};
 use crate::frame::FrameBuf;
 use crate::tables::Uplink;
-use smoltcp::wire::{IpProtocol, Ipv4Packet};
+use smoltcp::wire::IpProtocol;
 
 /// Bytes VXLAN puts in front of the inner Ethernet frame: outer Ethernet, IPv4, UDP, VXLAN.
 pub const OVERHEAD: usize = 14 + 20 + 8 + 8;
@@ -68,21 +68,16 @@ pub fn write_outer(out: &mut [u8], uplink: &Uplink, e: &Encap, inner_len: usize)
     out[0..6].copy_from_slice(&uplink.next_hop_mac);
     out[6..12].copy_from_slice(&uplink.mac);
     out[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let mut pkt = Ipv4Packet::new_unchecked(&mut out[14..34]);
-    pkt.set_version(4);
-    pkt.set_header_len(20);
-    pkt.set_dscp(0);
-    pkt.set_ecn(0);
-    pkt.set_total_len(ip_len);
-    pkt.set_ident(0);
-    pkt.clear_flags();
-    pkt.set_dont_frag(true);
-    pkt.set_frag_offset(0);
-    pkt.set_hop_limit(64);
-    pkt.set_next_header(IpProtocol::Udp);
-    pkt.set_src_addr(uplink.underlay_ip.into());
-    pkt.set_dst_addr(e.underlay_dst.into());
-    pkt.fill_checksum();
+    let payload_len = usize::from(ip_len).saturating_sub(ipv4::HEADER_LEN);
+    let header = &mut out[14..34];
+    ipv4::write_header(
+        header,
+        uplink.underlay_ip,
+        e.underlay_dst,
+        IpProtocol::Udp,
+        payload_len,
+        true,
+    );
     out[34..36].copy_from_slice(&e.src_port.to_be_bytes());
     out[36..38].copy_from_slice(&PORT.to_be_bytes());
     out[38..40].copy_from_slice(&udp_len.to_be_bytes());
