@@ -11,7 +11,7 @@ use nic_firmware::{DmaError, Function};
 use std::fs::File;
 use std::sync::{Arc, RwLock};
 use vm_memory::{
-    Bytes, FileOffset, GuestAddress, GuestMemory, GuestMemoryMmap, GuestMemoryRegion,
+    Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
     GuestRegionMmap,
 };
 

@@ -1,16 +1,17 @@
 //! A vpcnic PF bound to vfio-pci: `nicctl --device vfio:0000:03:00.0`.
 //!
-//! Opening follows the kernel's VFIO protocol: the container `/dev/vfio/vfio` (API version,
-//! a type1 IOMMU), the PF's IOMMU group `/dev/vfio/<N>` (N from the
-//! `/sys/bus/pci/devices/<BDF>/iommu_group` link; viable, attached to the container), the
-//! IOMMU model set, the device fd; then BAR0's region info and a shared `mmap` of the device
-//! fd at the region's offset, which every register access goes through with a 32-bit
-//! volatile load or store. DMA buffers (the driver's memfds) are mapped into this process
-//! once more and that mapping is pinned at the buffer's IOVA with `VFIO_IOMMU_MAP_DMA`.
-//! Interrupts are MSI-X vectors (MSI when the function has no MSI-X) routed to eventfds with
-//! `VFIO_DEVICE_SET_IRQS`.
+//! Opening checks each thing VFIO needs and names the first one missing: the PCI function in
+//! sysfs, its IOMMU group (the `/sys/bus/pci/devices/<BDF>/iommu_group` link), the container
+//! `/dev/vfio/vfio` and the group file `/dev/vfio/<N>` (which exists only while every device
+//! of the group is bound to vfio-pci). Then rust-vmm's vfio-ioctls opens the container (API
+//! version, type1v2 IOMMU), attaches the group and gets the device fd with its region and IRQ
+//! info. BAR0 is a shared `mmap` of the device fd at the region's offset, which every register
+//! access goes through with a 32-bit volatile load or store. DMA buffers (the driver's
+//! vm-memory memfds) are mapped into this process once more and that mapping is pinned at the
+//! buffer's IOVA with `vfio_dma_map`. Interrupts are MSI-X vectors (MSI when the function has
+//! no MSI-X) routed to eventfds.
 //!
-//! Every system call goes through [`VfioSys`]; the tests fake it and need no `/dev/vfio`.
+//! Every kernel call goes through [`VfioSys`]; the tests fake it and need no `/dev/vfio`.
 pub mod sys;
 #[cfg(test)]
 mod tests;
@@ -20,10 +21,10 @@ use crate::dma::DmaMemory;
 use crate::error::{DriverError, Result};
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-pub use sys::{IrqInfo, Mapping, RealSys, RegionInfo, VfioSys};
+pub use sys::{Mapping, RealSys, RegionInfo, VfioError, VfioFunction, VfioSys};
 use vmm_sys_util::eventfd::EventFd;
 
 /// Where VFIO's character devices are.
@@ -71,6 +72,9 @@ struct Irqs {
     /// Vectors enabled in the kernel (0: the index is disabled).
     enabled: u32,
     fds: Vec<Option<EventFd>>,
+    /// Signalled by the vectors below the highest routed one that have no eventfd: VFIO
+    /// enables MSI-X vectors `0..n` together, each with an eventfd.
+    unused: EventFd,
 }
 
 /// A PF opened through VFIO.
@@ -80,11 +84,10 @@ pub struct VfioBackend {
     bar0: Mapping,
     bar0_region: RegionInfo,
     /// IOVA -> (size, this process's mapping of the buffer's memfd, pinned by the IOMMU).
-    dma: Mutex<HashMap<u64, (u64, Mapping)>>,
+    dma: Mutex<HashMap<u64, (usize, Mapping)>>,
     irqs: Mutex<Irqs>,
-    device: OwnedFd,
-    _group_fd: OwnedFd,
-    container: OwnedFd,
+    /// Dropped after the mappings above: BAR0 is unmapped before the device fd closes.
+    function: Box<dyn VfioFunction>,
     sys: Box<dyn VfioSys>,
 }
 
@@ -109,6 +112,26 @@ fn bind_hint(bdf: &str) -> String {
 
 const ROOT_HINT: &str = "run nicctl as root (or give your user the VFIO device files and a \
                          RLIMIT_MEMLOCK large enough for the DMA buffers)";
+
+/// Why `path` could not be opened; `missing` says what its absence means.
+fn open_failure(path: &Path, e: &io::Error, missing: &str) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => format!("{} does not exist: {missing}", path.display()),
+        io::ErrorKind::PermissionDenied => {
+            format!("permission denied opening {}: {ROOT_HINT}", path.display())
+        }
+        _ if e.raw_os_error() == Some(libc::EBUSY) => format!(
+            "{} is busy: another process (a VM, another nicctl) has the IOMMU group open",
+            path.display()
+        ),
+        _ => format!("cannot open {}: {e}", path.display()),
+    }
+}
+
+/// An errno as `strerror` says it, with its number.
+fn errno_text(e: &vmm_sys_util::errno::Error) -> io::Error {
+    io::Error::from_raw_os_error(e.errno())
+}
 
 impl VfioBackend {
     /// Opens the PF at PCI address `bdf` through the kernel's VFIO.
@@ -153,49 +176,14 @@ impl VfioBackend {
             Err(e) => return Err(fail(format!("cannot read {}: {e}", group_link.display()))),
         };
 
-        let open = |path: &Path, missing: String| -> Result<OwnedFd> {
-            sys.open(path).map_err(|e| {
-                fail(match e.kind() {
-                    io::ErrorKind::NotFound => format!("{} does not exist: {missing}", path.display()),
-                    io::ErrorKind::PermissionDenied => {
-                        format!("permission denied opening {}: {ROOT_HINT}", path.display())
-                    }
-                    _ if e.raw_os_error() == Some(libc::EBUSY) => format!(
-                        "{} is busy: another process (a VM, another nicctl) has the IOMMU group open",
-                        path.display()
-                    ),
-                    _ => format!("cannot open {}: {e}", path.display()),
-                })
-            })
+        let probe = |path: &Path, missing: String| -> Result<()> {
+            sys.probe_open(path)
+                .map_err(|e| fail(open_failure(path, &e, &missing)))
         };
         let container_path = Path::new(DEV_VFIO).join("vfio");
-        let container = open(
-            &container_path,
-            "the VFIO driver is not loaded; load it with `modprobe vfio-pci`".into(),
-        )?;
-        let version = sys
-            .api_version(container.as_fd())
-            .map_err(|e| fail(format!("VFIO_GET_API_VERSION failed: {e}")))?;
-        if version != sys::API_VERSION {
-            return Err(fail(format!(
-                "the kernel's VFIO API version is {version}, this driver speaks {}",
-                sys::API_VERSION
-            )));
-        }
-        let mut iommu = None;
-        for model in [sys::TYPE1V2_IOMMU, sys::TYPE1_IOMMU] {
-            if sys
-                .check_extension(container.as_fd(), model)
-                .map_err(|e| fail(format!("VFIO_CHECK_EXTENSION failed: {e}")))?
-            {
-                iommu = Some(model);
-                break;
-            }
-        }
-        let iommu = iommu.ok_or_else(|| {
-            fail("the VFIO container offers no type1 IOMMU (is vfio_iommu_type1 loaded?)".into())
-        })?;
-
+        let no_driver =
+            || "the VFIO driver is not loaded; load it with `modprobe vfio-pci`".to_string();
+        probe(&container_path, no_driver())?;
         let driver = match sys.readlink(&sysdir.join("driver")) {
             Ok(t) => format!(
                 "its driver is {}",
@@ -204,42 +192,46 @@ impl VfioBackend {
             Err(_) => "it has no driver".into(),
         };
         let group_path = Path::new(DEV_VFIO).join(group.to_string());
-        let group_fd = open(
-            &group_path,
+        let unbound = || {
             format!(
                 "{bdf} (IOMMU group {group}) is not bound to vfio-pci ({driver}); {}",
                 bind_hint(&bdf)
-            ),
-        )?;
-        let status = sys.group_status(group_fd.as_fd()).map_err(|e| {
-            fail(format!(
-                "VFIO_GROUP_GET_STATUS on {} failed: {e}",
-                group_path.display()
-            ))
-        })?;
-        if status & sys::GROUP_VIABLE == 0 {
-            return Err(fail(format!(
-                "IOMMU group {group} is not viable: every device in \
-                 /sys/kernel/iommu_groups/{group}/devices must be bound to vfio-pci or have no driver"
-            )));
-        }
-        sys.group_set_container(group_fd.as_fd(), container.as_fd())
-            .map_err(|e| {
-                fail(format!(
-                    "VFIO_GROUP_SET_CONTAINER for IOMMU group {group} failed: {e}"
-                ))
-            })?;
-        sys.set_iommu(container.as_fd(), iommu)
-            .map_err(|e| fail(format!("VFIO_SET_IOMMU (type {iommu}) failed: {e}")))?;
-        let device = sys.group_device_fd(group_fd.as_fd(), &bdf).map_err(|e| {
-            fail(format!(
-                "VFIO_GROUP_GET_DEVICE_FD in IOMMU group {group} failed: {e}"
-            ))
+            )
+        };
+        probe(&group_path, unbound())?;
+
+        let function = sys.open_device(&sysdir).map_err(|e| {
+            fail(match &e {
+                VfioError::OpenContainer(io) => open_failure(&container_path, io, &no_driver()),
+                VfioError::OpenGroup(io, _) => open_failure(&group_path, io, &unbound()),
+                VfioError::VfioApiVersion => format!(
+                    "the kernel's VFIO API version is not {}, the one this driver speaks",
+                    vfio_bindings::bindings::vfio::VFIO_API_VERSION
+                ),
+                VfioError::VfioExtension | VfioError::VfioType1V2 => {
+                    "the VFIO container offers no type1v2 IOMMU (is vfio_iommu_type1 loaded?)"
+                        .into()
+                }
+                VfioError::GroupViable => format!(
+                    "IOMMU group {group} is not viable: every device in \
+                     /sys/kernel/iommu_groups/{group}/devices must be bound to vfio-pci or have no driver"
+                ),
+                VfioError::GroupSetContainer => format!(
+                    "VFIO_GROUP_SET_CONTAINER for IOMMU group {group} failed: is the group \
+                     already attached to another VFIO container?"
+                ),
+                VfioError::ContainerSetIOMMU(errno) => {
+                    format!("VFIO_SET_IOMMU (type1v2) failed: {}", errno_text(errno))
+                }
+                VfioError::GroupGetDeviceFD(errno) => format!(
+                    "VFIO_GROUP_GET_DEVICE_FD in IOMMU group {group} failed: {}",
+                    errno_text(errno)
+                ),
+                other => format!("vfio-ioctls: {other}"),
+            })
         })?;
 
-        let region = sys
-            .region_info(device.as_fd(), sys::BAR0_REGION)
-            .map_err(|e| fail(format!("VFIO_DEVICE_GET_REGION_INFO for BAR0 failed: {e}")))?;
+        let region = function.region(sys::BAR0_REGION);
         if region.size == 0 {
             return Err(fail(
                 "BAR0 is not implemented (size 0): is this a vpcnic PF?".into(),
@@ -254,7 +246,7 @@ impl VfioBackend {
         }
         let len = usize::try_from(region.size)
             .map_err(|_| fail(format!("BAR0 of {:#x} bytes is too large", region.size)))?;
-        let bar0 = sys.mmap(device.as_fd(), region.offset, len).map_err(|e| {
+        let bar0 = sys.mmap(function.fd(), region.offset, len).map_err(|e| {
             fail(format!(
                 "cannot mmap BAR0 ({len:#x} bytes at device offset {:#x}): {e}",
                 region.offset
@@ -266,20 +258,15 @@ impl VfioBackend {
             count: 0,
             enabled: 0,
             fds: Vec::new(),
+            unused: EventFd::new(libc::EFD_CLOEXEC)
+                .map_err(|e| fail(format!("cannot create an eventfd: {e}")))?,
         };
         for index in [sys::MSIX_IRQ, sys::MSI_IRQ] {
-            match sys.irq_info(device.as_fd(), index) {
-                Ok(info) if info.count > 0 => {
-                    irqs.index = Some(index);
-                    irqs.count = info.count;
-                    break;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(fail(format!(
-                        "VFIO_DEVICE_GET_IRQ_INFO (index {index}) failed: {e}"
-                    )))
-                }
+            let count = function.irq_count(index);
+            if count > 0 {
+                irqs.index = Some(index);
+                irqs.count = count;
+                break;
             }
         }
 
@@ -290,9 +277,7 @@ impl VfioBackend {
             bar0_region: region,
             dma: Mutex::new(HashMap::new()),
             irqs: Mutex::new(irqs),
-            device,
-            _group_fd: group_fd,
-            container,
+            function,
             sys,
         })
     }
@@ -364,16 +349,23 @@ impl Device for VfioBackend {
             .sys
             .mmap(mem.file().as_fd(), 0, len)
             .map_err(|e| err(format!("cannot mmap the buffer: {e}")))?;
-        self.sys
-            .dma_map(self.container.as_fd(), mem.iova(), mem.size(), mapping.addr())
-            .map_err(|e| {
-                err(if e.raw_os_error() == Some(libc::ENOMEM) {
-                    format!("VFIO_IOMMU_MAP_DMA: {e}; the locked-memory limit is too low: raise it (`ulimit -l`) or {ROOT_HINT}")
-                } else {
-                    format!("VFIO_IOMMU_MAP_DMA: {e}")
-                })
-            })?;
-        dma.insert(mem.iova(), (mem.size(), mapping));
+        // SAFETY: `mapping` is this backend's own mapping of the buffer's memfd; it makes no
+        // references into it, and keeps it in `self.dma` until the IOVA range is unmapped
+        // (or, on drop, until after the kernel has unpinned it with the container).
+        unsafe { self.function.dma_map(mem.iova(), len, mapping.as_ptr()) }.map_err(|e| {
+            err(match &e {
+                VfioError::IommuDmaMap(errno) if errno.errno() == libc::ENOMEM => format!(
+                    "VFIO_IOMMU_MAP_DMA: {}; the locked-memory limit is too low: raise it \
+                     (`ulimit -l`) or {ROOT_HINT}",
+                    errno_text(errno)
+                ),
+                VfioError::IommuDmaMap(errno) => {
+                    format!("VFIO_IOMMU_MAP_DMA: {}", errno_text(errno))
+                }
+                other => format!("vfio-ioctls: {other}"),
+            })
+        })?;
+        dma.insert(mem.iova(), (len, mapping));
         Ok(())
     }
 
@@ -383,9 +375,14 @@ impl Device for VfioBackend {
         let Some((size, _)) = dma.get(&mem.iova()) else {
             return Err(err("the IOVA is not mapped".into()));
         };
-        self.sys
-            .dma_unmap(self.container.as_fd(), mem.iova(), *size)
-            .map_err(|e| err(format!("VFIO_IOMMU_UNMAP_DMA: {e}")))?;
+        self.function.dma_unmap(mem.iova(), *size).map_err(|e| {
+            err(match &e {
+                VfioError::IommuDmaUnmap(errno) => {
+                    format!("VFIO_IOMMU_UNMAP_DMA: {}", errno_text(errno))
+                }
+                other => format!("vfio-ioctls: {other}"),
+            })
+        })?;
         dma.remove(&mem.iova());
         Ok(())
     }
@@ -411,40 +408,35 @@ impl Device for VfioBackend {
             irqs.fds.resize_with(vector as usize + 1, || None);
         }
         let old = std::mem::replace(&mut irqs.fds[vector as usize], fd);
-        let result = self.route(&mut irqs, index, vector);
+        let result = self.route(&mut irqs, index);
         if result.is_err() {
             irqs.fds[vector as usize] = old;
         }
-        result.map_err(|e| err(format!("VFIO_DEVICE_SET_IRQS: {e}")))
+        result.map_err(|e| err(format!("VFIO_DEVICE_SET_IRQS: vfio-ioctls: {e}")))
     }
 }
 
 impl VfioBackend {
-    /// Tells the kernel the eventfds of `irqs` after `vector`'s changed.
-    fn route(&self, irqs: &mut Irqs, index: u32, vector: u32) -> io::Result<()> {
+    /// Tells the kernel the eventfds of `irqs` after one changed.
+    fn route(&self, irqs: &mut Irqs, index: u32) -> std::result::Result<(), VfioError> {
         let wanted = irqs
             .fds
             .iter()
             .rposition(Option::is_some)
-            .map_or(0, |i| i as u32 + 1);
-        let raw = |f: &Option<EventFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
-        let dev = self.device.as_fd();
-        if wanted == irqs.enabled {
-            if wanted > 0 {
-                self.sys
-                    .set_irqs(dev, index, vector, &[raw(&irqs.fds[vector as usize])])?;
-            }
-            return Ok(());
-        }
-        // The kernel sizes MSI/MSI-X at enable time: disable, then enable `wanted` vectors.
-        if irqs.enabled > 0 {
-            self.sys.set_irqs(dev, index, 0, &[])?;
+            .map_or(0, |i| i + 1);
+        // The kernel sizes MSI/MSI-X at enable time: a different number of vectors is a
+        // disable and a new enable; the same number only moves the eventfds.
+        if irqs.enabled as usize != wanted && irqs.enabled > 0 {
+            self.function.disable_irq(index)?;
             irqs.enabled = 0;
         }
         if wanted > 0 {
-            let all: Vec<i32> = irqs.fds[..wanted as usize].iter().map(raw).collect();
-            self.sys.set_irqs(dev, index, 0, &all)?;
-            irqs.enabled = wanted;
+            let fds: Vec<&EventFd> = irqs.fds[..wanted]
+                .iter()
+                .map(|f| f.as_ref().unwrap_or(&irqs.unused))
+                .collect();
+            self.function.enable_irq(index, &fds)?;
+            irqs.enabled = wanted as u32;
         }
         Ok(())
     }

@@ -1,44 +1,22 @@
-//! The system calls of the VFIO backend, behind [`VfioSys`] so that tests can fake them.
+//! What the VFIO backend asks of the kernel, behind [`VfioSys`] so that tests can fake it.
 //!
-//! [`RealSys`] is the kernel: paths, `open(2)`, `readlink(2)` and the VFIO ioctls of
-//! `<linux/vfio.h>` (structures and constants from `vfio-bindings`). [`Mapping`] is a shared
+//! [`RealSys`] is the kernel: sysfs lookups and an `open(2)` probe of the VFIO files (so a
+//! missing driver, group or permission gets a message naming it), then VFIO itself through
+//! rust-vmm's `vfio-ioctls` (no hypervisor features, so no KVM): a `VfioContainer` on
+//! `/dev/vfio/vfio` with the type1v2 IOMMU, and a `VfioDevice` opened from the PF's sysfs
+//! directory (its IOMMU group, the device fd, region and IRQ info). [`Mapping`] is a shared
 //! `mmap(2)` of a descriptor (BAR0 through the device fd, DMA buffers through their memfd)
 //! accessed with 32-bit volatile loads and stores.
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
+use std::sync::Arc;
 use vfio_bindings::bindings::vfio as b;
-use vmm_sys_util::ioctl::{
-    ioctl, ioctl_with_mut_ref, ioctl_with_ptr, ioctl_with_ref, ioctl_with_val,
-};
-use vmm_sys_util::ioctl_io_nr;
+pub use vfio_ioctls::VfioError;
+use vfio_ioctls::{VfioContainer, VfioDevice, VfioOps};
+use vmm_sys_util::eventfd::EventFd;
 
-/// `VFIO_TYPE` of `<linux/vfio.h>`: `';'`.
-const VFIO_TYPE: u32 = b';' as u32;
-/// `VFIO_BASE`.
-const VFIO_BASE: u32 = 100;
-
-ioctl_io_nr!(VFIO_GET_API_VERSION, VFIO_TYPE, VFIO_BASE);
-ioctl_io_nr!(VFIO_CHECK_EXTENSION, VFIO_TYPE, VFIO_BASE + 1);
-ioctl_io_nr!(VFIO_SET_IOMMU, VFIO_TYPE, VFIO_BASE + 2);
-ioctl_io_nr!(VFIO_GROUP_GET_STATUS, VFIO_TYPE, VFIO_BASE + 3);
-ioctl_io_nr!(VFIO_GROUP_SET_CONTAINER, VFIO_TYPE, VFIO_BASE + 4);
-ioctl_io_nr!(VFIO_GROUP_GET_DEVICE_FD, VFIO_TYPE, VFIO_BASE + 6);
-ioctl_io_nr!(VFIO_DEVICE_GET_REGION_INFO, VFIO_TYPE, VFIO_BASE + 8);
-ioctl_io_nr!(VFIO_DEVICE_GET_IRQ_INFO, VFIO_TYPE, VFIO_BASE + 9);
-ioctl_io_nr!(VFIO_DEVICE_SET_IRQS, VFIO_TYPE, VFIO_BASE + 10);
-ioctl_io_nr!(VFIO_IOMMU_MAP_DMA, VFIO_TYPE, VFIO_BASE + 13);
-ioctl_io_nr!(VFIO_IOMMU_UNMAP_DMA, VFIO_TYPE, VFIO_BASE + 14);
-
-/// `VFIO_API_VERSION`.
-pub const API_VERSION: u32 = b::VFIO_API_VERSION;
-/// The type1 IOMMU models, preferred first.
-pub const TYPE1V2_IOMMU: u32 = b::VFIO_TYPE1v2_IOMMU;
-pub const TYPE1_IOMMU: u32 = b::VFIO_TYPE1_IOMMU;
-/// `VFIO_GROUP_FLAGS_VIABLE`.
-pub const GROUP_VIABLE: u32 = b::VFIO_GROUP_FLAGS_VIABLE;
 /// Region and IRQ indexes of a vfio-pci device.
 pub const BAR0_REGION: u32 = b::VFIO_PCI_BAR0_REGION_INDEX;
 pub const MSI_IRQ: u32 = b::VFIO_PCI_MSI_IRQ_INDEX;
@@ -57,66 +35,47 @@ pub struct RegionInfo {
     pub offset: u64,
 }
 
-/// `struct vfio_irq_info`, the parts the backend uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IrqInfo {
-    pub flags: u32,
-    /// Vectors of this index.
-    pub count: u32,
-}
-
-/// What the VFIO backend asks of the kernel. Every method is one system call.
+/// What the VFIO backend asks of the kernel.
 pub trait VfioSys: Send + Sync {
     /// Whether `path` exists (`stat(2)`).
     fn exists(&self, path: &Path) -> bool;
     /// `readlink(2)`.
     fn readlink(&self, path: &Path) -> io::Result<PathBuf>;
-    /// `open(2)` read-write, close-on-exec.
-    fn open(&self, path: &Path) -> io::Result<OwnedFd>;
-    /// `VFIO_GET_API_VERSION` on the container.
-    fn api_version(&self, container: BorrowedFd<'_>) -> io::Result<u32>;
-    /// `VFIO_CHECK_EXTENSION` on the container.
-    fn check_extension(&self, container: BorrowedFd<'_>, extension: u32) -> io::Result<bool>;
-    /// `VFIO_GROUP_GET_STATUS`: the group's flags.
-    fn group_status(&self, group: BorrowedFd<'_>) -> io::Result<u32>;
-    /// `VFIO_GROUP_SET_CONTAINER`.
-    fn group_set_container(
-        &self,
-        group: BorrowedFd<'_>,
-        container: BorrowedFd<'_>,
-    ) -> io::Result<()>;
-    /// `VFIO_SET_IOMMU` on the container.
-    fn set_iommu(&self, container: BorrowedFd<'_>, iommu: u32) -> io::Result<()>;
-    /// `VFIO_GROUP_GET_DEVICE_FD` for the device named `bdf`.
-    fn group_device_fd(&self, group: BorrowedFd<'_>, bdf: &str) -> io::Result<OwnedFd>;
-    /// `VFIO_DEVICE_GET_REGION_INFO`.
-    fn region_info(&self, device: BorrowedFd<'_>, index: u32) -> io::Result<RegionInfo>;
-    /// `VFIO_DEVICE_GET_IRQ_INFO`.
-    fn irq_info(&self, device: BorrowedFd<'_>, index: u32) -> io::Result<IrqInfo>;
-    /// `VFIO_DEVICE_SET_IRQS` with `ACTION_TRIGGER`: eventfds (-1: none) for vectors
-    /// `start..start + fds.len()` of `index`, or with no fds (`DATA_NONE`, count 0) all
-    /// vectors of `index` disabled.
-    fn set_irqs(
-        &self,
-        device: BorrowedFd<'_>,
-        index: u32,
-        start: u32,
-        fds: &[i32],
-    ) -> io::Result<()>;
-    /// `VFIO_IOMMU_MAP_DMA`, readable and writable by the device.
-    fn dma_map(
-        &self,
-        container: BorrowedFd<'_>,
-        iova: u64,
-        size: u64,
-        vaddr: u64,
-    ) -> io::Result<()>;
-    /// `VFIO_IOMMU_UNMAP_DMA`.
-    fn dma_unmap(&self, container: BorrowedFd<'_>, iova: u64, size: u64) -> io::Result<()>;
+    /// `open(2)` read-write and close again: whether `path` can be opened, before
+    /// vfio-ioctls opens it and would say only that it could not.
+    fn probe_open(&self, path: &Path) -> io::Result<()>;
+    /// A new container with the function at `sysfs` (`/sys/bus/pci/devices/<BDF>`) in it:
+    /// `VfioContainer::new` then `VfioDevice::new`.
+    fn open_device(&self, sysfs: &Path) -> Result<Box<dyn VfioFunction>, VfioError>;
     /// A shared read-write `mmap(2)` of `len` bytes of `fd` at `offset`.
     fn mmap(&self, fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<Mapping> {
         Mapping::map(fd, offset, len)
     }
+}
+
+/// An opened function and the container (IOMMU domain) it is in.
+pub trait VfioFunction: Send + Sync {
+    /// The device fd, which regions are mapped through.
+    fn fd(&self) -> BorrowedFd<'_>;
+    /// Region `index` as `VFIO_DEVICE_GET_REGION_INFO` reported it at open (size 0: none).
+    fn region(&self, index: u32) -> RegionInfo;
+    /// Vectors of interrupt `index` (0: none).
+    fn irq_count(&self, index: u32) -> u32;
+    /// `VFIO_IOMMU_MAP_DMA` of `size` bytes at `vaddr` to `iova`, readable and writable by
+    /// the device.
+    ///
+    /// # Safety
+    /// Until `dma_unmap` of the same range, or `munmap` of `vaddr..vaddr + size`, the memory
+    /// may only be reached through raw pointers with volatile accesses: the device writes it
+    /// at any time.
+    unsafe fn dma_map(&self, iova: u64, size: usize, vaddr: *mut u8) -> Result<(), VfioError>;
+    /// `VFIO_IOMMU_UNMAP_DMA`.
+    fn dma_unmap(&self, iova: u64, size: usize) -> Result<(), VfioError>;
+    /// `VFIO_DEVICE_SET_IRQS` (`DATA_EVENTFD | ACTION_TRIGGER`): vectors `0..fds.len()` of
+    /// `index` signal `fds`.
+    fn enable_irq(&self, index: u32, fds: &[&EventFd]) -> Result<(), VfioError>;
+    /// `VFIO_DEVICE_SET_IRQS` (`DATA_NONE | ACTION_TRIGGER`, count 0): `index` disabled.
+    fn disable_irq(&self, index: u32) -> Result<(), VfioError>;
 }
 
 /// A shared mapping of a descriptor, unmapped on drop. Only ever accessed through raw
@@ -174,9 +133,9 @@ impl Mapping {
         self.len == 0
     }
 
-    /// The host address of byte 0, for `VFIO_IOMMU_MAP_DMA`.
-    pub fn addr(&self) -> u64 {
-        self.ptr.as_ptr() as u64
+    /// Byte 0, for `VFIO_IOMMU_MAP_DMA`.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
     }
 
     fn word(&self, offset: usize) -> Option<*mut u32> {
@@ -217,19 +176,6 @@ impl Drop for Mapping {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RealSys;
 
-/// A negative ioctl result as the errno it set.
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn argsz<T>() -> u32 {
-    std::mem::size_of::<T>() as u32
-}
-
 impl VfioSys for RealSys {
     fn exists(&self, path: &Path) -> bool {
         path.exists()
@@ -239,163 +185,61 @@ impl VfioSys for RealSys {
         std::fs::read_link(path)
     }
 
-    fn open(&self, path: &Path) -> io::Result<OwnedFd> {
-        let file = std::fs::OpenOptions::new()
+    fn probe_open(&self, path: &Path) -> io::Result<()> {
+        std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .open(path)?;
-        Ok(file.into())
-    }
-
-    fn api_version(&self, container: BorrowedFd<'_>) -> io::Result<u32> {
-        // SAFETY: VFIO_GET_API_VERSION takes no argument and only returns a number.
-        check(unsafe { ioctl(&container, VFIO_GET_API_VERSION()) }).map(|v| v as u32)
-    }
-
-    fn check_extension(&self, container: BorrowedFd<'_>, extension: u32) -> io::Result<bool> {
-        // SAFETY: VFIO_CHECK_EXTENSION takes the extension number by value and returns 0/1.
-        let ret = check(unsafe {
-            ioctl_with_val(
-                &container,
-                VFIO_CHECK_EXTENSION(),
-                libc::c_ulong::from(extension),
-            )
-        })?;
-        Ok(ret > 0)
-    }
-
-    fn group_status(&self, group: BorrowedFd<'_>) -> io::Result<u32> {
-        let mut status = b::vfio_group_status {
-            argsz: argsz::<b::vfio_group_status>(),
-            flags: 0,
-        };
-        // SAFETY: the kernel writes at most `argsz` bytes into `status`, which outlives the call.
-        check(unsafe { ioctl_with_mut_ref(&group, VFIO_GROUP_GET_STATUS(), &mut status) })?;
-        Ok(status.flags)
-    }
-
-    fn group_set_container(
-        &self,
-        group: BorrowedFd<'_>,
-        container: BorrowedFd<'_>,
-    ) -> io::Result<()> {
-        let fd: libc::c_int = container.as_raw_fd();
-        // SAFETY: the kernel reads one int (the container fd) from `fd`, which outlives the call.
-        check(unsafe { ioctl_with_ref(&group, VFIO_GROUP_SET_CONTAINER(), &fd) }).map(drop)
-    }
-
-    fn set_iommu(&self, container: BorrowedFd<'_>, iommu: u32) -> io::Result<()> {
-        // SAFETY: VFIO_SET_IOMMU takes the IOMMU model by value.
-        check(unsafe { ioctl_with_val(&container, VFIO_SET_IOMMU(), libc::c_ulong::from(iommu)) })
+            .open(path)
             .map(drop)
     }
 
-    fn group_device_fd(&self, group: BorrowedFd<'_>, bdf: &str) -> io::Result<OwnedFd> {
-        let name = CString::new(bdf)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in device name"))?;
-        // SAFETY: the kernel reads the NUL-terminated name, which outlives the call, and
-        // returns a new descriptor or -1.
-        let fd =
-            check(unsafe { ioctl_with_ptr(&group, VFIO_GROUP_GET_DEVICE_FD(), name.as_ptr()) })?;
-        // SAFETY: `fd` is a new descriptor nothing else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    fn open_device(&self, sysfs: &Path) -> Result<Box<dyn VfioFunction>, VfioError> {
+        let container = Arc::new(VfioContainer::new(None)?);
+        let device = VfioDevice::new(sysfs, container.clone() as Arc<dyn VfioOps>, false)?;
+        Ok(Box::new(RealFunction { device, container }))
+    }
+}
+
+/// A function opened by vfio-ioctls.
+struct RealFunction {
+    device: VfioDevice,
+    container: Arc<VfioContainer>,
+}
+
+impl VfioFunction for RealFunction {
+    fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the descriptor is the device's, open for as long as `self.device` lives,
+        // which outlives the borrow.
+        unsafe { BorrowedFd::borrow_raw(self.device.as_raw_fd()) }
     }
 
-    fn region_info(&self, device: BorrowedFd<'_>, index: u32) -> io::Result<RegionInfo> {
-        let mut info = b::vfio_region_info {
-            argsz: argsz::<b::vfio_region_info>(),
-            flags: 0,
-            index,
-            cap_offset: 0,
-            size: 0,
-            offset: 0,
-        };
-        // SAFETY: the kernel writes at most `argsz` bytes into `info`, which outlives the call
-        // (capabilities beyond `argsz` are not written; `argsz` then reports their size).
-        check(unsafe { ioctl_with_mut_ref(&device, VFIO_DEVICE_GET_REGION_INFO(), &mut info) })?;
-        Ok(RegionInfo {
-            flags: info.flags,
-            size: info.size,
-            offset: info.offset,
-        })
-    }
-
-    fn irq_info(&self, device: BorrowedFd<'_>, index: u32) -> io::Result<IrqInfo> {
-        let mut info = b::vfio_irq_info {
-            argsz: argsz::<b::vfio_irq_info>(),
-            flags: 0,
-            index,
-            count: 0,
-        };
-        // SAFETY: the kernel writes at most `argsz` bytes into `info`, which outlives the call.
-        check(unsafe { ioctl_with_mut_ref(&device, VFIO_DEVICE_GET_IRQ_INFO(), &mut info) })?;
-        Ok(IrqInfo {
-            flags: info.flags,
-            count: info.count,
-        })
-    }
-
-    fn set_irqs(
-        &self,
-        device: BorrowedFd<'_>,
-        index: u32,
-        start: u32,
-        fds: &[i32],
-    ) -> io::Result<()> {
-        // struct vfio_irq_set (5 u32s) followed by the eventfds as an s32 array.
-        let header = argsz::<b::vfio_irq_set>() as usize / 4;
-        let mut buf = vec![0u32; header + fds.len()];
-        let (flags, count) = if fds.is_empty() {
-            (
-                b::VFIO_IRQ_SET_DATA_NONE | b::VFIO_IRQ_SET_ACTION_TRIGGER,
-                0,
-            )
-        } else {
-            (
-                b::VFIO_IRQ_SET_DATA_EVENTFD | b::VFIO_IRQ_SET_ACTION_TRIGGER,
-                fds.len() as u32,
-            )
-        };
-        let total = (buf.len() * 4) as u32;
-        buf[..header].copy_from_slice(&[total, flags, index, start, count]);
-        for (slot, fd) in buf[header..].iter_mut().zip(fds) {
-            *slot = *fd as u32;
+    fn region(&self, index: u32) -> RegionInfo {
+        RegionInfo {
+            flags: self.device.get_region_flags(index),
+            size: self.device.get_region_size(index),
+            offset: self.device.get_region_offset(index),
         }
-        // SAFETY: `buf` is a vfio_irq_set whose `argsz` covers the header and the `count`
-        // descriptors that follow it; the kernel only reads it, and it outlives the call.
-        check(unsafe { ioctl_with_ptr(&device, VFIO_DEVICE_SET_IRQS(), buf.as_ptr()) }).map(drop)
     }
 
-    fn dma_map(
-        &self,
-        container: BorrowedFd<'_>,
-        iova: u64,
-        size: u64,
-        vaddr: u64,
-    ) -> io::Result<()> {
-        let map = b::vfio_iommu_type1_dma_map {
-            argsz: argsz::<b::vfio_iommu_type1_dma_map>(),
-            flags: b::VFIO_DMA_MAP_FLAG_READ | b::VFIO_DMA_MAP_FLAG_WRITE,
-            vaddr,
-            iova,
-            size,
-        };
-        // SAFETY: the kernel reads `map`, which outlives the call; `vaddr..vaddr + size` is a
-        // mapping the caller keeps alive until it unmaps the IOVA range.
-        check(unsafe { ioctl_with_ref(&container, VFIO_IOMMU_MAP_DMA(), &map) }).map(drop)
+    fn irq_count(&self, index: u32) -> u32 {
+        self.device.get_irq_info(index).map_or(0, |irq| irq.count)
     }
 
-    fn dma_unmap(&self, container: BorrowedFd<'_>, iova: u64, size: u64) -> io::Result<()> {
-        let mut unmap = b::vfio_iommu_type1_dma_unmap {
-            argsz: argsz::<b::vfio_iommu_type1_dma_unmap>(),
-            flags: 0,
-            iova,
-            size,
-            data: Default::default(),
-        };
-        // SAFETY: the kernel reads `unmap` and writes back the unmapped size into it; it
-        // outlives the call.
-        check(unsafe { ioctl_with_mut_ref(&container, VFIO_IOMMU_UNMAP_DMA(), &mut unmap) })
-            .map(drop)
+    unsafe fn dma_map(&self, iova: u64, size: usize, vaddr: *mut u8) -> Result<(), VfioError> {
+        // SAFETY: the caller keeps to the contract of `VfioFunction::dma_map`, which is
+        // vfio-ioctls'.
+        unsafe { self.container.vfio_dma_map(iova, size, vaddr) }
+    }
+
+    fn dma_unmap(&self, iova: u64, size: usize) -> Result<(), VfioError> {
+        self.container.vfio_dma_unmap(iova, size)
+    }
+
+    fn enable_irq(&self, index: u32, fds: &[&EventFd]) -> Result<(), VfioError> {
+        self.device.enable_irq(index, fds.to_vec())
+    }
+
+    fn disable_irq(&self, index: u32) -> Result<(), VfioError> {
+        self.device.disable_irq(index)
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 use crate::dma::DmaMemory;
 use std::collections::HashSet;
 use std::fs::File;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
@@ -14,23 +14,24 @@ const GROUP: u32 = 17;
 const BAR0_OFFSET: u64 = 0x4_0000;
 const BAR0_SIZE: u64 = 0x1000;
 
+/// Makes the error a fake call fails with (`VfioError` is not `Clone`).
+type MakeError = fn() -> VfioError;
+
 struct State {
     existing: HashSet<PathBuf>,
     links: HashMap<PathBuf, PathBuf>,
     open_errno: HashMap<PathBuf, i32>,
-    roles: HashMap<RawFd, &'static str>,
     calls: Vec<String>,
-    api: u32,
-    extensions: Vec<u32>,
-    group_flags: u32,
     region: RegionInfo,
     irq_counts: HashMap<u32, u32>,
-    /// A call (by name) that fails with this errno.
-    fail: Option<(&'static str, i32)>,
+    /// A call (by name) that fails with this error.
+    fail: Option<(&'static str, MakeError)>,
     /// The device's memory: BAR0 at `region.offset`.
     device_mem: File,
-    /// `vaddr` of each VFIO_IOMMU_MAP_DMA.
+    /// `vaddr` of each `dma_map`.
     dma_vaddrs: Vec<u64>,
+    /// The eventfds of the vectors as the last `enable_irq` routed them.
+    routed: Vec<EventFd>,
 }
 
 #[derive(Clone)]
@@ -44,6 +45,10 @@ fn memfd(size: u64) -> File {
     let f = unsafe { File::from_raw_fd(fd) };
     f.set_len(size).unwrap();
     f
+}
+
+fn errno(e: i32) -> vmm_sys_util::errno::Error {
+    vmm_sys_util::errno::Error::new(e)
 }
 
 impl Fake {
@@ -60,14 +65,16 @@ impl Fake {
             PathBuf::from("../../../bus/pci/drivers/vfio-pci"),
         );
         Fake(Arc::new(Mutex::new(State {
-            existing: [dev].into_iter().collect(),
+            existing: [
+                dev,
+                "/dev/vfio/vfio".into(),
+                format!("/dev/vfio/{GROUP}").into(),
+            ]
+            .into_iter()
+            .collect(),
             links,
             open_errno: HashMap::new(),
-            roles: HashMap::new(),
             calls: Vec::new(),
-            api: sys::API_VERSION,
-            extensions: vec![sys::TYPE1_IOMMU, sys::TYPE1V2_IOMMU],
-            group_flags: sys::GROUP_VIABLE,
             region: RegionInfo {
                 flags: sys::REGION_READ | sys::REGION_WRITE | sys::REGION_MMAP,
                 size: BAR0_SIZE,
@@ -79,12 +86,17 @@ impl Fake {
             fail: None,
             device_mem: memfd(BAR0_OFFSET + BAR0_SIZE),
             dma_vaddrs: Vec::new(),
+            routed: Vec::new(),
         })))
     }
 
     fn with(self, f: impl FnOnce(&mut State)) -> Fake {
         f(&mut self.0.lock().unwrap());
         self
+    }
+
+    fn failing(self, call: &'static str, error: MakeError) -> Fake {
+        self.with(|s| s.fail = Some((call, error)))
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -103,33 +115,20 @@ impl Fake {
         self.open().unwrap_err().to_string()
     }
 
+    /// The device raises `vector`: its routed eventfd is signalled, as the kernel would.
+    fn raise(&self, vector: usize) {
+        self.state().routed[vector].write(1).unwrap();
+    }
+
     /// Records the call; fails it if the test asked so.
-    fn call(&self, name: &'static str, what: String) -> io::Result<()> {
+    fn call(&self, name: &'static str, what: String) -> std::result::Result<(), VfioError> {
         let mut s = self.state();
         s.calls
             .push(format!("{name} {what}").trim_end().to_string());
         match s.fail {
-            Some((n, errno)) if n == name => Err(io::Error::from_raw_os_error(errno)),
+            Some((n, make)) if n == name => Err(make()),
             _ => Ok(()),
         }
-    }
-
-    fn role(&self, fd: BorrowedFd<'_>) -> &'static str {
-        self.state()
-            .roles
-            .get(&fd.as_raw_fd())
-            .copied()
-            .unwrap_or("memory")
-    }
-
-    fn new_fd(&self, role: &'static str) -> OwnedFd {
-        let f: OwnedFd = if role == "device" {
-            self.state().device_mem.try_clone().unwrap().into()
-        } else {
-            memfd(4096).into()
-        };
-        self.state().roles.insert(f.as_raw_fd(), role);
-        f
     }
 }
 
@@ -146,97 +145,103 @@ impl VfioSys for Fake {
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
     }
 
-    fn open(&self, path: &Path) -> io::Result<OwnedFd> {
-        self.call("open", path.display().to_string())?;
-        if let Some(errno) = self.state().open_errno.get(path) {
+    fn probe_open(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.state();
+        s.calls.push(format!("probe_open {}", path.display()));
+        if let Some(errno) = s.open_errno.get(path) {
             return Err(io::Error::from_raw_os_error(*errno));
         }
-        match path.to_str().unwrap() {
-            "/dev/vfio/vfio" => Ok(self.new_fd("container")),
-            p if p == format!("/dev/vfio/{GROUP}") => Ok(self.new_fd("group")),
-            _ => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+        if !s.existing.contains(path) {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
         }
-    }
-
-    fn api_version(&self, c: BorrowedFd<'_>) -> io::Result<u32> {
-        self.call("api_version", self.role(c).into())?;
-        Ok(self.state().api)
-    }
-
-    fn check_extension(&self, c: BorrowedFd<'_>, ext: u32) -> io::Result<bool> {
-        self.call("check_extension", format!("{} {ext}", self.role(c)))?;
-        Ok(self.state().extensions.contains(&ext))
-    }
-
-    fn group_status(&self, g: BorrowedFd<'_>) -> io::Result<u32> {
-        self.call("group_status", self.role(g).into())?;
-        Ok(self.state().group_flags)
-    }
-
-    fn group_set_container(&self, g: BorrowedFd<'_>, c: BorrowedFd<'_>) -> io::Result<()> {
-        self.call(
-            "group_set_container",
-            format!("{} {}", self.role(g), self.role(c)),
-        )
-    }
-
-    fn set_iommu(&self, c: BorrowedFd<'_>, iommu: u32) -> io::Result<()> {
-        self.call("set_iommu", format!("{} {iommu}", self.role(c)))
-    }
-
-    fn group_device_fd(&self, g: BorrowedFd<'_>, bdf: &str) -> io::Result<OwnedFd> {
-        self.call("group_device_fd", format!("{} {bdf}", self.role(g)))?;
-        Ok(self.new_fd("device"))
-    }
-
-    fn region_info(&self, d: BorrowedFd<'_>, index: u32) -> io::Result<RegionInfo> {
-        self.call("region_info", format!("{} {index}", self.role(d)))?;
-        Ok(self.state().region)
-    }
-
-    fn irq_info(&self, d: BorrowedFd<'_>, index: u32) -> io::Result<IrqInfo> {
-        self.call("irq_info", format!("{} {index}", self.role(d)))?;
-        let count = self.state().irq_counts.get(&index).copied().unwrap_or(0);
-        Ok(IrqInfo { flags: 1, count })
-    }
-
-    fn set_irqs(&self, d: BorrowedFd<'_>, index: u32, start: u32, fds: &[i32]) -> io::Result<()> {
-        let fds: Vec<&str> = fds
-            .iter()
-            .map(|&f| if f >= 0 { "fd" } else { "-1" })
-            .collect();
-        self.call(
-            "set_irqs",
-            format!(
-                "{} index {index} start {start} [{}]",
-                self.role(d),
-                fds.join(" ")
-            ),
-        )
-    }
-
-    fn dma_map(&self, c: BorrowedFd<'_>, iova: u64, size: u64, vaddr: u64) -> io::Result<()> {
-        self.call(
-            "dma_map",
-            format!("{} iova {iova:#x} size {size:#x}", self.role(c)),
-        )?;
-        self.state().dma_vaddrs.push(vaddr);
         Ok(())
     }
 
-    fn dma_unmap(&self, c: BorrowedFd<'_>, iova: u64, size: u64) -> io::Result<()> {
-        self.call(
-            "dma_unmap",
-            format!("{} iova {iova:#x} size {size:#x}", self.role(c)),
-        )
+    fn open_device(&self, sysfs: &Path) -> std::result::Result<Box<dyn VfioFunction>, VfioError> {
+        self.call("open_device", sysfs.display().to_string())?;
+        let fd: OwnedFd = self.state().device_mem.try_clone().unwrap().into();
+        Ok(Box::new(FakeFunction {
+            fake: self.clone(),
+            fd,
+        }))
     }
 
     fn mmap(&self, fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<Mapping> {
-        self.call(
-            "mmap",
-            format!("{} offset {offset:#x} len {len:#x}", self.role(fd)),
-        )?;
+        let what = if offset == BAR0_OFFSET {
+            "device"
+        } else {
+            "memory"
+        };
+        if let Some(("mmap", _)) = self.state().fail {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        self.state()
+            .calls
+            .push(format!("mmap {what} offset {offset:#x} len {len:#x}"));
         Mapping::map(fd, offset, len)
+    }
+}
+
+/// The function as vfio-ioctls would have opened it.
+struct FakeFunction {
+    fake: Fake,
+    fd: OwnedFd,
+}
+
+impl VfioFunction for FakeFunction {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn region(&self, index: u32) -> RegionInfo {
+        if index == sys::BAR0_REGION {
+            self.fake.state().region
+        } else {
+            RegionInfo {
+                flags: 0,
+                size: 0,
+                offset: 0,
+            }
+        }
+    }
+
+    fn irq_count(&self, index: u32) -> u32 {
+        self.fake
+            .state()
+            .irq_counts
+            .get(&index)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    unsafe fn dma_map(
+        &self,
+        iova: u64,
+        size: usize,
+        vaddr: *mut u8,
+    ) -> std::result::Result<(), VfioError> {
+        self.fake
+            .call("dma_map", format!("iova {iova:#x} size {size:#x}"))?;
+        self.fake.state().dma_vaddrs.push(vaddr as u64);
+        Ok(())
+    }
+
+    fn dma_unmap(&self, iova: u64, size: usize) -> std::result::Result<(), VfioError> {
+        self.fake
+            .call("dma_unmap", format!("iova {iova:#x} size {size:#x}"))
+    }
+
+    fn enable_irq(&self, index: u32, fds: &[&EventFd]) -> std::result::Result<(), VfioError> {
+        self.fake
+            .call("enable_irq", format!("index {index} vectors {}", fds.len()))?;
+        self.fake.state().routed = fds.iter().map(|f| f.try_clone().unwrap()).collect();
+        Ok(())
+    }
+
+    fn disable_irq(&self, index: u32) -> std::result::Result<(), VfioError> {
+        self.fake.call("disable_irq", format!("index {index}"))?;
+        self.fake.state().routed.clear();
+        Ok(())
     }
 }
 
@@ -245,23 +250,16 @@ fn lines(v: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn open_follows_the_vfio_protocol() {
+fn open_checks_the_vfio_files_then_opens_through_vfio_ioctls() {
     let fake = Fake::new();
     let dev = fake.open().unwrap();
     assert_eq!(
         fake.calls(),
         lines(&[
-            "open /dev/vfio/vfio",
-            "api_version container",
-            "check_extension container 3",
-            "open /dev/vfio/17",
-            "group_status group",
-            "group_set_container group container",
-            "set_iommu container 3",
-            "group_device_fd group 0000:03:00.0",
-            "region_info device 0",
+            "probe_open /dev/vfio/vfio",
+            "probe_open /dev/vfio/17",
+            "open_device /sys/bus/pci/devices/0000:03:00.0",
             "mmap device offset 0x40000 len 0x1000",
-            "irq_info device 2",
         ])
     );
     assert_eq!(dev.describe(), "0000:03:00.0 (vfio)");
@@ -270,18 +268,6 @@ fn open_follows_the_vfio_protocol() {
         (BDF, GROUP, BAR0_SIZE)
     );
     assert_eq!(dev.group_path(), PathBuf::from("/dev/vfio/17"));
-}
-
-#[test]
-fn type1_iommu_when_there_is_no_v2() {
-    let fake = Fake::new().with(|s| s.extensions = vec![sys::TYPE1_IOMMU]);
-    fake.open().unwrap();
-    let calls = fake.calls();
-    assert!(
-        calls.contains(&"check_extension container 1".into()),
-        "{calls:?}"
-    );
-    assert!(calls.contains(&"set_iommu container 1".into()), "{calls:?}");
 }
 
 #[test]
@@ -333,7 +319,7 @@ fn dma_buffers_are_mapped_at_their_iova_with_their_size() {
         calls[calls.len() - 2..],
         lines(&[
             "mmap memory offset 0x0 len 0x2000",
-            "dma_map container iova 0x100000 size 0x2000"
+            "dma_map iova 0x100000 size 0x2000"
         ])
     );
     let vaddr = fake.state().dma_vaddrs[0];
@@ -351,7 +337,7 @@ fn dma_buffers_are_mapped_at_their_iova_with_their_size() {
     dev.dma_unmap(&mem).unwrap();
     assert_eq!(
         fake.calls().last().unwrap(),
-        "dma_unmap container iova 0x100000 size 0x2000"
+        "dma_unmap iova 0x100000 size 0x2000"
     );
     let e = dev.dma_unmap(&mem).unwrap_err().to_string();
     assert!(
@@ -364,7 +350,7 @@ fn dma_buffers_are_mapped_at_their_iova_with_their_size() {
 
 #[test]
 fn dma_map_without_locked_memory_says_to_raise_the_limit() {
-    let fake = Fake::new().with(|s| s.fail = Some(("dma_map", libc::ENOMEM)));
+    let fake = Fake::new().failing("dma_map", || VfioError::IommuDmaMap(errno(libc::ENOMEM)));
     let dev = fake.open().unwrap();
     let mem = DmaMemory::new(0x2000, 4096).unwrap();
     let e = dev.dma_map(&mem).unwrap_err().to_string();
@@ -378,28 +364,51 @@ fn dma_map_without_locked_memory_says_to_raise_the_limit() {
     dev.dma_map(&mem).unwrap();
 }
 
+/// Which of `fds` were signalled since last asked (each read once).
+fn signalled(fds: &[&EventFd]) -> Vec<bool> {
+    fds.iter().map(|f| f.read().is_ok()).collect()
+}
+
+fn eventfd() -> EventFd {
+    EventFd::new(libc::EFD_NONBLOCK).unwrap()
+}
+
 #[test]
 fn interrupts_route_msix_vectors_to_eventfds() {
     let fake = Fake::new();
     let dev = fake.open().unwrap();
     let n0 = fake.calls().len();
-    let a = EventFd::new(0).unwrap();
-    let b = EventFd::new(0).unwrap();
+    let (a, b) = (eventfd(), eventfd());
+
     dev.set_irq(0, Some(&a)).unwrap();
+    fake.raise(0);
+    assert_eq!(signalled(&[&a, &b]), [true, false]);
+
+    // Another eventfd for the same vector: the same count, so no disable.
     dev.set_irq(0, Some(&b)).unwrap();
+    fake.raise(0);
+    assert_eq!(signalled(&[&a, &b]), [false, true]);
+
+    // Vector 2 needs three vectors enabled; vector 1 has an eventfd nobody reads.
     dev.set_irq(2, Some(&a)).unwrap();
+    fake.raise(2);
+    fake.raise(1);
+    assert_eq!(signalled(&[&a, &b]), [true, false]);
+    fake.raise(0);
+    assert_eq!(signalled(&[&a, &b]), [false, true]);
+
     dev.set_irq(2, None).unwrap();
     dev.set_irq(0, None).unwrap();
     assert_eq!(
         fake.calls()[n0..],
         lines(&[
-            "set_irqs device index 2 start 0 [fd]",
-            "set_irqs device index 2 start 0 [fd]",
-            "set_irqs device index 2 start 0 []",
-            "set_irqs device index 2 start 0 [fd -1 fd]",
-            "set_irqs device index 2 start 0 []",
-            "set_irqs device index 2 start 0 [fd]",
-            "set_irqs device index 2 start 0 []",
+            "enable_irq index 2 vectors 1",
+            "enable_irq index 2 vectors 1",
+            "disable_irq index 2",
+            "enable_irq index 2 vectors 3",
+            "disable_irq index 2",
+            "enable_irq index 2 vectors 1",
+            "disable_irq index 2",
         ])
     );
     let e = dev.set_irq(4, Some(&a)).unwrap_err().to_string();
@@ -415,30 +424,25 @@ fn interrupts_fall_back_to_msi_and_fail_without_either() {
         s.irq_counts.remove(&sys::MSIX_IRQ);
     });
     let dev = fake.open().unwrap();
-    dev.set_irq(0, Some(&EventFd::new(0).unwrap())).unwrap();
-    assert_eq!(
-        fake.calls().last().unwrap(),
-        "set_irqs device index 1 start 0 [fd]"
-    );
+    dev.set_irq(0, Some(&eventfd())).unwrap();
+    assert_eq!(fake.calls().last().unwrap(), "enable_irq index 1 vectors 1");
 
     let fake = Fake::new().with(|s| s.irq_counts.clear());
     let dev = fake.open().unwrap();
-    let e = dev
-        .set_irq(0, Some(&EventFd::new(0).unwrap()))
-        .unwrap_err()
-        .to_string();
+    let e = dev.set_irq(0, Some(&eventfd())).unwrap_err().to_string();
     assert!(e.ends_with("the function has neither MSI-X nor MSI"), "{e}");
 
-    let fake = Fake::new().with(|s| s.fail = Some(("set_irqs", libc::EINVAL)));
+    let fake = Fake::new().failing("enable_irq", || VfioError::VfioDeviceEnableIrq);
     let dev = fake.open().unwrap();
-    let e = dev
-        .set_irq(0, Some(&EventFd::new(0).unwrap()))
-        .unwrap_err()
-        .to_string();
+    let e = dev.set_irq(0, Some(&eventfd())).unwrap_err().to_string();
     assert!(
-        e.ends_with("VFIO_DEVICE_SET_IRQS: Invalid argument (os error 22)"),
+        e.ends_with("VFIO_DEVICE_SET_IRQS: vfio-ioctls: failed to enable vfio device irq"),
         "{e}"
     );
+    // The failed route is not kept: routing again reaches the kernel again.
+    fake.state().fail = None;
+    dev.set_irq(0, Some(&eventfd())).unwrap();
+    assert_eq!(fake.calls().last().unwrap(), "enable_irq index 2 vectors 1");
 }
 
 #[test]
@@ -469,7 +473,7 @@ fn each_missing_piece_is_named_with_what_to_do() {
         ),
         (
             Fake::new().with(|s| {
-                s.open_errno.insert("/dev/vfio/vfio".into(), libc::ENOENT);
+                s.existing.remove(Path::new("/dev/vfio/vfio"));
             }),
             "0000:03:00.0 (vfio): /dev/vfio/vfio does not exist: the VFIO driver is not loaded; load it with `modprobe vfio-pci`",
         ),
@@ -491,25 +495,40 @@ fn each_missing_piece_is_named_with_what_to_do() {
             }),
             "0000:03:00.0 (vfio): /dev/vfio/17 is busy: another process (a VM, another nicctl) has the IOMMU group open",
         ),
+        // What vfio-ioctls finds once the files open.
         (
-            Fake::new().with(|s| s.api = 1),
-            "0000:03:00.0 (vfio): the kernel's VFIO API version is 1, this driver speaks 0",
+            Fake::new().failing("open_device", || {
+                VfioError::OpenGroup(io::Error::from_raw_os_error(libc::EBUSY), "17".into())
+            }),
+            "0000:03:00.0 (vfio): /dev/vfio/17 is busy: another process",
         ),
         (
-            Fake::new().with(|s| s.extensions.clear()),
-            "0000:03:00.0 (vfio): the VFIO container offers no type1 IOMMU (is vfio_iommu_type1 loaded?)",
+            Fake::new().failing("open_device", || VfioError::VfioApiVersion),
+            "0000:03:00.0 (vfio): the kernel's VFIO API version is not 0, the one this driver speaks",
         ),
         (
-            Fake::new().with(|s| s.group_flags = 0),
+            Fake::new().failing("open_device", || VfioError::VfioExtension),
+            "0000:03:00.0 (vfio): the VFIO container offers no type1v2 IOMMU (is vfio_iommu_type1 loaded?)",
+        ),
+        (
+            Fake::new().failing("open_device", || VfioError::GroupViable),
             "0000:03:00.0 (vfio): IOMMU group 17 is not viable: every device in /sys/kernel/iommu_groups/17/devices must be bound to vfio-pci or have no driver",
         ),
         (
-            Fake::new().with(|s| s.fail = Some(("set_iommu", libc::EPERM))),
-            "0000:03:00.0 (vfio): VFIO_SET_IOMMU (type 3) failed: Operation not permitted (os error 1)",
+            Fake::new().failing("open_device", || {
+                VfioError::ContainerSetIOMMU(errno(libc::EPERM))
+            }),
+            "0000:03:00.0 (vfio): VFIO_SET_IOMMU (type1v2) failed: Operation not permitted (os error 1)",
         ),
         (
-            Fake::new().with(|s| s.fail = Some(("group_device_fd", libc::ENODEV))),
+            Fake::new().failing("open_device", || {
+                VfioError::GroupGetDeviceFD(errno(libc::ENODEV))
+            }),
             "0000:03:00.0 (vfio): VFIO_GROUP_GET_DEVICE_FD in IOMMU group 17 failed: No such device (os error 19)",
+        ),
+        (
+            Fake::new().failing("open_device", || VfioError::VfioDeviceGetInfoPCI),
+            "0000:03:00.0 (vfio): vfio-ioctls: vfio PCI device info doesn't match",
         ),
         (
             Fake::new().with(|s| s.region.size = 0),
@@ -520,7 +539,7 @@ fn each_missing_piece_is_named_with_what_to_do() {
             "0000:03:00.0 (vfio): BAR0 cannot be mapped read-write (region flags 0x3)",
         ),
         (
-            Fake::new().with(|s| s.fail = Some(("mmap", libc::EINVAL))),
+            Fake::new().failing("mmap", || VfioError::InvalidPath),
             "0000:03:00.0 (vfio): cannot mmap BAR0 (0x1000 bytes at device offset 0x40000): Invalid argument (os error 22)",
         ),
     ];
@@ -539,9 +558,7 @@ fn an_unbound_device_names_its_driver_and_how_to_bind_it() {
             "../../../bus/pci/drivers/ixgbe".into(),
         );
     });
-    fake.state()
-        .open_errno
-        .insert("/dev/vfio/17".into(), libc::ENOENT);
+    fake.state().existing.remove(Path::new("/dev/vfio/17"));
     let e = fake.error();
     assert!(
         e.starts_with(
@@ -553,7 +570,7 @@ fn an_unbound_device_names_its_driver_and_how_to_bind_it() {
     );
     let fake = Fake::new().with(|s| {
         s.links.remove(&dev_dir.join("driver"));
-        s.open_errno.insert("/dev/vfio/17".into(), libc::ENOENT);
+        s.existing.remove(Path::new("/dev/vfio/17"));
     });
     assert!(fake.error().contains("(it has no driver)"));
 }
@@ -563,4 +580,30 @@ fn the_real_kernel_without_vfio_gives_a_clear_error() {
     // On a machine without the device (CI), the real system calls fail at the first step.
     let e = VfioBackend::open("0000:ff:1f.7").unwrap_err().to_string();
     assert!(e.starts_with("0000:ff:1f.7 (vfio): "), "{e}");
+}
+
+#[test]
+fn vfio_ioctls_on_the_real_kernel_reports_the_first_missing_file() {
+    // A sysfs function whose IOMMU group no kernel has: vfio-ioctls opens the real container
+    // (where there is one) and then fails on the group, or fails on the container itself.
+    let dir = std::env::temp_dir().join(format!("vpcnic-vfio-{}", std::process::id()));
+    let dev = dir.join("devices").join(BDF);
+    std::fs::create_dir_all(&dev).unwrap();
+    let group = 4_000_000 + std::process::id();
+    std::os::unix::fs::symlink(
+        format!("../../iommu_groups/{group}"),
+        dev.join("iommu_group"),
+    )
+    .unwrap();
+    let result = RealSys.open_device(&dev).map(|_| ());
+    std::fs::remove_dir_all(&dir).unwrap();
+    match result {
+        Err(VfioError::OpenGroup(e, id)) if Path::new("/dev/vfio/vfio").exists() => {
+            assert_eq!((e.kind(), id), (io::ErrorKind::NotFound, group.to_string()));
+        }
+        Err(VfioError::OpenContainer(e)) if !Path::new("/dev/vfio/vfio").exists() => {
+            assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        }
+        other => panic!("unexpected: {:?}", other.err()),
+    }
 }
