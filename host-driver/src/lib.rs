@@ -40,6 +40,7 @@ pub mod tables;
 #[cfg(test)]
 pub(crate) mod test_utils;
 pub mod trace;
+pub mod vf_token;
 #[cfg(feature = "sim")]
 pub mod vm;
 

@@ -6,6 +6,10 @@
 //! from the driver the kernel probed and writes its address to `bus/pci/drivers_probe`, which
 //! binds it to vfio-pci. `nicctl vfs list` reads the same tree back.
 //!
+//! When the PF itself is bound to vfio-pci (our driver reaches it through VFIO), vfio-pci
+//! creates VFs only when loaded with `enable_sriov=1`, and the VFs then open only with the
+//! PF's VF token (see [`crate::vf_token`]).
+//!
 //! Every path is under a [`Sysfs`] root, `/sys` on a real machine and a temporary tree in
 //! the tests, which also record every write.
 use std::io;
@@ -35,6 +39,10 @@ pub enum SriovError {
         index: u32,
         path: PathBuf,
     },
+    #[error("{pf} is bound to vfio-pci, which creates VFs only when loaded with \
+             enable_sriov=1 ({} is not Y): `echo Y > {}` (or `modprobe vfio-pci enable_sriov=1`)",
+            .path.display(), .path.display())]
+    VfioPciWithoutSriov { pf: String, path: PathBuf },
     #[error("{}: {what}", .path.display())]
     Malformed { path: PathBuf, what: String },
     #[error("cannot {action} {}: {source}{}", .path.display(), permission_hint(.source))]
@@ -217,9 +225,25 @@ impl Sysfs {
     }
 }
 
+/// The driver the PF at `pf` is bound to, if any.
+pub fn pf_driver(sys: &Sysfs, pf: &str) -> Option<String> {
+    sys.link_name(&sys.device(pf).join("driver"))
+}
+
 /// Creates `count` VFs on `pf` and binds each to vfio-pci; returns them.
 pub fn enable(sys: &Sysfs, pf: &str, count: u32) -> Result<Vec<VfInfo>, SriovError> {
     let (dir, total) = sys.pf(pf)?;
+    if count > 0 && pf_driver(sys, pf).as_deref() == Some(VFIO_PCI) {
+        // vfio-pci's sriov_configure refuses (ENOENT) unless this is set.
+        let param = sys.root.join("module/vfio_pci/parameters/enable_sriov");
+        let set = std::fs::read_to_string(&param).is_ok_and(|v| v.trim() == "Y");
+        if !set {
+            return Err(SriovError::VfioPciWithoutSriov {
+                pf: pf.to_string(),
+                path: param,
+            });
+        }
+    }
     if count > total {
         return Err(SriovError::TooMany {
             pf: pf.to_string(),
@@ -450,6 +474,40 @@ mod tests {
                 .map(|v| (v.index, v.bdf.as_str(), v.iommu_group))
                 .collect::<Vec<_>>(),
             [(0, "0000:03:10.0", Some(40)), (1, "0000:03:10.2", Some(41))]
+        );
+    }
+
+    #[test]
+    fn a_pf_owned_by_vfio_pci_needs_its_enable_sriov_parameter() {
+        let t = Tree::new();
+        t.pf(PF, 8, 0, &[("0000:03:10.0", 40, None)]);
+        t.link(
+            &format!("bus/pci/devices/{PF}/driver"),
+            "../../drivers/vfio-pci",
+        );
+        assert_eq!(pf_driver(&t.sysfs(), PF).as_deref(), Some(VFIO_PCI));
+        let param = "module/vfio_pci/parameters/enable_sriov";
+        t.file(param, "N\n");
+        let sys = t.sysfs();
+        let e = enable(&sys, PF, 1).unwrap_err().to_string();
+        let path = t.0.join(param);
+        assert_eq!(
+            e,
+            format!(
+                "0000:03:00.0 is bound to vfio-pci, which creates VFs only when loaded with \
+                 enable_sriov=1 ({} is not Y): `echo Y > {}` (or `modprobe vfio-pci \
+                 enable_sriov=1`)",
+                path.display(),
+                path.display()
+            )
+        );
+        assert!(sys.writes().is_empty(), "nothing written");
+        t.file(param, "Y\n");
+        let sys = t.sysfs();
+        assert_eq!(enable(&sys, PF, 1).unwrap().len(), 1);
+        assert_eq!(
+            sys.writes()[0],
+            w("bus/pci/devices/0000:03:00.0/sriov_numvfs", "1")
         );
     }
 

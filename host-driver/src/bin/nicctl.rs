@@ -10,6 +10,7 @@ use host_driver::report::{
 };
 use host_driver::show::{show_text, HostTables, Names};
 use host_driver::sriov::{self, SriovError, Sysfs};
+use host_driver::vf_token::VfTokens;
 use host_driver::{DriverError, PfDriver, StatsFunction};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -201,6 +202,9 @@ enum CliError {
     Control(#[from] ControlError),
     #[error(transparent)]
     Sriov(#[from] SriovError),
+    /// The VF token file (its message names it).
+    #[error("VF token: {0}")]
+    VfToken(std::io::Error),
 }
 
 fn indent(text: &str) -> String {
@@ -735,6 +739,27 @@ fn served_instances(cli: &Cli) -> std::collections::HashMap<u32, String> {
         .unwrap_or_default()
 }
 
+/// Makes the VF token of a PF vfio-pci owns and sets it in the kernel by opening the PF
+/// with it (no VF is in use yet); says how a VMM presents it.
+fn set_vf_token(pf: &str) -> Result<String> {
+    let tokens = VfTokens::default();
+    let token = tokens.get_or_create(pf).map_err(CliError::VfToken)?;
+    let how = format!(
+        "a VMM opens each VF as \"<VF address> vf_token={token}\" (DPDK: --vfio-vf-token={token})"
+    );
+    Ok(match host_driver::backend::vfio::VfioBackend::open(pf) {
+        Ok(_) => format!(
+            "VF token of {pf}: {token} (kept in {}, set on the PF); {how}\n",
+            tokens.path(pf).display()
+        ),
+        Err(e) => format!(
+            "VF token of {pf}: {token} (kept in {}); not yet set on the PF ({e}): the next \
+             nicctl that opens the PF sets it; {how}\n",
+            tokens.path(pf).display()
+        ),
+    })
+}
+
 fn vfs(cli: &Cli, action: &VfsCommand) -> Result<String> {
     let sys = Sysfs::default();
     match action {
@@ -746,6 +771,9 @@ fn vfs(cli: &Cli, action: &VfsCommand) -> Result<String> {
                 if *count == 1 { "" } else { "s" }
             );
             out.push_str(&sriov::list_text(&vfs, |_| None));
+            if *count > 0 && sriov::pf_driver(&sys, &pf).as_deref() == Some(sriov::VFIO_PCI) {
+                out.push_str(&set_vf_token(&pf)?);
+            }
             Ok(out)
         }
         VfsCommand::List { pf } => {
@@ -755,7 +783,15 @@ fn vfs(cli: &Cli, action: &VfsCommand) -> Result<String> {
                 .transpose()?;
             let vfs = sriov::list(&sys, pf.as_deref())?;
             let served = served_instances(cli);
-            Ok(sriov::list_text(&vfs, |v| served.get(&v.index).cloned()))
+            let mut out = sriov::list_text(&vfs, |v| served.get(&v.index).cloned());
+            let mut pfs: Vec<&str> = vfs.iter().map(|v| v.pf.as_str()).collect();
+            pfs.dedup();
+            for pf in pfs {
+                if let Some(token) = VfTokens::default().get(pf).map_err(CliError::VfToken)? {
+                    out.push_str(&format!("VF token of {pf}: {token}\n"));
+                }
+            }
+            Ok(out)
         }
     }
 }

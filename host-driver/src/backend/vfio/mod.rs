@@ -24,7 +24,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-pub use sys::{Mapping, RealSys, RegionInfo, VfioError, VfioFunction, VfioSys};
+pub use sys::{Mapping, OpenError, RealSys, RegionInfo, VfioError, VfioFunction, VfioSys};
 use vmm_sys_util::eventfd::EventFd;
 
 /// Where VFIO's character devices are.
@@ -200,7 +200,12 @@ impl VfioBackend {
         };
         probe(&group_path, unbound())?;
 
-        let function = sys.open_device(&sysdir).map_err(|e| {
+        let vf_token = sys.vf_token(&bdf).map_err(|e| fail(e.to_string()))?;
+        let function = sys.open_device(&sysdir, vf_token.as_deref()).map_err(|e| {
+            let e = match e {
+                OpenError::Vfio(e) => e,
+                alias @ OpenError::Alias { .. } => return fail(alias.to_string()),
+            };
             fail(match &e {
                 VfioError::OpenContainer(io) => open_failure(&container_path, io, &no_driver()),
                 VfioError::OpenGroup(io, _) => open_failure(&group_path, io, &unbound()),
@@ -223,6 +228,22 @@ impl VfioBackend {
                 VfioError::ContainerSetIOMMU(errno) => {
                     format!("VFIO_SET_IOMMU (type1v2) failed: {}", errno_text(errno))
                 }
+                VfioError::GroupGetDeviceFD(errno) if errno.errno() == libc::EACCES => format!(
+                    "VFIO_GROUP_GET_DEVICE_FD in IOMMU group {group} failed: {}: the PF's VFs \
+                     are in use and vfio-pci wants the PF's VF token, which {}; the kernel log \
+                     (`dmesg`) says which",
+                    errno_text(errno),
+                    match &vf_token {
+                        Some(_) => format!(
+                            "{} holds, but not the one the kernel has",
+                            crate::vf_token::VfTokens::default().path(&bdf).display()
+                        ),
+                        None => format!(
+                            "nicctl keeps in {} (made by `nicctl vfs enable`), and there is none",
+                            crate::vf_token::VfTokens::default().path(&bdf).display()
+                        ),
+                    }
+                ),
                 VfioError::GroupGetDeviceFD(errno) => format!(
                     "VFIO_GROUP_GET_DEVICE_FD in IOMMU group {group} failed: {}",
                     errno_text(errno)

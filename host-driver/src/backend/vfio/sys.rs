@@ -35,6 +35,19 @@ pub struct RegionInfo {
     pub offset: u64,
 }
 
+/// Why a function could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Vfio(#[from] VfioError),
+    #[error("cannot name the device with its VF token through {}: {source}", .path.display())]
+    Alias {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
 /// What the VFIO backend asks of the kernel.
 pub trait VfioSys: Send + Sync {
     /// Whether `path` exists (`stat(2)`).
@@ -44,9 +57,16 @@ pub trait VfioSys: Send + Sync {
     /// `open(2)` read-write and close again: whether `path` can be opened, before
     /// vfio-ioctls opens it and would say only that it could not.
     fn probe_open(&self, path: &Path) -> io::Result<()>;
+    /// The VF token kept for the PF at `bdf` (see [`crate::vf_token`]), if any.
+    fn vf_token(&self, bdf: &str) -> io::Result<Option<String>>;
     /// A new container with the function at `sysfs` (`/sys/bus/pci/devices/<BDF>`) in it:
-    /// `VfioContainer::new` then `VfioDevice::new`.
-    fn open_device(&self, sysfs: &Path) -> Result<Box<dyn VfioFunction>, VfioError>;
+    /// `VfioContainer::new` then `VfioDevice::new`, the device named `"<BDF> vf_token=<uuid>"`
+    /// when a token is given.
+    fn open_device(
+        &self,
+        sysfs: &Path,
+        vf_token: Option<&str>,
+    ) -> Result<Box<dyn VfioFunction>, OpenError>;
     /// A shared read-write `mmap(2)` of `len` bytes of `fd` at `offset`.
     fn mmap(&self, fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<Mapping> {
         Mapping::map(fd, offset, len)
@@ -193,17 +213,87 @@ impl VfioSys for RealSys {
             .map(drop)
     }
 
-    fn open_device(&self, sysfs: &Path) -> Result<Box<dyn VfioFunction>, VfioError> {
+    fn vf_token(&self, bdf: &str) -> io::Result<Option<String>> {
+        crate::vf_token::VfTokens::default().get(bdf)
+    }
+
+    fn open_device(
+        &self,
+        sysfs: &Path,
+        vf_token: Option<&str>,
+    ) -> Result<Box<dyn VfioFunction>, OpenError> {
+        let alias = match vf_token {
+            Some(token) => Some(TokenAlias::new(Path::new(ALIAS_DIR), sysfs, token).map_err(
+                |source| OpenError::Alias {
+                    path: PathBuf::from(ALIAS_DIR),
+                    source,
+                },
+            )?),
+            None => None,
+        };
+        let path = alias.as_ref().map_or(sysfs, |a| a.path());
         let container = Arc::new(VfioContainer::new(None)?);
-        let device = VfioDevice::new(sysfs, container.clone() as Arc<dyn VfioOps>, false)?;
-        Ok(Box::new(RealFunction { device, container }))
+        let device = VfioDevice::new(path, container.clone() as Arc<dyn VfioOps>, false)?;
+        Ok(Box::new(RealFunction {
+            device,
+            container,
+            _alias: alias,
+        }))
     }
 }
 
-/// A function opened by vfio-ioctls.
+/// Where [`TokenAlias`]es are made.
+const ALIAS_DIR: &str = "/run/vpcnic/vfio-alias";
+
+/// vfio-ioctls names the device by the last component of the sysfs path it is given and
+/// finds the IOMMU group through that path's `iommu_group` link. To name the device
+/// `"<BDF> vf_token=<uuid>"`, as the kernel wants once VFs are in use, it is given a
+/// directory of that name holding only a link to the function's IOMMU group. vfio-ioctls
+/// reads the link again when the device is dropped, so the alias lives as long as it.
+pub(crate) struct TokenAlias {
+    /// `<ALIAS_DIR>/<pid>-<n>`, removed on drop.
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl TokenAlias {
+    pub(crate) fn new(base: &Path, sysfs: &Path, token: &str) -> io::Result<TokenAlias> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let bdf = sysfs
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no PCI address"))?;
+        let group = std::fs::canonicalize(sysfs.join("iommu_group"))?;
+        let dir = base.join(format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let path = dir.join(format!("{bdf} vf_token={token}"));
+        std::fs::create_dir_all(&path)?;
+        let alias = TokenAlias { dir, path };
+        std::os::unix::fs::symlink(group, alias.path.join("iommu_group"))?;
+        Ok(alias)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TokenAlias {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A function opened by vfio-ioctls. Fields drop in order: the device (which reads the
+/// alias) before the container and the alias.
 struct RealFunction {
     device: VfioDevice,
     container: Arc<VfioContainer>,
+    _alias: Option<TokenAlias>,
 }
 
 impl VfioFunction for RealFunction {

@@ -30,6 +30,8 @@ struct State {
     device_mem: File,
     /// `vaddr` of each `dma_map`.
     dma_vaddrs: Vec<u64>,
+    /// The PF's VF token, as `nicctl vfs enable` kept it.
+    vf_token: Option<String>,
     /// The eventfds of the vectors as the last `enable_irq` routed them.
     routed: Vec<EventFd>,
 }
@@ -87,6 +89,7 @@ impl Fake {
             device_mem: memfd(BAR0_OFFSET + BAR0_SIZE),
             dma_vaddrs: Vec::new(),
             routed: Vec::new(),
+            vf_token: None,
         })))
     }
 
@@ -157,8 +160,19 @@ impl VfioSys for Fake {
         Ok(())
     }
 
-    fn open_device(&self, sysfs: &Path) -> std::result::Result<Box<dyn VfioFunction>, VfioError> {
-        self.call("open_device", sysfs.display().to_string())?;
+    fn vf_token(&self, _bdf: &str) -> io::Result<Option<String>> {
+        Ok(self.state().vf_token.clone())
+    }
+
+    fn open_device(
+        &self,
+        sysfs: &Path,
+        vf_token: Option<&str>,
+    ) -> std::result::Result<Box<dyn VfioFunction>, OpenError> {
+        let token = vf_token
+            .map(|t| format!(" vf_token={t}"))
+            .unwrap_or_default();
+        self.call("open_device", format!("{}{token}", sysfs.display()))?;
         let fd: OwnedFd = self.state().device_mem.try_clone().unwrap().into();
         Ok(Box::new(FakeFunction {
             fake: self.clone(),
@@ -582,6 +596,56 @@ fn the_real_kernel_without_vfio_gives_a_clear_error() {
     assert!(e.starts_with("0000:ff:1f.7 (vfio): "), "{e}");
 }
 
+const TOKEN: &str = "bd8d9d2b-5a5f-4f5a-a211-f591514ba1f3";
+
+#[test]
+fn the_pf_is_opened_with_its_vf_token() {
+    let fake = Fake::new().with(|s| s.vf_token = Some(TOKEN.into()));
+    fake.open().unwrap();
+    assert!(fake.calls().contains(&format!(
+        "open_device /sys/bus/pci/devices/0000:03:00.0 vf_token={TOKEN}"
+    )));
+}
+
+#[test]
+fn a_refused_vf_token_says_where_the_token_is_kept() {
+    let refused = || VfioError::GroupGetDeviceFD(errno(libc::EACCES));
+    let e = Fake::new().failing("open_device", refused).error();
+    assert!(
+        e.contains("wants the PF's VF token, which nicctl keeps in /run/vpcnic/vf-token/0000:03:00.0 (made by `nicctl vfs enable`), and there is none"),
+        "{e}"
+    );
+    let e = Fake::new()
+        .with(|s| s.vf_token = Some(TOKEN.into()))
+        .failing("open_device", refused)
+        .error();
+    assert!(
+        e.contains("/run/vpcnic/vf-token/0000:03:00.0 holds, but not the one the kernel has"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_token_alias_names_the_device_and_links_its_iommu_group() {
+    let dir = std::env::temp_dir().join(format!("vpcnic-alias-{}", std::process::id()));
+    let dev = dir.join("sys").join(BDF);
+    std::fs::create_dir_all(&dev).unwrap();
+    std::fs::create_dir_all(dir.join("groups/17")).unwrap();
+    std::os::unix::fs::symlink("../../groups/17", dev.join("iommu_group")).unwrap();
+    let alias = sys::TokenAlias::new(&dir.join("alias"), &dev, TOKEN).unwrap();
+    let path = alias.path().to_path_buf();
+    assert_eq!(
+        path.file_name().unwrap().to_str().unwrap(),
+        format!("{BDF} vf_token={TOKEN}")
+    );
+    let group = std::fs::read_link(path.join("iommu_group")).unwrap();
+    assert_eq!(group.file_name().unwrap(), "17");
+    assert!(group.is_absolute() && group.exists(), "{group:?}");
+    drop(alias);
+    assert!(!path.exists(), "the alias is removed with it");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn vfio_ioctls_on_the_real_kernel_reports_the_first_missing_file() {
     // A sysfs function whose IOMMU group no kernel has: vfio-ioctls opens the real container
@@ -590,20 +654,39 @@ fn vfio_ioctls_on_the_real_kernel_reports_the_first_missing_file() {
     let dev = dir.join("devices").join(BDF);
     std::fs::create_dir_all(&dev).unwrap();
     let group = 4_000_000 + std::process::id();
+    std::fs::create_dir_all(dir.join("iommu_groups").join(group.to_string())).unwrap();
     std::os::unix::fs::symlink(
         format!("../../iommu_groups/{group}"),
         dev.join("iommu_group"),
     )
     .unwrap();
-    let result = RealSys.open_device(&dev).map(|_| ());
+    // Once plainly, once named with a VF token through an alias directory.
+    let results = [None, Some(TOKEN)].map(|token| RealSys.open_device(&dev, token).map(|_| ()));
     std::fs::remove_dir_all(&dir).unwrap();
-    match result {
-        Err(VfioError::OpenGroup(e, id)) if Path::new("/dev/vfio/vfio").exists() => {
-            assert_eq!((e.kind(), id), (io::ErrorKind::NotFound, group.to_string()));
+    for result in results {
+        match result {
+            Err(OpenError::Vfio(VfioError::OpenGroup(e, id)))
+                if Path::new("/dev/vfio/vfio").exists() =>
+            {
+                assert_eq!((e.kind(), id), (io::ErrorKind::NotFound, group.to_string()));
+            }
+            Err(OpenError::Vfio(VfioError::OpenContainer(e)))
+                if !Path::new("/dev/vfio/vfio").exists() =>
+            {
+                assert_eq!(e.kind(), io::ErrorKind::NotFound);
+            }
+            other => panic!("unexpected: {:?}", other.err()),
         }
-        Err(VfioError::OpenContainer(e)) if !Path::new("/dev/vfio/vfio").exists() => {
-            assert_eq!(e.kind(), io::ErrorKind::NotFound);
-        }
-        other => panic!("unexpected: {:?}", other.err()),
     }
+    let leftover = std::fs::read_dir("/run/vpcnic/vfio-alias")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{}-", std::process::id()))
+        })
+        .count();
+    assert_eq!(leftover, 0, "the alias directory is removed");
 }
