@@ -78,6 +78,8 @@ mod tests {
     #[test]
     fn bytes_round_trip_through_words_and_stay_in_bounds() {
         let mut mem = [0u32; 4];
+        // SAFETY: `mem` is 16 bytes of word-aligned memory that outlives `m` and is reached
+        // only through it.
         let mut m = unsafe { Mmio::new(NonNull::new(mem.as_mut_ptr()).unwrap(), 16) };
         m.write_bytes(2 * 4, &[1, 2, 3, 4, 5]);
         let mut back = [0u8; 5];
