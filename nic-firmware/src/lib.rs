@@ -23,6 +23,8 @@ mod admin;
 pub mod counters;
 mod firmware;
 pub mod frame;
+#[cfg(any(test, feature = "testing"))]
+pub mod fuzz;
 pub mod memory;
 pub mod pipeline;
 pub mod platform;

@@ -1,0 +1,314 @@
+//! The fuzz targets under `cargo test`: over the seeds in `nic-firmware/fuzz/seeds` (and
+//! the crashes libFuzzer once found, kept there as regressions), then over inputs made here
+//! from the topology's frame generator, bit flips and plain random bytes.
+use super::topology::{uplink_frame, vf_frame, Rng};
+use super::*;
+use shared_regs::admin::Opcode;
+use std::path::PathBuf;
+
+fn seeds(target: &str) -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+fn random_bytes(rng: &mut Rng, max: u64) -> Vec<u8> {
+    (0..rng.below(max)).map(|_| rng.next_u64() as u8).collect()
+}
+
+fn flip_some(rng: &mut Rng, mut input: Vec<u8>) -> Vec<u8> {
+    for _ in 0..=rng.below(4) {
+        if !input.is_empty() {
+            let i = rng.below(input.len() as u64) as usize;
+            input[i] ^= 1 << rng.below(8);
+        }
+    }
+    input
+}
+
+/// A batch from the topology's generator, in the pipeline target's input format.
+pub(super) fn generated_batch(rng: &mut Rng, max_frames: u64) -> Vec<u8> {
+    let port = rng.below(7) as u8;
+    let frames: Vec<Vec<u8>> = (0..1 + rng.below(max_frames))
+        .map(|_| match port_of(port) {
+            Port::Vf(vf) => vf_frame(rng, vf),
+            Port::Uplink => uplink_frame(rng),
+        })
+        .collect();
+    join_frames(port, &frames)
+}
+
+#[test]
+fn pipeline_target_holds_on_its_seeds_and_on_generated_and_random_input() {
+    let seeds = seeds("pipeline");
+    assert!(seeds.len() >= 20, "{} seeds", seeds.len());
+    for s in &seeds {
+        pipeline(s);
+    }
+    let mut rng = Rng(0x5eed);
+    for _ in 0..400 {
+        let input = generated_batch(&mut rng, 40);
+        pipeline(&input);
+        pipeline(&flip_some(&mut rng, input));
+    }
+    for _ in 0..2000 {
+        pipeline(&random_bytes(&mut rng, 600));
+    }
+    pipeline(&[]);
+}
+
+#[test]
+fn split_frames_inverts_join_frames() {
+    let frames = vec![vec![1u8, 2, 3], vec![], vec![9; 300]];
+    let joined = join_frames(6, &frames);
+    let (port, back) = split_frames(&joined);
+    assert_eq!(port, Port::Uplink);
+    assert_eq!(back, frames.iter().map(|f| &f[..]).collect::<Vec<_>>());
+    // A length beyond the input is cut at its end.
+    let (_, cut) = split_frames(&[0, 0, 9, 7, 7]);
+    assert_eq!(cut, vec![&[7u8, 7][..]]);
+}
+
+/// An admin record with one of the ABI's opcodes (or another) and parameters whose bytes
+/// are mostly small, so IDs are often in range and commands often valid.
+pub(super) fn admin_record(rng: &mut Rng) -> Vec<u8> {
+    let opcodes: Vec<u16> = (0..0x200)
+        .filter(|&v| Opcode::from_u16(v).is_some())
+        .collect();
+    let opcode = if rng.chance(90) {
+        rng.pick(&opcodes)
+    } else {
+        rng.next_u64() as u16
+    };
+    let mut cmd = vec![0u8; CMD_SIZE];
+    cmd[0..2].copy_from_slice(&opcode.to_le_bytes());
+    cmd[6..8].copy_from_slice(&(rng.next_u64() as u16).to_le_bytes());
+    if rng.chance(20) {
+        cmd[8..16].copy_from_slice(&ADMIN_BUF_IOVA.to_le_bytes());
+        cmd[16..20].copy_from_slice(&(rng.below(512) as u32).to_le_bytes());
+    }
+    for b in &mut cmd[24..] {
+        *b = if rng.chance(70) {
+            rng.below(4) as u8
+        } else {
+            rng.next_u64() as u8
+        };
+    }
+    let buf = random_bytes(rng, 64);
+    cmd.push(buf.len() as u8);
+    cmd.extend(buf);
+    cmd
+}
+
+/// A well-formed admin command over a small universe (two VPCs, four subnets, a few route
+/// tables, VFs, mappings, gateways), so that sequences of them add, refuse as existing or
+/// in use, fill tables and delete.
+pub(super) fn structured_admin_record(rng: &mut Rng) -> Vec<u8> {
+    use shared_regs::entry::*;
+    use shared_regs::{Le16, Le32};
+    let id = |rng: &mut Rng| Le16::new(rng.below(3) as u16);
+    let ip = |rng: &mut Rng| {
+        [
+            10,
+            rng.below(2) as u8,
+            rng.below(3) as u8,
+            rng.below(12) as u8,
+        ]
+    };
+    let mac = |rng: &mut Rng| [2, 0, 0, 0, rng.below(4) as u8, rng.below(4) as u8];
+    let vni = |rng: &mut Rng| Le32::new(rng.pick(&[100, 200, 300]));
+    let cmd = match rng.below(16) {
+        0 => AdminCmd::new(
+            Opcode::VpcAdd,
+            &VpcEntry {
+                id: id(rng),
+                main_route_table: Le16::new(rng.pick(&[0xffff, 0, 1])),
+                vni: vni(rng),
+                cidr: [10, rng.below(2) as u8, 0, 0],
+                cidr_len: rng.pick(&[16, 8, 33]),
+                ..Default::default()
+            },
+        ),
+        1 => AdminCmd::new(Opcode::VpcDel, &IdParam { id: id(rng) }),
+        2 => AdminCmd::new(
+            Opcode::RouteTableAdd,
+            &RouteTableEntry {
+                id: id(rng),
+                vpc_id: id(rng),
+            },
+        ),
+        3 => AdminCmd::new(Opcode::RouteTableDel, &IdParam { id: id(rng) }),
+        4 | 5 => AdminCmd::new(
+            Opcode::SubnetAdd,
+            &SubnetEntry {
+                id: id(rng),
+                vpc_id: id(rng),
+                route_table_id: id(rng),
+                prefix_len: rng.pick(&[24, 28, 16]),
+                prefix: [10, rng.below(2) as u8, rng.below(3) as u8, 0],
+                gateway_mac: mac(rng),
+                ..Default::default()
+            },
+        ),
+        6 => AdminCmd::new(Opcode::SubnetDel, &IdParam { id: id(rng) }),
+        7 | 8 => AdminCmd::new(
+            if rng.chance(75) {
+                Opcode::RouteAdd
+            } else {
+                Opcode::RouteDel
+            },
+            &RouteEntry {
+                table_id: id(rng),
+                prefix_len: rng.pick(&[0, 16, 24, 32]),
+                target_kind: rng.below(6) as u8,
+                prefix: ip(rng),
+                target: ip(rng),
+            },
+        ),
+        9 | 10 => AdminCmd::new(
+            if rng.chance(75) {
+                Opcode::MappingAdd
+            } else {
+                Opcode::MappingDel
+            },
+            &MappingEntry {
+                vni: vni(rng),
+                ip: ip(rng),
+                mac: mac(rng),
+                location: rng.below(6) as u8,
+                vf: Le16::new(rng.below(5) as u16),
+                underlay_ip: [192, 0, 2, rng.below(3) as u8],
+                ..Default::default()
+            },
+        ),
+        11 | 12 => AdminCmd::new(
+            if rng.chance(75) {
+                Opcode::VfSet
+            } else {
+                Opcode::VfClear
+            },
+            &VfEntry {
+                vf: Le16::new(rng.below(5) as u16),
+                subnet_id: id(rng),
+                flags: Le16::new(rng.below(2) as u16),
+                mac: mac(rng),
+                primary_ip: ip(rng),
+                ..Default::default()
+            },
+        ),
+        13 => AdminCmd::new(
+            Opcode::UplinkSet,
+            &UplinkEntry {
+                mac: mac(rng),
+                next_hop_mac: mac(rng),
+                underlay_ip: [192, 0, 2, 1],
+                mtu: Le16::new(rng.pick(&[1500, 9001, 60, 0])),
+                ..Default::default()
+            },
+        ),
+        14 => AdminCmd::new(
+            if rng.chance(75) {
+                Opcode::GatewayAdd
+            } else {
+                Opcode::GatewayDel
+            },
+            &GatewayEntry {
+                id: id(rng),
+                kind: rng.below(4) as u8,
+                underlay_ip: [192, 0, 2, 100],
+                mac: mac(rng),
+                ..Default::default()
+            },
+        ),
+        _ => AdminCmd::new(
+            if rng.chance(50) {
+                Opcode::VfAddrAdd
+            } else {
+                Opcode::VfAddrDel
+            },
+            &VfAddrEntry {
+                vf: Le16::new(rng.below(5) as u16),
+                ip: ip(rng),
+                ..Default::default()
+            },
+        ),
+    };
+    let mut record = cmd.as_bytes().to_vec();
+    record.push(0);
+    record
+}
+
+#[test]
+fn admin_target_holds_on_its_seeds_and_on_generated_and_random_input() {
+    let seeds = seeds("admin");
+    assert!(seeds.len() >= 10, "{} seeds", seeds.len());
+    for s in &seeds {
+        admin(s);
+    }
+    let mut rng = Rng(0xad31);
+    let mut seen = std::collections::HashMap::new();
+    for _ in 0..300 {
+        let input: Vec<u8> = (0..1 + rng.below(60))
+            .flat_map(|_| {
+                if rng.chance(70) {
+                    structured_admin_record(&mut rng)
+                } else {
+                    admin_record(&mut rng)
+                }
+            })
+            .collect();
+        for status in admin(&input) {
+            *seen.entry(format!("{status:?}")).or_insert(0) += 1;
+        }
+        admin(&flip_some(&mut rng, input));
+    }
+    // The generated commands reach the handlers, not only the decoder's refusals.
+    for s in [
+        "Ok",
+        "BadOpcode",
+        "BadArgument",
+        "NotFound",
+        "Exists",
+        "InUse",
+    ] {
+        assert!(seen.contains_key(s), "{s} never seen: {seen:?}");
+    }
+    for _ in 0..300 {
+        admin(&random_bytes(&mut rng, 1000));
+    }
+}
+
+/// Writes the seed corpora (run once by hand: `cargo test -p nic-firmware --features
+/// testing -- --ignored write_fuzz_seeds`; the files are committed).
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let mut rng = Rng(0x5eed_5eed);
+    let pipeline_dir = root.join("pipeline");
+    std::fs::create_dir_all(&pipeline_dir).unwrap();
+    for i in 0..40 {
+        let input = generated_batch(&mut rng, 6);
+        std::fs::write(pipeline_dir.join(format!("generated-{i:02}")), input).unwrap();
+    }
+    let admin_dir = root.join("admin");
+    std::fs::create_dir_all(&admin_dir).unwrap();
+    for i in 0..20 {
+        let input: Vec<u8> = (0..1 + rng.below(40))
+            .flat_map(|_| {
+                if rng.chance(70) {
+                    structured_admin_record(&mut rng)
+                } else {
+                    admin_record(&mut rng)
+                }
+            })
+            .collect();
+        std::fs::write(admin_dir.join(format!("generated-{i:02}")), input).unwrap();
+    }
+}
