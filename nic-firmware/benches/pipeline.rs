@@ -19,8 +19,8 @@ use core::net::Ipv4Addr;
 use criterion::Throughput;
 use nic_firmware::frame::FrameBuf;
 use nic_firmware::pipeline::{process_batch, Port, Verdict};
-use nic_firmware::tables::lpm::{RouteTables, Target};
-use nic_firmware::tables::mapping::{Location, Mapping, MappingKey, MappingTable};
+use nic_firmware::tables::lpm::Target;
+use nic_firmware::tables::mapping::{Location, Mapping, MappingKey};
 use nic_firmware::tables::vpc::{Gateway, RouteTable, Subnet, VfConfig, Vpc};
 use nic_firmware::tables::{Tables, Uplink};
 use nic_firmware::testing::{arp_request, ipv4_frame, udp, OwnedMemory, Sizes};
@@ -399,22 +399,14 @@ fn main() {
         batch: BATCH,
     };
     let mut owned = OwnedMemory::new(sizes);
-    let mem = owned.memory();
-    let mut tables = Tables {
-        vfs: mem.vf_configs,
-        vpcs: mem.vpcs,
-        subnets: mem.subnets,
-        route_tables: mem.route_tables,
-        routes: RouteTables::new(mem.routes, mem.routes_per_table),
-        mappings: MappingTable::new(mem.mapping_buckets),
-        gateways: mem.gateways,
-        uplink: Some(Uplink {
-            mac: [0x02, 0xee, 0, 0, 0, 1],
-            next_hop_mac: [0x02, 0xee, 0, 0, 0, 2],
-            underlay_ip: 0x6440_ffff,
-            mtu: 9000,
-        }),
-    };
+    let mut mem = owned.memory();
+    let mut tables = Tables::take_from(&mut mem);
+    tables.uplink = Some(Uplink {
+        mac: [0x02, 0xee, 0, 0, 0, 1],
+        next_hop_mac: [0x02, 0xee, 0, 0, 0, 2],
+        underlay_ip: 0x6440_ffff,
+        mtu: 9000,
+    });
     let batch = mem.batch;
     let mut rng = Rng::new(3);
     let total_routes = load_tables(&mut tables, &mut rng);

@@ -7,8 +7,6 @@ use crate::pipeline::{process_batch, Port, Verdict};
 use crate::platform::{Function, Platform};
 use crate::port::PortState;
 use crate::rings::{VfRings, MAX_BATCH};
-use crate::tables::lpm::RouteTables;
-use crate::tables::mapping::MappingTable;
 use crate::tables::{Tables, Uplink};
 use shared_regs::stats::Counter;
 use shared_regs::{pf, vf};
@@ -32,18 +30,9 @@ pub struct Firmware<'m> {
 impl<'m> Firmware<'m> {
     /// Firmware over its device memory. It takes the power-on reset at the first
     /// [`Firmware::poll`].
-    pub fn new(mem: FirmwareMemory<'m>) -> Self {
+    pub fn new(mut mem: FirmwareMemory<'m>) -> Self {
         Firmware {
-            tables: Tables {
-                vfs: mem.vf_configs,
-                vpcs: mem.vpcs,
-                subnets: mem.subnets,
-                route_tables: mem.route_tables,
-                routes: RouteTables::new(mem.routes, mem.routes_per_table),
-                mappings: MappingTable::new(mem.mapping_buckets),
-                gateways: mem.gateways,
-                uplink: None,
-            },
+            tables: Tables::take_from(&mut mem),
             counters: mem.counters,
             rings: mem.vf_rings,
             batch: mem.batch,

@@ -21,36 +21,7 @@ pub const KEYS: usize = 1 << 20;
 /// Lookups per criterion iteration; criterion reports throughput in these elements.
 pub const CHUNK: usize = 1024;
 
-/// SplitMix64: small, fast, good enough for test data.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub fn next_u32(&mut self) -> u32 {
-        (self.next_u64() >> 32) as u32
-    }
-
-    /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: u32, hi: u32) -> u32 {
-        lo + (self.next_u64() % u64::from(hi - lo + 1)) as u32
-    }
-
-    /// True with probability `pct` %.
-    pub fn percent(&mut self, pct: u32) -> bool {
-        self.range(0, 99) < pct
-    }
-}
+pub use nic_firmware::testing::Rng;
 
 /// The CIDR (a /16 in 10.0.0.0/8) of the VPC that owns route table `t`. VPCs reuse the same
 /// private ranges, as real tenants do; they are told apart by VNI and route table.
@@ -89,9 +60,9 @@ pub fn fill_route_tables(rt: &mut RouteTables<'_>, rng: &mut Rng) -> Vec<Vec<Rou
         let extra = rng.range(48, ROUTES_PER_TABLE as u32 - 2) as usize;
         for _ in 0..extra {
             let r = rng.next_u32();
-            let route = if rng.percent(40) {
+            let route = if rng.chance(40) {
                 let len = rng.range(17, 32) as u8;
-                let target = if rng.percent(12) {
+                let target = if rng.chance(12) {
                     Target::Blackhole
                 } else {
                     Target::Instance(cidr | (rng.next_u32() & 0xffff))
@@ -101,7 +72,7 @@ pub fn fill_route_tables(rt: &mut RouteTables<'_>, rng: &mut Rng) -> Vec<Vec<Rou
                     len,
                     target,
                 }
-            } else if rng.percent(50) {
+            } else if rng.chance(50) {
                 let base = match rng.range(0, 2) {
                     0 => 0x0a00_0000 | (r & 0x00ff_ffff),
                     1 => 0xac10_0000 | (r & 0x000f_ffff),

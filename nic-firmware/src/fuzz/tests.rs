@@ -1,8 +1,9 @@
 //! The fuzz targets under `cargo test`: over the seeds in `nic-firmware/fuzz/seeds` (and
 //! the crashes libFuzzer once found, kept there as regressions), then over inputs made here
 //! from the topology's frame generator, bit flips and plain random bytes.
-use super::topology::{uplink_frame, vf_frame, Rng};
+use super::topology::{uplink_frame, vf_frame};
 use super::*;
+use crate::testing::Rng;
 use shared_regs::admin::Opcode;
 use std::path::PathBuf;
 
@@ -244,6 +245,19 @@ pub(super) fn structured_admin_record(rng: &mut Rng) -> Vec<u8> {
     record
 }
 
+/// Up to `max` admin records, most of them well-formed.
+fn admin_program(rng: &mut Rng, max: u64) -> Vec<u8> {
+    (0..1 + rng.below(max))
+        .flat_map(|_| {
+            if rng.chance(70) {
+                structured_admin_record(rng)
+            } else {
+                admin_record(rng)
+            }
+        })
+        .collect()
+}
+
 #[test]
 fn admin_target_holds_on_its_seeds_and_on_generated_and_random_input() {
     let seeds = seeds("admin");
@@ -254,15 +268,7 @@ fn admin_target_holds_on_its_seeds_and_on_generated_and_random_input() {
     let mut rng = Rng(0xad31);
     let mut seen = std::collections::HashMap::new();
     for _ in 0..300 {
-        let input: Vec<u8> = (0..1 + rng.below(60))
-            .flat_map(|_| {
-                if rng.chance(70) {
-                    structured_admin_record(&mut rng)
-                } else {
-                    admin_record(&mut rng)
-                }
-            })
-            .collect();
+        let input = admin_program(&mut rng, 60);
         for status in admin(&input) {
             *seen.entry(format!("{status:?}")).or_insert(0) += 1;
         }
@@ -300,15 +306,7 @@ fn write_fuzz_seeds() {
     let admin_dir = root.join("admin");
     std::fs::create_dir_all(&admin_dir).unwrap();
     for i in 0..20 {
-        let input: Vec<u8> = (0..1 + rng.below(40))
-            .flat_map(|_| {
-                if rng.chance(70) {
-                    structured_admin_record(&mut rng)
-                } else {
-                    admin_record(&mut rng)
-                }
-            })
-            .collect();
+        let input = admin_program(&mut rng, 40);
         std::fs::write(admin_dir.join(format!("generated-{i:02}")), input).unwrap();
     }
 }

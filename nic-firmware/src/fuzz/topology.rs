@@ -4,8 +4,8 @@
 extern crate std;
 
 use crate::memory::heap::{OwnedMemory, Sizes};
-use crate::tables::lpm::{Route, RouteTables, Target};
-use crate::tables::mapping::{Location, Mapping, MappingKey, MappingTable};
+use crate::tables::lpm::{Route, Target};
+use crate::tables::mapping::{Location, Mapping, MappingKey};
 use crate::tables::vpc::{Gateway, RouteTable, Subnet, VfConfig, Vpc};
 use crate::tables::{Tables, Uplink};
 use crate::testing::*;
@@ -27,17 +27,7 @@ pub const SIZES: Sizes = Sizes {
 
 /// The topology's tables in `owned` (made with [`SIZES`]).
 pub fn tables(owned: &mut OwnedMemory) -> Tables<'_> {
-    let mem = owned.memory();
-    let mut t = Tables {
-        vfs: mem.vf_configs,
-        vpcs: mem.vpcs,
-        subnets: mem.subnets,
-        route_tables: mem.route_tables,
-        routes: RouteTables::new(mem.routes, mem.routes_per_table),
-        mappings: MappingTable::new(mem.mapping_buckets),
-        gateways: mem.gateways,
-        uplink: None,
-    };
+    let mut t = Tables::take_from(&mut owned.memory());
     load(&mut t);
     t
 }
@@ -189,31 +179,6 @@ pub fn load(t: &mut Tables<'_>) {
         underlay_ip: UPLINK_IP,
         mtu: 1000,
     });
-}
-
-/// SplitMix64.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-
-    pub fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
 }
 
 /// Addresses worth sending to: every instance, gateway, broadcast and route of the set-up,

@@ -4,7 +4,7 @@
 use super::{process_batch, process_frame, Port, Verdict};
 use crate::frame::FrameBuf;
 use crate::fuzz::topology::*;
-use crate::testing::OwnedMemory;
+use crate::testing::{OwnedMemory, Rng};
 
 #[test]
 fn batch_matches_frame_by_frame() {

@@ -46,6 +46,24 @@ pub struct Tables<'m> {
     pub uplink: Option<Uplink>,
 }
 
+impl<'m> Tables<'m> {
+    /// Empty tables over the table storage of `mem`, which keeps its counters, VF rings and
+    /// batch (its table slices are left empty).
+    pub fn take_from(mem: &mut crate::FirmwareMemory<'m>) -> Tables<'m> {
+        use core::mem::take;
+        Tables {
+            vfs: take(&mut mem.vf_configs),
+            vpcs: take(&mut mem.vpcs),
+            subnets: take(&mut mem.subnets),
+            route_tables: take(&mut mem.route_tables),
+            routes: RouteTables::new(take(&mut mem.routes), mem.routes_per_table),
+            mappings: MappingTable::new(take(&mut mem.mapping_buckets)),
+            gateways: take(&mut mem.gateways),
+            uplink: None,
+        }
+    }
+}
+
 impl Tables<'_> {
     /// Empties every table.
     pub fn clear(&mut self) {
