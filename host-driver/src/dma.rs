@@ -10,7 +10,10 @@ use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use vm_memory::{AtomicAccess, Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap};
+use vm_memory::{
+    AtomicAccess, Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap,
+    GuestRegionMmap,
+};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Page size DMA buffers are rounded up to and aligned on.
@@ -92,6 +95,15 @@ impl DmaMemory {
     /// The memfd behind the buffer, at file offset 0, for backends that map it.
     pub fn file(&self) -> &File {
         &self.file
+    }
+
+    /// Byte 0 in this process: vm-memory's shared mapping of the memfd, which VFIO pins
+    /// for the device. Reach the memory through it only with raw volatile accesses or
+    /// system calls: the device writes it at any time.
+    pub fn host_ptr(&self) -> Result<*mut u8> {
+        self.mem
+            .get_host_address(GuestAddress(0))
+            .map_err(|_| self.internal(0, 1))
     }
 
     fn check(&self, offset: u64, len: usize) -> Result<GuestAddress> {

@@ -6,10 +6,9 @@
 //! of the group is bound to vfio-pci). Then rust-vmm's vfio-ioctls opens the container (API
 //! version, type1v2 IOMMU), attaches the group and gets the device fd with its region and IRQ
 //! info. BAR0 is a shared `mmap` of the device fd at the region's offset, which every register
-//! access goes through with a 32-bit volatile load or store. DMA buffers (the driver's
-//! vm-memory memfds) are mapped into this process once more and that mapping is pinned at the
-//! buffer's IOVA with `vfio_dma_map`. Interrupts are MSI-X vectors (MSI when the function has
-//! no MSI-X) routed to eventfds.
+//! access goes through with a 32-bit volatile load or store. DMA buffers are the driver's
+//! vm-memory mappings of memfds, pinned at their IOVA with `vfio_dma_map`. Interrupts are
+//! MSI-X vectors (MSI when the function has no MSI-X) routed to eventfds.
 //!
 //! Every kernel call goes through [`VfioSys`]; the tests fake it and need no `/dev/vfio`.
 pub mod sys;
@@ -21,7 +20,6 @@ use crate::dma::DmaMemory;
 use crate::error::{DriverError, Result};
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 pub use sys::{Mapping, OpenError, RealSys, RegionInfo, VfioError, VfioFunction, VfioSys};
@@ -83,12 +81,11 @@ pub struct VfioBackend {
     group: u32,
     bar0: Mapping,
     bar0_region: RegionInfo,
-    /// IOVA -> (size, this process's mapping of the buffer's memfd, pinned by the IOMMU).
-    dma: Mutex<HashMap<u64, (usize, Mapping)>>,
+    /// IOVA -> size of each buffer pinned by the IOMMU.
+    dma: Mutex<HashMap<u64, usize>>,
     irqs: Mutex<Irqs>,
-    /// Dropped after the mappings above: BAR0 is unmapped before the device fd closes.
+    /// Dropped after BAR0's mapping, which goes before the device fd closes.
     function: Box<dyn VfioFunction>,
-    sys: Box<dyn VfioSys>,
 }
 
 impl std::fmt::Debug for VfioBackend {
@@ -299,7 +296,6 @@ impl VfioBackend {
             dma: Mutex::new(HashMap::new()),
             irqs: Mutex::new(irqs),
             function,
-            sys,
         })
     }
 
@@ -366,14 +362,13 @@ impl Device for VfioBackend {
             return Err(err("the IOVA is already mapped".into()));
         }
         let len = usize::try_from(mem.size()).map_err(|_| err("too large".into()))?;
-        let mapping = self
-            .sys
-            .mmap(mem.file().as_fd(), 0, len)
-            .map_err(|e| err(format!("cannot mmap the buffer: {e}")))?;
-        // SAFETY: `mapping` is this backend's own mapping of the buffer's memfd; it makes no
-        // references into it, and keeps it in `self.dma` until the IOVA range is unmapped
-        // (or, on drop, until after the kernel has unpinned it with the container).
-        unsafe { self.function.dma_map(mem.iova(), len, mapping.as_ptr()) }.map_err(|e| {
+        let host = mem.host_ptr()?;
+        // SAFETY: `host..host + len` is vm-memory's shared mapping of the buffer's memfd,
+        // which vm-memory reaches only through volatile copies (never references); it stays
+        // mapped while `mem` lives, and the driver unmaps the IOVA before dropping `mem`.
+        // Should it not, munmap ends the contract: the IOMMU then holds the unmapped pages,
+        // not whatever is mapped there next.
+        unsafe { self.function.dma_map(mem.iova(), len, host) }.map_err(|e| {
             err(match &e {
                 VfioError::IommuDmaMap(errno) if errno.errno() == libc::ENOMEM => format!(
                     "VFIO_IOMMU_MAP_DMA: {}; the locked-memory limit is too low: raise it \
@@ -386,14 +381,14 @@ impl Device for VfioBackend {
                 other => format!("vfio-ioctls: {other}"),
             })
         })?;
-        dma.insert(mem.iova(), (len, mapping));
+        dma.insert(mem.iova(), len);
         Ok(())
     }
 
     fn dma_unmap(&self, mem: &DmaMemory) -> Result<()> {
         let err = |reason: String| DriverError::dma_map(self, "unmap", mem, reason);
         let mut dma = self.dma.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((size, _)) = dma.get(&mem.iova()) else {
+        let Some(size) = dma.get(&mem.iova()) else {
             return Err(err("the IOVA is not mapped".into()));
         };
         self.function.dma_unmap(mem.iova(), *size).map_err(|e| {
