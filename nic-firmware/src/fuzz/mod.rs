@@ -123,6 +123,24 @@ fn well_formed_outer_ipv4(wire: &[u8]) {
     );
 }
 
+/// Everything the tables hold, in a form two states can be compared in (mappings as a set:
+/// a refused insert may have moved entries between their two buckets).
+fn snapshot(t: &crate::tables::Tables<'_>) -> std::string::String {
+    use std::format;
+    let mut s = format!(
+        "{:?}{:?}{:?}{:?}{:?}{:?}",
+        t.vfs, t.vpcs, t.subnets, t.route_tables, t.gateways, t.uplink
+    );
+    for table in 0..t.routes.tables() {
+        let routes: Vec<_> = t.routes.routes(table as u16).collect();
+        s.push_str(&format!("{routes:?}"));
+    }
+    let mut mappings: Vec<_> = t.mappings.iter().map(|m| format!("{m:?}")).collect();
+    mappings.sort();
+    s.push_str(&mappings.join(","));
+    s
+}
+
 /// Capacities for the admin target: small, so full tables are reachable.
 const ADMIN_SIZES: Sizes = Sizes {
     vfs: 4,
@@ -139,7 +157,8 @@ const ADMINQ_ENTRIES: u32 = 8;
 pub const ADMIN_BUF_IOVA: u64 = 0x8000;
 
 /// Admin commands through the real admin queue of a fresh firmware: each must complete
-/// (DONE set) with a status of the ABI, whatever its bytes. Input: records of a 64-byte
+/// (DONE set) with a status of the ABI, whatever its bytes, and one refused must leave every
+/// table as it was. Input: records of a 64-byte
 /// command, one length byte and that many bytes put at [`ADMIN_BUF_IOVA`] first. Returns
 /// the statuses, so tests can see what the input reached.
 pub fn admin(data: &[u8]) -> Vec<Status> {
@@ -179,6 +198,7 @@ pub fn admin(data: &[u8]) -> Vec<Status> {
         p.dma_write(Function::Pf, slot, cmd.as_bytes()).unwrap();
         tail = (tail + 1) % ADMINQ_ENTRIES;
         p.write_reg(Function::Pf, shared_regs::pf::ADMINQ_TAIL, tail);
+        let before = snapshot(fw.tables());
         poll(&mut fw, &mut p);
         let mut back = [0u8; CMD_SIZE];
         p.dma_read(Function::Pf, slot, &mut back).unwrap();
@@ -196,7 +216,15 @@ pub fn admin(data: &[u8]) -> Vec<Status> {
             done.status.get()
         );
         assert_eq!(done.cookie.get(), cmd.cookie.get(), "cookie changed");
-        statuses.push(Status::from_u16(done.status.get()));
+        let status = Status::from_u16(done.status.get());
+        if status != Status::Ok {
+            assert!(
+                snapshot(fw.tables()) == before,
+                "admin command {:#06x} was refused ({status:?}) but changed the tables",
+                cmd.opcode.get()
+            );
+        }
+        statuses.push(status);
     }
     statuses
 }
