@@ -381,16 +381,20 @@ fn trace(
     })
 }
 
-fn show(ctx: &Ctx, host: Option<&str>) -> Result<ShowReply, String> {
+/// The hosts a request names: `host`, or every host of the file.
+fn named_hosts<'c>(ctx: &'c Ctx, host: Option<&str>) -> Result<Vec<&'c HostCtx>, String> {
     let chosen = host
         .map(|h| resolve_host(&ctx.config, Some(h)))
         .transpose()?;
+    (0..ctx.config.hosts.len())
+        .filter(|&i| chosen.is_none_or(|c| c == i))
+        .map(|i| host_ctx(ctx, i))
+        .collect()
+}
+
+fn show(ctx: &Ctx, host: Option<&str>) -> Result<ShowReply, String> {
     let mut hosts = Vec::new();
-    for (i, _) in ctx.config.hosts.iter().enumerate() {
-        if chosen.is_some_and(|c| c != i) {
-            continue;
-        }
-        let h = host_ctx(ctx, i)?;
+    for h in named_hosts(ctx, host)? {
         hosts.push(HostTables {
             host: h.name.clone(),
             tables: h.driver.read_tables().map_err(|e| e.to_string())?,
@@ -401,15 +405,8 @@ fn show(ctx: &Ctx, host: Option<&str>) -> Result<ShowReply, String> {
 }
 
 fn port(ctx: &Ctx, host: Option<&str>) -> Result<PortReply, String> {
-    let chosen = host
-        .map(|h| resolve_host(&ctx.config, Some(h)))
-        .transpose()?;
     let mut hosts = Vec::new();
-    for (i, _) in ctx.config.hosts.iter().enumerate() {
-        if chosen.is_some_and(|c| c != i) {
-            continue;
-        }
-        let h = host_ctx(ctx, i)?;
+    for h in named_hosts(ctx, host)? {
         hosts.push(HostPort {
             host: h.name.clone(),
             port: h.driver.port().map_err(|e| e.to_string())?,
