@@ -36,19 +36,6 @@ pub struct PortStatus {
     pub activity_led: bool,
 }
 
-/// The name of an SFF-8024 identifier.
-pub fn identifier_name(id: u8) -> &'static str {
-    match id {
-        0x00 => "unknown",
-        0x03 => "SFP/SFP+/SFP28",
-        0x0C => "QSFP",
-        0x0D => "QSFP+",
-        0x11 => "QSFP28",
-        0x18 => "QSFP-DD",
-        _ => "other",
-    }
-}
-
 fn text(field: &[u8; 16]) -> String {
     let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
     String::from_utf8_lossy(&field[..end]).into_owned()
@@ -60,7 +47,7 @@ impl PortStatus {
         let module = match SfpState::from_u8(info.sfp) {
             Some(SfpState::Present) => ModuleStatus::Present {
                 identifier: info.identifier,
-                kind: identifier_name(info.identifier).to_string(),
+                kind: shared_regs::entry::sff8024_identifier_name(info.identifier).to_string(),
                 vendor: text(&info.vendor),
                 part: text(&info.part),
                 serial: text(&info.serial),

@@ -426,6 +426,20 @@ pub struct PortInfo {
     pub serial: [u8; 16],
 }
 
+/// A short name of the module type an SFF-8024 identifier byte ([`PortInfo::identifier`])
+/// names: what the firmware logs and `nicctl port` shows.
+pub fn sff8024_identifier_name(id: u8) -> &'static str {
+    match id {
+        0x00 => "unknown",
+        0x03 => "SFP/SFP+/SFP28",
+        0x0C => "QSFP",
+        0x0D => "QSFP+",
+        0x11 => "QSFP28",
+        0x18 => "QSFP-DD",
+        _ => "other",
+    }
+}
+
 macro_rules! fits_params {
     ($($t:ty),*) => { $(const _: () = assert!(core::mem::size_of::<$t>() <= crate::admin::PARAMS_SIZE);)* };
 }

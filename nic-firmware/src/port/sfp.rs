@@ -38,15 +38,7 @@ pub struct Identifier(pub u8);
 impl Identifier {
     /// A short name of the module type.
     pub fn name(self) -> &'static str {
-        match self.0 {
-            0x00 => "unknown",
-            0x03 => "SFP/SFP+/SFP28",
-            0x0C => "QSFP",
-            0x0D => "QSFP+",
-            0x11 => "QSFP28",
-            0x18 => "QSFP-DD",
-            _ => "other",
-        }
+        shared_regs::entry::sff8024_identifier_name(self.0)
     }
 }
 
