@@ -147,6 +147,16 @@ pub fn macs(frame: &[u8]) -> (Mac, Mac) {
     )
 }
 
+/// Asserts that `got` is `sent` delivered by F12: new MACs, every other byte unchanged.
+pub fn assert_delivered(got: &[u8], sent: &[u8], dst: Mac, src: Mac) {
+    assert_eq!(macs(got), (dst, src), "F12 MACs");
+    assert_eq!(
+        &got[12..],
+        &sent[12..],
+        "everything after the MACs unchanged"
+    );
+}
+
 /// A VXLAN frame taken apart (F14).
 #[derive(Clone, Debug)]
 pub struct Vxlan {

@@ -5,17 +5,7 @@ use shared_regs::stats::Counter;
 use smoltcp::wire::IpProtocol;
 use tests::frames::{ipv4_frame, udp, BROADCAST};
 use tests::topo::*;
-use tests::wire::{edit_ipv4, ipv4_frame_with_options, macs, udp_frame, Vxlan, ETH};
-
-/// Asserts that `got` is `sent` delivered by F12: new MACs, every other byte unchanged.
-fn assert_delivered(got: &[u8], sent: &[u8], dst: [u8; 6], src: [u8; 6]) {
-    assert_eq!(macs(got), (dst, src), "F12 MACs");
-    assert_eq!(
-        &got[12..],
-        &sent[12..],
-        "everything after the MACs unchanged"
-    );
-}
+use tests::wire::{assert_delivered, edit_ipv4, ipv4_frame_with_options, udp_frame, Vxlan, ETH};
 
 #[test]
 fn f04_bad_header_checksum_is_dropped() {

@@ -10,17 +10,7 @@ use tests::frames::{
     arp_request, ethernet, icmp_echo_request, ipv4_frame, udp, BROADCAST, ETHERTYPE_IPV6,
 };
 use tests::topo::*;
-use tests::wire::{from_host, macs, udp_frame, Arp, DhcpClient, VXLAN_OVERHEAD};
-
-/// Asserts that `got` is `sent` delivered by F12: new MACs, every other byte unchanged.
-fn assert_delivered(got: &[u8], sent: &[u8], dst: [u8; 6], src: [u8; 6]) {
-    assert_eq!(macs(got), (dst, src), "F12 MACs");
-    assert_eq!(
-        &got[12..],
-        &sent[12..],
-        "everything after the MACs unchanged"
-    );
-}
+use tests::wire::{assert_delivered, from_host, udp_frame, Arp, DhcpClient, VXLAN_OVERHEAD};
 
 #[test]
 fn f16_the_same_address_in_two_vpcs_reaches_only_its_own_vpc() {

@@ -6,18 +6,10 @@ use smoltcp::wire::{Icmpv4Message, IpProtocol};
 use std::net::Ipv4Addr;
 use tests::frames::{icmp_echo_request, ipv4_frame, udp};
 use tests::topo::*;
-use tests::wire::{icmp, macs, tcp_syn, udp_frame, Icmp, Ipv4Header, Vxlan, TTL_AT};
+use tests::wire::{
+    assert_delivered, icmp, macs, tcp_syn, udp_frame, Icmp, Ipv4Header, Vxlan, TTL_AT,
+};
 use tests::Testbed;
-
-/// Asserts that `got` is `sent` delivered by F12: new MACs, every other byte unchanged.
-fn assert_delivered(got: &[u8], sent: &[u8], dst: [u8; 6], src: [u8; 6]) {
-    assert_eq!(macs(got), (dst, src), "F12 MACs");
-    assert_eq!(
-        &got[12..],
-        &sent[12..],
-        "everything after the MACs unchanged"
-    );
-}
 
 /// VF0 (web) sends a UDP packet to `dst` through its gateway.
 fn routed_from_vf0(dst: Ipv4Addr) -> Vec<u8> {
