@@ -225,22 +225,26 @@ impl VfioBackend {
                 VfioError::ContainerSetIOMMU(errno) => {
                     format!("VFIO_SET_IOMMU (type1v2) failed: {}", errno_text(errno))
                 }
-                VfioError::GroupGetDeviceFD(errno) if errno.errno() == libc::EACCES => format!(
-                    "VFIO_GROUP_GET_DEVICE_FD in IOMMU group {group} failed: {}: the PF's VFs \
-                     are in use and vfio-pci wants the PF's VF token, which {}; the kernel log \
-                     (`dmesg`) says which",
-                    errno_text(errno),
-                    match &vf_token {
-                        Some(_) => format!(
-                            "{} holds, but not the one the kernel has",
-                            crate::vf_token::VfTokens::default().path(&bdf).display()
-                        ),
-                        None => format!(
-                            "nicctl keeps in {} (made by `nicctl vfs enable`), and there is none",
-                            crate::vf_token::VfTokens::default().path(&bdf).display()
-                        ),
-                    }
-                ),
+                VfioError::GroupGetDeviceFD(errno) if errno.errno() == libc::EACCES => {
+                    let file = crate::vf_token::VfTokens::default().path(&bdf);
+                    format!(
+                        "VFIO_GROUP_GET_DEVICE_FD in IOMMU group {group} failed: {}: the PF's \
+                         VFs are in use and vfio-pci wants the PF's VF token, which {}; the \
+                         kernel log (`dmesg`) says which",
+                        errno_text(errno),
+                        match &vf_token {
+                            Some(_) => format!(
+                                "{} holds, but not the one the kernel has",
+                                file.display()
+                            ),
+                            None => format!(
+                                "nicctl keeps in {} (made by `nicctl vfs enable`), and there is \
+                                 none",
+                                file.display()
+                            ),
+                        }
+                    )
+                }
                 VfioError::GroupGetDeviceFD(errno) => format!(
                     "VFIO_GROUP_GET_DEVICE_FD in IOMMU group {group} failed: {}",
                     errno_text(errno)

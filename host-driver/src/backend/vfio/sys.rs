@@ -153,11 +153,6 @@ impl Mapping {
         self.len == 0
     }
 
-    /// Byte 0, for `VFIO_IOMMU_MAP_DMA`.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-
     fn word(&self, offset: usize) -> Option<*mut u32> {
         if !offset.is_multiple_of(4) || offset.checked_add(4)? > self.len {
             return None;
