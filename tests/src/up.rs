@@ -11,7 +11,7 @@
 //!   (SIGTERM, then SIGKILL), ends what still runs in the namespaces it made, and deletes
 //!   those namespaces.
 //! - The binary is `target/<profile>/nicctl`, built once per test binary with
-//!   `cargo build -p host-driver --bin nicctl` ([`nicctl`]); `VPCNIC_NICCTL=/path/to/nicctl`
+//!   `cargo build -p nicctl --bin nicctl` ([`nicctl`]); `VPCNIC_NICCTL=/path/to/nicctl`
 //!   runs the tests against another build instead.
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -88,7 +88,7 @@ pub fn root_or_skip() -> bool {
 /// it is needed.
 pub fn nicctl() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| workspace_binary("VPCNIC_NICCTL", "host-driver", "nicctl"))
+    PATH.get_or_init(|| workspace_binary("VPCNIC_NICCTL", "nicctl", "nicctl"))
 }
 
 /// A binary of the workspace: the path in `$env_var` if set, else `target/<profile>/<bin>`
