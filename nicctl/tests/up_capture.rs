@@ -101,6 +101,10 @@ fn tool(program: &str, args: &[&str]) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn a_ping_captured_reads_back_in_tcpdump_and_tshark() {
     need_root!();
     let file = TempFile::with("cp", "toml", FILE);
@@ -166,6 +170,10 @@ fn a_ping_captured_reads_back_in_tcpdump_and_tshark() {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn a_capture_stops_after_a_count_or_some_seconds() {
     need_root!();
     let file = TempFile::with("cp-count", "toml", &FILE.replace("cp-", "cq-"));

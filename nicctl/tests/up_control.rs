@@ -51,6 +51,10 @@ host = "h2"
 "#;
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn stats_show_and_trace_answer_from_the_running_deployment() {
     need_root!();
     let file = TempFile::with("ct-two-hosts", "toml", TWO_HOSTS);
@@ -221,6 +225,10 @@ fn stats_show_and_trace_answer_from_the_running_deployment() {
 
 /// The deployment stops promptly even with a client connected half way through a line.
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn a_stalled_client_does_not_hold_up_the_stop() {
     need_root!();
     let file = TempFile::with("cs-stall", "toml", &TWO_HOSTS.replace("ct-", "cs-"));

@@ -72,6 +72,10 @@ fn run_dir_of(pid: u32) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn each_vm_gets_its_lease_and_the_clients_go_with_up() {
     need_root!();
     let file = TempFile::with("dh", "toml", FILE);
@@ -136,6 +140,10 @@ fn each_vm_gets_its_lease_and_the_clients_go_with_up() {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn a_killed_dhcp_deployment_leaves_nothing_after_the_reaper() {
     need_root!();
     let file = TempFile::with("dk", "toml", &FILE.replace("dh-", "dk-"));

@@ -63,6 +63,10 @@ fn pty() -> (OwnedFd, OwnedFd) {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn a_long_plan_shows_a_bar_for_its_host() {
     need_root!();
     let file = TempFile::with("pg", "toml", &big_file());
@@ -77,7 +81,7 @@ fn a_long_plan_shows_a_bar_for_its_host() {
         .unwrap();
     let screen = Arc::new(Mutex::new(Vec::new()));
     let seen = screen.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         let mut tty = std::fs::File::from(controller);
         let mut buf = [0u8; 4096];
         while let Ok(n) = tty.read(&mut buf) {
@@ -99,7 +103,9 @@ fn a_long_plan_shows_a_bar_for_its_host() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     let _ = nicctl::up::state::Registry::default().reap_stale();
-    std::thread::sleep(Duration::from_millis(200));
+    // The terminal reads end (EOF or EIO) once the child, the last holder of its side, has
+    // exited: then the screen holds everything it wrote.
+    let _ = reader.join();
     let text = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
     assert_eq!(ready.as_deref(), Ok("ready"), "{text}");
     assert!(status.success(), "{status} {text}");

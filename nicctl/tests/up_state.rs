@@ -67,6 +67,10 @@ fn state_files_of(pid: u32) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn a_killed_up_is_cleaned_by_the_next_and_a_running_one_keeps_its_names() {
     need_root!();
     let file = TempFile::with("st-one", "toml", ONE);
