@@ -1,6 +1,7 @@
 //! [`CliError`]: everything nicctl reports as a failure, each naming the thing and the reason.
-use crate::config::{ApplyError, ConfigErrors};
+use crate::config::{ApplyError, ConfigErrors, PlanError};
 use crate::control::ControlError;
+use crate::flow::FlowError;
 use host_driver::DriverError;
 
 /// Everything `nicctl` reports as a failure.
@@ -15,6 +16,10 @@ pub enum CliError {
         file: String,
         error: Box<ApplyError>,
     },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Flow(#[from] FlowError),
     /// A command or argument that cannot be carried out as given; the text says why.
     #[error("{0}")]
     Usage(String),

@@ -33,24 +33,74 @@ pub struct FlowSpec {
 const HELP: &str = "a flow is arp|icmp|udp|tcp|ipv6 followed by ,src=IP ,dst=IP and for udp/tcp \
                     ,sport=N ,dport=N (e.g. icmp,src=10.0.1.10,dst=10.0.2.20)";
 
+/// Why a flow spec does not parse, or gives no frame on the port asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FlowError {
+    #[error("flow {flow:?}: {part:?} is not key=value; {HELP}")]
+    NotKeyValue { flow: String, part: String },
+    #[error("flow {flow:?}: {key}={value:?} is not an IPv4 address")]
+    NotIpv4 {
+        flow: String,
+        key: String,
+        value: String,
+    },
+    #[error("flow {flow:?}: {key}={value:?} is not a port (0 to 65535)")]
+    NotPort {
+        flow: String,
+        key: String,
+        value: String,
+    },
+    #[error("flow {flow:?}: unknown key {key:?}; {HELP}")]
+    UnknownKey { flow: String, key: String },
+    #[error("flow {flow:?}: unknown kind {kind:?}; {HELP}")]
+    UnknownKind { flow: String, kind: String },
+    #[error("flow {flow:?}: dst=IP is missing")]
+    NoDestination { flow: String },
+    #[error("vf{vf} serves no instance of host {host} in the file ({assigned} VFs assigned)")]
+    NoInstanceOnVf {
+        vf: u16,
+        host: String,
+        assigned: usize,
+    },
+    #[error(
+        "a flow on the uplink needs src= and dst= (the instance holding src sends it over VXLAN)"
+    )]
+    UplinkNeedsAddresses,
+    #[error("{src} is no instance address of the file, so no host sends it over VXLAN")]
+    NoSender { src: Ipv4Addr },
+    #[error("{src} is instance {instance} on this host ({host}); a flow on the uplink comes from another host")]
+    SenderIsLocal {
+        src: Ipv4Addr,
+        instance: String,
+        host: String,
+    },
+}
+
 impl FlowSpec {
     /// Parses `kind[,key=value]...`.
-    pub fn parse(text: &str) -> Result<FlowSpec, String> {
+    pub fn parse(text: &str) -> Result<FlowSpec, FlowError> {
         let mut parts = text.split(',').map(str::trim);
         let kind = parts.next().unwrap_or("");
         let (mut src, mut dst, mut sport, mut dport) = (None, None, 1024u16, 7u16);
         for part in parts {
             let Some((key, value)) = part.split_once('=') else {
-                return Err(format!("flow {text:?}: {part:?} is not key=value; {HELP}"));
+                return Err(FlowError::NotKeyValue {
+                    flow: text.into(),
+                    part: part.into(),
+                });
             };
             let ip = || {
-                value
-                    .parse::<Ipv4Addr>()
-                    .map_err(|_| format!("flow {text:?}: {key}={value:?} is not an IPv4 address"))
+                value.parse::<Ipv4Addr>().map_err(|_| FlowError::NotIpv4 {
+                    flow: text.into(),
+                    key: key.into(),
+                    value: value.into(),
+                })
             };
             let port = || {
-                value.parse::<u16>().map_err(|_| {
-                    format!("flow {text:?}: {key}={value:?} is not a port (0 to 65535)")
+                value.parse::<u16>().map_err(|_| FlowError::NotPort {
+                    flow: text.into(),
+                    key: key.into(),
+                    value: value.into(),
                 })
             };
             match key {
@@ -58,7 +108,12 @@ impl FlowSpec {
                 "dst" => dst = Some(ip()?),
                 "sport" => sport = port()?,
                 "dport" => dport = port()?,
-                _ => return Err(format!("flow {text:?}: unknown key {key:?}; {HELP}")),
+                _ => {
+                    return Err(FlowError::UnknownKey {
+                        flow: text.into(),
+                        key: key.into(),
+                    })
+                }
             }
         }
         let kind = match kind {
@@ -67,10 +122,15 @@ impl FlowSpec {
             "udp" => FlowKind::Udp { sport, dport },
             "tcp" => FlowKind::Tcp { sport, dport },
             "ipv6" => FlowKind::Ipv6,
-            other => return Err(format!("flow {text:?}: unknown kind {other:?}; {HELP}")),
+            other => {
+                return Err(FlowError::UnknownKind {
+                    flow: text.into(),
+                    kind: other.into(),
+                })
+            }
         };
         if dst.is_none() && kind != FlowKind::Ipv6 {
-            return Err(format!("flow {text:?}: dst=IP is missing"));
+            return Err(FlowError::NoDestination { flow: text.into() });
         }
         Ok(FlowSpec { kind, src, dst })
     }
@@ -82,22 +142,23 @@ pub fn frame_for(
     plan: &Plan,
     port: Port,
     spec: &FlowSpec,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, FlowError> {
     match port {
         Port::Vf(vf) => vf_frame(config, plan, vf, spec),
         Port::Uplink => uplink_frame(config, plan, spec),
     }
 }
 
-fn vf_frame(config: &Config, plan: &Plan, vf: u16, spec: &FlowSpec) -> Result<Vec<u8>, String> {
-    let Some((name, _)) = plan.vfs.iter().find(|(_, v)| *v == vf) else {
-        return Err(format!(
-            "vf{vf} serves no instance of host {} in the file ({} VFs assigned)",
-            plan.host,
-            plan.vfs.len()
-        ));
+fn vf_frame(config: &Config, plan: &Plan, vf: u16, spec: &FlowSpec) -> Result<Vec<u8>, FlowError> {
+    let no_instance = || FlowError::NoInstanceOnVf {
+        vf,
+        host: plan.host.clone(),
+        assigned: plan.vfs.len(),
     };
-    let i = config.instance_index(name).expect("planned instance");
+    let Some((name, _)) = plan.vfs.iter().find(|(_, v)| *v == vf) else {
+        return Err(no_instance());
+    };
+    let i = config.instance_index(name).ok_or_else(no_instance)?;
     let inst = &config.instances[i];
     let subnet = &config.subnets[inst.subnet];
     let src = spec.src.unwrap_or(inst.ip);
@@ -114,23 +175,22 @@ fn vf_frame(config: &Config, plan: &Plan, vf: u16, spec: &FlowSpec) -> Result<Ve
     Ok(build(spec.kind, inst.mac, dst_mac, src, dst))
 }
 
-fn uplink_frame(config: &Config, plan: &Plan, spec: &FlowSpec) -> Result<Vec<u8>, String> {
+fn uplink_frame(config: &Config, plan: &Plan, spec: &FlowSpec) -> Result<Vec<u8>, FlowError> {
     let (Some(src), Some(dst)) = (spec.src, spec.dst) else {
-        return Err("a flow on the uplink needs src= and dst= (the instance holding src sends it over VXLAN)".into());
+        return Err(FlowError::UplinkNeedsAddresses);
     };
     let sender = (0..config.vpcs.len())
         .find_map(|v| config.instance_at(v, src).map(|i| (v, i)))
-        .ok_or_else(|| {
-            format!("{src} is no instance address of the file, so no host sends it over VXLAN")
-        })?;
+        .ok_or(FlowError::NoSender { src })?;
     let (vpc, i) = sender;
     let inst = &config.instances[i];
     let host = inst.host;
     if config.hosts[host].name == plan.host {
-        return Err(format!(
-            "{src} is instance {} on this host ({}); a flow on the uplink comes from another host",
-            inst.name, plan.host
-        ));
+        return Err(FlowError::SenderIsLocal {
+            src,
+            instance: inst.name.clone(),
+            host: plan.host.clone(),
+        });
     }
     let dst_mac = config
         .instance_at(vpc, dst)
@@ -265,23 +325,30 @@ mod tests {
         );
         assert_eq!(FlowSpec::parse("ipv6").unwrap().kind, FlowKind::Ipv6);
         assert_eq!(
-            FlowSpec::parse("icmp,src=10.0.1.10").unwrap_err(),
+            FlowSpec::parse("icmp,src=10.0.1.10")
+                .unwrap_err()
+                .to_string(),
             "flow \"icmp,src=10.0.1.10\": dst=IP is missing"
         );
         assert!(FlowSpec::parse("sctp,dst=1.2.3.4")
             .unwrap_err()
+            .to_string()
             .contains("unknown kind \"sctp\""));
         assert!(FlowSpec::parse("icmp,dst=1.2.3")
             .unwrap_err()
+            .to_string()
             .contains("dst=\"1.2.3\" is not an IPv4 address"));
         assert!(FlowSpec::parse("udp,dst=1.2.3.4,dport=70000")
             .unwrap_err()
+            .to_string()
             .contains("not a port"));
         assert!(FlowSpec::parse("icmp,dst")
             .unwrap_err()
+            .to_string()
             .contains("is not key=value"));
         assert!(FlowSpec::parse("icmp,ttl=3,dst=1.1.1.1")
             .unwrap_err()
+            .to_string()
             .contains("unknown key \"ttl\""));
     }
 

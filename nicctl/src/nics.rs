@@ -7,7 +7,7 @@
 //! [`Local`]. So the socket carries only what the driver returns (counters, table rows,
 //! port status, trace reports as the firmware wrote them), and every name resolution and
 //! every line of text is made on the client's side, by the same code as for a local NIC.
-use crate::config::{Config, Plan};
+use crate::config::{Config, Plan, PlanError};
 use crate::error::{CliError, Result};
 use host_driver::port::PortStatus;
 use host_driver::table_read::NicTables;
@@ -157,7 +157,7 @@ impl Local {
 
     /// The hosts of `config` with their plans and no NIC open yet ([`Local::attach`] adds
     /// them).
-    pub fn of_file(config: Config) -> std::result::Result<Local, String> {
+    pub fn of_file(config: Config) -> std::result::Result<Local, PlanError> {
         let hosts = config
             .hosts
             .iter()
@@ -167,7 +167,7 @@ impl Local {
                     plan: Some(crate::config::plan(&config, &h.name)?),
                 })
             })
-            .collect::<std::result::Result<Vec<_>, String>>()?;
+            .collect::<std::result::Result<Vec<_>, PlanError>>()?;
         Ok(Local {
             drivers: vec![None; hosts.len()],
             config: Some(config),

@@ -25,30 +25,45 @@ struct Args {
     cfg: SimConfig,
 }
 
-fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+/// Why the command line gives no [`Args`].
+#[derive(Debug, thiserror::Error)]
+enum ArgsError {
+    #[error("help asked for")]
+    Help,
+    #[error("{0} needs a value")]
+    NoValue(&'static str),
+    #[error("--vfs {0}: not a number of VFs")]
+    Vfs(String),
+    #[error("--tables {0}: expected cloud or small")]
+    Tables(String),
+    #[error("unexpected argument {0:?}")]
+    Unexpected(String),
+    #[error("--socket PATH is required")]
+    NoSocket,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, ArgsError> {
     let mut socket = None;
     let mut vfs: u16 = 8;
     let mut small = false;
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        let mut value = |name: &'static str| args.next().ok_or(ArgsError::NoValue(name));
         match arg.as_str() {
             "--socket" => socket = Some(PathBuf::from(value("--socket")?)),
             "--vfs" => {
                 let v = value("--vfs")?;
-                vfs = v
-                    .parse()
-                    .map_err(|_| format!("--vfs {v}: not a number of VFs"))?;
+                vfs = v.parse().map_err(|_| ArgsError::Vfs(v))?;
             }
             "--tables" => match value("--tables")?.as_str() {
                 "cloud" => small = false,
                 "small" => small = true,
-                other => return Err(format!("--tables {other}: expected cloud or small")),
+                other => return Err(ArgsError::Tables(other.into())),
             },
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unexpected argument {other:?}")),
+            "-h" | "--help" => return Err(ArgsError::Help),
+            other => return Err(ArgsError::Unexpected(other.into())),
         }
     }
-    let socket = socket.ok_or("--socket PATH is required")?;
+    let socket = socket.ok_or(ArgsError::NoSocket)?;
     let cfg = if small {
         SimConfig {
             num_vfs: vfs,
@@ -63,7 +78,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 fn main() -> ExitCode {
     let args = match parse(std::env::args().skip(1)) {
         Ok(a) => a,
-        Err(e) if e.is_empty() => {
+        Err(ArgsError::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }

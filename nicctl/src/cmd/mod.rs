@@ -65,7 +65,7 @@ pub fn programmed(
 ) -> Result<Local> {
     let first = open_device(cli)?;
     let config = load(file, &Limits::from_info(first.info()))?;
-    let mut nics = Local::of_file(config).map_err(CliError::Usage)?;
+    let mut nics = Local::of_file(config)?;
     let mut first = Some(first);
     for h in which(&nics)? {
         let driver = match first.take() {

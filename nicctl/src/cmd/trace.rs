@@ -38,7 +38,7 @@ pub fn run(cli: &Cli, a: Args<'_>) -> Result<String> {
     let (frame, title) = match (hex, a.flow) {
         (Some(bytes), _) => (bytes, "frame given in hex".to_string()),
         (None, Some(flow)) => {
-            let spec = FlowSpec::parse(flow).map_err(CliError::Usage)?;
+            let spec = FlowSpec::parse(flow)?;
             let (Some(config), Some(plan)) = (nics.config(), &nics.hosts()[h].plan) else {
                 return Err(CliError::Usage(
                     "--flow needs a VPC file (or a running `nicctl up`) to address the frame; \
@@ -46,7 +46,7 @@ pub fn run(cli: &Cli, a: Args<'_>) -> Result<String> {
                         .into(),
                 ));
             };
-            let frame = frame_for(config, plan, port, &spec).map_err(CliError::Usage)?;
+            let frame = frame_for(config, plan, port, &spec)?;
             (frame, flow.to_string())
         }
         (None, None) => return Err(CliError::Usage("give --frame or --flow".into())),

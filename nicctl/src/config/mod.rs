@@ -12,7 +12,7 @@ pub mod text;
 pub mod validate;
 
 pub use model::Config;
-pub use plan::{apply, plan, ApplyError, Command, Plan};
+pub use plan::{apply, plan, ApplyError, Command, Plan, PlanError};
 pub use validate::{validate, Limits};
 
 use std::fmt;

@@ -143,14 +143,20 @@ fn id(index: usize) -> u16 {
     index as u16
 }
 
+/// Why there is no plan.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("unknown host {host:?} (hosts of the file: {})", .known.join(", "))]
+    UnknownHost { host: String, known: Vec<String> },
+}
+
 /// The plan for host `host` (a name of [`Config::hosts`]).
-pub fn plan(config: &Config, host: &str) -> Result<Plan, String> {
+pub fn plan(config: &Config, host: &str) -> Result<Plan, PlanError> {
     let Some(h) = config.host_index(host) else {
-        let known: Vec<&str> = config.hosts.iter().map(|h| h.name.as_str()).collect();
-        return Err(format!(
-            "unknown host {host:?} (hosts of the file: {})",
-            known.join(", ")
-        ));
+        return Err(PlanError::UnknownHost {
+            host: host.into(),
+            known: config.hosts.iter().map(|h| h.name.clone()).collect(),
+        });
     };
     let underlay_ip = model::host_underlay(h);
     let mut cmds = vec![Command::SetUplink(UplinkSpec {

@@ -131,7 +131,7 @@ fn the_other_host_sees_the_first_as_remote() {
 #[test]
 fn an_unknown_host_is_refused() {
     assert_eq!(
-        plan(&three_tier(), "h3").unwrap_err(),
+        plan(&three_tier(), "h3").unwrap_err().to_string(),
         "unknown host \"h3\" (hosts of the file: h1, h2)"
     );
 }

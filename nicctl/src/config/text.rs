@@ -3,6 +3,40 @@
 use host_driver::tables::{Cidr, Mac};
 use std::net::Ipv4Addr;
 
+/// Why a value of the VPC file is not what its field takes; the message is the reason a
+/// [`super::ConfigError`] gives.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("{text:?} is not an IPv4 address (expected a.b.c.d)")]
+    NotIpv4 { text: String },
+    #[error("{text:?} has host bits set: the network is {network}/{len}")]
+    HostBitsSet {
+        text: String,
+        network: Ipv4Addr,
+        len: u8,
+    },
+    #[error("{text:?} is not {what} (expected a.b.c.d/len)")]
+    NotPrefix { text: String, what: &'static str },
+    #[error("{text:?} is not {what}: {ip:?} is not an IPv4 address")]
+    PrefixAddress {
+        text: String,
+        what: &'static str,
+        ip: String,
+    },
+    #[error("{text:?} is not {what}: the prefix length {len:?} is not 0 to 32")]
+    PrefixLength {
+        text: String,
+        what: &'static str,
+        len: String,
+    },
+    #[error("{text:?} is not a MAC address (expected six hex bytes, 02:00:0a:00:01:0a)")]
+    NotMac { text: String },
+    #[error("{text} is a multicast MAC address; an instance needs a unicast one")]
+    MulticastMac { text: String },
+    #[error("{text} is the all-zero MAC address")]
+    ZeroMac { text: String },
+}
+
 /// The rule every name follows (they name network namespaces).
 pub const NAME_RULE: &str = "[a-z][a-z0-9-]{0,14}";
 
@@ -15,38 +49,51 @@ pub fn is_valid_name(name: &str) -> bool {
 }
 
 /// An IPv4 address in dotted-quad form.
-pub fn parse_ip(text: &str) -> Result<Ipv4Addr, String> {
+pub fn parse_ip(text: &str) -> Result<Ipv4Addr, TextError> {
     text.parse()
-        .map_err(|_| format!("{text:?} is not an IPv4 address (expected a.b.c.d)"))
+        .map_err(|_| TextError::NotIpv4 { text: text.into() })
 }
 
 /// "10.0.0.0/16", host bits zero.
-pub fn parse_cidr(text: &str) -> Result<Cidr, String> {
+pub fn parse_cidr(text: &str) -> Result<Cidr, TextError> {
     let (ip, len) = parse_prefix(text, "an IPv4 CIDR")?;
     let masked = Ipv4Addr::from(u32::from(ip) & mask(len));
     if masked != ip {
-        return Err(format!(
-            "{text:?} has host bits set: the network is {masked}/{len}"
-        ));
+        return Err(TextError::HostBitsSet {
+            text: text.into(),
+            network: masked,
+            len,
+        });
     }
     Ok((ip, len))
 }
 
 /// "198.51.100.1/24": an interface address, host bits allowed.
-pub fn parse_interface(text: &str) -> Result<Cidr, String> {
+pub fn parse_interface(text: &str) -> Result<Cidr, TextError> {
     parse_prefix(text, "an IPv4 address with a prefix length")
 }
 
-fn parse_prefix(text: &str, what: &str) -> Result<Cidr, String> {
+fn parse_prefix(text: &str, what: &'static str) -> Result<Cidr, TextError> {
     let Some((ip, len)) = text.split_once('/') else {
-        return Err(format!("{text:?} is not {what} (expected a.b.c.d/len)"));
+        return Err(TextError::NotPrefix {
+            text: text.into(),
+            what,
+        });
     };
-    let ip: Ipv4Addr = ip
-        .parse()
-        .map_err(|_| format!("{text:?} is not {what}: {ip:?} is not an IPv4 address"))?;
-    let len: u8 = len.parse().ok().filter(|&l| l <= 32).ok_or_else(|| {
-        format!("{text:?} is not {what}: the prefix length {len:?} is not 0 to 32")
+    let ip: Ipv4Addr = ip.parse().map_err(|_| TextError::PrefixAddress {
+        text: text.into(),
+        what,
+        ip: ip.into(),
     })?;
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|&l| l <= 32)
+        .ok_or_else(|| TextError::PrefixLength {
+            text: text.into(),
+            what,
+            len: len.into(),
+        })?;
     Ok((ip, len))
 }
 
@@ -85,10 +132,9 @@ pub fn cidr_text((ip, len): Cidr) -> String {
 }
 
 /// "02:00:0a:00:01:0a": a unicast MAC.
-pub fn parse_mac(text: &str) -> Result<Mac, String> {
+pub fn parse_mac(text: &str) -> Result<Mac, TextError> {
     let parts: Vec<&str> = text.split(':').collect();
-    let bad =
-        || format!("{text:?} is not a MAC address (expected six hex bytes, 02:00:0a:00:01:0a)");
+    let bad = || TextError::NotMac { text: text.into() };
     if parts.len() != 6 {
         return Err(bad());
     }
@@ -100,12 +146,10 @@ pub fn parse_mac(text: &str) -> Result<Mac, String> {
         *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
     }
     if mac[0] & 1 != 0 {
-        return Err(format!(
-            "{text} is a multicast MAC address; an instance needs a unicast one"
-        ));
+        return Err(TextError::MulticastMac { text: text.into() });
     }
     if mac == [0; 6] {
-        return Err(format!("{text} is the all-zero MAC address"));
+        return Err(TextError::ZeroMac { text: text.into() });
     }
     Ok(mac)
 }
@@ -144,19 +188,19 @@ mod tests {
             (Ipv4Addr::new(10, 0, 0, 0), 16)
         );
         assert_eq!(
-            parse_cidr("10.0.0.0/33").unwrap_err(),
+            parse_cidr("10.0.0.0/33").unwrap_err().to_string(),
             "\"10.0.0.0/33\" is not an IPv4 CIDR: the prefix length \"33\" is not 0 to 32"
         );
         assert_eq!(
-            parse_cidr("10.0.1.5/24").unwrap_err(),
+            parse_cidr("10.0.1.5/24").unwrap_err().to_string(),
             "\"10.0.1.5/24\" has host bits set: the network is 10.0.1.0/24"
         );
         assert_eq!(
-            parse_cidr("10.0.0/16").unwrap_err(),
+            parse_cidr("10.0.0/16").unwrap_err().to_string(),
             "\"10.0.0/16\" is not an IPv4 CIDR: \"10.0.0\" is not an IPv4 address"
         );
         assert_eq!(
-            parse_cidr("10.0.0.0").unwrap_err(),
+            parse_cidr("10.0.0.0").unwrap_err().to_string(),
             "\"10.0.0.0\" is not an IPv4 CIDR (expected a.b.c.d/len)"
         );
         assert_eq!(
@@ -164,7 +208,7 @@ mod tests {
             (Ipv4Addr::new(198, 51, 100, 1), 24)
         );
         assert_eq!(
-            parse_ip("10.0.1.300").unwrap_err(),
+            parse_ip("10.0.1.300").unwrap_err().to_string(),
             "\"10.0.1.300\" is not an IPv4 address (expected a.b.c.d)"
         );
     }
@@ -190,15 +234,17 @@ mod tests {
         );
         assert!(parse_mac("02:00:0a:00:01")
             .unwrap_err()
+            .to_string()
             .contains("six hex bytes"));
         assert!(parse_mac("02:00:0a:00:01:zz").is_err());
         assert!(parse_mac("002:0:0a:00:01:01").is_err());
         assert_eq!(
-            parse_mac("01:00:5e:00:00:01").unwrap_err(),
+            parse_mac("01:00:5e:00:00:01").unwrap_err().to_string(),
             "01:00:5e:00:00:01 is a multicast MAC address; an instance needs a unicast one"
         );
         assert!(parse_mac("00:00:00:00:00:00")
             .unwrap_err()
+            .to_string()
             .contains("all-zero"));
     }
 

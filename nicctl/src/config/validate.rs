@@ -99,12 +99,12 @@ impl Checker<'_> {
         &mut self,
         place: &str,
         value: &Text,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, text::TextError>,
     ) -> Option<T> {
         match parse(value.get_ref()) {
             Ok(v) => Some(v),
             Err(reason) => {
-                self.err_at(place, value, reason);
+                self.err_at(place, value, reason.to_string());
                 None
             }
         }

@@ -86,7 +86,7 @@ impl Remote {
             .hosts
             .iter()
             .map(|h| {
-                let plan = config::plan(&config, &h.name).map_err(CliError::Usage)?;
+                let plan = config::plan(&config, &h.name)?;
                 Ok(NicHost {
                     name: h.name.clone(),
                     plan: Some(plan),

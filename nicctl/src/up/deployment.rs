@@ -164,7 +164,7 @@ impl Deployment {
                 host: host.name.clone(),
                 reason,
             };
-            let plan = plan::plan(config, &host.name).map_err(fail)?;
+            let plan = plan::plan(config, &host.name).map_err(|e| fail(e.to_string()))?;
             let num_vfs = u16::try_from(plan.vfs.len().max(1)).unwrap_or(u16::MAX);
             let board = hw_sim::Nic::start(SimConfig::cloud_scale(num_vfs))
                 .map_err(|e| fail(format!("could not start the simulated NIC: {e}")))?;

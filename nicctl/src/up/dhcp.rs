@@ -158,7 +158,7 @@ impl Pending {
                 format!("dhclient failed ({status}){}", log_tail(&self.log)),
             ));
         }
-        check_eth0(&self.client.vm, expected).map_err(|reason| fail(&self.client.vm, reason))?;
+        check_eth0(&self.client.vm, expected)?;
         Ok(self.client)
     }
 }
@@ -176,10 +176,14 @@ fn log_tail(log: &Path) -> String {
 
 /// Checks that `eth0` in namespace `vm` has the expected address, prefix length, MTU and
 /// default route.
-pub fn check_eth0(vm: &str, expected: &Expected) -> Result<(), String> {
-    let json = |args: &[&str]| -> Result<serde_json::Value, String> {
-        let out = super::netns::ip_in(vm, args).map_err(|e| e.to_string())?;
-        serde_json::from_str(&out).map_err(|e| format!("reading `ip {}`: {e}", args.join(" ")))
+pub fn check_eth0(vm: &str, expected: &Expected) -> Result<(), DhcpError> {
+    let err = |reason: String| DhcpError {
+        vm: vm.into(),
+        reason,
+    };
+    let json = |args: &[&str]| -> Result<serde_json::Value, DhcpError> {
+        let out = super::netns::ip_in(vm, args).map_err(|e| err(e.to_string()))?;
+        serde_json::from_str(&out).map_err(|e| err(format!("reading `ip {}`: {e}", args.join(" "))))
     };
     let link = json(&["-j", "addr", "show", "dev", "eth0"])?;
     let link = &link[0];
@@ -199,7 +203,7 @@ pub fn check_eth0(vm: &str, expected: &Expected) -> Result<(), String> {
     let want = (expected.ip.to_string(), u64::from(expected.prefix_len));
     if !addrs.contains(&want) {
         let got: Vec<String> = addrs.iter().map(|(a, l)| format!("{a}/{l}")).collect();
-        return Err(format!(
+        return Err(err(format!(
             "eth0 has {} after the lease, expected {}/{}",
             if got.is_empty() {
                 "no IPv4 address".to_string()
@@ -208,13 +212,13 @@ pub fn check_eth0(vm: &str, expected: &Expected) -> Result<(), String> {
             },
             want.0,
             want.1
-        ));
+        )));
     }
     if mtu != u64::from(expected.mtu) {
-        return Err(format!(
+        return Err(err(format!(
             "eth0 has MTU {mtu} after the lease, expected {} (DHCP option 26)",
             expected.mtu
-        ));
+        )));
     }
     let routes = json(&["-j", "-4", "route", "show", "default"])?;
     let router = expected.router.to_string();
@@ -224,9 +228,9 @@ pub fn check_eth0(vm: &str, expected: &Expected) -> Result<(), String> {
         .flatten()
         .any(|r| r["gateway"] == router.as_str() && r["dev"] == "eth0");
     if !has_default {
-        return Err(format!(
+        return Err(err(format!(
             "no default route via {router} on eth0 after the lease (DHCP option 3)"
-        ));
+        )));
     }
     Ok(())
 }
