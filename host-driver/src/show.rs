@@ -6,7 +6,7 @@
 //! `nicctl show --json` and for the control socket of `nicctl up`.
 use crate::error::{command_label, DriverError, Result};
 use crate::nic::{PfDriver, BUF_BYTES};
-use crate::tables::{gateway_kind_name, Cidr, Mac, MacDisplay};
+use crate::tables::{Cidr, Mac, MacDisplay};
 use serde::{Deserialize, Serialize};
 use shared_regs::admin::{AdminCmd, Opcode};
 use shared_regs::entry::{
@@ -218,7 +218,7 @@ impl From<&GatewayEntry> for GatewayRow {
         GatewayRow {
             id: e.id.get(),
             kind: GatewayKind::from_u8(e.kind)
-                .map(|k| gateway_kind_name(k).to_string())
+                .map(|k| k.name().to_string())
                 .unwrap_or_else(|| format!("kind {}", e.kind)),
             underlay_ip: ip(e.underlay_ip),
             mac: e.mac,

@@ -124,15 +124,6 @@ impl VpcSpec {
     }
 }
 
-/// "internet", "vpn", "nat": how the VPC file names a gateway kind.
-pub fn gateway_kind_name(kind: GatewayKind) -> &'static str {
-    match kind {
-        GatewayKind::Internet => "internet",
-        GatewayKind::Vpn => "vpn",
-        GatewayKind::Nat => "nat",
-    }
-}
-
 /// A gateway endpoint reached over the underlay (`GATEWAY_ADD`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewaySpec {
@@ -163,7 +154,7 @@ impl GatewaySpec {
         format!(
             "gateway {} ({}), underlay {}, {}",
             self.id,
-            gateway_kind_name(self.kind),
+            self.kind.name(),
             self.underlay_ip,
             MacDisplay(&self.mac)
         )
@@ -520,8 +511,8 @@ mod tests {
         );
         assert_eq!(vf_flags_entry(2, true).as_bytes(), &[2, 0, 1, 0]);
         assert_eq!(vf_flags_entry(2, false).as_bytes(), &[2, 0, 0, 0]);
-        assert_eq!(gateway_kind_name(GatewayKind::Internet), "internet");
-        assert_eq!(gateway_kind_name(GatewayKind::Vpn), "vpn");
+        assert_eq!(GatewayKind::Internet.name(), "internet");
+        assert_eq!(GatewayKind::Vpn.name(), "vpn");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! chooses (0 .. the capacity in the matching `CAP_*` register); the mapping table is keyed
 //! by (VNI, IPv4) and routes by (route table, prefix, length). IPv4 addresses are 4 bytes in
 //! network order, MACs 6 bytes in wire order.
+use crate::macros::u8_enum;
 use crate::{Ipv4Bytes, Le16, Le32, MacBytes};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -83,33 +84,19 @@ pub struct RouteTableEntry {
     pub vpc_id: Le16,
 }
 
-/// Route targets (F8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum RouteTarget {
-    /// The VPC CIDR: mapping lookup in the VPC's VNI. Only the firmware adds it.
-    Local = 0,
-    /// Drop silently.
-    Blackhole = 1,
-    /// A gateway (internet, VPN, NAT) by gateway ID: VXLAN to it.
-    Gateway = 2,
-    /// Peering: mapping lookup in the VNI of the VPC with ID `target`.
-    Peering = 3,
-    /// An instance (middlebox) by its primary IPv4 in `target` (network order bytes).
-    Instance = 4,
-}
-
-impl RouteTarget {
-    /// The target kind with this number.
-    pub fn from_u8(v: u8) -> Option<RouteTarget> {
-        match v {
-            0 => Some(RouteTarget::Local),
-            1 => Some(RouteTarget::Blackhole),
-            2 => Some(RouteTarget::Gateway),
-            3 => Some(RouteTarget::Peering),
-            4 => Some(RouteTarget::Instance),
-            _ => None,
-        }
+u8_enum! {
+    /// Route targets (F8).
+    pub enum RouteTarget {
+        /// The VPC CIDR: mapping lookup in the VPC's VNI. Only the firmware adds it.
+        Local = 0 => "local",
+        /// Drop silently.
+        Blackhole = 1 => "blackhole",
+        /// A gateway (internet, VPN, NAT) by gateway ID: VXLAN to it.
+        Gateway = 2 => "gateway",
+        /// Peering: mapping lookup in the VNI of the VPC with ID `target`.
+        Peering = 3 => "peering",
+        /// An instance (middlebox) by its primary IPv4 in `target` (network order bytes).
+        Instance = 4 => "instance",
     }
 }
 
@@ -129,34 +116,20 @@ pub struct RouteEntry {
     pub target: [u8; 4],
 }
 
-/// Where a mapped address lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum MappingLocation {
-    /// On a VF of this NIC (`vf`).
-    LocalVf = 0,
-    /// On another host, reached by VXLAN to `underlay_ip`.
-    Remote = 1,
-    /// Read only (`TABLE_READ`): a subnet gateway's own address, made by `SUBNET_ADD`.
-    Gateway = 2,
-    /// Read only (`TABLE_READ`): a VNI's anchor (address 0.0.0.0), made by `VPC_ADD`; `vf`
-    /// holds the VPC ID.
-    VniAnchor = 3,
-    /// Read only (`TABLE_READ`): a subnet's broadcast address, made by `SUBNET_ADD`.
-    Broadcast = 4,
-}
-
-impl MappingLocation {
-    /// The location kind with this number.
-    pub fn from_u8(v: u8) -> Option<MappingLocation> {
-        match v {
-            0 => Some(MappingLocation::LocalVf),
-            1 => Some(MappingLocation::Remote),
-            2 => Some(MappingLocation::Gateway),
-            3 => Some(MappingLocation::VniAnchor),
-            4 => Some(MappingLocation::Broadcast),
-            _ => None,
-        }
+u8_enum! {
+    /// Where a mapped address lives.
+    pub enum MappingLocation {
+        /// On a VF of this NIC (`vf`).
+        LocalVf = 0 => "local VF",
+        /// On another host, reached by VXLAN to `underlay_ip`.
+        Remote = 1 => "remote host",
+        /// Read only (`TABLE_READ`): a subnet gateway's own address, made by `SUBNET_ADD`.
+        Gateway = 2 => "subnet gateway",
+        /// Read only (`TABLE_READ`): a VNI's anchor (address 0.0.0.0), made by `VPC_ADD`;
+        /// `vf` holds the VPC ID.
+        VniAnchor = 3 => "VNI anchor",
+        /// Read only (`TABLE_READ`): a subnet's broadcast address, made by `SUBNET_ADD`.
+        Broadcast = 4 => "subnet broadcast",
     }
 }
 
@@ -246,24 +219,13 @@ pub struct VfFlagsEntry {
     pub flags: Le16,
 }
 
-/// Kinds of gateway (informational: every kind is reached the same way).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum GatewayKind {
-    Internet = 0,
-    Vpn = 1,
-    Nat = 2,
-}
-
-impl GatewayKind {
-    /// The kind with this number.
-    pub fn from_u8(v: u8) -> Option<GatewayKind> {
-        match v {
-            0 => Some(GatewayKind::Internet),
-            1 => Some(GatewayKind::Vpn),
-            2 => Some(GatewayKind::Nat),
-            _ => None,
-        }
+u8_enum! {
+    /// Kinds of gateway (informational: every kind is reached the same way). The names are
+    /// the ones the VPC file uses.
+    pub enum GatewayKind {
+        Internet = 0 => "internet",
+        Vpn = 1 => "vpn",
+        Nat = 2 => "nat",
     }
 }
 
@@ -292,44 +254,27 @@ pub struct TraceQuery {
     pub frame_len: Le16,
 }
 
-/// The tables `TABLE_READ` reads, and the format of each one's entries in the buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum TableId {
-    /// [`VpcEntry`] (without the domain name).
-    Vpc = 1,
-    /// [`SubnetEntry`].
-    Subnet = 2,
-    /// [`RouteTableEntry`].
-    RouteTable = 3,
-    /// [`RouteEntry`] of route table `TableReadQuery::route_table`, the local route
-    /// included, in (prefix, length) order.
-    Route = 4,
-    /// [`MappingEntry`], firmware-made entries included ([`MappingLocation::Gateway`],
-    /// [`MappingLocation::VniAnchor`]).
-    Mapping = 5,
-    /// [`VfReadEntry`] of each assigned VF.
-    Vf = 6,
-    /// [`GatewayEntry`].
-    Gateway = 7,
-    /// One [`UplinkEntry`] once `UPLINK_SET` has run.
-    Uplink = 8,
-}
-
-impl TableId {
-    /// The table with this number.
-    pub fn from_u8(v: u8) -> Option<TableId> {
-        Some(match v {
-            1 => TableId::Vpc,
-            2 => TableId::Subnet,
-            3 => TableId::RouteTable,
-            4 => TableId::Route,
-            5 => TableId::Mapping,
-            6 => TableId::Vf,
-            7 => TableId::Gateway,
-            8 => TableId::Uplink,
-            _ => return None,
-        })
+u8_enum! {
+    /// The tables `TABLE_READ` reads, and the format of each one's entries in the buffer.
+    pub enum TableId {
+        /// [`VpcEntry`] (without the domain name).
+        Vpc = 1 => "vpc",
+        /// [`SubnetEntry`].
+        Subnet = 2 => "subnet",
+        /// [`RouteTableEntry`].
+        RouteTable = 3 => "route table",
+        /// [`RouteEntry`] of route table `TableReadQuery::route_table`, the local route
+        /// included, in (prefix, length) order.
+        Route = 4 => "route",
+        /// [`MappingEntry`], firmware-made entries included ([`MappingLocation::Gateway`],
+        /// [`MappingLocation::VniAnchor`], [`MappingLocation::Broadcast`]).
+        Mapping = 5 => "mapping",
+        /// [`VfReadEntry`] of each assigned VF.
+        Vf = 6 => "vf",
+        /// [`GatewayEntry`].
+        Gateway = 7 => "gateway",
+        /// One [`UplinkEntry`] once `UPLINK_SET` has run.
+        Uplink = 8 => "uplink",
     }
 }
 
@@ -373,27 +318,15 @@ pub struct VfReadEntry {
     pub secondary: [Ipv4Bytes; VF_SECONDARY_ADDRS],
 }
 
-/// [`PortInfo::sfp`]: what the firmware found in the SFP cage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum SfpState {
-    /// The module answered; its identity fields are valid.
-    Present = 0,
-    /// Nothing answered at I2C address 0x50: the cage is empty.
-    Absent = 1,
-    /// The I2C bus failed otherwise.
-    BusError = 2,
-}
-
-impl SfpState {
-    /// The state with this number.
-    pub fn from_u8(v: u8) -> Option<SfpState> {
-        Some(match v {
-            0 => SfpState::Present,
-            1 => SfpState::Absent,
-            2 => SfpState::BusError,
-            _ => return None,
-        })
+u8_enum! {
+    /// [`PortInfo::sfp`]: what the firmware found in the SFP cage.
+    pub enum SfpState {
+        /// The module answered; its identity fields are valid.
+        Present = 0 => "present",
+        /// Nothing answered at I2C address 0x50: the cage is empty.
+        Absent = 1 => "absent",
+        /// The I2C bus failed otherwise.
+        BusError = 2 => "I2C bus error",
     }
 }
 

@@ -24,6 +24,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+mod macros;
+
 pub mod admin;
 pub mod desc;
 pub mod entry;
