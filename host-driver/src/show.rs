@@ -6,7 +6,7 @@
 //! `nicctl show --json` and for the control socket of `nicctl up`.
 use crate::error::{command_label, DriverError, Result};
 use crate::nic::{PfDriver, BUF_BYTES};
-use crate::tables::{Cidr, Mac, MacDisplay};
+use crate::tables::{Cidr, Mac, MacDisplay, RouteTarget};
 use serde::{Deserialize, Serialize};
 use shared_regs::admin::{AdminCmd, Opcode};
 use shared_regs::entry::{
@@ -54,28 +54,12 @@ pub struct GatewayRow {
     pub mac: Mac,
 }
 
-/// Where a route sends what it matches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetRow {
-    /// The VPC CIDR, made by the firmware: a mapping lookup.
-    Local,
-    Blackhole,
-    Gateway(u16),
-    /// Peering to the VPC with this ID.
-    Peering(u16),
-    /// An instance (middlebox) by its primary address.
-    Instance(Ipv4Addr),
-    /// A target kind the driver does not know.
-    Unknown(u8),
-}
-
 /// One route.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteRow {
     #[serde(with = "cidr_text")]
     pub dest: Cidr,
-    pub target: TargetRow,
+    pub target: RouteTarget,
 }
 
 /// A route table and its routes (the local route included).
@@ -228,19 +212,9 @@ impl From<&GatewayEntry> for GatewayRow {
 
 impl From<&RouteEntry> for RouteRow {
     fn from(e: &RouteEntry) -> Self {
-        let id = u32::from_le_bytes(e.target) as u16;
-        // Numbers as the contract gives them (shared_regs::entry::RouteTarget).
-        let target = match e.target_kind {
-            0 => TargetRow::Local,
-            1 => TargetRow::Blackhole,
-            2 => TargetRow::Gateway(id),
-            3 => TargetRow::Peering(id),
-            4 => TargetRow::Instance(ip(e.target)),
-            k => TargetRow::Unknown(k),
-        };
         RouteRow {
             dest: (ip(e.prefix), e.prefix_len),
-            target,
+            target: RouteTarget::from_entry(e),
         }
     }
 }
@@ -613,11 +587,11 @@ pub fn show_text(h: &HostTables) -> String {
             .unwrap_or(0);
         for r in &rt.routes {
             let target = match r.target {
-                TargetRow::Local => "local".to_string(),
-                TargetRow::Blackhole => "blackhole".to_string(),
-                TargetRow::Gateway(g) => format!("gateway {}", named(g, &n.gateways)),
-                TargetRow::Peering(v) => format!("peering to VPC {}", named(v, &n.vpcs)),
-                TargetRow::Instance(a) => {
+                RouteTarget::Local => "local".to_string(),
+                RouteTarget::Blackhole => "blackhole".to_string(),
+                RouteTarget::Gateway(g) => format!("gateway {}", named(g, &n.gateways)),
+                RouteTarget::Peering(v) => format!("peering to VPC {}", named(v, &n.vpcs)),
+                RouteTarget::Instance(a) => {
                     let who = n
                         .instances
                         .iter()
@@ -626,7 +600,7 @@ pub fn show_text(h: &HostTables) -> String {
                         .unwrap_or_default();
                     format!("instance {a}{who}")
                 }
-                TargetRow::Unknown(k) => format!("unknown target kind {k}"),
+                RouteTarget::Unknown(k) => format!("unknown target kind {k}"),
             };
             let _ = writeln!(out, "    {:<width$}  -> {target}", cidr(r.dest));
         }
