@@ -10,9 +10,9 @@ use crate::tables::{Cidr, Mac, MacDisplay, RouteTarget};
 use serde::{Deserialize, Serialize};
 use shared_regs::admin::{AdminCmd, Opcode};
 use shared_regs::entry::{
-    GatewayEntry, GatewayKind, MappingEntry, RouteEntry, RouteTableEntry, SubnetEntry, TableId,
-    TableReadHeader, TableReadQuery, UplinkEntry, VfFlags, VfReadEntry, VpcEntry, CURSOR_END,
-    CURSOR_START, MAIN_ROUTE_TABLE,
+    GatewayEntry, GatewayKind, MappingEntry, MappingLocation, RouteEntry, RouteTableEntry,
+    SubnetEntry, TableId, TableReadHeader, TableReadQuery, UplinkEntry, VfFlags, VfReadEntry,
+    VpcEntry, CURSOR_END, CURSOR_START, MAIN_ROUTE_TABLE,
 };
 use shared_regs::{Le16, Le32};
 use std::collections::BTreeMap;
@@ -250,13 +250,13 @@ impl From<&VfReadEntry> for VfRow {
 impl From<&MappingEntry> for MappingRow {
     fn from(e: &MappingEntry) -> Self {
         // Numbers as the contract gives them (shared_regs::entry::MappingLocation).
-        let place = match e.location {
-            0 => PlaceRow::LocalVf(e.vf.get()),
-            1 => PlaceRow::Remote(ip(e.underlay_ip)),
-            2 => PlaceRow::Gateway,
-            3 => PlaceRow::VniAnchor(e.vf.get()),
-            4 => PlaceRow::Broadcast,
-            k => PlaceRow::Unknown(k),
+        let place = match MappingLocation::from_u8(e.location) {
+            Some(MappingLocation::LocalVf) => PlaceRow::LocalVf(e.vf.get()),
+            Some(MappingLocation::Remote) => PlaceRow::Remote(ip(e.underlay_ip)),
+            Some(MappingLocation::Gateway) => PlaceRow::Gateway,
+            Some(MappingLocation::VniAnchor) => PlaceRow::VniAnchor(e.vf.get()),
+            Some(MappingLocation::Broadcast) => PlaceRow::Broadcast,
+            None => PlaceRow::Unknown(e.location),
         };
         MappingRow {
             vni: e.vni.get(),
@@ -264,20 +264,6 @@ impl From<&MappingEntry> for MappingRow {
             mac: e.mac,
             place,
         }
-    }
-}
-
-/// How error messages name a table.
-fn table_name(table: TableId) -> &'static str {
-    match table {
-        TableId::Vpc => "VPC",
-        TableId::Subnet => "subnet",
-        TableId::RouteTable => "route table",
-        TableId::Route => "route",
-        TableId::Mapping => "mapping",
-        TableId::Vf => "VF",
-        TableId::Gateway => "gateway",
-        TableId::Uplink => "uplink",
     }
 }
 
@@ -302,7 +288,7 @@ impl PfDriver {
             };
             let what = match table {
                 TableId::Route => format!("routes of route table {route_table}, from {cursor}"),
-                _ => format!("{} table, from {cursor}", table_name(table)),
+                _ => format!("{} table, from {cursor}", table.name()),
             };
             let cmd = AdminCmd::new(Opcode::TableRead, &query);
             let (entries, next) =
@@ -344,7 +330,7 @@ impl PfDriver {
             }
             if !progressed || next <= cursor {
                 return Err(DriverError::BadCompletion {
-                    command: command_label(Opcode::TableRead, table_name(table)),
+                    command: command_label(Opcode::TableRead, table.name()),
                     what: format!(
                         "the read from cursor {cursor} returned nothing new and cursor {next}; \
                          it would never end"

@@ -365,7 +365,7 @@ u8_enum! {
     /// The tables `TABLE_READ` reads, and the format of each one's entries in the buffer.
     pub enum TableId {
         /// [`VpcEntry`] (without the domain name).
-        Vpc = 1 => "vpc",
+        Vpc = 1 => "VPC",
         /// [`SubnetEntry`].
         Subnet = 2 => "subnet",
         /// [`RouteTableEntry`].
@@ -377,7 +377,7 @@ u8_enum! {
         /// [`MappingLocation::VniAnchor`], [`MappingLocation::Broadcast`]).
         Mapping = 5 => "mapping",
         /// [`VfReadEntry`] of each assigned VF.
-        Vf = 6 => "vf",
+        Vf = 6 => "VF",
         /// [`GatewayEntry`].
         Gateway = 7 => "gateway",
         /// One [`UplinkEntry`] once `UPLINK_SET` has run.
