@@ -387,7 +387,7 @@ impl PfDriver {
                 )));
             }
             let info: PortInfo = buf.read_obj(0)?;
-            PortStatus::decode(&info).map_err(bad)
+            PortStatus::decode(&info).map_err(|e| bad(e.to_string()))
         })
     }
 

@@ -43,7 +43,7 @@ fn text(field: &[u8; 16]) -> String {
 
 impl PortStatus {
     /// Decodes a `PORT_GET` report.
-    pub fn decode(info: &PortInfo) -> Result<PortStatus, String> {
+    pub fn decode(info: &PortInfo) -> crate::Result<PortStatus> {
         let module = match SfpState::from_u8(info.sfp) {
             Some(SfpState::Present) => ModuleStatus::Present {
                 identifier: info.identifier,
@@ -55,7 +55,12 @@ impl PortStatus {
             },
             Some(SfpState::Absent) => ModuleStatus::Absent,
             Some(SfpState::BusError) => ModuleStatus::BusError,
-            None => return Err(format!("unknown SFP state {}", info.sfp)),
+            None => {
+                return Err(crate::DriverError::UnknownValue {
+                    field: "SFP state",
+                    value: u32::from(info.sfp),
+                })
+            }
         };
         Ok(PortStatus {
             module,

@@ -31,6 +31,7 @@ pub mod guest;
 mod irq;
 pub mod memfd;
 mod nic;
+mod polls;
 mod port;
 mod regs;
 mod uplink;

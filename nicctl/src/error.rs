@@ -1,7 +1,6 @@
 //! [`CliError`]: everything nicctl reports as a failure, each naming the thing and the reason.
 use crate::config::{ApplyError, ConfigErrors};
 use crate::control::ControlError;
-use host_driver::sriov::SriovError;
 use host_driver::DriverError;
 
 /// Everything `nicctl` reports as a failure.
@@ -24,8 +23,6 @@ pub enum CliError {
     /// An answer that does not decode (from a control socket or the device).
     #[error("{0}")]
     Protocol(String),
-    #[error(transparent)]
-    Sriov(#[from] SriovError),
     /// The VF token file (its message names it).
     #[error("VF token: {0}")]
     VfToken(std::io::Error),
