@@ -5,13 +5,13 @@
 //! as JSON or hand it over a socket.
 use crate::error::{command_label, DriverError, Result};
 use crate::nic::{PfDriver, BUF_BYTES};
-use crate::tables::{gateway_kind_name, Cidr, Mac};
+use crate::tables::{Cidr, Mac, RouteTarget};
 use serde::{Deserialize, Serialize};
 use shared_regs::admin::{AdminCmd, Opcode};
 use shared_regs::entry::{
-    GatewayEntry, GatewayKind, MappingEntry, RouteEntry, RouteTableEntry, SubnetEntry, TableId,
-    TableReadHeader, TableReadQuery, UplinkEntry, VfFlags, VfReadEntry, VpcEntry, CURSOR_END,
-    CURSOR_START, MAIN_ROUTE_TABLE,
+    GatewayEntry, GatewayKind, MappingEntry, MappingLocation, RouteEntry, RouteTableEntry,
+    SubnetEntry, TableId, TableReadHeader, TableReadQuery, UplinkEntry, VfFlags, VfReadEntry,
+    VpcEntry, CURSOR_END, CURSOR_START, MAIN_ROUTE_TABLE,
 };
 use shared_regs::{Le16, Le32};
 use std::net::Ipv4Addr;
@@ -51,28 +51,12 @@ pub struct GatewayRow {
     pub mac: Mac,
 }
 
-/// Where a route sends what it matches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetRow {
-    /// The VPC CIDR, made by the firmware: a mapping lookup.
-    Local,
-    Blackhole,
-    Gateway(u16),
-    /// Peering to the VPC with this ID.
-    Peering(u16),
-    /// An instance (middlebox) by its primary address.
-    Instance(Ipv4Addr),
-    /// A target kind the driver does not know.
-    Unknown(u8),
-}
-
 /// One route.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteRow {
     #[serde(with = "cidr_text")]
     pub dest: Cidr,
-    pub target: TargetRow,
+    pub target: RouteTarget,
 }
 
 /// A route table and its routes (the local route included).
@@ -191,7 +175,7 @@ impl From<&GatewayEntry> for GatewayRow {
         GatewayRow {
             id: e.id.get(),
             kind: GatewayKind::from_u8(e.kind)
-                .map(|k| gateway_kind_name(k).to_string())
+                .map(|k| k.name().to_string())
                 .unwrap_or_else(|| format!("kind {}", e.kind)),
             underlay_ip: ip(e.underlay_ip),
             mac: e.mac,
@@ -201,19 +185,9 @@ impl From<&GatewayEntry> for GatewayRow {
 
 impl From<&RouteEntry> for RouteRow {
     fn from(e: &RouteEntry) -> Self {
-        let id = u32::from_le_bytes(e.target) as u16;
-        // Numbers as the contract gives them (shared_regs::entry::RouteTarget).
-        let target = match e.target_kind {
-            0 => TargetRow::Local,
-            1 => TargetRow::Blackhole,
-            2 => TargetRow::Gateway(id),
-            3 => TargetRow::Peering(id),
-            4 => TargetRow::Instance(ip(e.target)),
-            k => TargetRow::Unknown(k),
-        };
         RouteRow {
             dest: (ip(e.prefix), e.prefix_len),
-            target,
+            target: RouteTarget::from_entry(e),
         }
     }
 }
@@ -248,14 +222,13 @@ impl From<&VfReadEntry> for VfRow {
 
 impl From<&MappingEntry> for MappingRow {
     fn from(e: &MappingEntry) -> Self {
-        // Numbers as the contract gives them (shared_regs::entry::MappingLocation).
-        let place = match e.location {
-            0 => PlaceRow::LocalVf(e.vf.get()),
-            1 => PlaceRow::Remote(ip(e.underlay_ip)),
-            2 => PlaceRow::Gateway,
-            3 => PlaceRow::VniAnchor(e.vf.get()),
-            4 => PlaceRow::Broadcast,
-            k => PlaceRow::Unknown(k),
+        let place = match MappingLocation::from_u8(e.location) {
+            Some(MappingLocation::LocalVf) => PlaceRow::LocalVf(e.vf.get()),
+            Some(MappingLocation::Remote) => PlaceRow::Remote(ip(e.underlay_ip)),
+            Some(MappingLocation::Gateway) => PlaceRow::Gateway,
+            Some(MappingLocation::VniAnchor) => PlaceRow::VniAnchor(e.vf.get()),
+            Some(MappingLocation::Broadcast) => PlaceRow::Broadcast,
+            None => PlaceRow::Unknown(e.location),
         };
         MappingRow {
             vni: e.vni.get(),
@@ -263,20 +236,6 @@ impl From<&MappingEntry> for MappingRow {
             mac: e.mac,
             place,
         }
-    }
-}
-
-/// How error messages name a table.
-fn table_name(table: TableId) -> &'static str {
-    match table {
-        TableId::Vpc => "VPC",
-        TableId::Subnet => "subnet",
-        TableId::RouteTable => "route table",
-        TableId::Route => "route",
-        TableId::Mapping => "mapping",
-        TableId::Vf => "VF",
-        TableId::Gateway => "gateway",
-        TableId::Uplink => "uplink",
     }
 }
 
@@ -301,7 +260,7 @@ impl PfDriver {
             };
             let what = match table {
                 TableId::Route => format!("routes of route table {route_table}, from {cursor}"),
-                _ => format!("{} table, from {cursor}", table_name(table)),
+                _ => format!("{} table, from {cursor}", table.name()),
             };
             let cmd = AdminCmd::new(Opcode::TableRead, &query);
             let (entries, next) =
@@ -343,7 +302,7 @@ impl PfDriver {
             }
             if !progressed || next <= cursor {
                 return Err(DriverError::BadCompletion {
-                    command: command_label(Opcode::TableRead, table_name(table)),
+                    command: command_label(Opcode::TableRead, table.name()),
                     what: format!(
                         "the read from cursor {cursor} returned nothing new and cursor {next}; \
                          it would never end"

@@ -133,9 +133,9 @@ fn entries_decode_as_the_contract_defines_them() {
     let r = RouteRow::from(&crate::tables::route_entry(
         1,
         (Ipv4Addr::new(10, 9, 0, 0), 16),
-        crate::tables::RouteTargetSpec::Peering(1),
+        RouteTarget::Peering(1),
     ));
-    assert_eq!(r.target, TargetRow::Peering(1));
+    assert_eq!(r.target, RouteTarget::Peering(1));
     let s = SubnetRow::from(
         &crate::tables::SubnetSpec {
             id: 4,

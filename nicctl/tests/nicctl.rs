@@ -235,6 +235,26 @@ fn trace_prints_each_step_and_the_verdict() {
     );
     assert!(out.contains("Datapath action: deliver to vf1\n"), "{out}");
 
+    // Another subnet's gateway is answered by this NIC: the mapping names this host.
+    let out = trace(&["--in", "vf0", "--flow", "icmp,src=10.0.1.10,dst=10.0.2.1"]);
+    assert!(
+        out.contains("vni 100 10.0.2.1 -> gateway (this host, 192.0.2.1)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("10.0.2.1, another subnet's gateway, echo request\n"),
+        "{out}"
+    );
+    let out = trace(&["--in", "vf0", "--flow", "udp,src=10.0.1.10,dst=10.0.2.255"]);
+    assert!(
+        out.contains("vni 100 10.0.2.255 -> subnet broadcast\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Datapath action: drop: drop_bcast_mcast (counted on vf0)\n"),
+        "{out}"
+    );
+
     // The same-subnet neighbour's MAC: delivered without a route lookup.
     let out = trace(&["--in", "vf1", "--flow", "icmp,dst=10.0.2.5"]);
     assert!(!out.contains("route lookup"), "{out}");

@@ -8,9 +8,8 @@ use crate::frame::FrameBuf;
 use crate::tables::lpm::Target;
 use crate::tables::mapping::{Location, Mapping, MappingKey};
 use crate::tables::Tables;
-use shared_regs::entry::RouteTarget;
 use shared_regs::stats::Counter;
-use shared_regs::trace::StepKind;
+use shared_regs::trace::{DstMacClass, MappedTo, MtuAction};
 
 /// IPv4 MTU toward gateway targets (F13).
 pub const GATEWAY_MTU: u16 = 1500;
@@ -24,15 +23,23 @@ pub(super) fn lookup<T: Tracer>(
     tr: &mut T,
 ) -> Option<Mapping> {
     let found = hints.mapping(tables, MappingKey { vni, ip });
-    let (loc, arg) = match found.map(|m| m.location) {
-        Some(Location::LocalVf(vf)) => (0, u32::from(vf)),
-        Some(Location::Remote { underlay_ip }) => (1, underlay_ip),
-        Some(Location::Gateway) => (2, 0),
-        Some(Location::Broadcast) => (4, 0),
-        Some(Location::Vpc(id)) => (3, u32::from(id)),
-        None => (0xFF, 0),
-    };
-    tr.step(Step::new(8, StepKind::Mapping, [vni, ip, loc, arg]));
+    let to = found.map(|m| match m.location {
+        Location::LocalVf(vf) => MappedTo::LocalVf { vf },
+        Location::Remote { underlay_ip } => MappedTo::Remote {
+            underlay: underlay_ip.into(),
+        },
+        // This NIC answers for every subnet gateway, so the gateway is at this host.
+        Location::Gateway => MappedTo::Gateway {
+            underlay: tables.uplink.map_or(0, |u| u.underlay_ip).into(),
+        },
+        Location::Broadcast => MappedTo::Broadcast,
+        Location::Vpc(vpc) => MappedTo::VniAnchor { vpc },
+    });
+    let ip = ip.into();
+    tr.step(match to {
+        Some(to) => Step::MappingHit { vni, ip, to },
+        None => Step::MappingMiss { vni, ip },
+    });
     found
 }
 
@@ -53,7 +60,10 @@ pub(super) fn same_subnet_by_mac<T: Tracer>(
         if let Some(m) = lookup(tables, sender.vpc.vni, ip.dst, hints, tr) {
             let instance = matches!(m.location, Location::LocalVf(_) | Location::Remote { .. });
             if instance && m.mac == dst_mac {
-                tr.step(Step::new(7, StepKind::DstMac, [1, 0, 0, 0]));
+                tr.step(Step::DstMac {
+                    vf: None,
+                    class: DstMacClass::Instance,
+                });
                 return deliver(tables, sender, sender.vpc.vni, m, ip, frame, tr);
             }
         }
@@ -67,7 +77,10 @@ pub(super) fn same_subnet_by_mac<T: Tracer>(
         .and_then(|i| u16::try_from(i).ok());
     match by_mac {
         Some(vf) => {
-            tr.step(Step::new(7, StepKind::DstMac, [1, 0, 0, 0]).at(vf));
+            tr.step(Step::DstMac {
+                vf: Some(vf),
+                class: DstMacClass::Instance,
+            });
             deliver_to_vf(tables, sender, vf, ip, frame, tr)
         }
         None => sender.drop(Counter::DropDstMac),
@@ -85,18 +98,19 @@ pub(super) fn routed<T: Tracer>(
 ) -> Verdict {
     let table = sender.subnet.route_table;
     let Some(route) = hints.route(tables, table, ip.dst) else {
-        tr.step(Step::new(8, StepKind::Route, [ip.dst, 0, 0xFFFF, 0]).at(table));
+        tr.step(Step::RouteMiss {
+            table,
+            dst: ip.dst.into(),
+        });
         return sender.drop(Counter::DropNoRoute);
     };
-    let (kind, arg) = match route.target {
-        Target::Local => (RouteTarget::Local, 0),
-        Target::Blackhole => (RouteTarget::Blackhole, 0),
-        Target::Gateway(id) => (RouteTarget::Gateway, u32::from(id)),
-        Target::Peering(id) => (RouteTarget::Peering, u32::from(id)),
-        Target::Instance(addr) => (RouteTarget::Instance, addr),
-    };
-    let c = u32::from(route.len) | (kind as u32) << 8;
-    tr.step(Step::new(8, StepKind::Route, [ip.dst, route.prefix, c, arg]).at(table));
+    tr.step(Step::RouteHit {
+        table,
+        dst: ip.dst.into(),
+        prefix: route.prefix.into(),
+        len: route.len,
+        target: route.target.into(),
+    });
     let (vni, addr) = match route.target {
         Target::Local => (sender.vpc.vni, ip.dst),
         Target::Peering(peer) => match tables.vpc(peer) {
@@ -139,11 +153,11 @@ fn deliver<T: Tracer>(
         Location::Gateway => {
             // F10: another subnet's gateway answers nobody.
             let echo = is_echo_request(ip, frame.data());
-            tr.step(Step::new(
-                10,
-                StepKind::Gateway,
-                [ip.dst, 0, u32::from(echo), 0],
-            ));
+            tr.step(Step::Gateway {
+                ip: ip.dst.into(),
+                own_subnet: false,
+                echo,
+            });
             if echo {
                 sender.drop(Counter::DropForeignGateway)
             } else {
@@ -185,31 +199,31 @@ fn encapsulate<T: Tracer>(
     };
     let fits = ip.total_len <= usize::from(mtu);
     let action = match (fits, ip.dont_frag) {
-        (true, _) => 0,
-        (false, true) => 1,
-        (false, false) => 2,
+        (true, _) => MtuAction::Fits,
+        (false, true) => MtuAction::FragNeeded,
+        (false, false) => MtuAction::Fragment,
     };
-    tr.step(Step::new(
-        13,
-        StepKind::Mtu,
-        [ip.total_len as u32, u32::from(mtu), action, 0],
-    ));
+    tr.step(Step::Mtu {
+        len: u16::try_from(ip.total_len).unwrap_or(u16::MAX),
+        mtu,
+        action,
+    });
     match action {
-        0 => {}
-        1 => {
+        MtuAction::Fits => {}
+        MtuAction::FragNeeded => {
             return if mtu::write_frag_needed(sender, ip, mtu, frame) {
                 Verdict::Reply { vf: sender.vf }
             } else {
                 sender.drop(Counter::DropMalformed)
             }
         }
-        _ => return Verdict::Fragment { encap, mtu },
+        MtuAction::Fragment => return Verdict::Fragment { encap, mtu },
     }
-    tr.step(Step::new(
-        14,
-        StepKind::Encap,
-        [encap.underlay_dst, encap.vni, u32::from(encap.src_port), 0],
-    ));
+    tr.step(Step::Encap {
+        underlay: encap.underlay_dst.into(),
+        vni: encap.vni,
+        src_port: encap.src_port,
+    });
     if vxlan::encapsulate(frame, &uplink, &encap) {
         Verdict::ToUplink
     } else {
@@ -258,14 +272,11 @@ pub(super) fn to_local_vf<T: Tracer>(
     ) else {
         return Verdict::drop(from, Counter::DropNoMapping);
     };
-    tr.step(
-        Step::new(
-            5,
-            StepKind::DstIp,
-            [u32::from(dst.src_dst_check), dst_ip, 0, 0],
-        )
-        .at(vf),
-    );
+    tr.step(Step::DstIp {
+        vf,
+        check: dst.src_dst_check,
+        dst: dst_ip.into(),
+    });
     if dst.src_dst_check && !dst.owns(dst_ip) {
         return Verdict::drop(Port::Vf(vf), Counter::DropDstIp);
     }
@@ -282,7 +293,7 @@ pub(super) fn to_local_vf<T: Tracer>(
         }
     };
     let same_subnet = same_subnet_mac.is_some();
-    tr.step(Step::new(12, StepKind::Rewrite, [u32::from(same_subnet), 0, 0, 0]).at(vf));
+    tr.step(Step::Rewrite { vf, same_subnet });
     eth::set_macs(
         frame.data_mut(),
         dst.mac,

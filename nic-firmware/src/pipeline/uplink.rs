@@ -7,7 +7,6 @@ use crate::frame::FrameBuf;
 use crate::tables::mapping::Location;
 use crate::tables::{Tables, Uplink};
 use shared_regs::stats::Counter;
-use shared_regs::trace::StepKind;
 use shared_regs::VF_MTU;
 use smoltcp::wire::{ArpHardware, ArpOperation, ArpPacket, EthernetProtocol, IpProtocol};
 
@@ -122,11 +121,12 @@ fn decapsulate<T: Tracer>(
     let Some(inner) = ipv4::validate(frame, tr) else {
         return drop(Counter::DropMalformed);
     };
-    tr.step(Step::new(
-        15,
-        StepKind::Decap,
-        [outer.src, outer.vni, inner.src, inner.dst],
-    ));
+    tr.step(Step::Decap {
+        outer_src: outer.src.into(),
+        vni: outer.vni,
+        inner_src: inner.src.into(),
+        inner_dst: inner.dst.into(),
+    });
     if inner.total_len > VF_MTU as usize {
         return drop(Counter::DropOversize);
     }

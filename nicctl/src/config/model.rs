@@ -66,11 +66,19 @@ pub struct Route {
     pub target: Target,
 }
 
-/// A route target, by index.
+/// A route target as the VPC file writes it.
+///
+/// Layer: the VPC file. It names gateways, peer VPCs and instances by their index in this
+/// [`Config`] (names resolved, IDs not yet given), and has no `local` target because the file
+/// cannot write one. The planner turns it into the driver's
+/// [`host_driver::tables::RouteTarget`] once IDs and the instance's address are known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Target {
+    /// Index into [`Config::gateways`].
     Gateway(usize),
+    /// Index into [`Config::vpcs`].
     Peering(usize),
+    /// Index into [`Config::instances`].
     Instance(usize),
     Blackhole,
 }
@@ -103,18 +111,19 @@ pub struct Host {
 
 /// A gateway's kind by its name in the VPC file ("internet", "vpn", "nat").
 mod gateway_kind {
-    use host_driver::tables::{gateway_kind_name, GatewayKind};
+    use host_driver::tables::GatewayKind;
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(kind: &GatewayKind, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(gateway_kind_name(*kind))
+        s.serialize_str(kind.name())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<GatewayKind, D::Error> {
         let name = String::deserialize(d)?;
-        [GatewayKind::Internet, GatewayKind::Vpn, GatewayKind::Nat]
-            .into_iter()
-            .find(|k| gateway_kind_name(*k) == name)
+        GatewayKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == name)
             .ok_or_else(|| serde::de::Error::custom(format!("{name:?} is not a gateway kind")))
     }
 }

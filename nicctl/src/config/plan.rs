@@ -11,8 +11,8 @@
 //! VF for this host's instances, the other host's underlay address for the rest.
 use super::model::{self, Config, Target};
 use host_driver::tables::{
-    mapping_text, route_text, Cidr, GatewaySpec, Mac, MappingLocationSpec, RouteTargetSpec,
-    SubnetSpec, UplinkSpec, VfSpec, VpcSpec,
+    mapping_text, route_text, Cidr, GatewaySpec, Mac, MappingLocationSpec, RouteTarget, SubnetSpec,
+    UplinkSpec, VfSpec, VpcSpec,
 };
 use host_driver::DriverError;
 use host_driver::PfDriver;
@@ -32,7 +32,7 @@ pub enum Command {
     AddRoute {
         table: u16,
         dest: Cidr,
-        target: RouteTargetSpec,
+        target: RouteTarget,
     },
     AddSubnet(SubnetSpec),
     SetVf(VfSpec),
@@ -199,10 +199,10 @@ pub fn plan(config: &Config, host: &str) -> Result<Plan, PlanError> {
     for (j, t) in config.route_tables.iter().enumerate() {
         for r in &t.routes {
             let target = match r.target {
-                Target::Blackhole => RouteTargetSpec::Blackhole,
-                Target::Gateway(g) => RouteTargetSpec::Gateway(id(g)),
-                Target::Peering(v) => RouteTargetSpec::Peering(id(v)),
-                Target::Instance(i) => RouteTargetSpec::Instance(config.instances[i].ip),
+                Target::Blackhole => RouteTarget::Blackhole,
+                Target::Gateway(g) => RouteTarget::Gateway(id(g)),
+                Target::Peering(v) => RouteTarget::Peering(id(v)),
+                Target::Instance(i) => RouteTarget::Instance(config.instances[i].ip),
             };
             cmds.push(Command::AddRoute {
                 table: id(nvpcs + j),

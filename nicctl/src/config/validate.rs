@@ -308,15 +308,14 @@ fn check_gateways(c: &mut Checker<'_>, raw: &RawFile, limits: &Limits) -> Vec<Ga
         .map(|(name, g)| {
             c.name("gateway", name);
             let place = format!("gateway.{name}");
-            let kind = match g.kind.get_ref().as_str() {
-                "internet" => GatewayKind::Internet,
-                "vpn" => GatewayKind::Vpn,
-                "nat" => GatewayKind::Nat,
-                other => {
+            let written = g.kind.get_ref().as_str();
+            let kind = match GatewayKind::ALL.iter().find(|k| k.name() == written) {
+                Some(&kind) => kind,
+                None => {
                     c.err_at(
                         format!("{place}.kind"),
                         &g.kind,
-                        format!("unknown gateway kind {other:?} (internet, vpn or nat)"),
+                        format!("unknown gateway kind {written:?} (internet, vpn or nat)"),
                     );
                     GatewayKind::Internet
                 }

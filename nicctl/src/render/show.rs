@@ -1,7 +1,8 @@
 //! `nicctl show`: one NIC's tables as it holds them (the driver's [`NicTables`], read back
 //! with `TABLE_READ`) with what the VPC file calls each ID ([`Names`]), as text.
 
-use host_driver::table_read::{NicTables, PlaceRow, TargetRow};
+use host_driver::table_read::{NicTables, PlaceRow};
+use host_driver::tables::RouteTarget;
 use host_driver::tables::{Cidr, MacDisplay};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -232,11 +233,11 @@ pub fn show_text(h: &HostTables) -> String {
             .unwrap_or(0);
         for r in &rt.routes {
             let target = match r.target {
-                TargetRow::Local => "local".to_string(),
-                TargetRow::Blackhole => "blackhole".to_string(),
-                TargetRow::Gateway(g) => format!("gateway {}", named(g, &n.gateways)),
-                TargetRow::Peering(v) => format!("peering to VPC {}", named(v, &n.vpcs)),
-                TargetRow::Instance(a) => {
+                RouteTarget::Local => "local".to_string(),
+                RouteTarget::Blackhole => "blackhole".to_string(),
+                RouteTarget::Gateway(g) => format!("gateway {}", named(g, &n.gateways)),
+                RouteTarget::Peering(v) => format!("peering to VPC {}", named(v, &n.vpcs)),
+                RouteTarget::Instance(a) => {
                     let who = n
                         .instances
                         .iter()
@@ -245,7 +246,7 @@ pub fn show_text(h: &HostTables) -> String {
                         .unwrap_or_default();
                     format!("instance {a}{who}")
                 }
-                TargetRow::Unknown(k) => format!("unknown target kind {k}"),
+                RouteTarget::Unknown(k) => format!("unknown target kind {k}"),
             };
             let _ = writeln!(out, "    {:<width$}  -> {target}", cidr(r.dest));
         }
