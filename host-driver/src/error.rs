@@ -127,6 +127,22 @@ pub enum DriverError {
     #[error("the device reported {field} {value}, which the contract does not define")]
     UnknownValue { field: &'static str, value: u32 },
 
+    /// A `TRACE` report shorter than its header says.
+    #[error(
+        "the report is {len} bytes but its header announces {steps} steps and a {frame_len}-byte \
+         frame ({needed} bytes in all)"
+    )]
+    TraceReportLength {
+        len: usize,
+        steps: u8,
+        frame_len: usize,
+        needed: usize,
+    },
+
+    /// A `TRACE` report shorter than its header.
+    #[error("the report is {len} bytes, shorter than its {header}-byte header")]
+    TraceReportHeader { len: usize, header: usize },
+
     /// A host memory access outside a DMA buffer.
     #[error("DMA buffer access out of bounds: {len} bytes at offset {offset:#x} of a {size:#x}-byte buffer")]
     DmaBounds { offset: u64, len: u64, size: u64 },

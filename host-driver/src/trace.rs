@@ -4,6 +4,7 @@
 //! leave. [`TraceReport::decode`] turns those bytes into a [`TraceReport`] whose steps are
 //! the contract's typed [`shared_regs::trace::Step`]s, decoded by the code the firmware
 //! encodes them with. Printing is [`crate::report::trace_text`]'s job.
+use crate::error::DriverError;
 use crate::tables::Port;
 use shared_regs::stats::Counter;
 pub use shared_regs::trace::StepError;
@@ -93,26 +94,25 @@ pub struct TraceReport {
 impl TraceReport {
     /// Decodes the `len` report bytes the firmware wrote. The error says what is
     /// inconsistent (the caller names the command).
-    pub fn decode(bytes: &[u8]) -> Result<TraceReport, String> {
-        let (head, rest) = TraceHeader::read_from_prefix(bytes).map_err(|_| {
-            format!(
-                "the report is {} bytes, shorter than its {HEADER_BYTES}-byte header",
-                bytes.len()
-            )
-        })?;
+    pub fn decode(bytes: &[u8]) -> Result<TraceReport, DriverError> {
+        let (head, rest) =
+            TraceHeader::read_from_prefix(bytes).map_err(|_| DriverError::TraceReportHeader {
+                len: bytes.len(),
+                header: HEADER_BYTES,
+            })?;
         let steps_len = usize::from(head.step_count) * STEP_BYTES;
         let frame_len = usize::from(head.frame_len.get());
+        let too_short = || DriverError::TraceReportLength {
+            len: bytes.len(),
+            steps: head.step_count,
+            frame_len,
+            needed: HEADER_BYTES + steps_len + frame_len,
+        };
         if rest.len() < steps_len + frame_len {
-            return Err(format!(
-                "the report is {} bytes but its header announces {} steps and a {frame_len}-byte \
-                 frame ({} bytes in all)",
-                bytes.len(),
-                head.step_count,
-                HEADER_BYTES + steps_len + frame_len
-            ));
+            return Err(too_short());
         }
         let steps = <[TraceStep]>::ref_from_bytes(&rest[..steps_len])
-            .map_err(|_| "the steps do not fill whole records".to_string())?
+            .map_err(|_| too_short())?
             .iter()
             .map(Step::decode)
             .collect();
@@ -123,11 +123,9 @@ impl TraceReport {
                 let counter = Counter::ALL
                     .get(usize::from(head.drop_counter))
                     .copied()
-                    .ok_or_else(|| {
-                        format!(
-                            "the report's drop counter {} is not a counter this driver knows",
-                            head.drop_counter
-                        )
+                    .ok_or(DriverError::UnknownValue {
+                        field: "drop counter",
+                        value: u32::from(head.drop_counter),
                     })?;
                 Verdict::Drop {
                     counter,
@@ -137,7 +135,12 @@ impl TraceReport {
             Some(TraceVerdict::ToVf) => Verdict::ToVf(port_index),
             Some(TraceVerdict::Reply) => Verdict::Reply(port_index),
             Some(TraceVerdict::ToUplink) => Verdict::ToUplink,
-            None => return Err(format!("unknown verdict {} in the report", head.verdict)),
+            None => {
+                return Err(DriverError::UnknownValue {
+                    field: "trace verdict",
+                    value: u32::from(head.verdict),
+                })
+            }
         };
         Ok(TraceReport {
             verdict,
@@ -292,7 +295,7 @@ mod tests {
     #[test]
     fn inconsistent_reports_are_refused_with_the_reason() {
         assert_eq!(
-            TraceReport::decode(&[0; 5]).unwrap_err(),
+            TraceReport::decode(&[0; 5]).unwrap_err().to_string(),
             "the report is 5 bytes, shorter than its 8-byte header"
         );
         let bytes = encode_report(
@@ -303,19 +306,22 @@ mod tests {
             &[1, 2, 3],
         );
         assert_eq!(
-            TraceReport::decode(&bytes[..bytes.len() - 1]).unwrap_err(),
+            TraceReport::decode(&bytes[..bytes.len() - 1])
+                .unwrap_err()
+                .to_string(),
             "the report is 30 bytes but its header announces 1 steps and a 3-byte frame (31 \
              bytes in all)"
         );
         let mut bad = encode_report(TraceVerdict::ToUplink, 0xFF, 0, &[], &[]);
         bad[0] = 9;
         assert_eq!(
-            TraceReport::decode(&bad).unwrap_err(),
-            "unknown verdict 9 in the report"
+            TraceReport::decode(&bad).unwrap_err().to_string(),
+            "the device reported trace verdict 9, which the contract does not define"
         );
         let bad = encode_report(TraceVerdict::Drop, 200, 0, &[], &[]);
         assert!(TraceReport::decode(&bad)
             .unwrap_err()
+            .to_string()
             .contains("drop counter 200"));
     }
 }

@@ -56,8 +56,7 @@ pub trait Nics {
     /// A dry-run `TRACE`, decoded.
     fn trace(&self, host: usize, port: Port, frame: &[u8]) -> Result<TraceReport> {
         let bytes = self.trace_bytes(host, port, frame)?;
-        TraceReport::decode(&bytes)
-            .map_err(|why| CliError::Protocol(format!("the trace report: {why}")))
+        Ok(TraceReport::decode(&bytes)?)
     }
 
     /// The host named `host`, or the first. Names are the VPC file's hosts.
