@@ -106,6 +106,15 @@ impl PfDriver {
         self.device.read32(pf::HEARTBEAT)
     }
 
+    /// Every register of the PF's BAR0 map, read now, in offset order (no PF register has a
+    /// read side effect).
+    pub fn registers(&self) -> Result<Vec<(shared_regs::regs::Reg, u32)>> {
+        pf::REGISTERS
+            .iter()
+            .map(|r| Ok((*r, self.device.read32(r.offset)?)))
+            .collect()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Admin> {
         // A panic while holding the lock leaves the queue consistent (each submit writes
         // one entry and waits), so a poisoned lock is still usable.

@@ -32,6 +32,12 @@ fn info_shows_the_simulator() {
     );
     assert!(out.contains(&abi), "{out}");
     assert!(out.contains("heartbeat:"), "{out}");
+    // Every PF register by its datasheet name, read from the device.
+    for r in shared_regs::pf::REGISTERS {
+        let row = format!("  {:#05x}  {}", r.offset, r.name);
+        assert!(out.contains(&row), "{} is not named:\n{out}", r.name);
+    }
+    assert!(out.contains("  0x028  CAP_GATEWAYS        0x00000040"), "{out}");
 }
 
 #[test]

@@ -5,5 +5,9 @@ use nicctl::Result;
 
 pub fn run(cli: &Cli) -> Result<String> {
     let driver = super::open_device(cli)?;
-    Ok(info_text(driver.info(), driver.heartbeat()?))
+    Ok(info_text(
+        driver.info(),
+        driver.heartbeat()?,
+        &driver.registers()?,
+    ))
 }

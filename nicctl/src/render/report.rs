@@ -4,12 +4,13 @@ use crate::config::{Config, Plan};
 use host_driver::bringup::DeviceInfo;
 use host_driver::tables::{MacDisplay, Port, RouteTarget, StatsFunction};
 use host_driver::trace::{Step, StepError, TraceReport, Undecoded, Verdict};
+use shared_regs::regs::Reg;
 use shared_regs::stats::{Counter, Counters};
 use shared_regs::trace::{DstMacClass, MappedTo, MtuAction, Step as TraceStep, NO_TABLE};
 use std::fmt::Write;
 
 /// `nicctl info`.
-pub fn info_text(info: &DeviceInfo, heartbeat: u32) -> String {
+pub fn info_text(info: &DeviceInfo, heartbeat: u32, registers: &[(Reg, u32)]) -> String {
     let caps = info.cap_names();
     let caps = if caps.is_empty() {
         "none".to_string()
@@ -43,6 +44,25 @@ pub fn info_text(info: &DeviceInfo, heartbeat: u32) -> String {
     let mut out = String::new();
     for (name, value) in rows {
         let _ = writeln!(out, "{:<width$} {value}", format!("{name}:"), width = width);
+    }
+    out.push_str(&registers_text(registers));
+    out
+}
+
+/// The PF's registers as `ethtool -d` shows a NIC's: offset, datasheet name, value.
+fn registers_text(registers: &[(Reg, u32)]) -> String {
+    let width = registers
+        .iter()
+        .map(|(r, _)| r.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::from("PF registers:\n");
+    for (r, value) in registers {
+        let _ = writeln!(
+            out,
+            "  {:#05x}  {:<width$}  {value:#010x}",
+            r.offset, r.name
+        );
     }
     out
 }
@@ -460,10 +480,25 @@ mod tests {
     }
 
     #[test]
+    fn info_names_every_pf_register() {
+        let registers: Vec<(Reg, u32)> = shared_regs::pf::REGISTERS
+            .iter()
+            .map(|r| (*r, r.offset))
+            .collect();
+        let text = info_text(&info(), 0, &registers);
+        for r in shared_regs::pf::REGISTERS {
+            let row = format!("  {:#05x}  {}", r.offset, r.name);
+            assert!(text.contains(&row), "{} is not named:\n{text}", r.name);
+        }
+        assert!(text.contains("0x028  CAP_GATEWAYS"), "{text}");
+        assert!(!text.contains("unnamed"), "{text}");
+    }
+
+    #[test]
     fn info_lists_every_capacity_aligned() {
-        let text = info_text(&info(), 77);
+        let text = info_text(&info(), 77, &[]);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 12);
+        assert_eq!(lines.len(), 13, "12 rows and the (empty) register heading");
         assert_eq!(lines[0], "device:              fake NIC");
         let abi = format!(
             "ABI version:         1.0 (driver {}.{})",
@@ -479,7 +514,7 @@ mod tests {
         assert!(text.contains("mappings:            4096"), "{text}");
         assert!(text.contains("heartbeat:           77"), "{text}");
         let col = lines[0].find("fake").unwrap();
-        assert!(lines
+        assert!(lines[..12]
             .iter()
             .all(|l| l.len() > col && &l[col - 1..col] == " "));
     }
