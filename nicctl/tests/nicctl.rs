@@ -37,7 +37,10 @@ fn info_shows_the_simulator() {
         let row = format!("  {:#05x}  {}", r.offset, r.name);
         assert!(out.contains(&row), "{} is not named:\n{out}", r.name);
     }
-    assert!(out.contains("  0x028  CAP_GATEWAYS        0x00000040"), "{out}");
+    assert!(
+        out.contains("  0x028  CAP_GATEWAYS        0x00000040"),
+        "{out}"
+    );
 }
 
 #[test]
