@@ -35,6 +35,7 @@ pub mod tables;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod trace;
+pub mod wire;
 
 pub use firmware::Firmware;
 pub use memory::FirmwareMemory;

@@ -94,10 +94,10 @@ pub fn fragment(
         let ip_len = header_len.checked_add(part.len())?;
         let inner_len = ETH_HEADER_LEN.checked_add(ip_len)?;
         let frame_len = vxlan::OVERHEAD.checked_add(inner_len)?;
-        let (outer, rest) = buf
-            .get_mut(..frame_len)?
-            .split_at_mut_checked(vxlan::OVERHEAD)?;
-        let (l2, l3) = rest.split_at_mut_checked(ETH_HEADER_LEN)?;
+        let wire = buf.get_mut(..frame_len)?;
+        let (l2, l3) = wire
+            .get_mut(vxlan::OVERHEAD..)?
+            .split_at_mut_checked(ETH_HEADER_LEN)?;
         l2.copy_from_slice(eth_hdr);
         let (hdr, data) = l3.split_at_mut_checked(header_len)?;
         hdr.copy_from_slice(header);
@@ -107,10 +107,10 @@ pub fn fragment(
         pkt.set_more_frags(!last || more_after);
         pkt.set_frag_offset(u16::try_from(offset).ok()?);
         pkt.fill_checksum();
-        if !vxlan::write_outer(outer, uplink, encap, inner_len) {
+        if !vxlan::write_outer(wire, uplink, encap) {
             return None;
         }
-        send(buf.get(..frame_len)?);
+        send(wire);
         sent = sent.checked_add(1)?;
     }
     Some(sent)
