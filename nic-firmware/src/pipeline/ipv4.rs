@@ -1,14 +1,15 @@
-//! IPv4 from a VF: F4 validity, F6 broadcast/multicast, F5 source check, F10 the gateway,
-//! F7 destination MAC, then routing (F8) and delivery.
+//! IPv4 from a VF: F4 validity, then the rules in the order they decide: the VF's MTU
+//! (F13), DHCP (F9), broadcast and multicast (F6), F5's source check, the own gateway (F10),
+//! the destination MAC (F7), routing (F8).
 use super::trace::{Step, Tracer};
-use super::{dhcp, eth, route, Hints, Sender, Verdict};
+use super::{dhcp, eth, mtu, route, subnet_gateway, Hints, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
 use shared_regs::trace::StepKind;
-use shared_regs::{ETH_HEADER_LEN, VF_MTU};
+use shared_regs::ETH_HEADER_LEN;
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr};
+use smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv4Repr};
 
 /// The IPv4 header fields the pipeline decides on (host byte order addresses).
 #[derive(Clone, Copy, Debug)]
@@ -119,7 +120,7 @@ pub(super) fn from_vf<T: Tracer>(
         return sender.drop(Counter::DropMalformed);
     };
     // F13: a VF frame cannot be longer, but a forged total length is still refused here.
-    if ip.total_len > VF_MTU as usize {
+    if mtu::exceeds_vf_mtu(&ip) {
         return sender.drop(Counter::DropOversize);
     }
     // F9 before F6: DHCP is the one broadcast the gateway answers.
@@ -142,66 +143,11 @@ pub(super) fn from_vf<T: Tracer>(
         .at(sender.vf),
     );
     if ip.dst == sender.subnet.gateway_ip() {
-        return to_own_gateway(sender, &ip, frame, tr);
+        return subnet_gateway::to_own_gateway(sender, &ip, frame, tr);
     }
     if hdr.dst == sender.subnet.gateway_mac {
         tr.step(Step::new(7, StepKind::DstMac, [0; 4]));
         return route::routed(tables, sender, &ip, frame, hints, tr);
     }
     route::same_subnet_by_mac(tables, sender, hdr.dst, &ip, frame, hints, tr)
-}
-
-/// True for an ICMP echo request.
-pub(super) fn is_echo_request(ip: &Ipv4Info, frame: &[u8]) -> bool {
-    if ip.protocol != IpProtocol::Icmp {
-        return false;
-    }
-    Icmpv4Packet::new_checked(ip.l4(frame))
-        .map(|p| p.msg_type() == Icmpv4Message::EchoRequest)
-        .unwrap_or(false)
-}
-
-/// F10: the own gateway answers ping and nothing else.
-fn to_own_gateway<T: Tracer>(
-    sender: &Sender<'_>,
-    ip: &Ipv4Info,
-    frame: &mut FrameBuf,
-    tr: &mut T,
-) -> Verdict {
-    let echo = is_echo_request(ip, frame.data());
-    tr.step(Step::new(
-        10,
-        StepKind::Gateway,
-        [ip.dst, 1, u32::from(echo), 0],
-    ));
-    if !echo {
-        return sender.drop(Counter::DropToGateway);
-    }
-    if !write_echo_reply(sender, ip, frame) {
-        return sender.drop(Counter::DropMalformed);
-    }
-    Verdict::Reply { vf: sender.vf }
-}
-
-/// Turns the echo request in `frame` into the gateway's echo reply, in place.
-fn write_echo_reply(sender: &Sender<'_>, ip: &Ipv4Info, frame: &mut FrameBuf) -> bool {
-    let data = frame.data_mut();
-    eth::set_macs(data, sender.cfg.mac, sender.subnet.gateway_mac);
-    let Ok(mut pkt) = Ipv4Packet::new_checked(eth::payload_mut(data)) else {
-        return false;
-    };
-    pkt.set_src_addr(ip.dst.into());
-    pkt.set_dst_addr(ip.src.into());
-    pkt.set_hop_limit(64);
-    pkt.fill_checksum();
-    let Ok(mut icmp) = Icmpv4Packet::new_checked(pkt.payload_mut()) else {
-        return false;
-    };
-    if !icmp.verify_checksum() {
-        return false;
-    }
-    icmp.set_msg_type(Icmpv4Message::EchoReply);
-    icmp.set_msg_code(0);
-    icmp.fill_checksum();
-    true
 }

@@ -4,11 +4,13 @@
 //! `TRACE`, tests, benchmarks and fuzzing.
 mod arp;
 mod batch;
+mod deliver;
 mod dhcp;
 mod eth;
 mod ipv4;
 pub mod mtu;
 mod route;
+mod subnet_gateway;
 pub mod trace;
 mod uplink;
 pub mod vxlan;

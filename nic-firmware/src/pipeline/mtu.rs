@@ -1,12 +1,19 @@
-//! F13: packets longer than the path MTU. With DF the subnet gateway answers ICMP
-//! "fragmentation needed" (type 3 code 4) with the next-hop MTU; without DF the packet is cut
-//! into fragments per RFC 791.
+//! F13, every MTU the NIC enforces. A VF's MTU is 9001 both ways ([`exceeds_vf_mtu`]; the
+//! VF rings refuse a longer frame before it is parsed). The path to a gateway target has MTU
+//! [`GATEWAY_MTU`], the path to a remote host the uplink's less the VXLAN overhead
+//! ([`to_remote_host`]). A packet longer than its path ([`too_long`]): with DF the subnet
+//! gateway answers ICMP "fragmentation needed" (type 3 code 4) with the next-hop MTU;
+//! without DF the packet is cut into fragments per RFC 791 ([`fragment`]), each then
+//! encapsulated.
 use super::ipv4::{self, Ipv4Info};
+use super::trace::{Step, Tracer};
 use super::vxlan::{self, Encap};
-use super::{eth, Sender};
+use super::{eth, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::Uplink;
-use shared_regs::ETH_HEADER_LEN;
+use shared_regs::stats::Counter;
+use shared_regs::trace::StepKind;
+use shared_regs::{ETH_HEADER_LEN, VF_MTU};
 use smoltcp::wire::{Icmpv4Packet, IpProtocol, Ipv4Packet};
 
 /// Bytes of the offending datagram an ICMP error quotes after its header (RFC 792).
@@ -14,13 +21,53 @@ const QUOTED_PAYLOAD: usize = 8;
 /// IPv4 + ICMP header bytes of the error itself.
 const ERROR_HEADERS: usize = 20 + 8;
 
-/// Turns the packet in `frame` into the gateway's ICMP frag-needed for the sender, in place.
-pub(super) fn write_frag_needed(
+/// IPv4 MTU toward gateway targets.
+pub const GATEWAY_MTU: u16 = 1500;
+
+/// True for a packet longer than a VF's MTU (9001), from a VF or to one: an oversize drop.
+pub(super) fn exceeds_vf_mtu(ip: &Ipv4Info) -> bool {
+    ip.total_len > VF_MTU as usize
+}
+
+/// The MTU of the path to a remote host: the uplink's, less what VXLAN puts in front.
+pub(super) fn to_remote_host(uplink: Option<Uplink>) -> u16 {
+    uplink.map_or(0, |u| u.mtu.saturating_sub(vxlan::OVERHEAD as u16))
+}
+
+/// The verdict on a packet too long for a path of `mtu` bytes toward `encap`: with DF the
+/// gateway's frag-needed, without it fragments. `None` when it fits.
+pub(super) fn too_long<T: Tracer>(
     sender: &Sender<'_>,
-    ip: &Ipv4Info,
+    encap: Encap,
     mtu: u16,
+    ip: &Ipv4Info,
     frame: &mut FrameBuf,
-) -> bool {
+    tr: &mut T,
+) -> Option<Verdict> {
+    let fits = ip.total_len <= usize::from(mtu);
+    let action = match (fits, ip.dont_frag) {
+        (true, _) => 0,
+        (false, true) => 1,
+        (false, false) => 2,
+    };
+    tr.step(Step::new(
+        13,
+        StepKind::Mtu,
+        [ip.total_len as u32, u32::from(mtu), action, 0],
+    ));
+    match action {
+        0 => None,
+        1 => Some(if write_frag_needed(sender, ip, mtu, frame) {
+            Verdict::Reply { vf: sender.vf }
+        } else {
+            sender.drop(Counter::DropMalformed)
+        }),
+        _ => Some(Verdict::Fragment { encap, mtu }),
+    }
+}
+
+/// Turns the packet in `frame` into the gateway's ICMP frag-needed for the sender, in place.
+fn write_frag_needed(sender: &Sender<'_>, ip: &Ipv4Info, mtu: u16, frame: &mut FrameBuf) -> bool {
     let quoted = ip
         .header_len
         .saturating_add(QUOTED_PAYLOAD)

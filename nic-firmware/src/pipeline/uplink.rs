@@ -1,15 +1,15 @@
 //! Frames from the uplink: ARP for this host's underlay address, and F15 decapsulation.
-use super::route::{lookup, to_local_vf, Origin};
+use super::deliver::{to_local_vf, Origin};
+use super::route::lookup;
 use super::trace::{Step, Tracer};
 use super::vxlan::OVERHEAD;
-use super::{eth, ipv4, Hints, Port, Verdict};
+use super::{eth, ipv4, mtu, Hints, Port, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::mapping::Location;
 use crate::tables::{Tables, Uplink};
 use crate::wire::{self, VxlanPacket, VxlanRepr};
 use shared_regs::stats::Counter;
 use shared_regs::trace::StepKind;
-use shared_regs::VF_MTU;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IpProtocol, Ipv4Address, UdpPacket, UdpRepr,
@@ -134,7 +134,7 @@ fn decapsulate<T: Tracer>(
         StepKind::Decap,
         [outer.src, outer.vni, inner.src, inner.dst],
     ));
-    if inner.total_len > VF_MTU as usize {
+    if mtu::exceeds_vf_mtu(&inner) {
         return drop(Counter::DropOversize);
     }
     let vf = match lookup(tables, outer.vni, inner.dst, &Hints::NONE, tr).map(|m| m.location) {

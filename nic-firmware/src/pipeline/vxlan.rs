@@ -1,8 +1,12 @@
 //! F14: VXLAN encapsulation (RFC 7348) toward remote hosts and gateways.
 use super::ipv4::{self, Ipv4Info};
+use super::trace::{Step, Tracer};
+use super::{mtu, Sender, Verdict};
 use crate::frame::FrameBuf;
-use crate::tables::Uplink;
+use crate::tables::{Tables, Uplink};
 use crate::wire::{self, VxlanPacket, VxlanRepr};
+use shared_regs::stats::Counter;
+use shared_regs::trace::StepKind;
 use shared_regs::ETH_HEADER_LEN;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
@@ -54,6 +58,35 @@ fn flow_port(ip: &Ipv4Info, frame: &[u8]) -> u16 {
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
     0xC000 | (h as u16 & 0x3FFF)
+}
+
+/// F14 toward `encap.underlay_dst` on a path of `mtu` bytes: F13 first (fits,
+/// frag-needed, or fragments), then encapsulation in place.
+pub(super) fn to_uplink<T: Tracer>(
+    tables: &Tables<'_>,
+    sender: &Sender<'_>,
+    encap: Encap,
+    mtu: u16,
+    ip: &Ipv4Info,
+    frame: &mut FrameBuf,
+    tr: &mut T,
+) -> Verdict {
+    let Some(uplink) = tables.uplink else {
+        return sender.drop(Counter::DropNoRoute);
+    };
+    if let Some(verdict) = mtu::too_long(sender, encap, mtu, ip, frame, tr) {
+        return verdict;
+    }
+    tr.step(Step::new(
+        14,
+        StepKind::Encap,
+        [encap.underlay_dst, encap.vni, u32::from(encap.src_port), 0],
+    ));
+    if encapsulate(frame, &uplink, &encap) {
+        Verdict::ToUplink
+    } else {
+        sender.drop(Counter::DropOversize)
+    }
 }
 
 /// Writes the outer headers into the first [`OVERHEAD`] bytes of `frame`, in front of the
