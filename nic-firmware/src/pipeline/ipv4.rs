@@ -12,6 +12,15 @@ use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv4Repr};
 
 /// The IPv4 header fields the pipeline decides on (host byte order addresses).
+///
+/// F11 (no TTL decrement, no time-exceeded) holds by construction, and this is where:
+/// forwarding decides on this copy of the header and never writes the IPv4 header of a
+/// packet it passes on. The only writes to a forwarded frame are its Ethernet addresses
+/// (F12 in [`super::deliver`], the inner MACs of F14) and the headers encapsulation puts in
+/// front of it ([`super::vxlan`]). The IPv4 headers the firmware does write are those of its
+/// own answers ([`super::dhcp`], the echo reply of [`super::subnet_gateway`], the
+/// frag-needed of [`super::mtu`]) and of F13's fragments, which change only total length,
+/// flags, offset and checksum (RFC 791); TTL is copied.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Ipv4Info {
     pub src: u32,

@@ -1,7 +1,7 @@
-//! F13, every MTU the NIC enforces. A VF's MTU is 9001 both ways ([`exceeds_vf_mtu`]; the
+//! F13, every MTU the NIC enforces. A VF's MTU is 9001 both ways (`exceeds_vf_mtu`; the
 //! VF rings refuse a longer frame before it is parsed). The path to a gateway target has MTU
 //! [`GATEWAY_MTU`], the path to a remote host the uplink's less the VXLAN overhead
-//! ([`to_remote_host`]). A packet longer than its path ([`too_long`]): with DF the subnet
+//! (`to_remote_host`). A packet longer than its path (`too_long`): with DF the subnet
 //! gateway answers ICMP "fragmentation needed" (type 3 code 4) with the next-hop MTU;
 //! without DF the packet is cut into fragments per RFC 791 ([`fragment`]), each then
 //! encapsulated.
