@@ -7,6 +7,8 @@
 //!
 //! The firmware reaches the chip only through [`Platform`]; its table storage is handed in
 //! as [`FirmwareMemory`], so the board (static arrays) and hw-sim (heap) choose capacity.
+//! It logs a few events (bring-up, refused commands and rings) to defmt with feature
+//! `defmt`, to the `log` crate with feature `log`, and nowhere without either.
 //!
 //! # Where each rule lives
 //!
@@ -43,6 +45,9 @@
         clippy::arithmetic_side_effects
     )
 )]
+
+// First, so that every module after it sees its log macros.
+mod fmt;
 
 mod admin;
 pub mod counters;
