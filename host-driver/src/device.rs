@@ -111,4 +111,15 @@ mod tests {
         );
         assert_eq!(pf_register_name(0xffc), "(unnamed)");
     }
+
+    #[test]
+    fn every_pf_register_is_named() {
+        assert_eq!(
+            pf_register_name(shared_regs::pf::CAP_GATEWAYS),
+            "CAP_GATEWAYS"
+        );
+        for r in shared_regs::pf::REGISTERS {
+            assert_eq!(pf_register_name(r.offset), r.name);
+        }
+    }
 }

@@ -50,7 +50,7 @@ pub use dma::{DmaMemory, IovaAllocator};
 pub use error::{DriverError, Result};
 pub use nic::PfDriver;
 pub use tables::{
-    Cidr, GatewayKind, GatewaySpec, Mac, MappingLocationSpec, Port, RouteTargetSpec, StatsFunction,
+    Cidr, GatewayKind, GatewaySpec, Mac, MappingLocationSpec, Port, RouteTarget, StatsFunction,
     SubnetSpec, UplinkSpec, VfSpec, VpcSpec,
 };
 pub use trace::TraceReport;

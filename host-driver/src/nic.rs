@@ -7,7 +7,7 @@ use crate::error::{command_label, DriverError, Result};
 use crate::port::PortStatus;
 use crate::tables::{
     mapping_entry, mapping_text, route_entry, route_text, vf_addr_entry, vf_flags_entry, Cidr,
-    GatewaySpec, Mac, MappingLocationSpec, Port, RouteTargetSpec, StatsFunction, SubnetSpec,
+    GatewaySpec, Mac, MappingLocationSpec, Port, RouteTarget, StatsFunction, SubnetSpec,
     UplinkSpec, VfSpec, VpcSpec,
 };
 use crate::trace::TraceReport;
@@ -215,7 +215,7 @@ impl PfDriver {
     }
 
     /// `ROUTE_ADD`.
-    pub fn add_route(&self, table: u16, dest: Cidr, target: RouteTargetSpec) -> Result<()> {
+    pub fn add_route(&self, table: u16, dest: Cidr, target: RouteTarget) -> Result<()> {
         self.command(Opcode::RouteAdd, &route_entry(table, dest, target), || {
             format!("{} to {target}", route_text(table, dest))
         })
@@ -223,7 +223,7 @@ impl PfDriver {
 
     /// `ROUTE_DEL`.
     pub fn del_route(&self, table: u16, dest: Cidr) -> Result<()> {
-        let entry = route_entry(table, dest, RouteTargetSpec::Blackhole);
+        let entry = route_entry(table, dest, RouteTarget::Blackhole);
         self.command(Opcode::RouteDel, &entry, || route_text(table, dest))
     }
 
@@ -674,13 +674,13 @@ mod tests {
     #[test]
     fn trace_sends_the_frame_and_decodes_the_report() {
         use crate::trace::{encode_report, Verdict};
-        use shared_regs::trace::{StepKind, TraceVerdict};
+        use shared_regs::trace::{Step, TraceVerdict};
         let (dev, drv) = open(FakeConfig::default());
         let report = encode_report(
             TraceVerdict::Drop,
             Counter::DropEthertype as u8,
             1,
-            &[(1, StepKind::Ethertype, 0xFFFF, [0x86dd, 0, 0, 0])],
+            &[Step::Ethertype { ethertype: 0x86dd }],
             &[],
         );
         let reply = report.clone();

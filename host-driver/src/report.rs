@@ -3,13 +3,11 @@
 use crate::bringup::DeviceInfo;
 use crate::config::{Config, Plan};
 use crate::error::{DriverError, Result};
-use crate::tables::{MacDisplay, StatsFunction};
-use crate::trace::{
-    Detail, DstMacClass, MappingHit, MtuDecision, RouteHop, Step, TraceReport, Verdict,
-};
+use crate::tables::{MacDisplay, Port, RouteTarget, StatsFunction};
+use crate::trace::{Step, StepError, TraceReport, Undecoded, Verdict};
 use shared_regs::stats::{Counter, Counters};
+use shared_regs::trace::{DstMacClass, MappedTo, MtuAction, Step as TraceStep, NO_TABLE};
 use std::fmt::Write;
-use std::net::Ipv4Addr;
 
 /// `nicctl info`.
 pub fn info_text(info: &DeviceInfo, heartbeat: u32) -> String {
@@ -159,48 +157,63 @@ fn on_off(check: bool) -> &'static str {
     }
 }
 
-fn route_hop_text(hop: RouteHop) -> String {
-    match hop {
-        RouteHop::Local => "local".into(),
-        RouteHop::Blackhole => "blackhole".into(),
-        RouteHop::Gateway(id) => format!("gateway {id}"),
-        RouteHop::Peering(vpc) => format!("peering to vpc {vpc}"),
-        RouteHop::Instance(ip) => format!("instance {ip}"),
-        RouteHop::Unknown(kind, arg) => format!("target kind {kind} ({arg:#x})"),
+fn mapped_text(to: MappedTo) -> String {
+    match to {
+        MappedTo::LocalVf { vf } => format!("vf {vf}"),
+        MappedTo::Remote { underlay } => format!("remote host {underlay}"),
+        MappedTo::Gateway { underlay } if underlay.is_unspecified() => "gateway".into(),
+        MappedTo::Gateway { underlay } => format!("gateway (this host, {underlay})"),
+        MappedTo::VniAnchor { vpc } => format!("VNI anchor of vpc {vpc}"),
+        MappedTo::Broadcast => "subnet broadcast".into(),
     }
 }
 
-fn mapping_hit_text(hit: MappingHit) -> String {
-    match hit {
-        MappingHit::LocalVf(vf) => format!("vf {vf}"),
-        MappingHit::Remote(ip) => format!("remote host {ip}"),
-        MappingHit::Gateway(0) => "gateway".into(),
-        MappingHit::Gateway(arg) => format!("gateway {}", Ipv4Addr::from(arg)),
-        MappingHit::None => "no mapping".into(),
-        MappingHit::Unknown(code, arg) => format!("location {code} ({arg:#x})"),
+/// The name of a DHCP message type (RFC 2132 option 53).
+fn dhcp_text(message_type: u8) -> &'static str {
+    match message_type {
+        1 => "DISCOVER",
+        2 => "OFFER",
+        3 => "REQUEST",
+        4 => "DECLINE",
+        5 => "ACK",
+        6 => "NAK",
+        7 => "RELEASE",
+        8 => "INFORM",
+        _ => "message",
     }
 }
 
 /// The decoded arguments of one step: "10.0.2.20 matches 10.0.0.0/16 -> local".
-fn detail_text(detail: &Detail) -> String {
-    match *detail {
-        Detail::Received {
-            port,
+fn detail_text(detail: &Result<TraceStep, Undecoded>) -> String {
+    let step = match detail {
+        Ok(step) => *step,
+        Err(u) => {
+            let [a, b, c, d] = u.args;
+            return match u.error {
+                StepError::UnknownKind(_) => format!("{a:#x} {b:#x} {c:#x} {d:#x}"),
+                StepError::BadArgument(_) => {
+                    format!("arguments out of range: {a:#x} {b:#x} {c:#x} {d:#x}")
+                }
+            };
+        }
+    };
+    match step {
+        TraceStep::Received {
+            function,
             ethertype,
             len,
         } => format!(
-            "on {port}: ethertype {}, {len} bytes",
+            "on {}: ethertype {}, {len} bytes",
+            Port::from_index(function),
             ethertype_text(ethertype)
         ),
-        Detail::Ethertype { ethertype } => format!("{} accepted", ethertype_text(ethertype)),
-        Detail::SrcMac => "is the VF's MAC".into(),
-        Detail::ArpRequest { sender, target } => format!("who has {target}? tell {sender}"),
-        Detail::ArpAnswer {
-            target,
-            mac,
-            sub_rule,
-        } => format!("{target} is at {} (F3{sub_rule})", MacDisplay(&mac)),
-        Detail::Ipv4 {
+        TraceStep::Ethertype { ethertype } => format!("{} accepted", ethertype_text(ethertype)),
+        TraceStep::SrcMac { .. } => "is the VF's MAC".into(),
+        TraceStep::ArpRequest { sender, target } => format!("who has {target}? tell {sender}"),
+        TraceStep::ArpAnswer { target, mac, case } => {
+            format!("{target} is at {} (F3{})", MacDisplay(&mac), case.name())
+        }
+        TraceStep::Ipv4 {
             src,
             dst,
             protocol,
@@ -209,31 +222,34 @@ fn detail_text(detail: &Detail) -> String {
             "{src} -> {dst}, {}, {total_len} bytes",
             protocol_text(protocol)
         ),
-        Detail::SrcIp { check, src } => format!("{src} ({})", on_off(check)),
-        Detail::DstMac { class } => match class {
+        TraceStep::SrcIp { check, src, .. } => format!("{src} ({})", on_off(check)),
+        TraceStep::DstMac { class, .. } => match class {
             DstMacClass::Gateway => "the subnet gateway: route".into(),
-            DstMacClass::SameSubnetInstance => "an instance of the same subnet: deliver".into(),
-            DstMacClass::Other(n) => format!("class {n}"),
+            DstMacClass::Instance => "an instance of the same subnet: deliver".into(),
         },
-        Detail::Route {
+        TraceStep::RouteHit {
             dst,
-            prefix: Some((base, len)),
-            hop: Some(hop),
-        } => format!("{dst} matches {base}/{len} -> {}", route_hop_text(hop)),
-        Detail::Route { dst, .. } => format!("{dst}: no route"),
-        Detail::Mapping { vni, ip, hit } => {
-            format!("vni {vni} {ip} -> {}", mapping_hit_text(hit))
-        }
-        Detail::DstIp { check, dst } => format!("{dst} ({})", on_off(check)),
-        Detail::Rewrite { src_is_sender } => format!(
+            prefix,
+            len,
+            target,
+            ..
+        } => format!(
+            "{dst} matches {prefix}/{len} -> {}",
+            RouteTarget::from(target)
+        ),
+        TraceStep::RouteMiss { dst, .. } => format!("{dst}: no route"),
+        TraceStep::MappingHit { vni, ip, to } => format!("vni {vni} {ip} -> {}", mapped_text(to)),
+        TraceStep::MappingMiss { vni, ip } => format!("vni {vni} {ip} -> no mapping"),
+        TraceStep::DstIp { check, dst, .. } => format!("{dst} ({})", on_off(check)),
+        TraceStep::Rewrite { same_subnet, .. } => format!(
             "source MAC = {}",
-            if src_is_sender {
+            if same_subnet {
                 "the sender's (same subnet)"
             } else {
                 "the receiving subnet's gateway"
             }
         ),
-        Detail::Gateway {
+        TraceStep::Gateway {
             ip,
             own_subnet,
             echo,
@@ -250,58 +266,55 @@ fn detail_text(detail: &Detail) -> String {
                 "not an echo request"
             }
         ),
-        Detail::Encap {
+        TraceStep::Encap {
             underlay,
             vni,
-            sport,
-        } => format!("to {underlay}, vni {vni}, UDP source port {sport}"),
-        Detail::Decap {
+            src_port,
+        } => format!("to {underlay}, vni {vni}, UDP source port {src_port}"),
+        TraceStep::Decap {
             outer_src,
             vni,
             inner_src,
             inner_dst,
         } => format!("from {outer_src}, vni {vni}: {inner_src} -> {inner_dst}"),
-        Detail::Mtu { len, mtu, decision } => format!(
+        TraceStep::Mtu { len, mtu, action } => format!(
             "{len} bytes, MTU {mtu}: {}",
-            match decision {
-                MtuDecision::Fits => "fits".to_string(),
-                MtuDecision::FragNeeded => "too big with DF: ICMP fragmentation needed".into(),
-                MtuDecision::Fragment => "too big: fragmented".into(),
-                MtuDecision::Unknown(n) => format!("decision {n}"),
+            match action {
+                MtuAction::Fits => "fits",
+                MtuAction::FragNeeded => "too big with DF: ICMP fragmentation needed",
+                MtuAction::Fragment => "too big: fragmented",
             }
         ),
-        Detail::Dhcp { msg_type, offered } => {
-            let name = match msg_type {
-                1 => "DISCOVER",
-                3 => "REQUEST",
-                4 => "DECLINE",
-                7 => "RELEASE",
-                8 => "INFORM",
-                _ => "message",
-            };
-            format!("{name} (type {msg_type}), address {offered}")
-        }
-        Detail::BcastMcast { dst } => format!("to {dst}"),
-        Detail::Unknown { args, .. } => format!(
-            "{:#x} {:#x} {:#x} {:#x}",
-            args[0], args[1], args[2], args[3]
+        TraceStep::Dhcp {
+            request,
+            offered,
+            reply,
+        } => format!(
+            "{} (type {request}), address {offered}, answered with {}",
+            dhcp_text(request),
+            dhcp_text(reply)
         ),
+        TraceStep::BcastMcast { dst } => format!("to {dst}"),
     }
 }
 
 /// "[route table 1] " or "[vf 2] ": the table entry a step names, if any.
 fn table_text(step: &Step) -> String {
-    let Some(id) = step.table_id else {
-        return String::new();
-    };
     match step.detail {
-        Detail::Route { .. } => format!("[route table {id}] "),
-        Detail::DstIp { .. } | Detail::Rewrite { .. } | Detail::SrcMac | Detail::SrcIp { .. } => {
-            format!("[vf {id}] ")
+        Ok(TraceStep::RouteHit { table, .. } | TraceStep::RouteMiss { table, .. }) => {
+            format!("[route table {table}] ")
         }
-        // The port is already in the text.
-        Detail::Received { .. } => String::new(),
-        _ => format!("[entry {id}] "),
+        Ok(
+            TraceStep::SrcMac { vf }
+            | TraceStep::SrcIp { vf, .. }
+            | TraceStep::DstMac { vf: Some(vf), .. }
+            | TraceStep::DstIp { vf, .. }
+            | TraceStep::Rewrite { vf, .. },
+        ) => format!("[vf {vf}] "),
+        Err(Undecoded { table_id, .. }) if table_id != NO_TABLE => {
+            format!("[entry {table_id}] ")
+        }
+        _ => String::new(),
     }
 }
 
@@ -567,8 +580,9 @@ mod tests {
     fn trace_reads_like_ofproto_trace() {
         use crate::trace::encode_report;
         use shared_regs::entry::RouteTarget;
-        use shared_regs::trace::{StepKind, TraceVerdict};
-        let ip = |a, b, c, d| u32::from(Ipv4Addr::new(a, b, c, d));
+        use shared_regs::trace::{ArpAnswerCase, TraceVerdict};
+        use std::net::Ipv4Addr;
+        let ip = Ipv4Addr::new;
         let mut frame = vec![2, 0, 0, 0, 2, 0x14, 2, 0, 0, 0, 0xfe, 1, 8, 0];
         frame.resize(98, 0);
         let bytes = encode_report(
@@ -576,36 +590,59 @@ mod tests {
             0xFF,
             2,
             &[
-                (0, StepKind::Received, 0, [0x0800, 98, 0, 0]),
-                (1, StepKind::Ethertype, 0xFFFF, [0x0800, 0, 0, 0]),
-                (2, StepKind::SrcMac, 0xFFFF, [0; 4]),
-                (
-                    4,
-                    StepKind::Ipv4,
-                    0xFFFF,
-                    [ip(10, 0, 1, 10), ip(10, 0, 2, 20), 1, 84],
-                ),
-                (5, StepKind::SrcIp, 0xFFFF, [1, ip(10, 0, 1, 10), 0, 0]),
-                (7, StepKind::DstMac, 0xFFFF, [0; 4]),
-                (
-                    8,
-                    StepKind::Route,
-                    1,
-                    [ip(10, 0, 2, 20), ip(10, 0, 0, 0), 16, 0],
-                ),
-                (8, StepKind::Mapping, 0xFFFF, [100, ip(10, 0, 2, 20), 0, 2]),
-                (5, StepKind::DstIp, 2, [1, ip(10, 0, 2, 20), 0, 0]),
-                (12, StepKind::Rewrite, 2, [0; 4]),
+                TraceStep::Received {
+                    function: 0,
+                    ethertype: 0x0800,
+                    len: 98,
+                },
+                TraceStep::Ethertype { ethertype: 0x0800 },
+                TraceStep::SrcMac { vf: 0 },
+                TraceStep::Ipv4 {
+                    src: ip(10, 0, 1, 10),
+                    dst: ip(10, 0, 2, 20),
+                    protocol: 1,
+                    total_len: 84,
+                },
+                TraceStep::SrcIp {
+                    vf: 0,
+                    check: true,
+                    src: ip(10, 0, 1, 10),
+                },
+                TraceStep::DstMac {
+                    vf: None,
+                    class: DstMacClass::Gateway,
+                },
+                TraceStep::RouteHit {
+                    table: 1,
+                    dst: ip(10, 0, 2, 20),
+                    prefix: ip(10, 0, 0, 0),
+                    len: 16,
+                    target: RouteTarget::Local,
+                },
+                TraceStep::MappingHit {
+                    vni: 100,
+                    ip: ip(10, 0, 2, 20),
+                    to: MappedTo::LocalVf { vf: 2 },
+                },
+                TraceStep::DstIp {
+                    vf: 2,
+                    check: true,
+                    dst: ip(10, 0, 2, 20),
+                },
+                TraceStep::Rewrite {
+                    vf: 2,
+                    same_subnet: false,
+                },
             ],
             &frame,
         );
         let report = TraceReport::decode(&bytes).unwrap();
         let text = trace_text(&report);
-        let expected = " 1. --  received              on vf0: ethertype 0x0800 (IPv4), 98 bytes
+        let expected = " 1. F1  received              on vf0: ethertype 0x0800 (IPv4), 98 bytes
  2. F1  ethertype             0x0800 (IPv4) accepted
- 3. F2  source MAC            is the VF's MAC
+ 3. F2  source MAC            [vf 0] is the VF's MAC
  4. F4  IPv4 header           10.0.1.10 -> 10.0.2.20, icmp, 84 bytes
- 5. F5  source IP check       10.0.1.10 (check on)
+ 5. F5  source IP check       [vf 0] 10.0.1.10 (check on)
  6. F7  destination MAC       the subnet gateway: route
  7. F8  route lookup          [route table 1] 10.0.2.20 matches 10.0.0.0/16 -> local
  8. F8  mapping lookup        vni 100 10.0.2.20 -> vf 2
@@ -616,21 +653,34 @@ Output frame: 02:00:00:00:fe:01 -> 02:00:00:00:02:14, ethertype 0x0800 (IPv4), 9
 ";
         assert_eq!(text, expected, "\n{text}");
 
-        let gw = (RouteTarget::Gateway as u32) << 8;
         let bytes = encode_report(
             TraceVerdict::Drop,
             Counter::DropNoRoute as u8,
             0,
             &[
-                (8, StepKind::Route, 3, [ip(8, 8, 8, 8), 0, 0xFF, 0]),
-                (8, StepKind::Route, 3, [ip(8, 8, 8, 8), 0, gw, 1]),
-                (
-                    8,
-                    StepKind::Mapping,
-                    0xFFFF,
-                    [7, ip(10, 1, 0, 5), 1, ip(192, 0, 2, 2)],
-                ),
-                (14, StepKind::Encap, 0xFFFF, [ip(192, 0, 2, 2), 7, 50000, 0]),
+                TraceStep::RouteMiss {
+                    table: 3,
+                    dst: ip(8, 8, 8, 8),
+                },
+                TraceStep::RouteHit {
+                    table: 3,
+                    dst: ip(8, 8, 8, 8),
+                    prefix: Ipv4Addr::UNSPECIFIED,
+                    len: 0,
+                    target: RouteTarget::Gateway(1),
+                },
+                TraceStep::MappingHit {
+                    vni: 7,
+                    ip: ip(10, 1, 0, 5),
+                    to: MappedTo::Remote {
+                        underlay: ip(192, 0, 2, 2),
+                    },
+                },
+                TraceStep::Encap {
+                    underlay: ip(192, 0, 2, 2),
+                    vni: 7,
+                    src_port: 50000,
+                },
             ],
             &[],
         );
@@ -643,6 +693,69 @@ Output frame: 02:00:00:00:fe:01 -> 02:00:00:00:02:14, ethertype 0x0800 (IPv4), 9
 Datapath action: drop: drop_no_route (counted on vf0)
 ";
         assert_eq!(text, expected, "\n{text}");
+
+        // The places a mapping lookup can end, and steps the driver could not decode.
+        let mapped = |ip, to| TraceStep::MappingHit { vni: 100, ip, to };
+        let mut bytes = encode_report(
+            TraceVerdict::Drop,
+            Counter::DropNoMapping as u8,
+            0,
+            &[
+                mapped(
+                    ip(10, 0, 2, 1),
+                    MappedTo::Gateway {
+                        underlay: ip(192, 0, 2, 1),
+                    },
+                ),
+                mapped(
+                    ip(10, 0, 2, 1),
+                    MappedTo::Gateway {
+                        underlay: Ipv4Addr::UNSPECIFIED,
+                    },
+                ),
+                mapped(Ipv4Addr::UNSPECIFIED, MappedTo::VniAnchor { vpc: 0 }),
+                mapped(ip(10, 0, 2, 255), MappedTo::Broadcast),
+                TraceStep::MappingMiss {
+                    vni: 100,
+                    ip: ip(10, 0, 2, 99),
+                },
+                TraceStep::ArpAnswer {
+                    target: ip(8, 8, 8, 8),
+                    mac: [2, 0, 0, 0, 0xfe, 1],
+                    case: ArpAnswerCase::OutsideSubnet,
+                },
+                TraceStep::Dhcp {
+                    request: 1,
+                    offered: ip(10, 0, 1, 10),
+                    reply: 2,
+                },
+                TraceStep::Ethertype { ethertype: 0x0800 },
+                TraceStep::SrcIp {
+                    vf: 0,
+                    check: true,
+                    src: ip(10, 0, 1, 10),
+                },
+            ],
+            &[],
+        );
+        let step = |i: usize| 8 + i * 20;
+        bytes[step(7) + 1] = 99;
+        bytes[step(8) + 4] = 7;
+        let text = trace_text(&TraceReport::decode(&bytes).unwrap());
+        let expected = "\
+1. F8  mapping lookup   vni 100 10.0.2.1 -> gateway (this host, 192.0.2.1)
+2. F8  mapping lookup   vni 100 10.0.2.1 -> gateway
+3. F8  mapping lookup   vni 100 0.0.0.0 -> VNI anchor of vpc 0
+4. F8  mapping lookup   vni 100 10.0.2.255 -> subnet broadcast
+5. F8  mapping lookup   vni 100 10.0.2.99 -> no mapping
+6. F3  ARP answer       8.8.8.8 is at 02:00:00:00:fe:01 (F3d)
+7. F9  DHCP             DISCOVER (type 1), address 10.0.1.10, answered with OFFER
+8. F1  step kind 99     0x800 0x0 0x0 0x0
+9. F5  source IP check  [entry 0] arguments out of range: 0x7 0xa00010a 0x0 0x0
+Datapath action: drop: drop_no_mapping (counted on vf0)
+";
+        assert_eq!(text, expected, "\n{text}");
+
         let reply = TraceReport {
             verdict: Verdict::Reply(0),
             steps: vec![],

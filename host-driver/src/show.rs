@@ -6,13 +6,13 @@
 //! `nicctl show --json` and for the control socket of `nicctl up`.
 use crate::error::{command_label, DriverError, Result};
 use crate::nic::{PfDriver, BUF_BYTES};
-use crate::tables::{gateway_kind_name, Cidr, Mac, MacDisplay};
+use crate::tables::{Cidr, Mac, MacDisplay, RouteTarget};
 use serde::{Deserialize, Serialize};
 use shared_regs::admin::{AdminCmd, Opcode};
 use shared_regs::entry::{
-    GatewayEntry, GatewayKind, MappingEntry, RouteEntry, RouteTableEntry, SubnetEntry, TableId,
-    TableReadHeader, TableReadQuery, UplinkEntry, VfFlags, VfReadEntry, VpcEntry, CURSOR_END,
-    CURSOR_START, MAIN_ROUTE_TABLE,
+    GatewayEntry, GatewayKind, MappingEntry, MappingLocation, RouteEntry, RouteTableEntry,
+    SubnetEntry, TableId, TableReadHeader, TableReadQuery, UplinkEntry, VfFlags, VfReadEntry,
+    VpcEntry, CURSOR_END, CURSOR_START, MAIN_ROUTE_TABLE,
 };
 use shared_regs::{Le16, Le32};
 use std::collections::BTreeMap;
@@ -54,28 +54,12 @@ pub struct GatewayRow {
     pub mac: Mac,
 }
 
-/// Where a route sends what it matches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetRow {
-    /// The VPC CIDR, made by the firmware: a mapping lookup.
-    Local,
-    Blackhole,
-    Gateway(u16),
-    /// Peering to the VPC with this ID.
-    Peering(u16),
-    /// An instance (middlebox) by its primary address.
-    Instance(Ipv4Addr),
-    /// A target kind the driver does not know.
-    Unknown(u8),
-}
-
 /// One route.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteRow {
     #[serde(with = "cidr_text")]
     pub dest: Cidr,
-    pub target: TargetRow,
+    pub target: RouteTarget,
 }
 
 /// A route table and its routes (the local route included).
@@ -218,7 +202,7 @@ impl From<&GatewayEntry> for GatewayRow {
         GatewayRow {
             id: e.id.get(),
             kind: GatewayKind::from_u8(e.kind)
-                .map(|k| gateway_kind_name(k).to_string())
+                .map(|k| k.name().to_string())
                 .unwrap_or_else(|| format!("kind {}", e.kind)),
             underlay_ip: ip(e.underlay_ip),
             mac: e.mac,
@@ -228,19 +212,9 @@ impl From<&GatewayEntry> for GatewayRow {
 
 impl From<&RouteEntry> for RouteRow {
     fn from(e: &RouteEntry) -> Self {
-        let id = u32::from_le_bytes(e.target) as u16;
-        // Numbers as the contract gives them (shared_regs::entry::RouteTarget).
-        let target = match e.target_kind {
-            0 => TargetRow::Local,
-            1 => TargetRow::Blackhole,
-            2 => TargetRow::Gateway(id),
-            3 => TargetRow::Peering(id),
-            4 => TargetRow::Instance(ip(e.target)),
-            k => TargetRow::Unknown(k),
-        };
         RouteRow {
             dest: (ip(e.prefix), e.prefix_len),
-            target,
+            target: RouteTarget::from_entry(e),
         }
     }
 }
@@ -276,13 +250,13 @@ impl From<&VfReadEntry> for VfRow {
 impl From<&MappingEntry> for MappingRow {
     fn from(e: &MappingEntry) -> Self {
         // Numbers as the contract gives them (shared_regs::entry::MappingLocation).
-        let place = match e.location {
-            0 => PlaceRow::LocalVf(e.vf.get()),
-            1 => PlaceRow::Remote(ip(e.underlay_ip)),
-            2 => PlaceRow::Gateway,
-            3 => PlaceRow::VniAnchor(e.vf.get()),
-            4 => PlaceRow::Broadcast,
-            k => PlaceRow::Unknown(k),
+        let place = match MappingLocation::from_u8(e.location) {
+            Some(MappingLocation::LocalVf) => PlaceRow::LocalVf(e.vf.get()),
+            Some(MappingLocation::Remote) => PlaceRow::Remote(ip(e.underlay_ip)),
+            Some(MappingLocation::Gateway) => PlaceRow::Gateway,
+            Some(MappingLocation::VniAnchor) => PlaceRow::VniAnchor(e.vf.get()),
+            Some(MappingLocation::Broadcast) => PlaceRow::Broadcast,
+            None => PlaceRow::Unknown(e.location),
         };
         MappingRow {
             vni: e.vni.get(),
@@ -290,20 +264,6 @@ impl From<&MappingEntry> for MappingRow {
             mac: e.mac,
             place,
         }
-    }
-}
-
-/// How error messages name a table.
-fn table_name(table: TableId) -> &'static str {
-    match table {
-        TableId::Vpc => "VPC",
-        TableId::Subnet => "subnet",
-        TableId::RouteTable => "route table",
-        TableId::Route => "route",
-        TableId::Mapping => "mapping",
-        TableId::Vf => "VF",
-        TableId::Gateway => "gateway",
-        TableId::Uplink => "uplink",
     }
 }
 
@@ -328,7 +288,7 @@ impl PfDriver {
             };
             let what = match table {
                 TableId::Route => format!("routes of route table {route_table}, from {cursor}"),
-                _ => format!("{} table, from {cursor}", table_name(table)),
+                _ => format!("{} table, from {cursor}", table.name()),
             };
             let cmd = AdminCmd::new(Opcode::TableRead, &query);
             let (entries, next) =
@@ -370,7 +330,7 @@ impl PfDriver {
             }
             if !progressed || next <= cursor {
                 return Err(DriverError::BadCompletion {
-                    command: command_label(Opcode::TableRead, table_name(table)),
+                    command: command_label(Opcode::TableRead, table.name()),
                     what: format!(
                         "the read from cursor {cursor} returned nothing new and cursor {next}; \
                          it would never end"
@@ -613,11 +573,11 @@ pub fn show_text(h: &HostTables) -> String {
             .unwrap_or(0);
         for r in &rt.routes {
             let target = match r.target {
-                TargetRow::Local => "local".to_string(),
-                TargetRow::Blackhole => "blackhole".to_string(),
-                TargetRow::Gateway(g) => format!("gateway {}", named(g, &n.gateways)),
-                TargetRow::Peering(v) => format!("peering to VPC {}", named(v, &n.vpcs)),
-                TargetRow::Instance(a) => {
+                RouteTarget::Local => "local".to_string(),
+                RouteTarget::Blackhole => "blackhole".to_string(),
+                RouteTarget::Gateway(g) => format!("gateway {}", named(g, &n.gateways)),
+                RouteTarget::Peering(v) => format!("peering to VPC {}", named(v, &n.vpcs)),
+                RouteTarget::Instance(a) => {
                     let who = n
                         .instances
                         .iter()
@@ -626,7 +586,7 @@ pub fn show_text(h: &HostTables) -> String {
                         .unwrap_or_default();
                     format!("instance {a}{who}")
                 }
-                TargetRow::Unknown(k) => format!("unknown target kind {k}"),
+                RouteTarget::Unknown(k) => format!("unknown target kind {k}"),
             };
             let _ = writeln!(out, "    {:<width$}  -> {target}", cidr(r.dest));
         }

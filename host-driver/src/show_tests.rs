@@ -143,15 +143,15 @@ fn sample() -> HostTables {
                 routes: vec![
                     RouteRow {
                         dest: (a("0.0.0.0"), 0),
-                        target: TargetRow::Gateway(0),
+                        target: RouteTarget::Gateway(0),
                     },
                     RouteRow {
                         dest: (a("10.0.0.0"), 16),
-                        target: TargetRow::Local,
+                        target: RouteTarget::Local,
                     },
                     RouteRow {
                         dest: (a("10.0.7.0"), 24),
-                        target: TargetRow::Instance(a("10.0.1.10")),
+                        target: RouteTarget::Instance(a("10.0.1.10")),
                     },
                 ],
             }],
@@ -281,9 +281,9 @@ fn entries_decode_as_the_contract_defines_them() {
     let r = RouteRow::from(&crate::tables::route_entry(
         1,
         (Ipv4Addr::new(10, 9, 0, 0), 16),
-        crate::tables::RouteTargetSpec::Peering(1),
+        RouteTarget::Peering(1),
     ));
-    assert_eq!(r.target, TargetRow::Peering(1));
+    assert_eq!(r.target, RouteTarget::Peering(1));
     let s = SubnetRow::from(
         &crate::tables::SubnetSpec {
             id: 4,
@@ -335,11 +335,11 @@ fn the_simulator_reads_back_a_programmed_file() {
     let private = tables.route_tables.iter().find(|t| t.id == 3).unwrap();
     assert!(private.routes.contains(&RouteRow {
         dest: (Ipv4Addr::new(10, 0, 0, 0), 16),
-        target: TargetRow::Local
+        target: RouteTarget::Local
     }));
     assert!(private.routes.contains(&RouteRow {
         dest: (Ipv4Addr::new(10, 0, 8, 0), 24),
-        target: TargetRow::Blackhole
+        target: RouteTarget::Blackhole
     }));
     let web2 = tables
         .mappings

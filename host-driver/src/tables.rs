@@ -6,9 +6,10 @@
 //! and consistency rule is the firmware's to enforce, so that the device stays the one
 //! authority on what its tables accept.
 use crate::error::{DriverError, Result};
+use serde::{Deserialize, Serialize};
 pub use shared_regs::entry::GatewayKind;
 use shared_regs::entry::{
-    GatewayEntry, MappingEntry, MappingLocation, RouteEntry, RouteTarget, SubnetEntry, UplinkEntry,
+    self, GatewayEntry, MappingEntry, MappingLocation, RouteEntry, SubnetEntry, UplinkEntry,
     VfAddrEntry, VfEntry, VfFlags, VfFlagsEntry, VpcEntry, DOMAIN_MAX, MAIN_ROUTE_TABLE,
     UPLINK_FUNCTION, VPC_DNS_SERVERS,
 };
@@ -124,15 +125,6 @@ impl VpcSpec {
     }
 }
 
-/// "internet", "vpn", "nat": how the VPC file names a gateway kind.
-pub fn gateway_kind_name(kind: GatewayKind) -> &'static str {
-    match kind {
-        GatewayKind::Internet => "internet",
-        GatewayKind::Vpn => "vpn",
-        GatewayKind::Nat => "nat",
-    }
-}
-
 /// A gateway endpoint reached over the underlay (`GATEWAY_ADD`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewaySpec {
@@ -163,7 +155,7 @@ impl GatewaySpec {
         format!(
             "gateway {} ({}), underlay {}, {}",
             self.id,
-            gateway_kind_name(self.kind),
+            self.kind.name(),
             self.underlay_ip,
             MacDisplay(&self.mac)
         )
@@ -235,9 +227,19 @@ impl SubnetSpec {
     }
 }
 
-/// Where a route sends matching packets (F8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouteTargetSpec {
+/// Where a route sends what it matches (F8).
+///
+/// Layer: the driver. The one type the driver programs a route with (`ROUTE_ADD`), reads one
+/// back into (`nicctl show`, its JSON) and names one in a decoded trace. It is the contract's
+/// [`entry::RouteTarget`] plus what only a driver needs: [`RouteTarget::Unknown`] keeps a
+/// kind number a newer device reports instead of refusing the whole table, and it has a
+/// serialised form and the text tools print. The firmware refuses `Local` and unknown
+/// kinds in `ROUTE_ADD`; the driver leaves that judgement to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteTarget {
+    /// The VPC CIDR, made by the firmware: a mapping lookup.
+    Local,
     /// Drop silently.
     Blackhole,
     /// A gateway by ID.
@@ -246,42 +248,73 @@ pub enum RouteTargetSpec {
     Peering(u16),
     /// An instance (middlebox) by its primary IPv4.
     Instance(Ipv4Addr),
+    /// A target kind number this driver does not know.
+    Unknown(u8),
 }
 
-impl RouteTargetSpec {
-    /// Kind and argument as [`RouteEntry`] carries them. IDs are little-endian like every
-    /// number of the contract; an instance address is in network order.
-    pub fn encode(self) -> (RouteTarget, [u8; 4]) {
-        match self {
-            RouteTargetSpec::Blackhole => (RouteTarget::Blackhole, [0; 4]),
-            RouteTargetSpec::Gateway(id) => (RouteTarget::Gateway, u32::from(id).to_le_bytes()),
-            RouteTargetSpec::Peering(id) => (RouteTarget::Peering, u32::from(id).to_le_bytes()),
-            RouteTargetSpec::Instance(ip) => (RouteTarget::Instance, ip.octets()),
+/// The name the VPC-file planner still uses for [`RouteTarget`]; it goes when the planner
+/// moves to the `nicctl` crate.
+pub type RouteTargetSpec = RouteTarget;
+
+impl From<entry::RouteTarget> for RouteTarget {
+    fn from(t: entry::RouteTarget) -> RouteTarget {
+        match t {
+            entry::RouteTarget::Local => RouteTarget::Local,
+            entry::RouteTarget::Blackhole => RouteTarget::Blackhole,
+            entry::RouteTarget::Gateway(id) => RouteTarget::Gateway(id),
+            entry::RouteTarget::Peering(id) => RouteTarget::Peering(id),
+            entry::RouteTarget::Instance(ip) => RouteTarget::Instance(ip),
         }
     }
 }
 
-impl fmt::Display for RouteTargetSpec {
+impl RouteTarget {
+    /// The target of a route as `TABLE_READ` reports it.
+    pub fn from_entry(e: &RouteEntry) -> RouteTarget {
+        e.route_target()
+            .map_or(RouteTarget::Unknown(e.target_kind), RouteTarget::from)
+    }
+
+    /// The contract's form; `None` for [`RouteTarget::Unknown`].
+    pub fn to_contract(self) -> Option<entry::RouteTarget> {
+        Some(match self {
+            RouteTarget::Local => entry::RouteTarget::Local,
+            RouteTarget::Blackhole => entry::RouteTarget::Blackhole,
+            RouteTarget::Gateway(id) => entry::RouteTarget::Gateway(id),
+            RouteTarget::Peering(id) => entry::RouteTarget::Peering(id),
+            RouteTarget::Instance(ip) => entry::RouteTarget::Instance(ip),
+            RouteTarget::Unknown(_) => return None,
+        })
+    }
+}
+
+impl fmt::Display for RouteTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RouteTargetSpec::Blackhole => f.write_str("blackhole"),
-            RouteTargetSpec::Gateway(id) => write!(f, "gateway {id}"),
-            RouteTargetSpec::Peering(id) => write!(f, "peering to vpc {id}"),
-            RouteTargetSpec::Instance(ip) => write!(f, "instance {ip}"),
+            RouteTarget::Local => f.write_str("local"),
+            RouteTarget::Blackhole => f.write_str("blackhole"),
+            RouteTarget::Gateway(id) => write!(f, "gateway {id}"),
+            RouteTarget::Peering(id) => write!(f, "peering to vpc {id}"),
+            RouteTarget::Instance(ip) => write!(f, "instance {ip}"),
+            RouteTarget::Unknown(kind) => write!(f, "target kind {kind}"),
         }
     }
 }
 
-/// The `ROUTE_ADD` / `ROUTE_DEL` parameters (`target` is ignored by `ROUTE_DEL`).
-pub fn route_entry(table: u16, dest: Cidr, target: RouteTargetSpec) -> RouteEntry {
-    let (kind, arg) = target.encode();
-    RouteEntry {
-        table_id: Le16::new(table),
-        prefix_len: dest.1,
-        target_kind: kind as u8,
-        prefix: dest.0.octets(),
-        target: arg,
+/// The `ROUTE_ADD` / `ROUTE_DEL` parameters (`target` is ignored by `ROUTE_DEL`). An
+/// unknown kind goes as its number with no argument, for the firmware to refuse.
+pub fn route_entry(table: u16, dest: Cidr, target: RouteTarget) -> RouteEntry {
+    let contract = target.to_contract();
+    let mut e = RouteEntry::new(
+        table,
+        dest.0,
+        dest.1,
+        contract.unwrap_or(entry::RouteTarget::Blackhole),
+    );
+    if let RouteTarget::Unknown(kind) = target {
+        e.target_kind = kind;
     }
+    e
 }
 
 /// "route 0.0.0.0/0 in table 1".
@@ -415,6 +448,14 @@ impl StatsFunction {
             StatsFunction::Uplink => UPLINK_FUNCTION,
         }
     }
+
+    /// The function a number names: [`UPLINK_FUNCTION`] or a VF.
+    pub fn from_index(index: u16) -> Self {
+        match index {
+            UPLINK_FUNCTION => StatsFunction::Uplink,
+            n => StatsFunction::Vf(n),
+        }
+    }
 }
 
 impl fmt::Display for StatsFunction {
@@ -430,6 +471,7 @@ impl fmt::Display for StatsFunction {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared_regs::entry::RouteTargetKind;
     use zerocopy::IntoBytes;
 
     #[test]
@@ -520,8 +562,8 @@ mod tests {
         );
         assert_eq!(vf_flags_entry(2, true).as_bytes(), &[2, 0, 1, 0]);
         assert_eq!(vf_flags_entry(2, false).as_bytes(), &[2, 0, 0, 0]);
-        assert_eq!(gateway_kind_name(GatewayKind::Internet), "internet");
-        assert_eq!(gateway_kind_name(GatewayKind::Vpn), "vpn");
+        assert_eq!(GatewayKind::Internet.name(), "internet");
+        assert_eq!(GatewayKind::Vpn.name(), "vpn");
     }
 
     #[test]
@@ -529,24 +571,43 @@ mod tests {
         let e = route_entry(
             1,
             (Ipv4Addr::new(0, 0, 0, 0), 0),
-            RouteTargetSpec::Gateway(0x0102),
+            RouteTarget::Gateway(0x0102),
         );
         assert_eq!(e.as_bytes(), &[1, 0, 0, 2, 0, 0, 0, 0, 2, 1, 0, 0]);
         let e = route_entry(
             2,
             (Ipv4Addr::new(10, 1, 0, 0), 16),
-            RouteTargetSpec::Instance(Ipv4Addr::new(10, 0, 1, 9)),
+            RouteTarget::Instance(Ipv4Addr::new(10, 0, 1, 9)),
         );
-        assert_eq!(e.target_kind, RouteTarget::Instance as u8);
+        assert_eq!(e.target_kind, RouteTargetKind::Instance.as_u8());
         assert_eq!(e.target, [10, 0, 1, 9]);
         assert_eq!(
-            route_entry(0, (Ipv4Addr::UNSPECIFIED, 0), RouteTargetSpec::Blackhole).target_kind,
-            RouteTarget::Blackhole as u8
+            route_entry(0, (Ipv4Addr::UNSPECIFIED, 0), RouteTarget::Blackhole).target_kind,
+            RouteTargetKind::Blackhole.as_u8()
         );
         assert_eq!(
-            route_entry(0, (Ipv4Addr::UNSPECIFIED, 0), RouteTargetSpec::Peering(4)).target,
+            route_entry(0, (Ipv4Addr::UNSPECIFIED, 0), RouteTarget::Peering(4)).target,
             [4, 0, 0, 0]
         );
+        let odd = route_entry(0, (Ipv4Addr::UNSPECIFIED, 0), RouteTarget::Unknown(9));
+        assert_eq!((odd.target_kind, odd.target), (9, [0; 4]));
+    }
+
+    #[test]
+    fn route_targets_read_back_as_programmed() {
+        let dest = (Ipv4Addr::new(10, 1, 0, 0), 16);
+        for t in [
+            RouteTarget::Local,
+            RouteTarget::Blackhole,
+            RouteTarget::Gateway(3),
+            RouteTarget::Peering(u16::MAX),
+            RouteTarget::Instance(Ipv4Addr::new(10, 0, 2, 5)),
+            RouteTarget::Unknown(77),
+        ] {
+            assert_eq!(RouteTarget::from_entry(&route_entry(1, dest, t)), t);
+        }
+        assert_eq!(RouteTarget::Peering(2).to_string(), "peering to vpc 2");
+        assert_eq!(RouteTarget::Unknown(9).to_string(), "target kind 9");
     }
 
     #[test]
@@ -607,6 +668,9 @@ mod tests {
         };
         assert_eq!(u.to_entry().mtu.get(), 9216);
         assert_eq!(StatsFunction::Uplink.index(), UPLINK_FUNCTION);
+        for f in [StatsFunction::Uplink, StatsFunction::Vf(3)] {
+            assert_eq!(StatsFunction::from_index(f.index()), f);
+        }
         assert_eq!(StatsFunction::Vf(3).to_string(), "vf3");
     }
 }

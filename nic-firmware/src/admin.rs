@@ -9,9 +9,9 @@ use crate::tables::{TableError, Tables, Uplink};
 use shared_regs::admin::{AdminCmd, CmdFlags, Opcode, Status, CMD_SIZE};
 use shared_regs::entry::{
     GatewayEntry, GatewayKind, IdParam, MappingEntry, MappingLocation, PortInfo, RouteEntry,
-    RouteTableEntry, RouteTarget, StatsQuery, SubnetEntry, UplinkEntry, VfAddrEntry, VfEntry,
-    VfFlags, VfFlagsEntry, VpcEntry, DOMAIN_MAX, MAIN_ROUTE_TABLE, UPLINK_FUNCTION,
-    VF_SECONDARY_ADDRS, VNI_MAX, VPC_DNS_SERVERS,
+    RouteTableEntry, StatsQuery, SubnetEntry, UplinkEntry, VfAddrEntry, VfEntry, VfFlags,
+    VfFlagsEntry, VpcEntry, DOMAIN_MAX, MAIN_ROUTE_TABLE, UPLINK_FUNCTION, VF_SECONDARY_ADDRS,
+    VNI_MAX, VPC_DNS_SERVERS,
 };
 use shared_regs::{pf, vf, Le16, Le32, VF_MTU};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -451,23 +451,18 @@ fn refresh_gateway_mask(t: &mut Tables<'_>, vpc: u16) {
 
 fn route_add(t: &mut Tables<'_>, e: RouteEntry) -> Result<u32, Status> {
     let (table, prefix, vpc, vpc_id) = route_key(t, &e)?;
-    let arg = e.target;
-    let target = match RouteTarget::from_u8(e.target_kind).ok_or(Status::BadArgument)? {
+    let target = Target::from(e.route_target().ok_or(Status::BadArgument)?);
+    match target {
         // The local route is the firmware's own; it exists already.
-        RouteTarget::Local => return Err(Status::BadArgument),
-        RouteTarget::Blackhole => Target::Blackhole,
-        RouteTarget::Gateway => {
-            let id = u16::try_from(u32::from_le_bytes(arg)).map_err(|_| Status::BadArgument)?;
+        Target::Local => return Err(Status::BadArgument),
+        Target::Gateway(id) => {
             t.gateway(id).ok_or(Status::NotFound)?;
-            Target::Gateway(id)
         }
-        RouteTarget::Peering => {
-            let peer = u16::try_from(u32::from_le_bytes(arg)).map_err(|_| Status::BadArgument)?;
+        Target::Peering(peer) => {
             t.vpc(peer).ok_or(Status::NotFound)?;
-            Target::Peering(peer)
         }
-        RouteTarget::Instance => Target::Instance(ipv4(arg)),
-    };
+        Target::Blackhole | Target::Instance(_) => {}
+    }
     if prefix == vpc.cidr && e.prefix_len == vpc.cidr_len {
         return Err(Status::Exists);
     }
@@ -799,14 +794,8 @@ mod tests {
     use shared_regs::entry::*;
     use shared_regs::{Le16, Le32};
 
-    fn route(table: u16, prefix: [u8; 4], len: u8, kind: RouteTarget) -> RouteEntry {
-        RouteEntry {
-            table_id: Le16::new(table),
-            prefix_len: len,
-            target_kind: kind as u8,
-            prefix,
-            target: [0; 4],
-        }
+    fn route(table: u16, prefix: [u8; 4], len: u8, target: RouteTarget) -> RouteEntry {
+        RouteEntry::new(table, prefix.into(), len, target)
     }
 
     /// Every table, dumped, to prove a refused command changed nothing.

@@ -1,15 +1,15 @@
 //! `TABLE_READ`: a table as the NIC holds it, in its contract format, from a cursor.
 use crate::admin::{params, Context};
 use crate::platform::{Function, Platform};
-use crate::tables::lpm::{Route, Target};
+use crate::tables::lpm::Route;
 use crate::tables::mapping::{Location, Mapping, MappingKey};
 use crate::tables::vpc::{Gateway, Subnet, VfConfig, Vpc};
 use crate::tables::Uplink;
 use shared_regs::admin::{AdminCmd, Status};
 use shared_regs::entry::{
-    GatewayEntry, MappingEntry, MappingLocation, RouteEntry, RouteTableEntry, RouteTarget,
-    SubnetEntry, TableId, TableReadHeader, TableReadQuery, UplinkEntry, VfEntry, VfFlags,
-    VfReadEntry, VpcEntry, CURSOR_END, MAIN_ROUTE_TABLE, VF_SECONDARY_ADDRS,
+    GatewayEntry, MappingEntry, MappingLocation, RouteEntry, RouteTableEntry, SubnetEntry, TableId,
+    TableReadHeader, TableReadQuery, UplinkEntry, VfEntry, VfFlags, VfReadEntry, VpcEntry,
+    CURSOR_END, MAIN_ROUTE_TABLE, VF_SECONDARY_ADDRS,
 };
 use shared_regs::{Le16, Le32};
 use zerocopy::{Immutable, IntoBytes};
@@ -97,20 +97,7 @@ fn subnet_entry(i: usize, s: Subnet) -> SubnetEntry {
 }
 
 fn route_entry(table: u16, r: Route) -> RouteEntry {
-    let (kind, arg) = match r.target {
-        Target::Local => (RouteTarget::Local, [0; 4]),
-        Target::Blackhole => (RouteTarget::Blackhole, [0; 4]),
-        Target::Gateway(g) => (RouteTarget::Gateway, u32::from(g).to_le_bytes()),
-        Target::Peering(v) => (RouteTarget::Peering, u32::from(v).to_le_bytes()),
-        Target::Instance(ip) => (RouteTarget::Instance, ip.to_be_bytes()),
-    };
-    RouteEntry {
-        table_id: Le16::new(table),
-        prefix_len: r.len,
-        target_kind: kind as u8,
-        prefix: r.prefix.to_be_bytes(),
-        target: arg,
-    }
+    RouteEntry::new(table, r.prefix.into(), r.len, r.target.into())
 }
 
 fn mapping_entry(k: MappingKey, m: Mapping) -> MappingEntry {
@@ -332,7 +319,7 @@ mod tests {
         assert_eq!(subnets.len(), 2);
         let routes: std::vec::Vec<RouteEntry> = read_all(&mut nic, TableId::Route, 0, 30).unwrap();
         assert_eq!(routes.len(), 1, "the local route");
-        assert_eq!(routes[0].target_kind, RouteTarget::Local as u8);
+        assert_eq!(routes[0].route_target(), Some(RouteTarget::Local));
         let vfs: std::vec::Vec<VfReadEntry> = read_all(&mut nic, TableId::Vf, 0, 70).unwrap();
         assert_eq!(vfs.len(), 3);
         assert_eq!(vfs[2].entry.primary_ip, [10, 0, 2, 20]);

@@ -4,7 +4,9 @@
 //! chooses (0 .. the capacity in the matching `CAP_*` register); the mapping table is keyed
 //! by (VNI, IPv4) and routes by (route table, prefix, length). IPv4 addresses are 4 bytes in
 //! network order, MACs 6 bytes in wire order.
+use crate::macros::u8_enum;
 use crate::{Ipv4Bytes, Le16, Le32, MacBytes};
+use core::net::Ipv4Addr;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// The route table ID a subnet names to use its VPC's main table.
@@ -83,33 +85,105 @@ pub struct RouteTableEntry {
     pub vpc_id: Le16,
 }
 
-/// Route targets (F8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
+u8_enum! {
+    /// The number of a [`RouteTarget`] kind: [`RouteEntry::target_kind`], and the kind byte
+    /// of a trace's route step.
+    pub enum RouteTargetKind {
+        /// [`RouteTarget::Local`].
+        Local = 0 => "local",
+        /// [`RouteTarget::Blackhole`].
+        Blackhole = 1 => "blackhole",
+        /// [`RouteTarget::Gateway`].
+        Gateway = 2 => "gateway",
+        /// [`RouteTarget::Peering`].
+        Peering = 3 => "peering",
+        /// [`RouteTarget::Instance`].
+        Instance = 4 => "instance",
+    }
+}
+
+/// Where a route sends what it matches (F8), with its argument.
+///
+/// Layer: the contract (ABI). This is what a [`RouteEntry`] carries in `target_kind` and
+/// `target`, and what a trace's route step names ([`crate::trace::Step::RouteHit`]), typed.
+/// The firmware's tables and the driver convert to and from it at their edges, so the
+/// numbers and the argument encoding are written only here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RouteTarget {
     /// The VPC CIDR: mapping lookup in the VPC's VNI. Only the firmware adds it.
-    Local = 0,
+    Local,
     /// Drop silently.
-    Blackhole = 1,
+    Blackhole,
     /// A gateway (internet, VPN, NAT) by gateway ID: VXLAN to it.
-    Gateway = 2,
-    /// Peering: mapping lookup in the VNI of the VPC with ID `target`.
-    Peering = 3,
-    /// An instance (middlebox) by its primary IPv4 in `target` (network order bytes).
-    Instance = 4,
+    Gateway(u16),
+    /// Peering: mapping lookup in the VNI of the VPC with this ID.
+    Peering(u16),
+    /// An instance (middlebox) by its primary IPv4.
+    Instance(Ipv4Addr),
 }
 
 impl RouteTarget {
-    /// The target kind with this number.
-    pub fn from_u8(v: u8) -> Option<RouteTarget> {
-        match v {
-            0 => Some(RouteTarget::Local),
-            1 => Some(RouteTarget::Blackhole),
-            2 => Some(RouteTarget::Gateway),
-            3 => Some(RouteTarget::Peering),
-            4 => Some(RouteTarget::Instance),
+    /// Its kind number.
+    pub const fn kind(self) -> RouteTargetKind {
+        match self {
+            RouteTarget::Local => RouteTargetKind::Local,
+            RouteTarget::Blackhole => RouteTargetKind::Blackhole,
+            RouteTarget::Gateway(_) => RouteTargetKind::Gateway,
+            RouteTarget::Peering(_) => RouteTargetKind::Peering,
+            RouteTarget::Instance(_) => RouteTargetKind::Instance,
+        }
+    }
+
+    /// The argument as a number, as a trace step carries it: the ID, or the instance
+    /// address as a host-order `u32`; 0 when there is none.
+    pub const fn argument(self) -> u32 {
+        match self {
+            RouteTarget::Local | RouteTarget::Blackhole => 0,
+            RouteTarget::Gateway(id) | RouteTarget::Peering(id) => id as u32,
+            RouteTarget::Instance(ip) => ip.to_bits(),
+        }
+    }
+
+    /// The target of a kind number and a numeric argument ([`RouteTarget::argument`]);
+    /// `None` for an unknown kind or an ID above `u16::MAX`.
+    pub const fn from_kind_and_argument(kind: u8, arg: u32) -> Option<RouteTarget> {
+        let id = if arg <= u16::MAX as u32 {
+            Some(arg as u16)
+        } else {
+            None
+        };
+        match (RouteTargetKind::from_u8(kind), id) {
+            (Some(RouteTargetKind::Local), _) => Some(RouteTarget::Local),
+            (Some(RouteTargetKind::Blackhole), _) => Some(RouteTarget::Blackhole),
+            (Some(RouteTargetKind::Gateway), Some(id)) => Some(RouteTarget::Gateway(id)),
+            (Some(RouteTargetKind::Peering), Some(id)) => Some(RouteTarget::Peering(id)),
+            (Some(RouteTargetKind::Instance), _) => {
+                Some(RouteTarget::Instance(Ipv4Addr::from_bits(arg)))
+            }
             _ => None,
         }
+    }
+
+    /// `target_kind` and `target` as a [`RouteEntry`] carries them: IDs as little-endian
+    /// `u32` like every number of the contract, an instance address in network order like
+    /// every address in a layout.
+    pub const fn to_entry_fields(self) -> (u8, [u8; 4]) {
+        let arg = match self {
+            RouteTarget::Instance(ip) => ip.octets(),
+            _ => self.argument().to_le_bytes(),
+        };
+        (self.kind().as_u8(), arg)
+    }
+
+    /// The target of a [`RouteEntry`]'s `target_kind` and `target`; `None` for an unknown
+    /// kind or an ID above `u16::MAX`.
+    pub const fn from_entry_fields(kind: u8, target: [u8; 4]) -> Option<RouteTarget> {
+        let arg = if kind == RouteTargetKind::Instance.as_u8() {
+            u32::from_be_bytes(target)
+        } else {
+            u32::from_le_bytes(target)
+        };
+        RouteTarget::from_kind_and_argument(kind, arg)
     }
 }
 
@@ -121,42 +195,48 @@ pub struct RouteEntry {
     pub table_id: Le16,
     /// Prefix length, 0 ..= 32.
     pub prefix_len: u8,
-    /// [`RouteTarget`].
+    /// [`RouteTargetKind`].
     pub target_kind: u8,
     /// Destination prefix (host bits zero).
     pub prefix: Ipv4Bytes,
-    /// The target's argument: gateway ID, peer VPC ID, or instance IPv4 (network order).
+    /// The target's argument ([`RouteTarget::to_entry_fields`]): gateway ID or peer VPC ID
+    /// (little-endian), or instance IPv4 (network order).
     pub target: [u8; 4],
 }
 
-/// Where a mapped address lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum MappingLocation {
-    /// On a VF of this NIC (`vf`).
-    LocalVf = 0,
-    /// On another host, reached by VXLAN to `underlay_ip`.
-    Remote = 1,
-    /// Read only (`TABLE_READ`): a subnet gateway's own address, made by `SUBNET_ADD`.
-    Gateway = 2,
-    /// Read only (`TABLE_READ`): a VNI's anchor (address 0.0.0.0), made by `VPC_ADD`; `vf`
-    /// holds the VPC ID.
-    VniAnchor = 3,
-    /// Read only (`TABLE_READ`): a subnet's broadcast address, made by `SUBNET_ADD`.
-    Broadcast = 4,
+impl RouteEntry {
+    /// The entry for a route of table `table_id` to `prefix`/`prefix_len`.
+    pub const fn new(table_id: u16, prefix: Ipv4Addr, prefix_len: u8, target: RouteTarget) -> Self {
+        let (target_kind, target) = target.to_entry_fields();
+        RouteEntry {
+            table_id: Le16::new(table_id),
+            prefix_len,
+            target_kind,
+            prefix: prefix.octets(),
+            target,
+        }
+    }
+
+    /// Its target, or `None` when the kind or argument is not one the contract defines.
+    pub const fn route_target(&self) -> Option<RouteTarget> {
+        RouteTarget::from_entry_fields(self.target_kind, self.target)
+    }
 }
 
-impl MappingLocation {
-    /// The location kind with this number.
-    pub fn from_u8(v: u8) -> Option<MappingLocation> {
-        match v {
-            0 => Some(MappingLocation::LocalVf),
-            1 => Some(MappingLocation::Remote),
-            2 => Some(MappingLocation::Gateway),
-            3 => Some(MappingLocation::VniAnchor),
-            4 => Some(MappingLocation::Broadcast),
-            _ => None,
-        }
+u8_enum! {
+    /// Where a mapped address lives.
+    pub enum MappingLocation {
+        /// On a VF of this NIC (`vf`).
+        LocalVf = 0 => "local VF",
+        /// On another host, reached by VXLAN to `underlay_ip`.
+        Remote = 1 => "remote host",
+        /// Read only (`TABLE_READ`): a subnet gateway's own address, made by `SUBNET_ADD`.
+        Gateway = 2 => "subnet gateway",
+        /// Read only (`TABLE_READ`): a VNI's anchor (address 0.0.0.0), made by `VPC_ADD`;
+        /// `vf` holds the VPC ID.
+        VniAnchor = 3 => "VNI anchor",
+        /// Read only (`TABLE_READ`): a subnet's broadcast address, made by `SUBNET_ADD`.
+        Broadcast = 4 => "subnet broadcast",
     }
 }
 
@@ -246,24 +326,13 @@ pub struct VfFlagsEntry {
     pub flags: Le16,
 }
 
-/// Kinds of gateway (informational: every kind is reached the same way).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum GatewayKind {
-    Internet = 0,
-    Vpn = 1,
-    Nat = 2,
-}
-
-impl GatewayKind {
-    /// The kind with this number.
-    pub fn from_u8(v: u8) -> Option<GatewayKind> {
-        match v {
-            0 => Some(GatewayKind::Internet),
-            1 => Some(GatewayKind::Vpn),
-            2 => Some(GatewayKind::Nat),
-            _ => None,
-        }
+u8_enum! {
+    /// Kinds of gateway (informational: every kind is reached the same way). The names are
+    /// the ones the VPC file uses.
+    pub enum GatewayKind {
+        Internet = 0 => "internet",
+        Vpn = 1 => "vpn",
+        Nat = 2 => "nat",
     }
 }
 
@@ -292,44 +361,27 @@ pub struct TraceQuery {
     pub frame_len: Le16,
 }
 
-/// The tables `TABLE_READ` reads, and the format of each one's entries in the buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum TableId {
-    /// [`VpcEntry`] (without the domain name).
-    Vpc = 1,
-    /// [`SubnetEntry`].
-    Subnet = 2,
-    /// [`RouteTableEntry`].
-    RouteTable = 3,
-    /// [`RouteEntry`] of route table `TableReadQuery::route_table`, the local route
-    /// included, in (prefix, length) order.
-    Route = 4,
-    /// [`MappingEntry`], firmware-made entries included ([`MappingLocation::Gateway`],
-    /// [`MappingLocation::VniAnchor`]).
-    Mapping = 5,
-    /// [`VfReadEntry`] of each assigned VF.
-    Vf = 6,
-    /// [`GatewayEntry`].
-    Gateway = 7,
-    /// One [`UplinkEntry`] once `UPLINK_SET` has run.
-    Uplink = 8,
-}
-
-impl TableId {
-    /// The table with this number.
-    pub fn from_u8(v: u8) -> Option<TableId> {
-        Some(match v {
-            1 => TableId::Vpc,
-            2 => TableId::Subnet,
-            3 => TableId::RouteTable,
-            4 => TableId::Route,
-            5 => TableId::Mapping,
-            6 => TableId::Vf,
-            7 => TableId::Gateway,
-            8 => TableId::Uplink,
-            _ => return None,
-        })
+u8_enum! {
+    /// The tables `TABLE_READ` reads, and the format of each one's entries in the buffer.
+    pub enum TableId {
+        /// [`VpcEntry`] (without the domain name).
+        Vpc = 1 => "VPC",
+        /// [`SubnetEntry`].
+        Subnet = 2 => "subnet",
+        /// [`RouteTableEntry`].
+        RouteTable = 3 => "route table",
+        /// [`RouteEntry`] of route table `TableReadQuery::route_table`, the local route
+        /// included, in (prefix, length) order.
+        Route = 4 => "route",
+        /// [`MappingEntry`], firmware-made entries included ([`MappingLocation::Gateway`],
+        /// [`MappingLocation::VniAnchor`], [`MappingLocation::Broadcast`]).
+        Mapping = 5 => "mapping",
+        /// [`VfReadEntry`] of each assigned VF.
+        Vf = 6 => "VF",
+        /// [`GatewayEntry`].
+        Gateway = 7 => "gateway",
+        /// One [`UplinkEntry`] once `UPLINK_SET` has run.
+        Uplink = 8 => "uplink",
     }
 }
 
@@ -373,27 +425,15 @@ pub struct VfReadEntry {
     pub secondary: [Ipv4Bytes; VF_SECONDARY_ADDRS],
 }
 
-/// [`PortInfo::sfp`]: what the firmware found in the SFP cage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum SfpState {
-    /// The module answered; its identity fields are valid.
-    Present = 0,
-    /// Nothing answered at I2C address 0x50: the cage is empty.
-    Absent = 1,
-    /// The I2C bus failed otherwise.
-    BusError = 2,
-}
-
-impl SfpState {
-    /// The state with this number.
-    pub fn from_u8(v: u8) -> Option<SfpState> {
-        Some(match v {
-            0 => SfpState::Present,
-            1 => SfpState::Absent,
-            2 => SfpState::BusError,
-            _ => return None,
-        })
+u8_enum! {
+    /// [`PortInfo::sfp`]: what the firmware found in the SFP cage.
+    pub enum SfpState {
+        /// The module answered; its identity fields are valid.
+        Present = 0 => "present",
+        /// Nothing answered at I2C address 0x50: the cage is empty.
+        Absent = 1 => "absent",
+        /// The I2C bus failed otherwise.
+        BusError = 2 => "I2C bus error",
     }
 }
 
@@ -469,3 +509,42 @@ const _: () = assert!(core::mem::size_of::<MappingEntry>() == 24);
 const _: () = assert!(core::mem::size_of::<VfEntry>() == 20);
 const _: () = assert!(core::mem::size_of::<UplinkEntry>() == 20);
 const _: () = assert!(core::mem::size_of::<PortInfo>() == 56);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocopy::IntoBytes;
+
+    #[test]
+    fn route_targets_round_trip_through_entries() {
+        let targets = [
+            RouteTarget::Local,
+            RouteTarget::Blackhole,
+            RouteTarget::Gateway(0x0102),
+            RouteTarget::Peering(u16::MAX),
+            RouteTarget::Instance(Ipv4Addr::new(10, 0, 1, 9)),
+        ];
+        for t in targets {
+            let e = RouteEntry::new(3, Ipv4Addr::new(10, 0, 0, 0), 16, t);
+            assert_eq!(e.route_target(), Some(t));
+            let (kind, arg) = (t.kind().as_u8(), t.argument());
+            assert_eq!(RouteTarget::from_kind_and_argument(kind, arg), Some(t));
+        }
+        assert_eq!(targets.map(|t| t.kind()), *RouteTargetKind::ALL);
+    }
+
+    #[test]
+    fn route_entries_keep_their_byte_layout() {
+        let gw = RouteEntry::new(1, Ipv4Addr::UNSPECIFIED, 0, RouteTarget::Gateway(0x0102));
+        assert_eq!(gw.as_bytes(), &[1, 0, 0, 2, 0, 0, 0, 0, 2, 1, 0, 0]);
+        let eni = RouteTarget::Instance(Ipv4Addr::new(10, 0, 1, 9)).to_entry_fields();
+        assert_eq!(eni, (4, [10, 0, 1, 9]));
+    }
+
+    #[test]
+    fn unknown_kinds_and_wide_ids_are_refused() {
+        assert_eq!(RouteTarget::from_entry_fields(5, [0; 4]), None);
+        assert_eq!(RouteTarget::from_entry_fields(2, [0, 0, 1, 0]), None);
+        assert_eq!(RouteTarget::from_kind_and_argument(3, 0x1_0000), None);
+    }
+}

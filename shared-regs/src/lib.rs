@@ -24,6 +24,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+mod macros;
+
 pub mod admin;
 pub mod desc;
 pub mod entry;
@@ -38,8 +40,12 @@ pub use zerocopy::byteorder::little_endian::{U16 as Le16, U32 as Le32, U64 as Le
 
 /// Major ABI version. A driver refuses a device whose major version differs from its own.
 pub const ABI_VERSION_MAJOR: u16 = 1;
-/// Minor ABI version. Raised for backwards-compatible additions (new opcodes, new counters).
-pub const ABI_VERSION_MINOR: u16 = 1;
+/// Minor ABI version. Raised for backwards-compatible additions (new opcodes, new counters)
+/// and for changes of meaning an older peer reads without harm:
+/// - 1.1: gateways, secondary addresses, VF flags, VPC domain, VXLAN, MTU, `TRACE`.
+/// - 1.2: a trace's mapping step that finds a subnet gateway gives this host's underlay
+///   address as its argument (it was 0), see [`trace::MappedTo::Gateway`].
+pub const ABI_VERSION_MINOR: u16 = 2;
 /// The value of [`pf::ABI_VERSION`]: major in bits 31:16, minor in bits 15:0.
 pub const ABI_VERSION: u32 = ((ABI_VERSION_MAJOR as u32) << 16) | ABI_VERSION_MINOR as u32;
 

@@ -3,29 +3,9 @@
 //! The physical function's BAR0 is [`BAR0_SIZE`] bytes of 32-bit registers. The host driver
 //! owns the PF; VMs never see it.
 //!
-//! | offset | name | access | reset | meaning |
-//! | --- | --- | --- | --- | --- |
-//! | 0x000 | `ID` | RO | `"VPCN"` | [`crate::DEVICE_ID_MAGIC`] |
-//! | 0x004 | `ABI_VERSION` | RO | 0 | major 31:16, minor 15:0; valid once `STATUS.READY` |
-//! | 0x008 | `CAPS` | RO | 0 | [`Caps`] feature bits |
-//! | 0x00C | `NUM_VFS` | RO | 0 | VFs the device exposes |
-//! | 0x010 | `CAP_VPCS` | RO | 0 | capacity of the VPC table |
-//! | 0x014 | `CAP_SUBNETS` | RO | 0 | capacity of the subnet table |
-//! | 0x018 | `CAP_ROUTE_TABLES` | RO | 0 | route tables (VRFs) |
-//! | 0x01C | `CAP_ROUTES` | RO | 0 | routes per route table, the implicit local route included |
-//! | 0x020 | `CAP_MAPPINGS` | RO | 0 | entries of the (VNI, IPv4) mapping table |
-//! | 0x024 | `CAP_ADMINQ_ENTRIES` | RO | 0 | largest admin queue the firmware accepts |
-//! | 0x028 | `CAP_GATEWAYS` | RO | 0 | capacity of the gateway table (ABI 1.1) |
-//! | 0x040 | `CONTROL` | RW | 0 | [`Control`]; `RESET` self-clears when the reset is taken |
-//! | 0x044 | `STATUS` | RO | 0 | [`Status`] |
-//! | 0x048 | `HEARTBEAT` | RO | 0 | incremented by the firmware at least every millisecond while it runs |
-//! | 0x080 | `ADMINQ_BASE_LO` | RW | 0 | IOVA of the admin queue, bits 31:0 (64-byte aligned) |
-//! | 0x084 | `ADMINQ_BASE_HI` | RW | 0 | IOVA bits 63:32 |
-//! | 0x088 | `ADMINQ_SIZE` | RW | 0 | entries, a power of two; 0 disables the queue |
-//! | 0x08C | `ADMINQ_HEAD` | RO | 0 | next entry the firmware will take |
-//! | 0x090 | `ADMINQ_TAIL` | RW | 0 | doorbell: one past the last entry the driver posted |
-//! | 0x0A0 | `INTR_CAUSE` | RW1C | 0 | [`Intr`] causes raised since last cleared |
-//! | 0x0A4 | `INTR_MASK` | RW | all ones | [`Intr`]; a set bit suppresses that cause's MSI |
+//! The registers, their access, reset values and meaning are declared once in
+//! [`REGISTERS`]'s `register_map!`, whose documentation is the datasheet table; each offset
+//! is a constant of this module.
 //!
 //! ## Bring-up
 //! 1. Write `CONTROL.RESET`. The device clears `STATUS.READY` at once, the firmware empties
@@ -36,32 +16,39 @@
 //! 3. Program `ADMINQ_BASE_*` and `ADMINQ_SIZE`, set `CONTROL.ADMINQ_ENABLE`.
 //!
 //! The admin queue protocol is described in [`crate::admin`].
-use crate::regs::{map_is_valid, Access, Reg};
+use crate::regs::register_map;
 
 /// Size of PF BAR0 in bytes.
 pub const BAR0_SIZE: u32 = 0x1000;
 
-pub const ID: u32 = 0x000;
-pub const ABI_VERSION: u32 = 0x004;
-pub const CAPS: u32 = 0x008;
-pub const NUM_VFS: u32 = 0x00C;
-pub const CAP_VPCS: u32 = 0x010;
-pub const CAP_SUBNETS: u32 = 0x014;
-pub const CAP_ROUTE_TABLES: u32 = 0x018;
-pub const CAP_ROUTES: u32 = 0x01C;
-pub const CAP_MAPPINGS: u32 = 0x020;
-pub const CAP_ADMINQ_ENTRIES: u32 = 0x024;
-pub const CAP_GATEWAYS: u32 = 0x028;
-pub const CONTROL: u32 = 0x040;
-pub const STATUS: u32 = 0x044;
-pub const HEARTBEAT: u32 = 0x048;
-pub const ADMINQ_BASE_LO: u32 = 0x080;
-pub const ADMINQ_BASE_HI: u32 = 0x084;
-pub const ADMINQ_SIZE: u32 = 0x088;
-pub const ADMINQ_HEAD: u32 = 0x08C;
-pub const ADMINQ_TAIL: u32 = 0x090;
-pub const INTR_CAUSE: u32 = 0x0A0;
-pub const INTR_MASK: u32 = 0x0A4;
+register_map! {
+    /// Every PF register, for dumps, the simulator's reset values and the compile-time map
+    /// check.
+    pub REGISTERS, BAR BAR0_SIZE => {
+        0x000 ID: RO = crate::DEVICE_ID_MAGIC, "\"VPCN\" ([`crate::DEVICE_ID_MAGIC`])";
+        0x004 ABI_VERSION: RO = 0, "major in bits 31:16, minor in 15:0; valid once `STATUS.READY`";
+        0x008 CAPS: RO = 0, "[`Caps`] feature bits";
+        0x00C NUM_VFS: RO = 0, "VFs the device exposes";
+        0x010 CAP_VPCS: RO = 0, "capacity of the VPC table";
+        0x014 CAP_SUBNETS: RO = 0, "capacity of the subnet table";
+        0x018 CAP_ROUTE_TABLES: RO = 0, "route tables (VRFs)";
+        0x01C CAP_ROUTES: RO = 0, "routes per route table, the implicit local route included";
+        0x020 CAP_MAPPINGS: RO = 0, "entries of the (VNI, IPv4) mapping table";
+        0x024 CAP_ADMINQ_ENTRIES: RO = 0, "largest admin queue the firmware accepts";
+        0x028 CAP_GATEWAYS: RO = 0, "capacity of the gateway table (ABI 1.1)";
+        0x040 CONTROL: RW = 0, "[`Control`]; `RESET` self-clears when the reset is taken";
+        0x044 STATUS: RO = 0, "[`Status`]";
+        0x048 HEARTBEAT: RO = 0, "incremented by the firmware at least every millisecond \
+            while it runs";
+        0x080 ADMINQ_BASE_LO: RW = 0, "IOVA of the admin queue, bits 31:0 (64-byte aligned)";
+        0x084 ADMINQ_BASE_HI: RW = 0, "IOVA of the admin queue, bits 63:32";
+        0x088 ADMINQ_SIZE: RW = 0, "admin queue entries, a power of two; 0 disables the queue";
+        0x08C ADMINQ_HEAD: RO = 0, "next entry the firmware will take";
+        0x090 ADMINQ_TAIL: RW = 0, "doorbell: one past the last entry the driver posted";
+        0x0A0 INTR_CAUSE: RW1C = 0, "[`Intr`] causes raised since last cleared";
+        0x0A4 INTR_MASK: RW = u32::MAX, "[`Intr`]; a set bit suppresses that cause's MSI";
+    }
+}
 
 /// Interrupt vector (MSI-X entry) of the PF that carries [`Intr`] causes.
 pub const IRQ_VECTOR: u32 = 0;
@@ -113,34 +100,3 @@ bitflags::bitflags! {
         const READY = 1 << 1;
     }
 }
-
-/// Every PF register, for dumps and for the compile-time map check.
-pub const REGISTERS: &[Reg] = &[
-    Reg::new(ID, "ID", crate::DEVICE_ID_MAGIC, Access::ReadOnly),
-    Reg::new(ABI_VERSION, "ABI_VERSION", 0, Access::ReadOnly),
-    Reg::new(CAPS, "CAPS", 0, Access::ReadOnly),
-    Reg::new(NUM_VFS, "NUM_VFS", 0, Access::ReadOnly),
-    Reg::new(CAP_VPCS, "CAP_VPCS", 0, Access::ReadOnly),
-    Reg::new(CAP_SUBNETS, "CAP_SUBNETS", 0, Access::ReadOnly),
-    Reg::new(CAP_ROUTE_TABLES, "CAP_ROUTE_TABLES", 0, Access::ReadOnly),
-    Reg::new(CAP_ROUTES, "CAP_ROUTES", 0, Access::ReadOnly),
-    Reg::new(CAP_MAPPINGS, "CAP_MAPPINGS", 0, Access::ReadOnly),
-    Reg::new(
-        CAP_ADMINQ_ENTRIES,
-        "CAP_ADMINQ_ENTRIES",
-        0,
-        Access::ReadOnly,
-    ),
-    Reg::new(CONTROL, "CONTROL", 0, Access::ReadWrite),
-    Reg::new(STATUS, "STATUS", 0, Access::ReadOnly),
-    Reg::new(HEARTBEAT, "HEARTBEAT", 0, Access::ReadOnly),
-    Reg::new(ADMINQ_BASE_LO, "ADMINQ_BASE_LO", 0, Access::ReadWrite),
-    Reg::new(ADMINQ_BASE_HI, "ADMINQ_BASE_HI", 0, Access::ReadWrite),
-    Reg::new(ADMINQ_SIZE, "ADMINQ_SIZE", 0, Access::ReadWrite),
-    Reg::new(ADMINQ_HEAD, "ADMINQ_HEAD", 0, Access::ReadOnly),
-    Reg::new(ADMINQ_TAIL, "ADMINQ_TAIL", 0, Access::ReadWrite),
-    Reg::new(INTR_CAUSE, "INTR_CAUSE", 0, Access::WriteOneToClear),
-    Reg::new(INTR_MASK, "INTR_MASK", u32::MAX, Access::ReadWrite),
-];
-
-const _: () = assert!(map_is_valid(REGISTERS, BAR0_SIZE));

@@ -23,7 +23,7 @@
 //! ```
 use crate::Testbed;
 use host_driver::{
-    Cidr, GatewayKind, GatewaySpec, Mac, MappingLocationSpec, RouteTargetSpec, StatsFunction,
+    Cidr, GatewayKind, GatewaySpec, Mac, MappingLocationSpec, RouteTarget, StatsFunction,
     SubnetSpec, UplinkSpec, VfSpec, VpcSpec,
 };
 use hw_sim::SimConfig;
@@ -230,7 +230,7 @@ impl Testbed {
     }
 
     /// A route.
-    pub fn add_route(&self, table: u16, dest: Cidr, target: RouteTargetSpec) {
+    pub fn add_route(&self, table: u16, dest: Cidr, target: RouteTarget) {
         self.driver
             .add_route(table, dest, target)
             .expect("ROUTE_ADD");
@@ -284,46 +284,26 @@ pub fn standard() -> Testbed {
     tb.add_remote(VNI_C, R_C_IP, R_C_MAC, HOST2);
 
     let t = TABLE_A_MAIN;
-    tb.add_route(
-        t,
-        cidr(ip(198, 51, 100, 0), 24),
-        RouteTargetSpec::Gateway(IGW),
-    );
-    tb.add_route(
-        t,
-        cidr(ip(192, 168, 0, 0), 16),
-        RouteTargetSpec::Gateway(VGW),
-    );
-    tb.add_route(
-        t,
-        cidr(ip(203, 0, 113, 0), 24),
-        RouteTargetSpec::Gateway(NATGW),
-    );
-    tb.add_route(t, cidr(ip(10, 0, 8, 0), 24), RouteTargetSpec::Blackhole);
-    tb.add_route(
-        t,
-        cidr(ip(10, 1, 0, 0), 16),
-        RouteTargetSpec::Peering(VPC_C),
-    );
-    tb.add_route(
-        t,
-        cidr(ip(10, 99, 0, 0), 16),
-        RouteTargetSpec::Instance(IP3),
-    );
+    tb.add_route(t, cidr(ip(198, 51, 100, 0), 24), RouteTarget::Gateway(IGW));
+    tb.add_route(t, cidr(ip(192, 168, 0, 0), 16), RouteTarget::Gateway(VGW));
+    tb.add_route(t, cidr(ip(203, 0, 113, 0), 24), RouteTarget::Gateway(NATGW));
+    tb.add_route(t, cidr(ip(10, 0, 8, 0), 24), RouteTarget::Blackhole);
+    tb.add_route(t, cidr(ip(10, 1, 0, 0), 16), RouteTarget::Peering(VPC_C));
+    tb.add_route(t, cidr(ip(10, 99, 0, 0), 16), RouteTarget::Instance(IP3));
     tb.add_route(
         TABLE_DB,
         cidr(ip(0, 0, 0, 0), 0),
-        RouteTargetSpec::Gateway(NATGW),
+        RouteTarget::Gateway(NATGW),
     );
     tb.add_route(
         TABLE_DB,
         cidr(ip(10, 1, 0, 0), 16),
-        RouteTargetSpec::Peering(VPC_C),
+        RouteTarget::Peering(VPC_C),
     );
     tb.add_route(
         TABLE_C_MAIN,
         cidr(ip(10, 0, 0, 0), 16),
-        RouteTargetSpec::Peering(VPC_A),
+        RouteTarget::Peering(VPC_A),
     );
     tb
 }

@@ -1,6 +1,6 @@
 //! F4 (IPv4 validity), F5 (source/destination check), F6 (broadcast and multicast) and F7
 //! (destination MAC) of spec/vpc-forwarding.md, end to end through the simulated NIC.
-use host_driver::RouteTargetSpec;
+use host_driver::RouteTarget;
 use shared_regs::stats::Counter;
 use smoltcp::wire::IpProtocol;
 use tests::frames::{ipv4_frame, udp, BROADCAST};
@@ -187,7 +187,7 @@ fn f05_routed_packet_for_an_address_the_receiver_does_not_own_is_dropped_there()
     tb.add_route(
         TABLE_A_MAIN,
         cidr(ip(10, 98, 0, 0), 16),
-        RouteTargetSpec::Instance(IP2),
+        RouteTarget::Instance(IP2),
     );
     tb.send(0, &udp_frame(GW_WEB, MAC0, IP0, ip(10, 98, 0, 1), b"x"));
     tb.expect_drop(vf(2), Counter::DropDstIp);
@@ -287,7 +287,7 @@ fn f07_gateway_mac_is_routed() {
 fn f07_neighbour_mac_is_delivered_without_a_route_lookup() {
     let mut tb = standard();
     // A /32 blackhole for VF1: routed packets to it die, packets to its MAC do not.
-    tb.add_route(TABLE_A_MAIN, cidr(IP1, 32), RouteTargetSpec::Blackhole);
+    tb.add_route(TABLE_A_MAIN, cidr(IP1, 32), RouteTarget::Blackhole);
     let direct = udp_frame(MAC1, MAC0, IP0, IP1, b"by MAC");
     tb.send(0, &direct);
     assert_delivered(&tb.recv(1), &direct, MAC1, MAC0);

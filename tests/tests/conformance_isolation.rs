@@ -2,7 +2,7 @@
 //! simulated NIC: two VPCs with the same CIDR on one NIC, a peering, and the counters of
 //! every VF and the uplink.
 use host_driver::trace::Verdict as TraceVerdict;
-use host_driver::{RouteTargetSpec, StatsFunction};
+use host_driver::{RouteTarget, StatsFunction};
 use shared_regs::stats::Counter;
 use shared_regs::vf as vf_regs;
 use smoltcp::wire::{DhcpMessageType, IpProtocol};
@@ -209,7 +209,7 @@ fn f17_each_drop_reason_moves_exactly_its_own_counter_and_trace_names_it() {
     tb.add_route(
         TABLE_A_MAIN,
         cidr(ip(10, 98, 0, 0), 16),
-        RouteTargetSpec::Instance(IP2),
+        RouteTarget::Instance(IP2),
     );
     let mut v6 = vec![0x60, 0, 0, 0, 0, 0, 59, 64];
     v6.extend_from_slice(&[0; 32]);

@@ -1,6 +1,6 @@
 //! F8 (route tables), F10 (the gateway as a limited router), F11 (TTL) and F12 (L2 rewrite)
 //! of spec/vpc-forwarding.md, end to end through the simulated NIC and its uplink.
-use host_driver::RouteTargetSpec;
+use host_driver::RouteTarget;
 use shared_regs::stats::Counter;
 use smoltcp::wire::{Icmpv4Message, IpProtocol};
 use std::net::Ipv4Addr;
@@ -114,12 +114,12 @@ fn f08_longest_prefix_wins() {
     tb.add_route(
         TABLE_A_MAIN,
         cidr(ip(198, 51, 100, 128), 25),
-        RouteTargetSpec::Gateway(VGW),
+        RouteTarget::Gateway(VGW),
     );
     tb.add_route(
         TABLE_A_MAIN,
         cidr(ip(198, 51, 100, 200), 32),
-        RouteTargetSpec::Blackhole,
+        RouteTarget::Blackhole,
     );
     let low = routed_from_vf0(ip(198, 51, 100, 7));
     expect_vxlan(&mut tb, 0, &low, IGW_HOST, VNI_A, IGW_MAC);
@@ -137,7 +137,7 @@ fn f08_route_changes_apply_to_the_next_packet() {
     tb.add_route(
         TABLE_A_MAIN,
         cidr(ip(0, 0, 0, 0), 0),
-        RouteTargetSpec::Gateway(IGW),
+        RouteTarget::Gateway(IGW),
     );
     expect_vxlan(
         &mut tb,
@@ -162,7 +162,7 @@ fn f08_the_local_route_cannot_be_removed_or_overridden() {
         .del_route(TABLE_A_MAIN, local)
         .expect_err("the local route cannot be deleted");
     tb.driver
-        .add_route(TABLE_A_MAIN, local, RouteTargetSpec::Blackhole)
+        .add_route(TABLE_A_MAIN, local, RouteTarget::Blackhole)
         .expect_err("nor replaced");
     let f = routed_from_vf0(IP2);
     tb.send(0, &f);
@@ -201,7 +201,7 @@ fn f08_eni_route_to_a_remote_middlebox_encapsulates_to_its_host() {
     tb.add_route(
         TABLE_A_MAIN,
         cidr(ip(10, 97, 0, 0), 16),
-        RouteTargetSpec::Instance(R_DB_IP),
+        RouteTarget::Instance(R_DB_IP),
     );
     // Inner destination MAC: the middlebox's; inner destination IP: unchanged.
     let f = routed_from_vf0(ip(10, 97, 0, 1));

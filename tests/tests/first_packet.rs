@@ -2,8 +2,7 @@
 //! the simulated NIC through its admin queue, and VMs exchange frames through their VF
 //! rings. Every frame crosses guest memory, the DMA engine, the firmware and back.
 use host_driver::{
-    Cidr, DriverError, MappingLocationSpec, RouteTargetSpec, StatsFunction, SubnetSpec, VfSpec,
-    VpcSpec,
+    Cidr, DriverError, MappingLocationSpec, RouteTarget, StatsFunction, SubnetSpec, VfSpec, VpcSpec,
 };
 use hw_sim::SimConfig;
 use shared_regs::admin::{Opcode, Status};
@@ -222,7 +221,7 @@ fn admin_command_with_bad_argument_gets_its_status_and_changes_nothing() {
     // A prefix longer than 32 bits: refused; the route table still holds no such route.
     let err = tb
         .driver
-        .add_route(0, cidr([10, 9, 0, 0], 33), RouteTargetSpec::Blackhole)
+        .add_route(0, cidr([10, 9, 0, 0], 33), RouteTarget::Blackhole)
         .unwrap_err();
     assert!(
         err.to_string().contains("bad argument"),

@@ -86,8 +86,7 @@ mod tests {
     use crate::bringup::Options;
     use crate::nic::PfDriver;
     use crate::tables::{
-        MappingLocationSpec, RouteTargetSpec, StatsFunction, SubnetSpec, UplinkSpec, VfSpec,
-        VpcSpec,
+        MappingLocationSpec, RouteTarget, StatsFunction, SubnetSpec, UplinkSpec, VfSpec, VpcSpec,
     };
     use shared_regs::admin::{AdminCmd, Opcode, Status};
     use shared_regs::entry::IdParam;
@@ -219,7 +218,7 @@ mod tests {
         drv.add_route(
             2,
             (Ipv4Addr::new(192, 168, 0, 0), 16),
-            RouteTargetSpec::Blackhole,
+            RouteTarget::Blackhole,
         )
         .unwrap();
         drv.set_uplink(&UplinkSpec {
@@ -390,7 +389,7 @@ mod tests {
             .to_string()
             .ends_with("already exists"));
         drv.add_route_table(0, 1).unwrap();
-        drv.add_route(0, (Ipv4Addr::UNSPECIFIED, 0), RouteTargetSpec::Gateway(0))
+        drv.add_route(0, (Ipv4Addr::UNSPECIFIED, 0), RouteTarget::Gateway(0))
             .unwrap();
         assert!(
             drv.del_gateway(0)

@@ -1,11 +1,11 @@
 //! F3: the ARP proxy. The firmware answers every ARP request itself; no ARP leaves a VF.
-use super::trace::{mac_args, Step, Tracer};
+use super::trace::{Step, Tracer};
 use super::{eth, Hints, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::mapping::{Location, MappingKey};
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
-use shared_regs::trace::StepKind;
+use shared_regs::trace::ArpAnswerCase;
 use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Ipv4Address};
 
 /// A well-formed Ethernet/IPv4 ARP message.
@@ -44,7 +44,10 @@ pub(super) fn from_vf<T: Tracer>(
     let Some(arp) = parse(eth::payload(frame.data())) else {
         return sender.drop(Counter::DropMalformed);
     };
-    tr.step(Step::new(3, StepKind::ArpRequest, [arp.spa, arp.tpa, 0, 0]));
+    tr.step(Step::ArpRequest {
+        sender: arp.spa.into(),
+        target: arp.tpa.into(),
+    });
     match arp.op {
         ArpOperation::Request => {}
         ArpOperation::Reply => return sender.drop(Counter::ArpIgnored),
@@ -56,9 +59,9 @@ pub(super) fn from_vf<T: Tracer>(
     }
     let subnet = sender.subnet;
     let (answer, case) = if arp.tpa == subnet.gateway_ip() {
-        (subnet.gateway_mac, 0)
+        (subnet.gateway_mac, ArpAnswerCase::Gateway)
     } else if !subnet.contains(arp.tpa) {
-        (subnet.gateway_mac, 3)
+        (subnet.gateway_mac, ArpAnswerCase::OutsideSubnet)
     } else {
         // F3b, F3c: only an instance of the subnet answers; reserved addresses have none.
         let key = MappingKey {
@@ -67,7 +70,7 @@ pub(super) fn from_vf<T: Tracer>(
         };
         match hints.mapping(tables, key) {
             Some(m) if matches!(m.location, Location::LocalVf(_) | Location::Remote { .. }) => {
-                (m.mac, 1)
+                (m.mac, ArpAnswerCase::Instance)
             }
             _ => return sender.drop(Counter::ArpUnanswered),
         }
@@ -75,8 +78,11 @@ pub(super) fn from_vf<T: Tracer>(
     if !write_reply(frame, &arp, answer) {
         return sender.drop(Counter::DropMalformed);
     }
-    let (lo, hi) = mac_args(answer);
-    tr.step(Step::new(3, StepKind::ArpAnswer, [arp.tpa, lo, hi, case]));
+    tr.step(Step::ArpAnswer {
+        target: arp.tpa.into(),
+        mac: answer,
+        case,
+    });
     Verdict::Reply { vf: sender.vf }
 }
 

@@ -7,7 +7,6 @@ use super::{eth, Port, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
-use shared_regs::trace::StepKind;
 
 /// Who sent a frame that is delivered to a local VF, for F12.
 #[derive(Clone, Copy)]
@@ -51,14 +50,11 @@ pub(super) fn to_local_vf<T: Tracer>(
     ) else {
         return Verdict::drop(from, Counter::DropNoMapping);
     };
-    tr.step(
-        Step::new(
-            5,
-            StepKind::DstIp,
-            [u32::from(dst.src_dst_check), dst_ip, 0, 0],
-        )
-        .at(vf),
-    );
+    tr.step(Step::DstIp {
+        vf,
+        check: dst.src_dst_check,
+        dst: dst_ip.into(),
+    });
     if dst.src_dst_check && !dst.owns(dst_ip) {
         return Verdict::drop(Port::Vf(vf), Counter::DropDstIp);
     }
@@ -75,7 +71,7 @@ pub(super) fn to_local_vf<T: Tracer>(
         }
     };
     let same_subnet = same_subnet_mac.is_some();
-    tr.step(Step::new(12, StepKind::Rewrite, [u32::from(same_subnet), 0, 0, 0]).at(vf));
+    tr.step(Step::Rewrite { vf, same_subnet });
     eth::set_macs(
         frame.data_mut(),
         dst.mac,

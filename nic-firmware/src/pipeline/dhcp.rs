@@ -6,7 +6,6 @@ use super::{eth, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::lpm::prefix_mask;
 use shared_regs::stats::Counter;
-use shared_regs::trace::StepKind;
 use shared_regs::{ETH_HEADER_LEN, VF_MTU};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
@@ -97,16 +96,11 @@ pub(super) fn serve<T: Tracer>(
         }
         _ => return sender.drop(Counter::DropMalformed),
     };
-    tr.step(Step::new(
-        9,
-        StepKind::Dhcp,
-        [
-            u32::from(u8::from(req.kind)),
-            yiaddr,
-            u32::from(u8::from(kind)),
-            0,
-        ],
-    ));
+    tr.step(Step::Dhcp {
+        request: req.kind.into(),
+        offered: yiaddr.into(),
+        reply: kind.into(),
+    });
     if write_reply(sender, &req, kind, yiaddr, frame) {
         Verdict::Reply { vf: sender.vf }
     } else {

@@ -6,7 +6,7 @@ use super::{dhcp, eth, mtu, route, subnet_gateway, Hints, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
-use shared_regs::trace::StepKind;
+use shared_regs::trace::DstMacClass;
 use shared_regs::ETH_HEADER_LEN;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv4Repr};
@@ -66,16 +66,12 @@ pub(super) fn parse(payload: &[u8]) -> Option<Ipv4Info> {
 pub(super) fn validate<T: Tracer>(frame: &mut FrameBuf, tr: &mut T) -> Option<Ipv4Info> {
     let ip = parse(eth::payload(frame.data()))?;
     frame.truncate(ETH_HEADER_LEN.saturating_add(ip.total_len));
-    tr.step(Step::new(
-        4,
-        StepKind::Ipv4,
-        [
-            ip.src,
-            ip.dst,
-            u32::from(u8::from(ip.protocol)),
-            ip.total_len as u32,
-        ],
-    ));
+    tr.step(Step::Ipv4 {
+        src: ip.src.into(),
+        dst: ip.dst.into(),
+        protocol: ip.protocol.into(),
+        total_len: u16::try_from(ip.total_len).unwrap_or(u16::MAX),
+    });
     Some(ip)
 }
 
@@ -137,25 +133,25 @@ pub(super) fn from_vf<T: Tracer>(
         return dhcp::serve(sender, &ip, frame, tr);
     }
     if eth::is_group(&hdr.dst) || is_bcast_mcast_ip(ip.dst, sender) {
-        tr.step(Step::new(6, StepKind::BcastMcast, [ip.dst, 0, 0, 0]));
+        tr.step(Step::BcastMcast { dst: ip.dst.into() });
         return sender.drop(Counter::DropBcastMcast);
     }
     if sender.cfg.src_dst_check && !sender.owns(ip.src) {
         return sender.drop(Counter::DropSrcIp);
     }
-    tr.step(
-        Step::new(
-            5,
-            StepKind::SrcIp,
-            [u32::from(sender.cfg.src_dst_check), ip.src, 0, 0],
-        )
-        .at(sender.vf),
-    );
+    tr.step(Step::SrcIp {
+        vf: sender.vf,
+        check: sender.cfg.src_dst_check,
+        src: ip.src.into(),
+    });
     if ip.dst == sender.subnet.gateway_ip() {
         return subnet_gateway::to_own_gateway(sender, &ip, frame, tr);
     }
     if hdr.dst == sender.subnet.gateway_mac {
-        tr.step(Step::new(7, StepKind::DstMac, [0; 4]));
+        tr.step(Step::DstMac {
+            vf: None,
+            class: DstMacClass::Gateway,
+        });
         return route::routed(tables, sender, &ip, frame, hints, tr);
     }
     route::same_subnet_by_mac(tables, sender, hdr.dst, &ip, frame, hints, tr)

@@ -24,8 +24,8 @@ use crate::tables::lpm::Route;
 use crate::tables::mapping::{Mapping, MappingKey};
 use crate::tables::vpc::{Subnet, VfConfig, Vpc};
 use crate::tables::Tables;
+use shared_regs::entry::UPLINK_FUNCTION;
 use shared_regs::stats::Counter;
-use shared_regs::trace::StepKind;
 use trace::{NoTrace, Step, Tracer};
 pub use vxlan::Encap;
 
@@ -122,19 +122,14 @@ pub fn process_frame_traced<T: Tracer>(
     tr: &mut T,
 ) -> Verdict {
     let hdr = eth::Header::parse(frame.data());
-    let ethertype = hdr.map_or(0, |h| u32::from(h.ethertype));
-    let (port_id, rule) = match src {
-        Port::Vf(vf) => (vf, 1),
-        Port::Uplink => (0xFFFF, 15),
-    };
-    tr.step(
-        Step::new(
-            rule,
-            StepKind::Received,
-            [ethertype, frame.len() as u32, 0, 0],
-        )
-        .at(port_id),
-    );
+    tr.step(Step::Received {
+        function: match src {
+            Port::Vf(vf) => vf,
+            Port::Uplink => UPLINK_FUNCTION,
+        },
+        ethertype: hdr.map_or(0, |h| h.ethertype),
+        len: frame.len() as u32,
+    });
     match src {
         Port::Vf(vf) => match sender(tables, vf) {
             Some(sender) => from_vf(tables, &sender, hdr, frame, &Hints::NONE, tr),
@@ -202,15 +197,13 @@ fn from_vf<T: Tracer>(
     if hdr.ethertype != eth::ETHERTYPE_ARP && hdr.ethertype != eth::ETHERTYPE_IPV4 {
         return sender.drop(Counter::DropEthertype);
     }
-    tr.step(Step::new(
-        1,
-        StepKind::Ethertype,
-        [u32::from(hdr.ethertype), 0, 0, 0],
-    ));
+    tr.step(Step::Ethertype {
+        ethertype: hdr.ethertype,
+    });
     if hdr.src != sender.cfg.mac {
         return sender.drop(Counter::DropSrcMac);
     }
-    tr.step(Step::new(2, StepKind::SrcMac, [0; 4]).at(vf));
+    tr.step(Step::SrcMac { vf });
     if hdr.ethertype == eth::ETHERTYPE_ARP {
         arp::from_vf(tables, sender, frame, hints, tr)
     } else {

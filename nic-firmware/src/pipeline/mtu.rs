@@ -12,7 +12,7 @@ use super::{eth, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::Uplink;
 use shared_regs::stats::Counter;
-use shared_regs::trace::StepKind;
+use shared_regs::trace::MtuAction;
 use shared_regs::{ETH_HEADER_LEN, VF_MTU};
 use smoltcp::wire::{Icmpv4Packet, IpProtocol, Ipv4Packet};
 
@@ -46,23 +46,23 @@ pub(super) fn too_long<T: Tracer>(
 ) -> Option<Verdict> {
     let fits = ip.total_len <= usize::from(mtu);
     let action = match (fits, ip.dont_frag) {
-        (true, _) => 0,
-        (false, true) => 1,
-        (false, false) => 2,
+        (true, _) => MtuAction::Fits,
+        (false, true) => MtuAction::FragNeeded,
+        (false, false) => MtuAction::Fragment,
     };
-    tr.step(Step::new(
-        13,
-        StepKind::Mtu,
-        [ip.total_len as u32, u32::from(mtu), action, 0],
-    ));
+    tr.step(Step::Mtu {
+        len: u16::try_from(ip.total_len).unwrap_or(u16::MAX),
+        mtu,
+        action,
+    });
     match action {
-        0 => None,
-        1 => Some(if write_frag_needed(sender, ip, mtu, frame) {
+        MtuAction::Fits => None,
+        MtuAction::FragNeeded => Some(if write_frag_needed(sender, ip, mtu, frame) {
             Verdict::Reply { vf: sender.vf }
         } else {
             sender.drop(Counter::DropMalformed)
         }),
-        _ => Some(Verdict::Fragment { encap, mtu }),
+        MtuAction::Fragment => Some(Verdict::Fragment { encap, mtu }),
     }
 }
 

@@ -10,9 +10,8 @@ use crate::frame::FrameBuf;
 use crate::tables::lpm::Target;
 use crate::tables::mapping::{Location, Mapping, MappingKey};
 use crate::tables::Tables;
-use shared_regs::entry::RouteTarget;
 use shared_regs::stats::Counter;
-use shared_regs::trace::StepKind;
+use shared_regs::trace::{DstMacClass, MappedTo};
 
 /// A mapping lookup, traced.
 pub(super) fn lookup<T: Tracer>(
@@ -23,15 +22,23 @@ pub(super) fn lookup<T: Tracer>(
     tr: &mut T,
 ) -> Option<Mapping> {
     let found = hints.mapping(tables, MappingKey { vni, ip });
-    let (loc, arg) = match found.map(|m| m.location) {
-        Some(Location::LocalVf(vf)) => (0, u32::from(vf)),
-        Some(Location::Remote { underlay_ip }) => (1, underlay_ip),
-        Some(Location::Gateway) => (2, 0),
-        Some(Location::Broadcast) => (4, 0),
-        Some(Location::Vpc(id)) => (3, u32::from(id)),
-        None => (0xFF, 0),
-    };
-    tr.step(Step::new(8, StepKind::Mapping, [vni, ip, loc, arg]));
+    let to = found.map(|m| match m.location {
+        Location::LocalVf(vf) => MappedTo::LocalVf { vf },
+        Location::Remote { underlay_ip } => MappedTo::Remote {
+            underlay: underlay_ip.into(),
+        },
+        // This NIC answers for every subnet gateway, so the gateway is at this host.
+        Location::Gateway => MappedTo::Gateway {
+            underlay: tables.uplink.map_or(0, |u| u.underlay_ip).into(),
+        },
+        Location::Broadcast => MappedTo::Broadcast,
+        Location::Vpc(vpc) => MappedTo::VniAnchor { vpc },
+    });
+    let ip = ip.into();
+    tr.step(match to {
+        Some(to) => Step::MappingHit { vni, ip, to },
+        None => Step::MappingMiss { vni, ip },
+    });
     found
 }
 
@@ -52,7 +59,10 @@ pub(super) fn same_subnet_by_mac<T: Tracer>(
         if let Some(m) = lookup(tables, sender.vpc.vni, ip.dst, hints, tr) {
             let instance = matches!(m.location, Location::LocalVf(_) | Location::Remote { .. });
             if instance && m.mac == dst_mac {
-                tr.step(Step::new(7, StepKind::DstMac, [1, 0, 0, 0]));
+                tr.step(Step::DstMac {
+                    vf: None,
+                    class: DstMacClass::Instance,
+                });
                 return deliver(tables, sender, sender.vpc.vni, m, ip, frame, tr);
             }
         }
@@ -66,7 +76,10 @@ pub(super) fn same_subnet_by_mac<T: Tracer>(
         .and_then(|i| u16::try_from(i).ok());
     match by_mac {
         Some(vf) => {
-            tr.step(Step::new(7, StepKind::DstMac, [1, 0, 0, 0]).at(vf));
+            tr.step(Step::DstMac {
+                vf: Some(vf),
+                class: DstMacClass::Instance,
+            });
             deliver_to_vf(tables, sender, vf, ip, frame, tr)
         }
         None => sender.drop(Counter::DropDstMac),
@@ -84,18 +97,19 @@ pub(super) fn routed<T: Tracer>(
 ) -> Verdict {
     let table = sender.subnet.route_table;
     let Some(route) = hints.route(tables, table, ip.dst) else {
-        tr.step(Step::new(8, StepKind::Route, [ip.dst, 0, 0xFFFF, 0]).at(table));
+        tr.step(Step::RouteMiss {
+            table,
+            dst: ip.dst.into(),
+        });
         return sender.drop(Counter::DropNoRoute);
     };
-    let (kind, arg) = match route.target {
-        Target::Local => (RouteTarget::Local, 0),
-        Target::Blackhole => (RouteTarget::Blackhole, 0),
-        Target::Gateway(id) => (RouteTarget::Gateway, u32::from(id)),
-        Target::Peering(id) => (RouteTarget::Peering, u32::from(id)),
-        Target::Instance(addr) => (RouteTarget::Instance, addr),
-    };
-    let c = u32::from(route.len) | (kind as u32) << 8;
-    tr.step(Step::new(8, StepKind::Route, [ip.dst, route.prefix, c, arg]).at(table));
+    tr.step(Step::RouteHit {
+        table,
+        dst: ip.dst.into(),
+        prefix: route.prefix.into(),
+        len: route.len,
+        target: route.target.into(),
+    });
     let (vni, addr) = match route.target {
         Target::Local => (sender.vpc.vni, ip.dst),
         Target::Peering(peer) => match tables.vpc(peer) {

@@ -6,7 +6,6 @@ use super::trace::{Step, Tracer};
 use super::{eth, Sender, Verdict};
 use crate::frame::FrameBuf;
 use shared_regs::stats::Counter;
-use shared_regs::trace::StepKind;
 use smoltcp::wire::{Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet};
 
 /// True for an ICMP echo request.
@@ -27,11 +26,11 @@ pub(super) fn to_own_gateway<T: Tracer>(
     tr: &mut T,
 ) -> Verdict {
     let echo = is_echo_request(ip, frame.data());
-    tr.step(Step::new(
-        10,
-        StepKind::Gateway,
-        [ip.dst, 1, u32::from(echo), 0],
-    ));
+    tr.step(Step::Gateway {
+        ip: ip.dst.into(),
+        own_subnet: true,
+        echo,
+    });
     if !echo {
         return sender.drop(Counter::DropToGateway);
     }
@@ -72,11 +71,11 @@ pub(super) fn to_foreign_gateway<T: Tracer>(
     tr: &mut T,
 ) -> Verdict {
     let echo = is_echo_request(ip, frame.data());
-    tr.step(Step::new(
-        10,
-        StepKind::Gateway,
-        [ip.dst, 0, u32::from(echo), 0],
-    ));
+    tr.step(Step::Gateway {
+        ip: ip.dst.into(),
+        own_subnet: false,
+        echo,
+    });
     if echo {
         sender.drop(Counter::DropForeignGateway)
     } else {

@@ -28,14 +28,8 @@ fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
-fn route(prefix: [u8; 4], len: u8, kind: RouteTarget, target: [u8; 4]) -> RouteEntry {
-    RouteEntry {
-        table_id: Le16::new(0),
-        prefix_len: len,
-        target_kind: kind as u8,
-        prefix,
-        target,
-    }
+fn route(prefix: [u8; 4], len: u8, target: RouteTarget) -> RouteEntry {
+    RouteEntry::new(0, prefix.into(), len, target)
 }
 
 /// [`vpc_nic`] plus an uplink, an internet gateway as the default route, a blackhole for
@@ -57,14 +51,11 @@ fn nic() -> FakeNic {
         ..Default::default()
     };
     nic.admin(Opcode::GatewayAdd, &gw).unwrap();
+    nic.admin(Opcode::RouteAdd, &route([0; 4], 0, RouteTarget::Gateway(0)))
+        .unwrap();
     nic.admin(
         Opcode::RouteAdd,
-        &route([0; 4], 0, RouteTarget::Gateway, [0; 4]),
-    )
-    .unwrap();
-    nic.admin(
-        Opcode::RouteAdd,
-        &route([10, 0, 8, 0], 24, RouteTarget::Blackhole, [0; 4]),
+        &route([10, 0, 8, 0], 24, RouteTarget::Blackhole),
     )
     .unwrap();
     let m = MappingEntry {

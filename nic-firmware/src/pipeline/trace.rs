@@ -1,36 +1,8 @@
-//! Tracing hooks. The pipeline reports each decision to a [`Tracer`]; the forwarding path
-//! passes [`NoTrace`], whose calls compile to nothing, and `TRACE` passes a [`Recorder`].
-use shared_regs::trace::{StepKind, TraceStep, MAX_STEPS};
-use shared_regs::{Le16, Le32};
-
-/// One decision, before encoding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Step {
-    /// 1 ..= 17 for F1 ..= F17.
-    pub rule: u8,
-    pub kind: StepKind,
-    /// Table entry ID, or 0xFFFF.
-    pub table_id: u16,
-    pub args: [u32; 4],
-}
-
-impl Step {
-    /// A step with no table entry.
-    pub const fn new(rule: u8, kind: StepKind, args: [u32; 4]) -> Step {
-        Step {
-            rule,
-            kind,
-            table_id: 0xFFFF,
-            args,
-        }
-    }
-
-    /// The same step naming table entry `id`.
-    pub const fn at(mut self, id: u16) -> Step {
-        self.table_id = id;
-        self
-    }
-}
+//! Tracing hooks. The pipeline reports each decision to a [`Tracer`] as the contract's typed
+//! [`Step`]; the forwarding path passes [`NoTrace`], whose calls compile to nothing, and
+//! `TRACE` passes a [`Recorder`].
+pub use shared_regs::trace::Step;
+use shared_regs::trace::{TraceStep, MAX_STEPS};
 
 /// Receives the pipeline's decisions.
 pub trait Tracer {
@@ -81,20 +53,7 @@ impl Tracer for Recorder {
             self.truncated = true;
             return;
         };
-        *slot = TraceStep {
-            rule: s.rule,
-            kind: s.kind as u8,
-            table_id: Le16::new(s.table_id),
-            a: Le32::new(s.args[0]),
-            b: Le32::new(s.args[1]),
-            c: Le32::new(s.args[2]),
-            d: Le32::new(s.args[3]),
-        };
+        *slot = s.encode();
         self.count = self.count.saturating_add(1);
     }
-}
-
-/// A MAC as two trace arguments: bytes 0-3 and 4-5.
-pub fn mac_args(mac: [u8; 6]) -> (u32, u32) {
-    shared_regs::vf::mac_to_regs(mac)
 }

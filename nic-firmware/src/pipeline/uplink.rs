@@ -9,7 +9,6 @@ use crate::tables::mapping::Location;
 use crate::tables::{Tables, Uplink};
 use crate::wire::{self, VxlanPacket, VxlanRepr};
 use shared_regs::stats::Counter;
-use shared_regs::trace::StepKind;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IpProtocol, Ipv4Address, UdpPacket, UdpRepr,
@@ -129,11 +128,12 @@ fn decapsulate<T: Tracer>(
     let Some(inner) = ipv4::validate(frame, tr) else {
         return drop(Counter::DropMalformed);
     };
-    tr.step(Step::new(
-        15,
-        StepKind::Decap,
-        [outer.src, outer.vni, inner.src, inner.dst],
-    ));
+    tr.step(Step::Decap {
+        outer_src: outer.src.into(),
+        vni: outer.vni,
+        inner_src: inner.src.into(),
+        inner_dst: inner.dst.into(),
+    });
     if mtu::exceeds_vf_mtu(&inner) {
         return drop(Counter::DropOversize);
     }

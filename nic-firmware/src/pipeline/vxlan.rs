@@ -6,7 +6,6 @@ use crate::frame::FrameBuf;
 use crate::tables::{Tables, Uplink};
 use crate::wire::{self, VxlanPacket, VxlanRepr};
 use shared_regs::stats::Counter;
-use shared_regs::trace::StepKind;
 use shared_regs::ETH_HEADER_LEN;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
@@ -77,11 +76,11 @@ pub(super) fn to_uplink<T: Tracer>(
     if let Some(verdict) = mtu::too_long(sender, encap, mtu, ip, frame, tr) {
         return verdict;
     }
-    tr.step(Step::new(
-        14,
-        StepKind::Encap,
-        [encap.underlay_dst, encap.vni, u32::from(encap.src_port), 0],
-    ));
+    tr.step(Step::Encap {
+        underlay: encap.underlay_dst.into(),
+        vni: encap.vni,
+        src_port: encap.src_port,
+    });
     if encapsulate(frame, &uplink, &encap) {
         Verdict::ToUplink
     } else {

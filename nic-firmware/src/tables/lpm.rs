@@ -59,9 +59,15 @@
 //! Routes are canonicalised on the way in: a length above 32 counts as 32 and host bits
 //! of the prefix are cleared (the admin handler should refuse such routes beforehand).
 use super::TableError;
+use shared_regs::entry::RouteTarget;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// What a route points at (F8). Addresses in host byte order.
+///
+/// Layer: the firmware's route tables. The pipeline keys every lookup by host-order `u32`
+/// addresses, so the table's form holds the instance address as one; the contract's
+/// [`RouteTarget`] is what crosses the admin queue and the trace, converted at that edge by
+/// the `From` impls below. The packed record form is [`Target::encode`]'s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
     /// The VPC CIDR: mapping lookup in the VPC's own VNI.
@@ -103,6 +109,30 @@ impl Target {
             KIND_INSTANCE => Target::Instance(arg),
             _ => return None,
         })
+    }
+}
+
+impl From<RouteTarget> for Target {
+    fn from(t: RouteTarget) -> Target {
+        match t {
+            RouteTarget::Local => Target::Local,
+            RouteTarget::Blackhole => Target::Blackhole,
+            RouteTarget::Gateway(id) => Target::Gateway(id),
+            RouteTarget::Peering(id) => Target::Peering(id),
+            RouteTarget::Instance(ip) => Target::Instance(ip.into()),
+        }
+    }
+}
+
+impl From<Target> for RouteTarget {
+    fn from(t: Target) -> RouteTarget {
+        match t {
+            Target::Local => RouteTarget::Local,
+            Target::Blackhole => RouteTarget::Blackhole,
+            Target::Gateway(id) => RouteTarget::Gateway(id),
+            Target::Peering(id) => RouteTarget::Peering(id),
+            Target::Instance(ip) => RouteTarget::Instance(ip.into()),
+        }
     }
 }
 
