@@ -1,6 +1,8 @@
 //! The driver's one error type. Every message names the device or command it is about, what
 //! was expected and what was found, so that a user can act on it without reading the code.
 use shared_regs::admin::{Opcode, Status};
+use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Result of every driver operation.
@@ -121,6 +123,10 @@ pub enum DriverError {
     #[error("{command}: unexpected completion: {what}")]
     BadCompletion { command: String, what: String },
 
+    /// A report from the device holds a value the contract does not define.
+    #[error("the device reported {field} {value}, which the contract does not define")]
+    UnknownValue { field: &'static str, value: u32 },
+
     /// A host memory access outside a DMA buffer.
     #[error("DMA buffer access out of bounds: {len} bytes at offset {offset:#x} of a {size:#x}-byte buffer")]
     DmaBounds { offset: u64, len: u64, size: u64 },
@@ -165,9 +171,49 @@ pub enum DriverError {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    // SR-IOV through sysfs (crate::sriov).
+    #[error("PF {pf} not found: {} does not exist; `lspci -D` lists the PCI addresses", .path.display())]
+    PfNotFound { pf: String, path: PathBuf },
+    #[error("{pf} is not SR-IOV capable: it has no {} (is this the PF, and is its driver loaded?)", .path.display())]
+    NotSriov { pf: String, path: PathBuf },
+    #[error("{pf} supports at most {total} VFs (sriov_totalvfs), {requested} requested")]
+    TooManyVfs {
+        pf: String,
+        requested: u32,
+        total: u32,
+    },
+    #[error("after writing {count} to sriov_numvfs of {pf}, {} is missing: the kernel did not create VF {index}", .path.display())]
+    MissingVf {
+        pf: String,
+        count: u32,
+        index: u32,
+        path: PathBuf,
+    },
+    #[error("{pf} is bound to vfio-pci, which creates VFs only when loaded with \
+             enable_sriov=1 ({} is not Y): `echo Y > {}` (or `modprobe vfio-pci enable_sriov=1`)",
+            .path.display(), .path.display())]
+    VfioPciWithoutSriov { pf: String, path: PathBuf },
+    #[error("{}: {what}", .path.display())]
+    SysfsMalformed { path: PathBuf, what: String },
+    #[error("cannot {action} {}: {source}{}", .path.display(), permission_hint(.source))]
+    Sysfs {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
     /// A device name nicctl does not know.
     #[error("unknown device {name:?}; known devices: {known}")]
     UnknownDevice { name: String, known: String },
+}
+
+fn permission_hint(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        " (run nicctl as root)"
+    } else {
+        ""
+    }
 }
 
 /// "VPC_ADD (vpc 3, vni 100)" or just "NOP".

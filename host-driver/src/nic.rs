@@ -305,6 +305,19 @@ impl PfDriver {
     /// `TRACE`: runs the pipeline in dry run over `frame` arriving on `port` and returns
     /// every decision it took. Nothing is sent and no counter moves.
     pub fn trace(&self, port: Port, frame: &[u8]) -> Result<TraceReport> {
+        let bytes = self.trace_bytes(port, frame)?;
+        TraceReport::decode(&bytes).map_err(|why| DriverError::BadCompletion {
+            command: command_label(
+                Opcode::Trace,
+                &format!("{}-byte frame on {port}", frame.len()),
+            ),
+            what: why.to_string(),
+        })
+    }
+
+    /// `TRACE`, the report as the firmware wrote it (`shared_regs::trace`'s layout), for
+    /// whoever hands it on (a control socket) to decode at the other end.
+    pub fn trace_bytes(&self, port: Port, frame: &[u8]) -> Result<Vec<u8>> {
         let what = format!("{}-byte frame on {port}", frame.len());
         if frame.is_empty() || frame.len() > TRACE_FRAME_MAX {
             return Err(DriverError::InvalidArgument(format!(
@@ -329,7 +342,7 @@ impl PfDriver {
             }
             let mut bytes = vec![0u8; len];
             buf.read(0, &mut bytes)?;
-            TraceReport::decode(&bytes).map_err(bad)
+            Ok(bytes)
         })
     }
 
@@ -374,7 +387,7 @@ impl PfDriver {
                 )));
             }
             let info: PortInfo = buf.read_obj(0)?;
-            PortStatus::decode(&info).map_err(bad)
+            PortStatus::decode(&info).map_err(|e| bad(e.to_string()))
         })
     }
 

@@ -43,7 +43,7 @@ fn text(field: &[u8; 16]) -> String {
 
 impl PortStatus {
     /// Decodes a `PORT_GET` report.
-    pub fn decode(info: &PortInfo) -> Result<PortStatus, String> {
+    pub fn decode(info: &PortInfo) -> crate::Result<PortStatus> {
         let module = match SfpState::from_u8(info.sfp) {
             Some(SfpState::Present) => ModuleStatus::Present {
                 identifier: info.identifier,
@@ -55,7 +55,12 @@ impl PortStatus {
             },
             Some(SfpState::Absent) => ModuleStatus::Absent,
             Some(SfpState::BusError) => ModuleStatus::BusError,
-            None => return Err(format!("unknown SFP state {}", info.sfp)),
+            None => {
+                return Err(crate::DriverError::UnknownValue {
+                    field: "SFP state",
+                    value: u32::from(info.sfp),
+                })
+            }
         };
         Ok(PortStatus {
             module,
@@ -64,52 +69,6 @@ impl PortStatus {
             activity_led: info.activity_led != 0,
         })
     }
-}
-
-fn on_off(b: bool) -> &'static str {
-    if b {
-        "on"
-    } else {
-        "off"
-    }
-}
-
-/// `nicctl port`'s text.
-pub fn port_text(p: &PortStatus) -> String {
-    let mut out = String::new();
-    match &p.module {
-        ModuleStatus::Present {
-            identifier,
-            kind,
-            vendor,
-            part,
-            serial,
-            checksum_ok,
-        } => {
-            out.push_str(&format!(
-                "module:      {kind} (identifier {identifier:#04x})\n"
-            ));
-            out.push_str(&format!("vendor:      {vendor}\n"));
-            out.push_str(&format!("part:        {part}\n"));
-            out.push_str(&format!("serial:      {serial}\n"));
-            out.push_str(&format!(
-                "checksum:    {}\n",
-                if *checksum_ok { "ok" } else { "BAD" }
-            ));
-        }
-        ModuleStatus::Absent => out.push_str("module:      absent (the SFP cage is empty)\n"),
-        ModuleStatus::BusError => out.push_str("module:      unreadable (I2C bus error)\n"),
-    }
-    out.push_str(&format!(
-        "link:        {}\n",
-        if p.link_up { "up" } else { "down" }
-    ));
-    out.push_str(&format!(
-        "LEDs:        link {}, activity {}\n",
-        on_off(p.link_led),
-        on_off(p.activity_led)
-    ));
-    out
 }
 
 #[cfg(test)]
@@ -136,15 +95,17 @@ mod tests {
     fn a_report_decodes_and_prints() {
         let p = PortStatus::decode(&info()).unwrap();
         assert_eq!(
-            port_text(&p),
-            "module:      SFP/SFP+/SFP28 (identifier 0x03)\n\
-             vendor:      ACM\n\
-             part:        P1\n\
-             serial:      0123456789ABCDEF\n\
-             checksum:    ok\n\
-             link:        up\n\
-             LEDs:        link on, activity off\n"
+            p.module,
+            ModuleStatus::Present {
+                identifier: 3,
+                kind: "SFP/SFP+/SFP28".into(),
+                vendor: "ACM".into(),
+                part: "P1".into(),
+                serial: "0123456789ABCDEF".into(),
+                checksum_ok: true,
+            }
         );
+        assert!(p.link_up && p.link_led && !p.activity_led);
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["module"]["state"], "present");
         assert_eq!(json["module"]["vendor"], "ACM");
@@ -159,7 +120,6 @@ mod tests {
         i.sfp = SfpState::Absent as u8;
         let p = PortStatus::decode(&i).unwrap();
         assert_eq!(p.module, ModuleStatus::Absent);
-        assert!(port_text(&p).starts_with("module:      absent"));
         i.sfp = 9;
         assert!(PortStatus::decode(&i).is_err());
     }

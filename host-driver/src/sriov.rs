@@ -12,55 +12,13 @@
 //!
 //! Every path is under a [`Sysfs`] root, `/sys` on a real machine and a temporary tree in
 //! the tests, which also record every write.
+use crate::error::DriverError;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The driver VFs are given to.
 pub const VFIO_PCI: &str = "vfio-pci";
-
-/// What can go wrong managing VFs.
-#[derive(Debug, thiserror::Error)]
-pub enum SriovError {
-    #[error("PF {pf} not found: {} does not exist; `lspci -D` lists the PCI addresses", .path.display())]
-    PfNotFound { pf: String, path: PathBuf },
-    #[error("{pf} is not SR-IOV capable: it has no {} (is this the PF, and is its driver loaded?)", .path.display())]
-    NotSriov { pf: String, path: PathBuf },
-    #[error("{pf} supports at most {total} VFs (sriov_totalvfs), {requested} requested")]
-    TooMany {
-        pf: String,
-        requested: u32,
-        total: u32,
-    },
-    #[error("after writing {count} to sriov_numvfs of {pf}, {} is missing: the kernel did not create VF {index}", .path.display())]
-    MissingVf {
-        pf: String,
-        count: u32,
-        index: u32,
-        path: PathBuf,
-    },
-    #[error("{pf} is bound to vfio-pci, which creates VFs only when loaded with \
-             enable_sriov=1 ({} is not Y): `echo Y > {}` (or `modprobe vfio-pci enable_sriov=1`)",
-            .path.display(), .path.display())]
-    VfioPciWithoutSriov { pf: String, path: PathBuf },
-    #[error("{}: {what}", .path.display())]
-    Malformed { path: PathBuf, what: String },
-    #[error("cannot {action} {}: {source}{}", .path.display(), permission_hint(.source))]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-}
-
-fn permission_hint(e: &io::Error) -> &'static str {
-    if e.kind() == io::ErrorKind::PermissionDenied {
-        " (run nicctl as root)"
-    } else {
-        ""
-    }
-}
 
 /// One VF as sysfs shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,33 +78,33 @@ impl Sysfs {
         self.root.join("bus/pci/devices").join(bdf)
     }
 
-    fn read(&self, path: &Path) -> Result<String, SriovError> {
+    fn read(&self, path: &Path) -> Result<String, DriverError> {
         std::fs::read_to_string(path)
             .map(|s| s.trim().to_string())
-            .map_err(|source| SriovError::Io {
+            .map_err(|source| DriverError::Sysfs {
                 action: "read",
                 path: path.to_path_buf(),
                 source,
             })
     }
 
-    fn read_u32(&self, path: &Path) -> Result<u32, SriovError> {
+    fn read_u32(&self, path: &Path) -> Result<u32, DriverError> {
         let text = self.read(path)?;
-        text.parse().map_err(|_| SriovError::Malformed {
+        text.parse().map_err(|_| DriverError::SysfsMalformed {
             path: path.to_path_buf(),
             what: format!("{text:?} is not a number"),
         })
     }
 
     /// One `write(2)` of `value` to an existing attribute.
-    fn write(&self, path: &Path, value: &str) -> Result<(), SriovError> {
+    fn write(&self, path: &Path, value: &str) -> Result<(), DriverError> {
         if let Some(j) = &self.journal {
             let rel = path.strip_prefix(&self.root).unwrap_or(path);
             j.lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push((rel.display().to_string(), value.to_string()));
         }
-        let err = |source| SriovError::Io {
+        let err = |source| DriverError::Sysfs {
             action: "write",
             path: path.to_path_buf(),
             source,
@@ -166,17 +124,17 @@ impl Sysfs {
     }
 
     /// The PF's directory and `sriov_totalvfs`, or why it is not a usable PF.
-    fn pf(&self, pf: &str) -> Result<(PathBuf, u32), SriovError> {
+    fn pf(&self, pf: &str) -> Result<(PathBuf, u32), DriverError> {
         let dir = self.device(pf);
         if !dir.exists() {
-            return Err(SriovError::PfNotFound {
+            return Err(DriverError::PfNotFound {
                 pf: pf.to_string(),
                 path: dir,
             });
         }
         let total = dir.join("sriov_totalvfs");
         if !total.exists() {
-            return Err(SriovError::NotSriov {
+            return Err(DriverError::NotSriov {
                 pf: pf.to_string(),
                 path: total,
             });
@@ -201,8 +159,8 @@ impl Sysfs {
     }
 
     /// The VFs of the PF at `dir`, by index.
-    fn vfs_of(&self, pf: &str, dir: &Path) -> Result<Vec<VfInfo>, SriovError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| SriovError::Io {
+    fn vfs_of(&self, pf: &str, dir: &Path) -> Result<Vec<VfInfo>, DriverError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| DriverError::Sysfs {
             action: "list",
             path: dir.to_path_buf(),
             source,
@@ -231,21 +189,21 @@ pub fn pf_driver(sys: &Sysfs, pf: &str) -> Option<String> {
 }
 
 /// Creates `count` VFs on `pf` and binds each to vfio-pci; returns them.
-pub fn enable(sys: &Sysfs, pf: &str, count: u32) -> Result<Vec<VfInfo>, SriovError> {
+pub fn enable(sys: &Sysfs, pf: &str, count: u32) -> Result<Vec<VfInfo>, DriverError> {
     let (dir, total) = sys.pf(pf)?;
     if count > 0 && pf_driver(sys, pf).as_deref() == Some(VFIO_PCI) {
         // vfio-pci's sriov_configure refuses (ENOENT) unless this is set.
         let param = sys.root.join("module/vfio_pci/parameters/enable_sriov");
         let set = std::fs::read_to_string(&param).is_ok_and(|v| v.trim() == "Y");
         if !set {
-            return Err(SriovError::VfioPciWithoutSriov {
+            return Err(DriverError::VfioPciWithoutSriov {
                 pf: pf.to_string(),
                 path: param,
             });
         }
     }
     if count > total {
-        return Err(SriovError::TooMany {
+        return Err(DriverError::TooManyVfs {
             pf: pf.to_string(),
             requested: count,
             total,
@@ -265,7 +223,7 @@ pub fn enable(sys: &Sysfs, pf: &str, count: u32) -> Result<Vec<VfInfo>, SriovErr
     let mut vfs = Vec::new();
     for index in 0..count {
         let Some(vf) = sys.vf(pf, &dir, index) else {
-            return Err(SriovError::MissingVf {
+            return Err(DriverError::MissingVf {
                 pf: pf.to_string(),
                 count,
                 index,
@@ -287,13 +245,13 @@ pub fn enable(sys: &Sysfs, pf: &str, count: u32) -> Result<Vec<VfInfo>, SriovErr
 }
 
 /// The VFs of `pf`, or of every SR-IOV PF.
-pub fn list(sys: &Sysfs, pf: Option<&str>) -> Result<Vec<VfInfo>, SriovError> {
+pub fn list(sys: &Sysfs, pf: Option<&str>) -> Result<Vec<VfInfo>, DriverError> {
     if let Some(pf) = pf {
         let (dir, _) = sys.pf(pf)?;
         return sys.vfs_of(pf, &dir);
     }
     let devices = sys.root.join("bus/pci/devices");
-    let entries = std::fs::read_dir(&devices).map_err(|source| SriovError::Io {
+    let entries = std::fs::read_dir(&devices).map_err(|source| DriverError::Sysfs {
         action: "list",
         path: devices.clone(),
         source,
@@ -308,49 +266,6 @@ pub fn list(sys: &Sysfs, pf: Option<&str>) -> Result<Vec<VfInfo>, SriovError> {
         out.extend(sys.vfs_of(&pf, &sys.device(&pf))?);
     }
     Ok(out)
-}
-
-/// The `nicctl vfs list` table; `served(pf_index)` names the instance on a VF.
-pub fn list_text(vfs: &[VfInfo], served: impl Fn(&VfInfo) -> Option<String>) -> String {
-    if vfs.is_empty() {
-        return "no VFs (create some with `nicctl vfs enable N --pf BDF`)\n".into();
-    }
-    let rows: Vec<[String; 6]> = vfs
-        .iter()
-        .map(|v| {
-            [
-                v.pf.clone(),
-                format!("vf{}", v.index),
-                v.bdf.clone(),
-                v.iommu_group.map_or("-".into(), |g| g.to_string()),
-                v.driver.clone().unwrap_or_else(|| "-".into()),
-                served(v).unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    let header = ["PF", "VF", "ADDRESS", "IOMMU GROUP", "DRIVER", "INSTANCE"];
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |cells: &[&str]| {
-        let mut s = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ");
-        s.truncate(s.trim_end().len());
-        s.push('\n');
-        s
-    };
-    let mut out = line(&header);
-    for r in &rows {
-        out.push_str(&line(&r.each_ref().map(String::as_str)));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -602,7 +517,7 @@ mod tests {
                 t.0.display()
             )
         );
-        let e = SriovError::Io {
+        let e = DriverError::Sysfs {
             action: "write",
             path: "/sys/x".into(),
             source: io::Error::from_raw_os_error(libc::EACCES),
@@ -644,14 +559,17 @@ mod tests {
         let idx: Vec<u32> = all[2..].iter().map(|v| v.index).collect();
         assert_eq!(idx, (0..11).collect::<Vec<_>>(), "virtfn10 after virtfn9");
         let only = list(&sys, Some(PF)).unwrap();
-        let text = list_text(&only, |v| (v.index == 0).then(|| "web1".to_string()));
+        let seen: Vec<_> = only
+            .iter()
+            .map(|v| (v.index, v.bdf.as_str(), v.iommu_group, v.driver.as_deref()))
+            .collect();
         assert_eq!(
-            text,
-            "PF            VF   ADDRESS       IOMMU GROUP  DRIVER    INSTANCE\n\
-             0000:03:00.0  vf0  0000:03:10.0  40           vfio-pci  web1\n\
-             0000:03:00.0  vf1  0000:03:10.2  41           -         -\n"
+            seen,
+            [
+                (0, "0000:03:10.0", Some(40), Some("vfio-pci")),
+                (1, "0000:03:10.2", Some(41), None)
+            ]
         );
         assert!(sys.writes().is_empty(), "list writes nothing");
-        assert!(list_text(&[], |_| None).starts_with("no VFs"));
     }
 }

@@ -252,10 +252,6 @@ pub enum RouteTarget {
     Unknown(u8),
 }
 
-/// The name the VPC-file planner still uses for [`RouteTarget`]; it goes when the planner
-/// moves to the `nicctl` crate.
-pub type RouteTargetSpec = RouteTarget;
-
 impl From<entry::RouteTarget> for RouteTarget {
     fn from(t: entry::RouteTarget) -> RouteTarget {
         match t {

@@ -149,9 +149,8 @@ impl TraceReport {
 }
 
 /// Builds report bytes as the firmware lays them out (for tests of the decoder, the
-/// printer and the driver).
-#[cfg(test)]
-pub(crate) fn encode_report(
+/// printer and the driver; nothing in a driver sends these).
+pub fn encode_report(
     verdict: TraceVerdict,
     drop_counter: u8,
     port: u16,

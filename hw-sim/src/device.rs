@@ -148,8 +148,9 @@ pub(crate) fn run(shared: Arc<Shared>, mut ram: OwnedMemory) {
     while !shared.shutdown.load(Ordering::Acquire) {
         let busy = match shared.faults.may_run() {
             Some(_running) => {
-                shared.polls.fetch_add(1, Ordering::Relaxed);
-                fw.poll(&mut platform)
+                let busy = fw.poll(&mut platform);
+                shared.polls.done_one();
+                busy
             }
             None => false,
         };

@@ -9,7 +9,9 @@
 //!
 //! The host side sees the device only as PCI functions ([`FunctionPort`]): 32-bit BAR0
 //! accesses, DMA mappings (as VFIO would program the IOMMU) and interrupt eventfds (as
-//! `VFIO_DEVICE_SET_IRQS` would). [`guest::VfGuest`] is a small VM-side VF driver for tests.
+//! `VFIO_DEVICE_SET_IRQS` would); [`guest::GuestPort`] is a function as a VM's driver reaches it
+//! (the `vf-driver` crate is that driver). [`Nic::vf`] and [`Nic::uplink`] are the board's
+//! ports for whatever plays the VMs and the wire (`nicctl up`, the tests).
 //!
 //! ```no_run
 //! use hw_sim::{Nic, SimConfig};
@@ -19,6 +21,8 @@
 //! ```
 
 mod device;
+#[cfg(feature = "testing")]
+mod device_side;
 mod dma;
 mod error;
 mod faults;
@@ -27,11 +31,14 @@ pub mod guest;
 mod irq;
 pub mod memfd;
 mod nic;
+mod polls;
 mod port;
 mod regs;
 mod uplink;
 pub mod vfio_user;
 
+#[cfg(feature = "testing")]
+pub use device_side::DeviceSide;
 pub use error::{FunctionName, SimError};
 pub use faults::FaultInjector;
 pub use nic::{FunctionPort, Nic, SimConfig, MAX_VFS};

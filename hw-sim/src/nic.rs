@@ -5,14 +5,16 @@ use crate::dma::DmaSpace;
 use crate::error::SimError;
 use crate::faults::{FaultInjector, Faults};
 use crate::irq::IrqLine;
+use crate::polls::Polls;
 use crate::port::{Leds, PortHw, SfpEeprom};
 use crate::regs::{RegisterFile, WriteEffect};
 use crate::uplink::{Uplink, UplinkPort};
 use nic_firmware::Function;
 use std::fs::File;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 use vmm_sys_util::eventfd::EventFd;
 
 /// Most VFs a simulated NIC exposes (an SR-IOV PF without ARI).
@@ -129,7 +131,7 @@ pub(crate) struct Shared {
     pub(crate) wake: Wake,
     pub(crate) shutdown: AtomicBool,
     /// Calls of `Firmware::poll`, for liveness checks and tests.
-    pub(crate) polls: AtomicU64,
+    pub(crate) polls: Polls,
 }
 
 impl Shared {
@@ -175,7 +177,7 @@ impl Nic {
             port: PortHw::new(cfg.sfp),
             wake: Wake::default(),
             shutdown: AtomicBool::new(false),
-            polls: AtomicU64::new(0),
+            polls: Polls::default(),
         });
         let ram = crate::firmware_ram::allocate(&cfg);
         let thread_shared = Arc::clone(&shared);
@@ -241,7 +243,14 @@ impl Nic {
     /// How many times the device thread has polled the firmware: a liveness probe for
     /// tests (a stalled or idle-sleeping device counts slowly, a spinning one fast).
     pub fn polls(&self) -> u64 {
-        self.shared.polls.load(Ordering::Relaxed)
+        self.shared.polls.count()
+    }
+
+    /// Waits until the device thread has polled the firmware `target` times in all, or
+    /// `timeout` passes; whether it has. `wait_polls(polls() + 1, ..)` waits for the next
+    /// poll: the firmware has then seen everything written before the call.
+    pub fn wait_polls(&self, target: u64, timeout: Duration) -> bool {
+        self.shared.polls.wait_for(target, timeout)
     }
 
     /// Stops the device thread and joins it, reporting a firmware panic as an error
@@ -397,14 +406,10 @@ mod tests {
     #[test]
     fn start_and_stop_join_the_device_thread() {
         let nic = Nic::start(small()).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while nic.polls() == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the firmware was never polled"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        assert!(
+            nic.wait_polls(1, Duration::from_secs(5)),
+            "the firmware was never polled"
+        );
         let probe = Arc::downgrade(&nic.shared);
         nic.stop().unwrap();
         assert!(
@@ -424,8 +429,9 @@ mod tests {
     #[test]
     fn idle_device_does_not_spin() {
         let nic = Nic::start(small()).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+        assert!(nic.wait_polls(1, Duration::from_secs(5)), "never polled");
         let before = nic.polls();
+        // A rate over a window of time: this sleep is the measurement, not a wait.
         std::thread::sleep(Duration::from_millis(50));
         let polls = nic.polls() - before;
         // One poll per 1 ms idle wait: about 50. A spinning thread would do millions.
@@ -439,15 +445,19 @@ mod tests {
     #[test]
     fn stall_stops_polling_and_resumes() {
         let nic = Nic::start(small()).unwrap();
-        std::thread::sleep(Duration::from_millis(5));
+        assert!(nic.wait_polls(1, Duration::from_secs(5)), "never polled");
         // No settling time: once stall_firmware returns, no poll is running or starts.
         nic.faults().stall_firmware(true);
         let before = nic.polls();
-        std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(nic.polls(), before, "a stalled device must not poll");
+        assert!(
+            !nic.wait_polls(before + 1, Duration::from_millis(30)),
+            "a stalled device must not poll"
+        );
         nic.faults().stall_firmware(false);
-        std::thread::sleep(Duration::from_millis(30));
-        assert!(nic.polls() > before);
+        assert!(
+            nic.wait_polls(before + 1, Duration::from_secs(5)),
+            "polling resumes"
+        );
     }
 
     /// The device thread really runs the firmware: it takes the power-on reset, announces
@@ -456,15 +466,18 @@ mod tests {
     fn firmware_comes_up_and_takes_a_requested_reset() {
         let nic = Nic::start(small()).unwrap();
         let pf = nic.pf();
-        let ready = |pf: &FunctionPort| {
+        // Each check waits for the firmware's next poll, not for some time.
+        let until = |what: &str, done: &dyn Fn() -> bool| {
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while pf.bar_read32(u64::from(pf::STATUS)).unwrap() & pf::Status::READY.bits() == 0 {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "firmware never became ready"
-                );
-                std::thread::sleep(Duration::from_millis(1));
+            while !done() {
+                assert!(std::time::Instant::now() < deadline, "{what}");
+                nic.wait_polls(nic.polls() + 1, Duration::from_millis(100));
             }
+        };
+        let ready = |pf: &FunctionPort| {
+            until("firmware never became ready", &|| {
+                pf.bar_read32(u64::from(pf::STATUS)).unwrap() & pf::Status::READY.bits() != 0
+            })
         };
         ready(&pf);
         assert_eq!(
@@ -473,11 +486,9 @@ mod tests {
         );
         assert_eq!(pf.bar_read32(u64::from(pf::NUM_VFS)).unwrap(), 2);
         let beat = pf.bar_read32(u64::from(pf::HEARTBEAT)).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        assert!(
-            pf.bar_read32(u64::from(pf::HEARTBEAT)).unwrap() != beat,
-            "no heartbeat"
-        );
+        until("no heartbeat", &|| {
+            pf.bar_read32(u64::from(pf::HEARTBEAT)).unwrap() != beat
+        });
 
         nic.faults().stall_firmware(true);
         pf.bar_write32(u64::from(pf::CONTROL), pf::Control::RESET.bits())

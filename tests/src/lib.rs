@@ -13,13 +13,14 @@
 //!   namespaces it makes.
 use host_driver::backend::sim::SimBackend;
 use host_driver::{DriverError, PfDriver, StatsFunction};
-use hw_sim::guest::{GuestPort, VfGuest};
+use hw_sim::guest::GuestPort;
 use hw_sim::vfio_user::uplink::UplinkClient;
 use hw_sim::{SimConfig, UplinkPort};
 use shared_regs::stats::{Counter, Counters};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vf_driver::VfDriver;
 use zerocopy::FromZeros;
 
 pub mod netns;
@@ -78,7 +79,7 @@ pub struct Testbed {
     /// The far end of the uplink cable: the top-of-rack switch.
     pub uplink: Uplink,
     vf_ports: Vec<Arc<dyn GuestPort>>,
-    vms: Vec<Option<VfGuest>>,
+    vms: Vec<Option<VfDriver>>,
     /// Drop counters as of the last [`Testbed::expect_drop`] (or [`Testbed::mark`]).
     seen: Snapshot,
     /// The `nic-sim` process, when the board is one. Dropped last.
@@ -92,15 +93,18 @@ impl Testbed {
         if vfio_user::selected() {
             return Testbed::start_vfio_user(cfg);
         }
-        let backend = SimBackend::start(cfg)?;
+        let board = hw_sim::Nic::start(cfg).map_err(|e| DriverError::Backend {
+            device: "simulated NIC (in-process)".into(),
+            reason: format!("could not start the simulator: {e}"),
+        })?;
         // The VFs belong to the VMs and the uplink to the switch, not to the driver: take
         // them before the driver owns the board.
-        let vf_ports: Vec<Arc<dyn GuestPort>> = (0..backend.nic().num_vfs())
-            .filter_map(|vf| backend.nic().vf(vf))
+        let vf_ports: Vec<Arc<dyn GuestPort>> = (0..board.num_vfs())
+            .filter_map(|vf| board.vf(vf))
             .map(|p| Arc::new(p) as Arc<dyn GuestPort>)
             .collect();
-        let uplink = Uplink::Sim(backend.nic().uplink());
-        let driver = PfDriver::open(Box::new(backend))?;
+        let uplink = Uplink::Sim(board.uplink());
+        let driver = PfDriver::open(Box::new(SimBackend::on(board)))?;
         Ok(Testbed::assemble(driver, uplink, vf_ports, None))
     }
 
@@ -143,9 +147,9 @@ impl Testbed {
     }
 
     /// Boots a VM on VF `vf`: its VF driver takes the rings.
-    pub fn attach_vm(&mut self, vf: u16) -> &mut VfGuest {
+    pub fn attach_vm(&mut self, vf: u16) -> &mut VfDriver {
         let port = self.vf_ports[usize::from(vf)].clone();
-        let guest = VfGuest::attach(port, 64).expect("guest VF driver attaches");
+        let guest = VfDriver::attach(port, 64).expect("guest VF driver attaches");
         let slot = &mut self.vms[usize::from(vf)];
         *slot = Some(guest);
         slot.as_mut().expect("just attached")
@@ -157,7 +161,7 @@ impl Testbed {
     }
 
     /// The VM on VF `vf`.
-    pub fn vm(&mut self, vf: u16) -> &mut VfGuest {
+    pub fn vm(&mut self, vf: u16) -> &mut VfDriver {
         self.vms[usize::from(vf)]
             .as_mut()
             .expect("no VM attached to that VF")

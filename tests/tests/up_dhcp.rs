@@ -15,6 +15,10 @@ fn processes_in(ns: &str) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn up_dhcp_client_gets_address_mask_router_dns_and_mtu_9001() {
     let Some(up) = Up::start(&example("three-tier.toml"), &["--dhcp"]) else {
         return;

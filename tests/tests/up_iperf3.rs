@@ -40,6 +40,10 @@ fn iperf3_vms(up: &Up, server: &str, client: &str, server_ip: &str) -> f64 {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn up_iperf3_between_two_vms_beside_a_plain_veth_pair() {
     let Some(up) = Up::start(&example("three-tier.toml"), &[]) else {
         return;

@@ -6,6 +6,10 @@ use tests::netns::{ping, ping_answers, ping_fails, Sniffer};
 use tests::up::{example, Up};
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn up_same_cidr_vpcs_stay_isolated_and_a_pcx_route_lets_the_peered_subnets_talk() {
     let Some(up) = Up::start(&example("peering.toml"), &[]) else {
         return;

@@ -66,6 +66,10 @@ fn moved(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTree
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn up_ping_inside_and_across_subnets_keeps_ttl_64() {
     let Some(up) = Up::start(&three_tier(), &[]) else {
         return;
@@ -87,6 +91,10 @@ fn up_ping_inside_and_across_subnets_keeps_ttl_64() {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn up_ip_neigh_in_a_vm_shows_the_gateway_and_neighbour_macs() {
     let Some(up) = Up::start(&three_tier(), &[]) else {
         return;
@@ -125,6 +133,10 @@ fn up_ip_neigh_in_a_vm_shows_the_gateway_and_neighbour_macs() {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn up_own_gateway_answers_another_subnets_gateway_and_unassigned_arp_do_not() {
     let Some(up) = Up::start(&three_tier(), &[]) else {
         return;
@@ -158,6 +170,10 @@ fn up_own_gateway_answers_another_subnets_gateway_and_unassigned_arp_do_not() {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn up_ipv6_broadcast_and_multicast_from_a_vm_never_reach_another_vm() {
     let Some(up) = Up::start(&three_tier(), &[]) else {
         return;
@@ -193,6 +209,10 @@ fn up_ipv6_broadcast_and_multicast_from_a_vm_never_reach_another_vm() {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn up_drop_counters_say_why_frames_were_dropped() {
     let Some(up) = Up::start(&three_tier(), &[]) else {
         return;
@@ -248,6 +268,10 @@ fn up_drop_counters_say_why_frames_were_dropped() {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn up_web_reaches_the_internet_gateway_app_cannot_and_the_blackhole_drops() {
     let Some(up) = Up::start(&three_tier(), &[]) else {
         return;
@@ -275,6 +299,10 @@ fn up_web_reaches_the_internet_gateway_app_cannot_and_the_blackhole_drops() {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn up_df_ping_of_3000_bytes_toward_the_igw_gets_frag_needed_mtu_1500() {
     let Some(up) = Up::start(&three_tier(), &[]) else {
         return;
@@ -294,6 +322,10 @@ fn up_df_ping_of_3000_bytes_toward_the_igw_gets_frag_needed_mtu_1500() {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn up_ping_of_3000_bytes_without_df_toward_the_igw_arrives_fragmented_and_is_answered() {
     let Some(up) = Up::start(&three_tier(), &[]) else {
         return;
@@ -344,6 +376,10 @@ fn up_ping_of_3000_bytes_without_df_toward_the_igw_arrives_fragmented_and_is_ans
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn up_after_a_killed_up_the_next_up_removes_its_leftovers() {
     let Some(up) = Up::start(&three_tier(), &[]) else {
         return;
@@ -375,6 +411,10 @@ fn up_after_a_killed_up_the_next_up_removes_its_leftovers() {
 }
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn up_refuses_a_bad_file_and_makes_nothing() {
     if !tests::up::root_or_skip() {
         return;

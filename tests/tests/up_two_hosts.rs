@@ -11,6 +11,10 @@ use tests::netns::{ping_answers, Sniffer};
 use tests::up::{example, Up};
 
 #[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
 fn up_two_hosts_talk_over_the_underlay_in_vxlan_with_vni_4242() {
     let Some(up) = Up::start(&example("two-hosts.toml"), &[]) else {
         return;

@@ -5,6 +5,7 @@ use crate::error::{DriverError, Result};
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod vfio;
+#[cfg(feature = "vfio-user")]
 pub mod vfio_user;
 
 /// Device names `nicctl --device` accepts.
@@ -12,6 +13,7 @@ pub const KNOWN_DEVICES: &[&str] = &[
     #[cfg(feature = "sim")]
     "sim",
     "vfio:<PCI address>",
+    #[cfg(feature = "vfio-user")]
     "vfio-user:<socket path>",
 ];
 
@@ -19,6 +21,7 @@ pub const KNOWN_DEVICES: &[&str] = &[
 /// `vfio:0000:03:00.0` the PF at that PCI address, bound to vfio-pci;
 /// `vfio-user:PATH` the PF served at that socket (`nic-sim --socket PATH`).
 pub fn open_by_name(name: &str, num_vfs: u16) -> Result<Box<dyn Device>> {
+    #[cfg(feature = "vfio-user")]
     if let Some(path) = name.strip_prefix("vfio-user:") {
         return Ok(Box::new(vfio_user::VfioUserBackend::open(path.as_ref())?));
     }
@@ -56,7 +59,7 @@ mod tests {
             msg.starts_with("unknown device \"pci:0000:3b:00.0\""),
             "{msg}"
         );
-        #[cfg(feature = "sim")]
+        #[cfg(all(feature = "sim", feature = "vfio-user"))]
         assert!(
             msg.ends_with("known devices: sim, vfio:<PCI address>, vfio-user:<socket path>"),
             "{msg}"

@@ -6,9 +6,12 @@ use crate::error::{DriverError, Result};
 use hw_sim::{FunctionPort, Nic, SimConfig};
 use vmm_sys_util::eventfd::EventFd;
 
-/// The built-in simulated NIC. The driver uses only its PF; [`SimBackend::nic`] gives tests
-/// the rest of the board (VFs for VMs, the uplink, fault injection).
+/// The built-in simulated NIC as the driver sees it: only its PF. Whatever plays the VMs
+/// and the wire takes the board's other ports from hw-sim's own API ([`Nic::vf`],
+/// [`Nic::uplink`]) before handing the board to [`SimBackend::on`].
 pub struct SimBackend {
+    /// Held so the board (its device thread) lives as long as the driver.
+    #[cfg_attr(not(test), allow(dead_code))]
     nic: Nic,
     pf: FunctionPort,
 }
@@ -20,12 +23,19 @@ impl SimBackend {
             device: "simulated NIC (in-process)".into(),
             reason: format!("could not start the simulator: {e}"),
         })?;
-        let pf = nic.pf();
-        Ok(SimBackend { nic, pf })
+        Ok(SimBackend::on(nic))
     }
 
-    /// The simulated board, for tests: attach VMs to VFs, inject faults, use the uplink.
-    pub fn nic(&self) -> &Nic {
+    /// The PF of a simulated NIC already started; the backend keeps the board running for
+    /// as long as the driver holds it.
+    pub fn on(nic: Nic) -> SimBackend {
+        let pf = nic.pf();
+        SimBackend { nic, pf }
+    }
+
+    /// The simulated board, for this crate's tests: fault injection and the LED pins.
+    #[cfg(test)]
+    fn nic(&self) -> &Nic {
         &self.nic
     }
 }

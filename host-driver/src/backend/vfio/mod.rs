@@ -11,7 +11,7 @@
 //! MSI-X vectors (MSI when the function has no MSI-X) routed to eventfds.
 //!
 //! Every kernel call goes through [`VfioSys`]; the tests fake it and need no `/dev/vfio`.
-pub mod sys;
+pub(crate) mod sys;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,48 @@
+//! `nicctl up FILE`: the VPC as real namespaces on simulated NICs, served on a control
+//! socket until SIGINT or SIGTERM.
+use crate::Cli;
+use nicctl::config::Limits;
+use nicctl::control::server::Server;
+use nicctl::up::console::UpConsole;
+use nicctl::up::{Deployment, UpOptions};
+use nicctl::{CliError, Result};
+use std::path::{Path, PathBuf};
+
+pub fn run(cli: &Cli, file: &Path, dhcp: bool) -> Result<String> {
+    let signals = super::block_stop_signals();
+    let config = super::load(file, &Limits::vfs(u32::from(hw_sim::MAX_VFS)))?;
+    let mut console = UpConsole::default();
+    let opts = UpOptions {
+        dhcp,
+        state_dir: None,
+        source: file.display().to_string(),
+    };
+    let failed = |e: &dyn std::fmt::Display| CliError::Up {
+        file: file.display().to_string(),
+        reason: e.to_string(),
+    };
+    let mut deployment = Deployment::up(&config, &opts, &mut |p| console.show(p), &mut |_| None)
+        .map_err(|e| failed(&e))?;
+    let socket = match &cli.socket {
+        Some(s) => s.clone(),
+        None => deployment
+            .state_file()
+            .map(|f| f.with_extension("sock"))
+            .unwrap_or_else(|| PathBuf::from("/run/vpcnic/nicctl.sock")),
+    };
+    let server = Server::start(&deployment, &socket).map_err(|e| failed(&e))?;
+    deployment
+        .record_socket(Some(socket.clone()))
+        .map_err(|e| failed(&e))?;
+    eprintln!(
+        "up: nicctl stats, show, trace and capture talk to it at {}",
+        socket.display()
+    );
+    println!("ready");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let sig = super::wait_for_stop(&signals);
+    eprintln!("up: {sig}: removing every namespace and device");
+    drop(server);
+    drop(deployment);
+    Ok(String::new())
+}

@@ -1,0 +1,420 @@
+//! The server's side of the control socket of a running deployment. One thread accepts,
+//! one thread serves each connection. Each request is a [`Nics`] call on the deployment's
+//! [`Local`] NICs (their PF drivers are shared with the deployment, whose admin queue lock
+//! orders the calls); what the driver returns goes back as it is.
+use super::{
+    from_hex, parse_port, to_hex, CaptureReply, DescribeReply, HostStatus, Reply, Request,
+    StatsColumn, StatsReply, StatusReply, TraceReply,
+};
+use crate::error::{CliError, Result};
+use crate::nics::{Local, Nics};
+use crate::up::bridge::{CaptureSlot, FrameTap};
+use crate::up::deployment::Deployment;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+/// How often idle threads look at the stop flag.
+const TICK: Duration = Duration::from_millis(100);
+/// Frames a capture buffers for a slow reader before it drops some.
+const CAPTURE_QUEUE: usize = 4096;
+
+/// What the connection threads share.
+struct Ctx {
+    file: String,
+    underlay: String,
+    nics: Local,
+    captures: HashMap<String, Arc<Fanout>>,
+    stop: AtomicBool,
+}
+
+/// A running server; dropping it stops every thread and removes the socket.
+pub struct Server {
+    ctx: Arc<Ctx>,
+    path: PathBuf,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Serves `deployment` on a Unix socket at `path`. A socket file left there by a
+    /// server that is gone is replaced; one that answers is refused.
+    pub fn start(deployment: &Deployment, path: &Path) -> io::Result<Server> {
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{} is served by another process", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let listener = UnixListener::bind(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        listener.set_nonblocking(true)?;
+        let captures = deployment
+            .vms
+            .iter()
+            .filter_map(|vm| {
+                let slot = vm.bridge()?.capture_slot();
+                Some((vm.name().to_string(), Arc::new(Fanout::new(slot))))
+            })
+            .collect();
+        let ctx = Arc::new(Ctx {
+            file: deployment
+                .record()
+                .map(|r| r.file.clone())
+                .unwrap_or_default(),
+            underlay: deployment
+                .underlay_namespace()
+                .unwrap_or_default()
+                .to_string(),
+            nics: Local::programmed(
+                deployment.config.clone(),
+                deployment
+                    .hosts
+                    .iter()
+                    .map(|h| (h.plan.clone(), h.driver.clone()))
+                    .collect(),
+            ),
+            captures,
+            stop: AtomicBool::new(false),
+        });
+        let c = ctx.clone();
+        let accept = std::thread::Builder::new()
+            .name("nicctl-control".into())
+            .spawn(move || accept_loop(&c, &listener))?;
+        Ok(Server {
+            ctx,
+            path: path.to_path_buf(),
+            accept: Some(accept),
+        })
+    }
+
+    /// Where it serves.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.ctx.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        for f in self.ctx.captures.values() {
+            f.clear();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn accept_loop(ctx: &Arc<Ctx>, listener: &UnixListener) {
+    let mut conns: Vec<JoinHandle<()>> = Vec::new();
+    while !ctx.stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let c = ctx.clone();
+                if let Ok(t) = std::thread::Builder::new()
+                    .name("nicctl-conn".into())
+                    .spawn(move || serve(&c, stream))
+                {
+                    conns.push(t);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_readable(listener.as_raw_fd(), TICK);
+            }
+            Err(_) => std::thread::sleep(TICK),
+        }
+        conns.retain(|t| !t.is_finished());
+    }
+    for t in conns {
+        let _ = t.join();
+    }
+}
+
+/// Waits up to `timeout` for `fd` to be readable; returns its poll events.
+fn wait_readable(fd: i32, timeout: Duration) -> i16 {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN | libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
+    p.revents
+}
+
+fn answer<T: Serialize>(out: &mut UnixStream, reply: &Reply<T>) -> io::Result<()> {
+    let mut line = serde_json::to_string(reply).map_err(io::Error::other)?;
+    line.push('\n');
+    out.write_all(line.as_bytes())
+}
+
+fn serve(ctx: &Ctx, stream: UnixStream) {
+    let _ = stream.set_nonblocking(false);
+    // A client that stops half way through a line, or stops reading, is dropped rather than
+    // holding the thread (and `up`'s exit) forever.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
+    let fd = stream.as_raw_fd();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        if ctx.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if reader.buffer().is_empty() && wait_readable(fd, TICK) == 0 {
+            continue;
+        }
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let request: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                let reply: Reply<()> = Reply::Error(format!("bad request: {e}"));
+                if answer(&mut out, &reply).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let sent = match request {
+            Request::Status => answer(&mut out, &result(Ok(status(ctx)))),
+            Request::Describe => answer(
+                &mut out,
+                &result(Ok(DescribeReply {
+                    config: ctx.nics.config().cloned().unwrap_or_else(empty_config),
+                })),
+            ),
+            Request::Stats { host, vfs, uplink } => {
+                answer(&mut out, &result(stats(&ctx.nics, &host, &vfs, uplink)))
+            }
+            Request::Tables { host } => answer(
+                &mut out,
+                &result(host_index(&ctx.nics, &host).and_then(|h| ctx.nics.tables(h))),
+            ),
+            Request::Port { host } => answer(
+                &mut out,
+                &result(host_index(&ctx.nics, &host).and_then(|h| ctx.nics.port(h))),
+            ),
+            Request::Trace { host, port, frame } => {
+                answer(&mut out, &result(trace(&ctx.nics, &host, &port, &frame)))
+            }
+            Request::Capture { instance } => {
+                capture(ctx, &instance, out, fd);
+                return;
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+fn result<T>(r: Result<T>) -> Reply<T> {
+    match r {
+        Ok(v) => Reply::Ok(v),
+        Err(e) => Reply::Error(e.to_string()),
+    }
+}
+
+/// A deployment always runs a file; this stands in only if it somehow does not.
+fn empty_config() -> crate::config::Config {
+    crate::config::Config {
+        vpcs: vec![],
+        gateways: vec![],
+        route_tables: vec![],
+        subnets: vec![],
+        instances: vec![],
+        hosts: vec![],
+    }
+}
+
+fn status(ctx: &Ctx) -> StatusReply {
+    StatusReply {
+        pid: std::process::id(),
+        file: ctx.file.clone(),
+        underlay_namespace: ctx.underlay.clone(),
+        hosts: ctx
+            .nics
+            .hosts()
+            .iter()
+            .filter_map(|h| {
+                let plan = h.plan.as_ref()?;
+                Some(HostStatus {
+                    name: h.name.clone(),
+                    underlay_ip: plan.underlay_ip,
+                    vfs: plan.vfs.clone(),
+                })
+            })
+            .collect(),
+        gateways: ctx
+            .nics
+            .config()
+            .map(|c| c.gateways.iter().map(|g| g.name.clone()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// The index of the host named `name`.
+fn host_index(nics: &Local, name: &str) -> Result<usize> {
+    nics.resolve_host(Some(name))
+}
+
+fn stats(nics: &Local, host: &str, vfs: &[u16], uplink: bool) -> Result<StatsReply> {
+    let columns = nics.stats(host_index(nics, host)?, vfs, uplink)?;
+    Ok(StatsReply {
+        columns: columns
+            .iter()
+            .map(|(f, c)| StatsColumn::new(*f, c))
+            .collect(),
+    })
+}
+
+fn trace(nics: &Local, host: &str, port: &str, frame: &str) -> Result<TraceReply> {
+    let h = host_index(nics, host)?;
+    let port = parse_port(port)
+        .ok_or_else(|| CliError::Usage(format!("{port:?} is not a port: vfN or uplink")))?;
+    let frame =
+        from_hex(frame).map_err(|why| CliError::Usage(format!("the frame's hex: {why}")))?;
+    Ok(TraceReply {
+        report: to_hex(&nics.trace_bytes(h, port, &frame)?),
+    })
+}
+
+fn capture(ctx: &Ctx, instance: &str, mut out: UnixStream, fd: i32) {
+    let Some(fanout) = ctx.captures.get(instance) else {
+        let known: Vec<&str> = ctx.captures.keys().map(String::as_str).collect();
+        let mut known = known;
+        known.sort();
+        let reply: Reply<()> = Reply::Error(format!(
+            "no instance {instance:?} runs here (instances: {})",
+            known.join(", ")
+        ));
+        let _ = answer(&mut out, &reply);
+        return;
+    };
+    let Some(config) = ctx.nics.config() else {
+        return;
+    };
+    let Some(i) = config.instance_index(instance) else {
+        return;
+    };
+    let (id, frames) = fanout.subscribe();
+    let ack = Reply::Ok(CaptureReply {
+        instance: instance.to_string(),
+        host: config.hosts[config.instances[i].host].name.clone(),
+        vf: config.instance_vf(i),
+    });
+    if answer(&mut out, &ack).is_ok() {
+        stream_frames(ctx, &frames, &mut out, fd);
+    }
+    fanout.unsubscribe(id);
+}
+
+fn stream_frames(ctx: &Ctx, frames: &Receiver<Vec<u8>>, out: &mut UnixStream, fd: i32) {
+    while !ctx.stop.load(Ordering::Relaxed) {
+        match frames.recv_timeout(TICK) {
+            Ok(record) => {
+                if out.write_all(&record).is_err() {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // The client sends nothing more: readable means it has closed.
+                if wait_readable(fd, Duration::ZERO) != 0 {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// Copies a VM's frames, as pcap records, to every capture of it.
+struct Fanout {
+    slot: CaptureSlot,
+    subscribers: Mutex<Vec<(u64, SyncSender<Vec<u8>>)>>,
+    next: AtomicU64,
+    dropped: Arc<AtomicU64>,
+}
+
+/// The hook a [`Fanout`] puts in its bridge's slot while someone captures.
+struct FanoutTap(Arc<Fanout>);
+
+impl FrameTap for FanoutTap {
+    fn frame(&mut self, _outbound: bool, frame: &[u8]) {
+        let record = crate::pcap::record(SystemTime::now(), frame);
+        let subs = self.0.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, tx) in subs.iter() {
+            if let Err(TrySendError::Full(_)) = tx.try_send(record.clone()) {
+                self.0.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Fanout {
+    fn new(slot: CaptureSlot) -> Fanout {
+        Fanout {
+            slot,
+            subscribers: Mutex::new(Vec::new()),
+            next: AtomicU64::new(0),
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// A new capture. The bridge's slot is locked before the subscriber list, as the
+    /// bridge does when it calls the hook.
+    fn subscribe(self: &Arc<Self>) -> (u64, Receiver<Vec<u8>>) {
+        let (tx, rx) = mpsc::sync_channel(CAPTURE_QUEUE);
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subs.push((id, tx));
+        if subs.len() == 1 {
+            *slot = Some(Box::new(FanoutTap(self.clone())));
+        }
+        (id, rx)
+    }
+
+    fn unsubscribe(&self, id: u64) {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subs.retain(|(i, _)| *i != id);
+        if subs.is_empty() {
+            *slot = None;
+        }
+    }
+
+    /// Ends every capture (and the reference cycle through the slot).
+    fn clear(&self) {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        *slot = None;
+    }
+}

@@ -1,0 +1,357 @@
+//! `nicctl up`: a VPC file brought to life. One simulated NIC per host, programmed through
+//! its PF driver; the underlay router with every NIC's uplink; a namespace per gateway
+//! terminating VXLAN; a namespace per instance whose `eth0` is bridged to its VF.
+//!
+//! Before anything is made, the deployment is recorded in the state directory
+//! ([`super::state`]): what a killed deployment left behind is removed then, and a name a
+//! running deployment holds is refused.
+use super::bridge::FrameTap;
+use super::dhcp::{self, DhcpClient};
+use super::gateway::{GatewayNs, Neighbour};
+use super::instance::{Vm, VmSpec};
+use super::state::{Claim, Reaped, Record, Registry, StateError};
+use super::underlay::{self, RouterAddrs, Underlay};
+use crate::config::model::{self, Config, Target};
+use crate::config::plan::{self, Plan};
+use host_driver::backend::sim::SimBackend;
+use host_driver::PfDriver;
+use hw_sim::SimConfig;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use vf_driver::VfDriver;
+
+/// Descriptors per VF ring of a simulated VM.
+const VM_RING: u16 = 256;
+/// `eth0`'s MTU before a DHCP lease sets the VPC's (9001): Linux's default for Ethernet.
+const DHCP_START_MTU: u32 = 1500;
+
+/// Why `up` failed; everything it had built is removed before this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error("host {host}: {reason}")]
+    Host { host: String, reason: String },
+    #[error("{0}")]
+    Underlay(#[from] super::netns::IpError),
+    #[error(transparent)]
+    Vm(#[from] super::instance::VmError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Dhcp(#[from] dhcp::DhcpError),
+}
+
+/// Options of `nicctl up`.
+#[derive(Clone, Debug, Default)]
+pub struct UpOptions {
+    /// Leave `eth0` unaddressed and run a DHCP client in each VM instead.
+    pub dhcp: bool,
+    /// The state directory; `None` for [`super::state::STATE_DIR`].
+    pub state_dir: Option<PathBuf>,
+    /// The VPC file, as the state file and messages name it.
+    pub source: String,
+}
+
+/// What [`Deployment::up`] reports as it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// A step begins: "gateway igw".
+    Step(&'a str),
+    /// `done` of the `total` commands of host `host` are programmed (after every one).
+    Programming {
+        host: &'a str,
+        done: usize,
+        total: usize,
+    },
+    /// A dead deployment's leftovers were removed.
+    Reaped(&'a Reaped),
+}
+
+/// One host: its NIC and PF driver.
+pub struct HostNic {
+    pub name: String,
+    pub plan: Plan,
+    pub driver: Arc<PfDriver>,
+}
+
+/// Everything `up` built. Dropping it removes all of it: VMs first, then gateways, then the
+/// underlay, then the NICs, and last its state file.
+pub struct Deployment {
+    pub vms: Vec<Vm>,
+    pub gateways: Vec<GatewayNs>,
+    pub underlay: Option<Underlay>,
+    pub hosts: Vec<HostNic>,
+    /// The file it was built from.
+    pub config: Config,
+    claim: Option<Claim>,
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        self.vms.clear();
+        self.gateways.clear();
+        self.underlay = None;
+        self.hosts.clear();
+        self.claim = None;
+    }
+}
+
+/// A sink for frames crossing an instance's VF, by instance name (for capture).
+pub type CaptureFor<'a> = &'a mut dyn FnMut(&str) -> Option<Box<dyn FrameTap>>;
+
+impl Deployment {
+    /// Builds the whole deployment for `config`, reporting each step to `progress`.
+    pub fn up(
+        config: &Config,
+        opts: &UpOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+        capture: CaptureFor<'_>,
+    ) -> Result<Deployment, UpError> {
+        let registry = opts
+            .state_dir
+            .clone()
+            .map(Registry::new)
+            .unwrap_or_default();
+        let tag = super::state::unique_tag();
+        let underlay_ns = format!("{}{tag}", underlay::NAMESPACE_PREFIX);
+        let mut namespaces: Vec<String> = config
+            .instances
+            .iter()
+            .map(|i| i.name.clone())
+            .chain(config.gateways.iter().map(|g| g.name.clone()))
+            .collect();
+        namespaces.push(underlay_ns.clone());
+        let run_dir = registry.dir().join(format!("up-{tag}"));
+        let (claim, reaped) = registry.claim(
+            Record {
+                file: opts.source.clone(),
+                namespaces,
+                underlay: underlay_ns.clone(),
+                etc_netns: if opts.dhcp {
+                    config.instances.iter().map(|i| i.name.clone()).collect()
+                } else {
+                    Vec::new()
+                },
+                run_dir: run_dir.clone(),
+                ..Record::default()
+            },
+            &tag,
+        )?;
+        for r in &reaped {
+            progress(Progress::Reaped(r));
+        }
+        let mut d = Deployment {
+            vms: Vec::new(),
+            gateways: Vec::new(),
+            underlay: None,
+            hosts: Vec::new(),
+            config: config.clone(),
+            claim: Some(claim),
+        };
+        progress(Progress::Step(&format!("underlay namespace {underlay_ns}")));
+        let mut underlay = Underlay::create(
+            &underlay_ns,
+            RouterAddrs {
+                hosts: (model::underlay_router(), 24),
+                hosts_mac: model::UNDERLAY_NEXT_HOP_MAC,
+                gateways: (model::gateway_router(), 24),
+            },
+        )?;
+        let mut vf_ports = HashMap::new();
+        for (index, host) in config.hosts.iter().enumerate() {
+            let fail = |reason: String| UpError::Host {
+                host: host.name.clone(),
+                reason,
+            };
+            let plan = plan::plan(config, &host.name).map_err(fail)?;
+            let num_vfs = u16::try_from(plan.vfs.len().max(1)).unwrap_or(u16::MAX);
+            let board = hw_sim::Nic::start(SimConfig::cloud_scale(num_vfs))
+                .map_err(|e| fail(format!("could not start the simulated NIC: {e}")))?;
+            // The VFs belong to the VMs and the uplink to the underlay: taken from the board
+            // before the driver owns it.
+            for (name, vf) in &plan.vfs {
+                if let Some(port) = board.vf(*vf) {
+                    vf_ports.insert(name.clone(), port);
+                }
+            }
+            underlay.attach_nic(&format!("ul{index}"), board.uplink())?;
+            let driver =
+                PfDriver::open(Box::new(SimBackend::on(board))).map_err(|e| fail(e.to_string()))?;
+            let total = plan.commands.len();
+            progress(Progress::Step(&format!(
+                "host {}: programming {total} commands",
+                host.name
+            )));
+            for (done, cmd) in plan.commands.iter().enumerate() {
+                cmd.apply(&driver)
+                    .map_err(|e| fail(format!("{cmd}: {e}")))?;
+                progress(Progress::Programming {
+                    host: &host.name,
+                    done: done + 1,
+                    total,
+                });
+            }
+            d.hosts.push(HostNic {
+                name: host.name.clone(),
+                plan,
+                driver: Arc::new(driver),
+            });
+        }
+        for (g, gw) in config.gateways.iter().enumerate() {
+            progress(Progress::Step(&format!("gateway {}", gw.name)));
+            let ns = GatewayNs::create(
+                &gw.name,
+                &mut underlay,
+                (model::gateway_underlay(g), 24),
+                &gw.hosts,
+            )?;
+            for (v, vpc) in config.vpcs.iter().enumerate() {
+                if !routes_to_gateway(config, v, g) {
+                    continue;
+                }
+                let neighbours: Vec<Neighbour> = config
+                    .instances
+                    .iter()
+                    .filter(|i| config.subnets[i.subnet].vpc == v)
+                    .flat_map(|i| {
+                        let host = model::host_underlay(i.host);
+                        std::iter::once(i.ip)
+                            .chain(i.secondary_ips.iter().copied())
+                            .map(move |ip| Neighbour {
+                                ip,
+                                mac: i.mac,
+                                host,
+                            })
+                    })
+                    .collect();
+                ns.add_vpc(vpc.vni, model::gateway_mac(g), vpc.cidr, &neighbours)?;
+            }
+            d.gateways.push(ns);
+        }
+        d.underlay = Some(underlay);
+        for inst in &config.instances {
+            progress(Progress::Step(&format!("instance {}", inst.name)));
+            let port = vf_ports
+                .get(&inst.name)
+                .cloned()
+                .ok_or_else(|| UpError::Host {
+                    host: config.hosts[inst.host].name.clone(),
+                    reason: format!("instance {} has no VF", inst.name),
+                })?;
+            let guest = VfDriver::attach(port, VM_RING).map_err(|e| UpError::Host {
+                host: config.hosts[inst.host].name.clone(),
+                reason: format!("attaching instance {} to its VF: {e}", inst.name),
+            })?;
+            let subnet = &config.subnets[inst.subnet];
+            let gateway = Ipv4Addr::from(u32::from(subnet.cidr.0) + 1);
+            let spec = VmSpec {
+                name: inst.name.clone(),
+                mac: inst.mac,
+                addr: (!opts.dhcp).then_some((inst.ip, subnet.cidr.1, gateway)),
+                // With DHCP, eth0 starts at Linux's default and the lease sets the VPC's.
+                mtu: if opts.dhcp {
+                    DHCP_START_MTU
+                } else {
+                    shared_regs::VF_MTU
+                },
+            };
+            let vm = Vm::boot(&spec, guest, capture(&inst.name))?;
+            if !opts.dhcp {
+                for ip in &inst.secondary_ips {
+                    let cidr = format!("{ip}/{}", subnet.cidr.1);
+                    super::netns::ip_in(&inst.name, &["addr", "add", &cidr, "dev", "eth0"])?;
+                }
+            }
+            d.vms.push(vm);
+        }
+        if opts.dhcp {
+            d.lease_all(&run_dir, progress)?;
+        }
+        Ok(d)
+    }
+
+    /// Starts a DHCP client in every VM, then waits for every lease and checks it.
+    fn lease_all(
+        &mut self,
+        run_dir: &std::path::Path,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<(), UpError> {
+        progress(Progress::Step(&format!(
+            "DHCP: a client in each of {} VMs",
+            self.vms.len()
+        )));
+        let mut pending = Vec::new();
+        for vm in &self.vms {
+            pending.push(DhcpClient::start(vm.name(), run_dir)?);
+        }
+        let mut first_error = None;
+        for (i, p) in pending.into_iter().enumerate() {
+            let inst = &self.config.instances[self
+                .config
+                .instance_index(self.vms[i].name())
+                .expect("a VM per instance")];
+            let subnet = &self.config.subnets[inst.subnet];
+            let expected = dhcp::Expected {
+                ip: inst.ip,
+                prefix_len: subnet.cidr.1,
+                router: Ipv4Addr::from(u32::from(subnet.cidr.0) + 1),
+                mtu: shared_regs::VF_MTU,
+            };
+            // Every client is waited for, so that none is left unowned on failure.
+            match p.wait(&expected) {
+                Ok(client) => self.vms[i].set_dhcp(client),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// The state file recording the deployment.
+    pub fn state_file(&self) -> Option<&std::path::Path> {
+        self.claim.as_ref().map(|c| c.path())
+    }
+
+    /// The recorded state.
+    pub fn record(&self) -> Option<&Record> {
+        self.claim.as_ref().map(|c| c.record())
+    }
+
+    /// Records the control socket in the state file, so that clients find it.
+    pub fn record_socket(&mut self, socket: Option<PathBuf>) -> std::io::Result<()> {
+        match self.claim.as_mut() {
+            Some(c) => c.set_socket(socket),
+            None => Ok(()),
+        }
+    }
+
+    /// The underlay router's namespace.
+    pub fn underlay_namespace(&self) -> Option<&str> {
+        self.underlay.as_ref().map(|u| u.namespace())
+    }
+
+    /// The NIC of host `name`.
+    pub fn host(&self, name: &str) -> Option<&HostNic> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The VM of instance `name`.
+    pub fn vm(&self, name: &str) -> Option<&Vm> {
+        self.vms.iter().find(|v| v.name() == name)
+    }
+}
+
+/// True when a route table of VPC `vpc` sends something to gateway `gw`.
+fn routes_to_gateway(config: &Config, vpc: usize, gw: usize) -> bool {
+    config
+        .route_tables
+        .iter()
+        .filter(|t| t.vpc == vpc)
+        .flat_map(|t| t.routes.iter())
+        .any(|r| r.target == Target::Gateway(gw))
+}

@@ -1,0 +1,241 @@
+//! The underlay: one namespace acting as the data-center router. Every simulated NIC's
+//! uplink is a TAP on its host bridge (192.0.2.0/24 in the VPC file's numbering), every
+//! gateway namespace hangs off its gateway bridge (203.0.113.0/24), and the router forwards
+//! between the two. VXLAN crosses it for real, so tcpdump and tshark can watch it.
+use super::netns::{self, ip, ip_in, IpError};
+use super::tap::Tap;
+use host_driver::tables::MacDisplay;
+use hw_sim::UplinkPort;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The start of every underlay namespace's name, followed by the deployment's tag
+/// (`vpcnic_ul_<pid>_<n>`): deployments running side by side each have their own router.
+/// `_` cannot appear in an instance or gateway name, so it never collides with one.
+pub const NAMESPACE_PREFIX: &str = "vpcnic_ul_";
+/// The bridge the NIC uplinks are ports of.
+pub const HOST_BRIDGE: &str = "br-hosts";
+/// The bridge the gateways' underlay interfaces are ports of.
+pub const GATEWAY_BRIDGE: &str = "br-gw";
+/// MTU of the underlay: room for a 9001-byte packet in VXLAN, as in a VPC data center.
+pub const MTU: u32 = 9216;
+
+/// Addresses of the underlay router.
+#[derive(Clone, Copy, Debug)]
+pub struct RouterAddrs {
+    /// The router on the host network, and its prefix length.
+    pub hosts: (Ipv4Addr, u8),
+    /// The MAC every NIC uplink sends to.
+    pub hosts_mac: [u8; 6],
+    /// The router on the gateway network.
+    pub gateways: (Ipv4Addr, u8),
+}
+
+/// The running underlay. Dropping it stops the uplink bridges and deletes the namespace.
+pub struct Underlay {
+    name: String,
+    addrs: RouterAddrs,
+    uplinks: Vec<UplinkBridge>,
+    veths: u32,
+}
+
+fn sysctl(ns: &str, settings: &[&str]) -> Result<(), IpError> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "sysctl", "-qw"])
+        .args(settings)
+        .output()
+        .map_err(|e| IpError {
+            args: format!("netns exec {ns} sysctl"),
+            reason: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(IpError {
+            args: format!("netns exec {ns} sysctl -qw {}", settings.join(" ")),
+            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+impl Underlay {
+    /// Creates the router namespace `name` with its two bridges, replacing a stale one.
+    pub fn create(name: &str, addrs: RouterAddrs) -> Result<Underlay, IpError> {
+        netns::delete(name);
+        netns::add(name)?;
+        let u = Underlay {
+            name: name.to_string(),
+            addrs,
+            uplinks: Vec::new(),
+            veths: 0,
+        };
+        // A router that never sends redirects: hosts on one segment talk through it.
+        let ns = u.name.as_str();
+        sysctl(
+            ns,
+            &[
+                "net.ipv4.ip_forward=1",
+                "net.ipv4.conf.all.send_redirects=0",
+                "net.ipv4.conf.default.send_redirects=0",
+            ],
+        )?;
+        let mtu = MTU.to_string();
+        let hosts = format!("{}/{}", addrs.hosts.0, addrs.hosts.1);
+        let gws = format!("{}/{}", addrs.gateways.0, addrs.gateways.1);
+        let mac = MacDisplay(&addrs.hosts_mac).to_string();
+        for (br, cidr, mac) in [
+            (HOST_BRIDGE, &hosts, Some(&mac)),
+            (GATEWAY_BRIDGE, &gws, None),
+        ] {
+            ip_in(ns, &["link", "add", br, "type", "bridge"])?;
+            if let Some(mac) = mac {
+                ip_in(ns, &["link", "set", br, "address", mac])?;
+            }
+            ip_in(ns, &["link", "set", br, "mtu", &mtu, "up"])?;
+            ip_in(ns, &["addr", "add", cidr, "dev", br])?;
+        }
+        Ok(u)
+    }
+
+    /// The router's addresses.
+    pub fn addrs(&self) -> &RouterAddrs {
+        &self.addrs
+    }
+
+    /// The router's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.name
+    }
+
+    /// Plugs a NIC's uplink into the host bridge as TAP `port` (at most 15 bytes) of the
+    /// router's namespace. The TAP is made under a name unique on the machine, then moved
+    /// and renamed.
+    pub fn attach_nic(&mut self, port: &str, uplink: UplinkPort) -> Result<(), IpError> {
+        let temp = super::tap::unique_name("vu");
+        let tap = Tap::create(&temp).map_err(|e| IpError {
+            args: format!("tuntap add {temp}"),
+            reason: e.to_string(),
+        })?;
+        let ns = self.name.as_str();
+        ip(&["link", "set", &temp, "netns", ns])?;
+        ip_in(ns, &["link", "set", &temp, "name", port])?;
+        let mtu = MTU.to_string();
+        ip_in(
+            ns,
+            &[
+                "link",
+                "set",
+                port,
+                "master",
+                HOST_BRIDGE,
+                "mtu",
+                &mtu,
+                "up",
+            ],
+        )?;
+        self.uplinks
+            .push(UplinkBridge::spawn(tap, uplink).map_err(|e| IpError {
+                args: format!("uplink bridge for {port}"),
+                reason: e.to_string(),
+            })?);
+        Ok(())
+    }
+
+    /// Connects namespace `ns` to the gateway bridge with a veth whose end in `ns` is `ul0`
+    /// with address `addr` (and whose end on the bridge is `gw<n>`), and routes `ns`'s
+    /// traffic through the router. Both ends are made in their namespaces directly.
+    pub fn attach_gateway(&mut self, ns: &str, addr: (Ipv4Addr, u8)) -> Result<(), IpError> {
+        let outer = format!("gw{}", self.veths);
+        self.veths += 1;
+        let router = self.name.as_str();
+        ip(&[
+            "link", "add", &outer, "netns", router, "type", "veth", "peer", "name", "ul0", "netns",
+            ns,
+        ])?;
+        // Jumbo like the rest of the underlay: a 1500-byte packet in VXLAN is 1550 bytes.
+        let mtu = MTU.to_string();
+        ip_in(
+            router,
+            &[
+                "link",
+                "set",
+                &outer,
+                "master",
+                GATEWAY_BRIDGE,
+                "mtu",
+                &mtu,
+                "up",
+            ],
+        )?;
+        ip_in(ns, &["link", "set", "ul0", "mtu", &mtu, "up"])?;
+        let cidr = format!("{}/{}", addr.0, addr.1);
+        ip_in(ns, &["addr", "add", &cidr, "dev", "ul0"])?;
+        let via = self.addrs.gateways.0.to_string();
+        ip_in(ns, &["route", "add", "default", "via", &via, "dev", "ul0"])?;
+        Ok(())
+    }
+}
+
+impl Drop for Underlay {
+    fn drop(&mut self) {
+        self.uplinks.clear();
+        netns::delete(&self.name);
+    }
+}
+
+/// Moves frames between a NIC's uplink port and its TAP on the host bridge.
+struct UplinkBridge {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl UplinkBridge {
+    fn spawn(tap: Tap, uplink: UplinkPort) -> std::io::Result<UplinkBridge> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tap = Arc::new(tap);
+        let (t1, u1, s1) = (tap.clone(), uplink.clone(), stop.clone());
+        let to_wire = std::thread::Builder::new()
+            .name(format!("uplink-{}-out", tap.name()))
+            .spawn(move || {
+                while !s1.load(Ordering::Relaxed) {
+                    if let Some(frame) = u1.recv(Duration::from_millis(50)) {
+                        let _ = t1.write_frame(&frame);
+                    }
+                }
+            })?;
+        let (t2, s2) = (tap.clone(), stop.clone());
+        let to_nic = std::thread::Builder::new()
+            .name(format!("uplink-{}-in", tap.name()))
+            .spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                while !s2.load(Ordering::Relaxed) {
+                    let mut fds = [libc::pollfd {
+                        fd: t2.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    }];
+                    // SAFETY: one valid pollfd for the duration of the call.
+                    unsafe { libc::poll(fds.as_mut_ptr(), 1, 50) };
+                    while let Ok(n) = t2.read_frame(&mut buf) {
+                        uplink.send(&buf[..n]);
+                    }
+                }
+            })?;
+        Ok(UplinkBridge {
+            stop,
+            threads: vec![to_wire, to_nic],
+        })
+    }
+}
+
+impl Drop for UplinkBridge {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
