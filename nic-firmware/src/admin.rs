@@ -108,6 +108,7 @@ impl AdminQueue {
         let status = pf::Status::from_bits_retain(p.read_reg(Function::Pf, pf::STATUS));
         if !size.is_power_of_two() || size > MAX_ENTRIES || !base.is_multiple_of(CMD_SIZE as u64) {
             if !status.contains(pf::Status::ADMINQ_ERROR) {
+                warn!("admin queue refused: base {:#x}, {} entries", base, size);
                 p.write_reg(
                     Function::Pf,
                     pf::STATUS,
@@ -138,6 +139,10 @@ fn serve_one<P: Platform>(ctx: &mut Context<'_, '_, P>, addr: u64) {
     if ctx.platform.dma_read(Function::Pf, addr, &mut raw).is_err() {
         // Nothing to complete: the driver's admin queue memory is gone. It sees the head
         // move past the entry without DONE and times out on it.
+        error!(
+            "admin queue: the command at {:#x} cannot be read by DMA",
+            addr
+        );
         return;
     }
     let Ok(cmd) = AdminCmd::read_from_bytes(&raw) else {
@@ -145,7 +150,15 @@ fn serve_one<P: Platform>(ctx: &mut Context<'_, '_, P>, addr: u64) {
     };
     let (status, result) = match execute(ctx, &cmd) {
         Ok(result) => (Status::Ok, result),
-        Err(status) => (status, 0),
+        Err(status) => {
+            warn!(
+                "admin {} refused: {} ({})",
+                Opcode::from_u16(cmd.opcode.get()).map_or("unknown opcode", Opcode::name),
+                status.description(),
+                status as u16
+            );
+            (status, 0)
+        }
     };
     let mut done = cmd;
     done.status = Le16::new(status as u16);

@@ -166,6 +166,13 @@ impl<'m> Firmware<'m> {
         p.raise_irq(Function::Pf, pf::Intr::READY.bits());
         self.initialized = true;
         self.last_heartbeat_us = p.now_us();
+        info!(
+            "reset: ready, ABI {:#x}, {} VFs, room for {} VPCs and {} mappings",
+            shared_regs::ABI_VERSION,
+            self.tables.num_vfs(),
+            self.tables.vpcs.len(),
+            self.tables.mappings.capacity()
+        );
     }
 
     /// Takes one batch from VF `index`'s TX ring, runs the pipeline over it and acts on

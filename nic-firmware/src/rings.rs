@@ -80,6 +80,7 @@ impl VfRings {
         }
         if !enable {
             *self = VfRings::EMPTY;
+            debug!("VF {} rings down", vf_index);
             p.write_reg(f, vf::TX_HEAD, 0);
             p.write_reg(f, vf::RX_HEAD, 0);
             return false;
@@ -90,6 +91,10 @@ impl VfRings {
         let rx_size = p.read_reg(f, vf::RX_SIZE);
         if !valid_ring(tx_base, tx_size) || !valid_ring(rx_base, rx_size) {
             // Stay disabled until the driver toggles ENABLE with good registers.
+            warn!(
+                "VF {} rings refused: TX base {:#x} size {}, RX base {:#x} size {}",
+                vf_index, tx_base, tx_size, rx_base, rx_size
+            );
             p.write_reg(f, vf::CONTROL, 0);
             p.raise_irq(f, vf::Intr::RING_ERROR.bits());
             return false;
@@ -105,6 +110,10 @@ impl VfRings {
         };
         p.write_reg(f, vf::TX_HEAD, 0);
         p.write_reg(f, vf::RX_HEAD, 0);
+        debug!(
+            "VF {} rings up: {} TX and {} RX descriptors",
+            vf_index, tx_size, rx_size
+        );
         true
     }
 

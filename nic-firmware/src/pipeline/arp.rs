@@ -6,10 +6,7 @@ use crate::tables::mapping::{Location, MappingKey};
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
 use shared_regs::trace::ArpAnswerCase;
-use smoltcp::wire::{ArpHardware, ArpOperation, ArpPacket, EthernetProtocol};
-
-/// Length of an Ethernet/IPv4 ARP packet.
-const ARP_LEN: usize = 28;
+use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Ipv4Address};
 
 /// A well-formed Ethernet/IPv4 ARP message.
 struct Arp {
@@ -20,20 +17,21 @@ struct Arp {
 }
 
 fn parse(payload: &[u8]) -> Option<Arp> {
-    let pkt = ArpPacket::new_checked(payload).ok()?;
-    if pkt.hardware_type() != ArpHardware::Ethernet
-        || pkt.protocol_type() != EthernetProtocol::Ipv4
-        || pkt.hardware_len() != 6
-        || pkt.protocol_len() != 4
-    {
-        return None;
+    match ArpRepr::parse(&ArpPacket::new_checked(payload).ok()?).ok()? {
+        ArpRepr::EthernetIpv4 {
+            operation,
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        } => Some(Arp {
+            op: operation,
+            sha: source_hardware_addr.0,
+            spa: u32::from(source_protocol_addr),
+            tpa: u32::from(target_protocol_addr),
+        }),
+        _ => None,
     }
-    Some(Arp {
-        op: pkt.operation(),
-        sha: pkt.source_hardware_addr().try_into().ok()?,
-        spa: u32::from_be_bytes(pkt.source_protocol_addr().try_into().ok()?),
-        tpa: u32::from_be_bytes(pkt.target_protocol_addr().try_into().ok()?),
-    })
 }
 
 pub(super) fn from_vf<T: Tracer>(
@@ -90,22 +88,26 @@ pub(super) fn from_vf<T: Tracer>(
 
 /// Turns the request in `frame` into the reply, in place, padded to the Ethernet minimum.
 fn write_reply(frame: &mut FrameBuf, req: &Arp, answer: [u8; 6]) -> bool {
-    frame.truncate(shared_regs::ETH_HEADER_LEN.saturating_add(ARP_LEN));
+    let reply = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Reply,
+        source_hardware_addr: EthernetAddress(answer),
+        source_protocol_addr: Ipv4Address::from(req.tpa),
+        target_hardware_addr: EthernetAddress(req.sha),
+        target_protocol_addr: Ipv4Address::from(req.spa),
+    };
+    let end = shared_regs::ETH_HEADER_LEN.saturating_add(reply.buffer_len());
+    frame.truncate(end);
     if !frame.extend_to(eth::MIN_FRAME) {
         return false;
     }
     let data = frame.data_mut();
-    if let Some(pad) = data.get_mut(shared_regs::ETH_HEADER_LEN.saturating_add(ARP_LEN)..) {
+    if let Some(pad) = data.get_mut(end..) {
         pad.fill(0);
     }
     eth::set_macs(data, req.sha, answer);
     let Ok(mut pkt) = ArpPacket::new_checked(eth::payload_mut(data)) else {
         return false;
     };
-    pkt.set_operation(ArpOperation::Reply);
-    pkt.set_source_hardware_addr(&answer);
-    pkt.set_source_protocol_addr(&req.tpa.to_be_bytes());
-    pkt.set_target_hardware_addr(&req.sha);
-    pkt.set_target_protocol_addr(&req.spa.to_be_bytes());
+    reply.emit(&mut pkt);
     true
 }

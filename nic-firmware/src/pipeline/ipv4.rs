@@ -1,16 +1,26 @@
-//! IPv4 from a VF: F4 validity, F6 broadcast/multicast, F5 source check, F10 the gateway,
-//! F7 destination MAC, then routing (F8) and delivery.
+//! IPv4 from a VF: F4 validity, then the rules in the order they decide: the VF's MTU
+//! (F13), DHCP (F9), broadcast and multicast (F6), F5's source check, the own gateway (F10),
+//! the destination MAC (F7), routing (F8).
 use super::trace::{Step, Tracer};
-use super::{dhcp, eth, route, Hints, Sender, Verdict};
+use super::{dhcp, eth, mtu, route, subnet_gateway, Hints, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
 use shared_regs::trace::DstMacClass;
-use shared_regs::{ETH_HEADER_LEN, VF_MTU};
+use shared_regs::ETH_HEADER_LEN;
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr};
+use smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv4Repr};
 
 /// The IPv4 header fields the pipeline decides on (host byte order addresses).
+///
+/// F11 (no TTL decrement, no time-exceeded) holds by construction, and this is where:
+/// forwarding decides on this copy of the header and never writes the IPv4 header of a
+/// packet it passes on. The only writes to a forwarded frame are its Ethernet addresses
+/// (F12 in [`super::deliver`], the inner MACs of F14) and the headers encapsulation puts in
+/// front of it ([`super::vxlan`]). The IPv4 headers the firmware does write are those of its
+/// own answers ([`super::dhcp`], the echo reply of [`super::subnet_gateway`], the
+/// frag-needed of [`super::mtu`]) and of F13's fragments, which change only total length,
+/// flags, offset and checksum (RFC 791); TTL is copied.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Ipv4Info {
     pub src: u32,
@@ -115,7 +125,7 @@ pub(super) fn from_vf<T: Tracer>(
         return sender.drop(Counter::DropMalformed);
     };
     // F13: a VF frame cannot be longer, but a forged total length is still refused here.
-    if ip.total_len > VF_MTU as usize {
+    if mtu::exceeds_vf_mtu(&ip) {
         return sender.drop(Counter::DropOversize);
     }
     // F9 before F6: DHCP is the one broadcast the gateway answers.
@@ -135,7 +145,7 @@ pub(super) fn from_vf<T: Tracer>(
         src: ip.src.into(),
     });
     if ip.dst == sender.subnet.gateway_ip() {
-        return to_own_gateway(sender, &ip, frame, tr);
+        return subnet_gateway::to_own_gateway(sender, &ip, frame, tr);
     }
     if hdr.dst == sender.subnet.gateway_mac {
         tr.step(Step::DstMac {
@@ -145,59 +155,4 @@ pub(super) fn from_vf<T: Tracer>(
         return route::routed(tables, sender, &ip, frame, hints, tr);
     }
     route::same_subnet_by_mac(tables, sender, hdr.dst, &ip, frame, hints, tr)
-}
-
-/// True for an ICMP echo request.
-pub(super) fn is_echo_request(ip: &Ipv4Info, frame: &[u8]) -> bool {
-    if ip.protocol != IpProtocol::Icmp {
-        return false;
-    }
-    Icmpv4Packet::new_checked(ip.l4(frame))
-        .map(|p| p.msg_type() == Icmpv4Message::EchoRequest)
-        .unwrap_or(false)
-}
-
-/// F10: the own gateway answers ping and nothing else.
-fn to_own_gateway<T: Tracer>(
-    sender: &Sender<'_>,
-    ip: &Ipv4Info,
-    frame: &mut FrameBuf,
-    tr: &mut T,
-) -> Verdict {
-    let echo = is_echo_request(ip, frame.data());
-    tr.step(Step::Gateway {
-        ip: ip.dst.into(),
-        own_subnet: true,
-        echo,
-    });
-    if !echo {
-        return sender.drop(Counter::DropToGateway);
-    }
-    if !write_echo_reply(sender, ip, frame) {
-        return sender.drop(Counter::DropMalformed);
-    }
-    Verdict::Reply { vf: sender.vf }
-}
-
-/// Turns the echo request in `frame` into the gateway's echo reply, in place.
-fn write_echo_reply(sender: &Sender<'_>, ip: &Ipv4Info, frame: &mut FrameBuf) -> bool {
-    let data = frame.data_mut();
-    eth::set_macs(data, sender.cfg.mac, sender.subnet.gateway_mac);
-    let Ok(mut pkt) = Ipv4Packet::new_checked(eth::payload_mut(data)) else {
-        return false;
-    };
-    pkt.set_src_addr(ip.dst.into());
-    pkt.set_dst_addr(ip.src.into());
-    pkt.set_hop_limit(64);
-    pkt.fill_checksum();
-    let Ok(mut icmp) = Icmpv4Packet::new_checked(pkt.payload_mut()) else {
-        return false;
-    };
-    if !icmp.verify_checksum() {
-        return false;
-    }
-    icmp.set_msg_type(Icmpv4Message::EchoReply);
-    icmp.set_msg_code(0);
-    icmp.fill_checksum();
-    true
 }

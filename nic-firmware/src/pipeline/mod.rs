@@ -2,15 +2,21 @@
 //! the tables. It decides and rewrites frames in place (encapsulation included); moving
 //! them (DMA, ports) and counting is the caller's job, so the same code serves forwarding,
 //! `TRACE`, tests, benchmarks and fuzzing.
-mod arp;
+//!
+//! A frame from a VF meets F1 (ethertype) and F2 (source MAC) in `from_vf` here, then the
+//! module of its protocol; the crate docs map every rule to its module. The rule modules
+//! are public for their documentation; what they hold is the pipeline's own.
+pub mod arp;
 mod batch;
-mod dhcp;
+pub mod deliver;
+pub mod dhcp;
 mod eth;
-mod ipv4;
+pub mod ipv4;
 pub mod mtu;
-mod route;
+pub mod route;
+pub mod subnet_gateway;
 pub mod trace;
-mod uplink;
+pub mod uplink;
 pub mod vxlan;
 
 use crate::frame::FrameBuf;

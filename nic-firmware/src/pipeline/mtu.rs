@@ -1,12 +1,19 @@
-//! F13: packets longer than the path MTU. With DF the subnet gateway answers ICMP
-//! "fragmentation needed" (type 3 code 4) with the next-hop MTU; without DF the packet is cut
-//! into fragments per RFC 791.
+//! F13, every MTU the NIC enforces. A VF's MTU is 9001 both ways (`exceeds_vf_mtu`; the
+//! VF rings refuse a longer frame before it is parsed). The path to a gateway target has MTU
+//! [`GATEWAY_MTU`], the path to a remote host the uplink's less the VXLAN overhead
+//! (`to_remote_host`). A packet longer than its path (`too_long`): with DF the subnet
+//! gateway answers ICMP "fragmentation needed" (type 3 code 4) with the next-hop MTU;
+//! without DF the packet is cut into fragments per RFC 791 ([`fragment`]), each then
+//! encapsulated.
 use super::ipv4::{self, Ipv4Info};
+use super::trace::{Step, Tracer};
 use super::vxlan::{self, Encap};
-use super::{eth, Sender};
+use super::{eth, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::Uplink;
-use shared_regs::ETH_HEADER_LEN;
+use shared_regs::stats::Counter;
+use shared_regs::trace::MtuAction;
+use shared_regs::{ETH_HEADER_LEN, VF_MTU};
 use smoltcp::wire::{Icmpv4Packet, IpProtocol, Ipv4Packet};
 
 /// Bytes of the offending datagram an ICMP error quotes after its header (RFC 792).
@@ -14,13 +21,53 @@ const QUOTED_PAYLOAD: usize = 8;
 /// IPv4 + ICMP header bytes of the error itself.
 const ERROR_HEADERS: usize = 20 + 8;
 
-/// Turns the packet in `frame` into the gateway's ICMP frag-needed for the sender, in place.
-pub(super) fn write_frag_needed(
+/// IPv4 MTU toward gateway targets.
+pub const GATEWAY_MTU: u16 = 1500;
+
+/// True for a packet longer than a VF's MTU (9001), from a VF or to one: an oversize drop.
+pub(super) fn exceeds_vf_mtu(ip: &Ipv4Info) -> bool {
+    ip.total_len > VF_MTU as usize
+}
+
+/// The MTU of the path to a remote host: the uplink's, less what VXLAN puts in front.
+pub(super) fn to_remote_host(uplink: Option<Uplink>) -> u16 {
+    uplink.map_or(0, |u| u.mtu.saturating_sub(vxlan::OVERHEAD as u16))
+}
+
+/// The verdict on a packet too long for a path of `mtu` bytes toward `encap`: with DF the
+/// gateway's frag-needed, without it fragments. `None` when it fits.
+pub(super) fn too_long<T: Tracer>(
     sender: &Sender<'_>,
-    ip: &Ipv4Info,
+    encap: Encap,
     mtu: u16,
+    ip: &Ipv4Info,
     frame: &mut FrameBuf,
-) -> bool {
+    tr: &mut T,
+) -> Option<Verdict> {
+    let fits = ip.total_len <= usize::from(mtu);
+    let action = match (fits, ip.dont_frag) {
+        (true, _) => MtuAction::Fits,
+        (false, true) => MtuAction::FragNeeded,
+        (false, false) => MtuAction::Fragment,
+    };
+    tr.step(Step::Mtu {
+        len: u16::try_from(ip.total_len).unwrap_or(u16::MAX),
+        mtu,
+        action,
+    });
+    match action {
+        MtuAction::Fits => None,
+        MtuAction::FragNeeded => Some(if write_frag_needed(sender, ip, mtu, frame) {
+            Verdict::Reply { vf: sender.vf }
+        } else {
+            sender.drop(Counter::DropMalformed)
+        }),
+        MtuAction::Fragment => Some(Verdict::Fragment { encap, mtu }),
+    }
+}
+
+/// Turns the packet in `frame` into the gateway's ICMP frag-needed for the sender, in place.
+fn write_frag_needed(sender: &Sender<'_>, ip: &Ipv4Info, mtu: u16, frame: &mut FrameBuf) -> bool {
     let quoted = ip
         .header_len
         .saturating_add(QUOTED_PAYLOAD)
@@ -94,10 +141,10 @@ pub fn fragment(
         let ip_len = header_len.checked_add(part.len())?;
         let inner_len = ETH_HEADER_LEN.checked_add(ip_len)?;
         let frame_len = vxlan::OVERHEAD.checked_add(inner_len)?;
-        let (outer, rest) = buf
-            .get_mut(..frame_len)?
-            .split_at_mut_checked(vxlan::OVERHEAD)?;
-        let (l2, l3) = rest.split_at_mut_checked(ETH_HEADER_LEN)?;
+        let wire = buf.get_mut(..frame_len)?;
+        let (l2, l3) = wire
+            .get_mut(vxlan::OVERHEAD..)?
+            .split_at_mut_checked(ETH_HEADER_LEN)?;
         l2.copy_from_slice(eth_hdr);
         let (hdr, data) = l3.split_at_mut_checked(header_len)?;
         hdr.copy_from_slice(header);
@@ -107,10 +154,10 @@ pub fn fragment(
         pkt.set_more_frags(!last || more_after);
         pkt.set_frag_offset(u16::try_from(offset).ok()?);
         pkt.fill_checksum();
-        if !vxlan::write_outer(outer, uplink, encap, inner_len) {
+        if !vxlan::write_outer(wire, uplink, encap) {
             return None;
         }
-        send(buf.get(..frame_len)?);
+        send(wire);
         sent = sent.checked_add(1)?;
     }
     Some(sent)

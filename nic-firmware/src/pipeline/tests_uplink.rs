@@ -248,6 +248,22 @@ fn f15_unknown_vni_is_foreign() {
 }
 
 #[test]
+fn f15_a_udp_length_that_disagrees_with_the_datagram_is_foreign() {
+    // Longer than the IPv4 packet carries, or too short for the VXLAN header: not a VXLAN
+    // datagram, whatever the bytes after it say.
+    for udp_len in [0x7FFFu16, 15] {
+        let mut nic = nic();
+        let mut f = from_remote(REMOTE_HOST, VNI, "10.0.2.30", "10.0.1.10");
+        f[38..40].copy_from_slice(&udp_len.to_be_bytes());
+        nic.platform.uplink_in.push_back(f);
+        nic.poll();
+        assert_eq!(nic.recv(0), None);
+        assert_eq!(nic.counters(UPLINK_FN).get(Counter::DropUplinkForeign), 1);
+        assert_eq!(nic.counters(UPLINK_FN).drops(), 1);
+    }
+}
+
+#[test]
 fn f15_inner_source_from_the_wrong_host_is_spoofed() {
     let mut nic = nic();
     nic.platform

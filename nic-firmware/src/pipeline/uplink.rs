@@ -1,14 +1,18 @@
 //! Frames from the uplink: ARP for this host's underlay address, and F15 decapsulation.
-use super::route::{lookup, to_local_vf, Origin};
+use super::deliver::{to_local_vf, Origin};
+use super::route::lookup;
 use super::trace::{Step, Tracer};
-use super::vxlan::{FLAG_VNI, OVERHEAD, PORT};
-use super::{eth, ipv4, Hints, Port, Verdict};
+use super::vxlan::OVERHEAD;
+use super::{eth, ipv4, mtu, Hints, Port, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::mapping::Location;
 use crate::tables::{Tables, Uplink};
+use crate::wire::{self, VxlanPacket, VxlanRepr};
 use shared_regs::stats::Counter;
-use shared_regs::VF_MTU;
-use smoltcp::wire::{ArpHardware, ArpOperation, ArpPacket, EthernetProtocol, IpProtocol};
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IpProtocol, Ipv4Address, UdpPacket, UdpRepr,
+};
 
 fn drop(reason: Counter) -> Verdict {
     Verdict::drop(Port::Uplink, reason)
@@ -38,30 +42,29 @@ pub(super) fn from_uplink<T: Tracer>(
 /// Linux vxlan devices of gateways can reach it; every other ARP is not ours.
 fn underlay_arp(uplink: &Uplink, frame: &mut FrameBuf) -> Verdict {
     let data = frame.data_mut();
-    let Ok(mut arp) = ArpPacket::new_checked(eth::payload_mut(data)) else {
+    let Ok(mut packet) = ArpPacket::new_checked(eth::payload_mut(data)) else {
         return drop(Counter::DropMalformed);
     };
-    let ours = arp.hardware_type() == ArpHardware::Ethernet
-        && arp.protocol_type() == EthernetProtocol::Ipv4
-        && arp.hardware_len() == 6
-        && arp.protocol_len() == 4
-        && arp.operation() == ArpOperation::Request
-        && arp.target_protocol_addr() == uplink.underlay_ip.to_be_bytes();
-    if !ours {
-        return drop(Counter::DropUplinkForeign);
+    let underlay_ip = Ipv4Address::from(uplink.underlay_ip);
+    let (sha, spa) = match ArpRepr::parse(&packet) {
+        Ok(ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        }) if target_protocol_addr == underlay_ip => (source_hardware_addr, source_protocol_addr),
+        _ => return drop(Counter::DropUplinkForeign),
+    };
+    ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Reply,
+        source_hardware_addr: EthernetAddress(uplink.mac),
+        source_protocol_addr: underlay_ip,
+        target_hardware_addr: sha,
+        target_protocol_addr: spa,
     }
-    let (Ok(sha), Ok(spa)) = (
-        <[u8; 6]>::try_from(arp.source_hardware_addr()),
-        <[u8; 4]>::try_from(arp.source_protocol_addr()),
-    ) else {
-        return drop(Counter::DropMalformed);
-    };
-    arp.set_operation(ArpOperation::Reply);
-    arp.set_source_hardware_addr(&uplink.mac);
-    arp.set_source_protocol_addr(&uplink.underlay_ip.to_be_bytes());
-    arp.set_target_hardware_addr(&sha);
-    arp.set_target_protocol_addr(&spa);
-    eth::set_macs(data, sha, uplink.mac);
+    .emit(&mut packet);
+    eth::set_macs(data, sha.0, uplink.mac);
     Verdict::ToUplink
 }
 
@@ -78,13 +81,17 @@ fn outer_headers(tables: &Tables<'_>, uplink: &Uplink, frame: &[u8]) -> Option<O
     if ip.dst != uplink.underlay_ip || ip.protocol != IpProtocol::Udp || ip.later_fragment {
         return None;
     }
-    let udp = ip.l4(frame);
-    let vxlan = udp.get(8..16)?;
-    let dst_port = u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?]);
-    if dst_port != PORT || vxlan.first()? & FLAG_VNI == 0 {
+    let udp = UdpPacket::new_checked(ip.l4(frame)).ok()?;
+    let (src, dst) = (Ipv4Address::from(ip.src), Ipv4Address::from(ip.dst));
+    // The UDP checksum is not verified: RFC 7348 senders over IPv4 send 0, and the inner
+    // packet carries its own.
+    let ignored = ChecksumCapabilities::ignored();
+    let udp_repr = UdpRepr::parse(&udp, &src.into(), &dst.into(), &ignored).ok()?;
+    if udp_repr.dst_port != wire::vxlan::UDP_PORT {
         return None;
     }
-    let vni = u32::from_be_bytes([0, *vxlan.get(4)?, *vxlan.get(5)?, *vxlan.get(6)?]);
+    let VxlanRepr { vni } =
+        VxlanRepr::parse(&VxlanPacket::new_checked(udp.payload()).ok()?).ok()?;
     let vpc = match tables.mappings.get(crate::admin::vni_anchor(vni))?.location {
         Location::Vpc(id) => id,
         _ => return None,
@@ -127,7 +134,7 @@ fn decapsulate<T: Tracer>(
         inner_src: inner.src.into(),
         inner_dst: inner.dst.into(),
     });
-    if inner.total_len > VF_MTU as usize {
+    if mtu::exceeds_vf_mtu(&inner) {
         return drop(Counter::DropOversize);
     }
     let vf = match lookup(tables, outer.vni, inner.dst, &Hints::NONE, tr).map(|m| m.location) {

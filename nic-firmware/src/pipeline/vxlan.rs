@@ -1,15 +1,21 @@
 //! F14: VXLAN encapsulation (RFC 7348) toward remote hosts and gateways.
 use super::ipv4::{self, Ipv4Info};
+use super::trace::{Step, Tracer};
+use super::{mtu, Sender, Verdict};
 use crate::frame::FrameBuf;
-use crate::tables::Uplink;
-use smoltcp::wire::IpProtocol;
+use crate::tables::{Tables, Uplink};
+use crate::wire::{self, VxlanPacket, VxlanRepr};
+use shared_regs::stats::Counter;
+use shared_regs::ETH_HEADER_LEN;
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol,
+    Ipv4Address, UdpPacket, UdpRepr, UDP_HEADER_LEN,
+};
 
 /// Bytes VXLAN puts in front of the inner Ethernet frame: outer Ethernet, IPv4, UDP, VXLAN.
-pub const OVERHEAD: usize = 14 + 20 + 8 + 8;
-/// The VXLAN UDP port.
-pub const PORT: u16 = 4789;
-/// The VXLAN header's "I" flag: the VNI is valid.
-pub const FLAG_VNI: u8 = 0x08;
+pub const OVERHEAD: usize =
+    ETH_HEADER_LEN + ipv4::HEADER_LEN + UDP_HEADER_LEN + wire::vxlan::HEADER_LEN;
 
 /// Where and how to encapsulate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,46 +59,79 @@ fn flow_port(ip: &Ipv4Info, frame: &[u8]) -> u16 {
     0xC000 | (h as u16 & 0x3FFF)
 }
 
-/// Writes the outer headers for an inner frame of `inner_len` bytes into `out`, which must
-/// be [`OVERHEAD`] bytes long. False if it is not.
-pub fn write_outer(out: &mut [u8], uplink: &Uplink, e: &Encap, inner_len: usize) -> bool {
-    let Ok(out) = <&mut [u8; OVERHEAD]>::try_from(out) else {
+/// F14 toward `encap.underlay_dst` on a path of `mtu` bytes: F13 first (fits,
+/// frag-needed, or fragments), then encapsulation in place.
+pub(super) fn to_uplink<T: Tracer>(
+    tables: &Tables<'_>,
+    sender: &Sender<'_>,
+    encap: Encap,
+    mtu: u16,
+    ip: &Ipv4Info,
+    frame: &mut FrameBuf,
+    tr: &mut T,
+) -> Verdict {
+    let Some(uplink) = tables.uplink else {
+        return sender.drop(Counter::DropNoRoute);
+    };
+    if let Some(verdict) = mtu::too_long(sender, encap, mtu, ip, frame, tr) {
+        return verdict;
+    }
+    tr.step(Step::Encap {
+        underlay: encap.underlay_dst.into(),
+        vni: encap.vni,
+        src_port: encap.src_port,
+    });
+    if encapsulate(frame, &uplink, &encap) {
+        Verdict::ToUplink
+    } else {
+        sender.drop(Counter::DropOversize)
+    }
+}
+
+/// Writes the outer headers into the first [`OVERHEAD`] bytes of `frame`, in front of the
+/// inner Ethernet frame that fills the rest. False if `frame` is shorter than the outer
+/// headers, or too long for one outer IPv4 packet.
+pub fn write_outer(frame: &mut [u8], uplink: &Uplink, e: &Encap) -> bool {
+    if frame.len() < OVERHEAD || u16::try_from(frame.len().saturating_sub(ETH_HEADER_LEN)).is_err()
+    {
+        return false;
+    }
+    let Some((l2, rest)) = frame.split_at_mut_checked(ETH_HEADER_LEN) else {
         return false;
     };
-    let (Ok(ip_len), Ok(udp_len)) = (
-        u16::try_from(inner_len.saturating_add(OVERHEAD - 14)),
-        u16::try_from(inner_len.saturating_add(16)),
-    ) else {
+    let Some((l3, datagram)) = rest.split_at_mut_checked(ipv4::HEADER_LEN) else {
         return false;
     };
-    out[0..6].copy_from_slice(&uplink.next_hop_mac);
-    out[6..12].copy_from_slice(&uplink.mac);
-    out[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let payload_len = usize::from(ip_len).saturating_sub(ipv4::HEADER_LEN);
-    let header = &mut out[14..34];
-    ipv4::write_header(
-        header,
-        uplink.underlay_ip,
-        e.underlay_dst,
-        IpProtocol::Udp,
+    EthernetRepr {
+        src_addr: EthernetAddress(uplink.mac),
+        dst_addr: EthernetAddress(uplink.next_hop_mac),
+        ethertype: EthernetProtocol::Ipv4,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(l2));
+    let (src, dst) = (uplink.underlay_ip, e.underlay_dst);
+    if !ipv4::write_header(l3, src, dst, IpProtocol::Udp, datagram.len(), true) {
+        return false;
+    }
+    let vxlan = VxlanRepr { vni: e.vni };
+    // The length check above keeps the datagram within 16 bits, as `emit` needs.
+    let payload_len = datagram.len().saturating_sub(UDP_HEADER_LEN);
+    let udp = UdpRepr {
+        src_port: e.src_port,
+        dst_port: wire::vxlan::UDP_PORT,
+    };
+    udp.emit(
+        &mut UdpPacket::new_unchecked(datagram),
+        &IpAddress::from(Ipv4Address::from(src)),
+        &IpAddress::from(Ipv4Address::from(dst)),
         payload_len,
-        true,
+        |payload| vxlan.emit(&mut VxlanPacket::new_unchecked(payload)),
+        // Checksum 0: RFC 7348 allows it over IPv4, and the inner packet carries its own.
+        &ChecksumCapabilities::ignored(),
     );
-    out[34..36].copy_from_slice(&e.src_port.to_be_bytes());
-    out[36..38].copy_from_slice(&PORT.to_be_bytes());
-    out[38..40].copy_from_slice(&udp_len.to_be_bytes());
-    // Checksum 0: RFC 7348 allows it over IPv4, and the inner packet carries its own.
-    out[40..42].copy_from_slice(&[0, 0]);
-    out[42..46].copy_from_slice(&[FLAG_VNI, 0, 0, 0]);
-    out[46..50].copy_from_slice(&(e.vni << 8).to_be_bytes());
     true
 }
 
 /// Encapsulates the inner frame in `frame` in place, using its headroom.
 pub fn encapsulate(frame: &mut FrameBuf, uplink: &Uplink, e: &Encap) -> bool {
-    let inner_len = frame.len();
-    match frame.push_front(OVERHEAD) {
-        Some(out) => write_outer(out, uplink, e, inner_len),
-        None => false,
-    }
+    frame.push_front(OVERHEAD).is_some() && write_outer(frame.data_mut(), uplink, e)
 }

@@ -43,6 +43,15 @@ use super::TableError;
 use core::sync::atomic::{compiler_fence, Ordering};
 
 /// Key of a mapping: the VPC's VNI and an instance address (host byte order).
+///
+/// F16 (VPCs are separate address spaces) holds by construction, and this key is where: the
+/// VNI is part of every lookup, and the pipeline takes it only from the sender's own VPC,
+/// from the peer VPC of an explicit `pcx:` route (F8), or from the VNI of a decapsulated
+/// frame (F15), so no lookup finds an instance of a VPC it has no peering with, whatever
+/// addresses overlap. What else could cross stays inside one VPC too: a subnet's route
+/// table is one of its own VPC's (the admin handler refuses another), delivery by MAC (F7)
+/// looks only in the sender's subnet, and a gateway target is reached with the sender's
+/// VNI. Only the PF's admin queue changes or reads the tables; no VF register reaches them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub struct MappingKey {
     pub vni: u32,
