@@ -201,12 +201,7 @@ fn serve(ctx: &Ctx, stream: UnixStream) {
         };
         let sent = match request {
             Request::Status => answer(&mut out, &result(Ok(status(ctx)))),
-            Request::Describe => answer(
-                &mut out,
-                &result(Ok(DescribeReply {
-                    config: ctx.nics.config().cloned().unwrap_or_else(empty_config),
-                })),
-            ),
+            Request::Describe => answer(&mut out, &result(describe(&ctx.nics))),
             Request::Stats { host, vfs, uplink } => {
                 answer(&mut out, &result(stats(&ctx.nics, &host, &vfs, uplink)))
             }
@@ -239,16 +234,12 @@ fn result<T>(r: Result<T>) -> Reply<T> {
     }
 }
 
-/// A deployment always runs a file; this stands in only if it somehow does not.
-fn empty_config() -> crate::config::Config {
-    crate::config::Config {
-        vpcs: vec![],
-        gateways: vec![],
-        route_tables: vec![],
-        subnets: vec![],
-        instances: vec![],
-        hosts: vec![],
-    }
+fn describe(nics: &Local) -> Result<DescribeReply> {
+    let config = nics
+        .config()
+        .cloned()
+        .ok_or_else(|| CliError::Usage("this deployment runs no VPC file".into()))?;
+    Ok(DescribeReply { config })
 }
 
 fn status(ctx: &Ctx) -> StatusReply {
