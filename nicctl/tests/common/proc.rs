@@ -211,8 +211,8 @@ impl Bg {
         }
     }
 
-    /// Waits up to `timeout` for a line that `wanted` accepts, printed from now on, and
-    /// returns it.
+    /// Waits up to `timeout` for a line that `wanted` accepts and returns it; the lines an
+    /// earlier wait went past are not looked at again.
     pub fn wait_line(
         &mut self,
         timeout: Duration,
