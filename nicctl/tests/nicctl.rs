@@ -1,25 +1,10 @@
 //! `nicctl` as a user runs it, against the built-in simulator.
-use std::process::{Command, Output};
-
-fn nicctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nicctl"))
-        .args(args)
-        .output()
-        .expect("nicctl runs")
-}
-
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "nicctl failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
+mod common;
+use common::{data, nicctl};
 
 #[test]
 fn info_shows_the_simulator() {
-    let out = stdout(&nicctl(&["--vfs", "5", "info"]));
+    let out = nicctl(&["--vfs", "5", "info"]).expect_ok();
     assert!(
         out.contains("device:              simulated NIC (in-process)"),
         "{out}"
@@ -46,7 +31,7 @@ fn info_shows_the_simulator() {
 #[test]
 fn stats_table_has_one_column_per_function() {
     // `--device sim`: a `nicctl up` running beside this test must not answer instead.
-    let out = stdout(&nicctl(&["--device", "sim", "--vfs", "2", "stats"]));
+    let out = nicctl(&["--device", "sim", "--vfs", "2", "stats"]).expect_ok();
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["counter", "vf0", "vf1", "uplink"]);
     assert!(out.lines().any(|l| l.starts_with("tx_packets")), "{out}");
@@ -54,9 +39,10 @@ fn stats_table_has_one_column_per_function() {
 
 #[test]
 fn stats_json_is_function_then_counter() {
-    let out = stdout(&nicctl(&[
+    let out = nicctl(&[
         "--device", "sim", "stats", "--vf", "1", "--uplink", "--json",
-    ]));
+    ])
+    .expect_ok();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let obj = v.as_object().unwrap();
     assert_eq!(obj.len(), 2, "{out}");
@@ -67,8 +53,8 @@ fn stats_json_is_function_then_counter() {
 #[test]
 fn errors_exit_non_zero_with_the_message() {
     let o = nicctl(&["--device", "vfio", "info"]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.ok());
+    let err = o.stderr;
     assert_eq!(
         err.trim(),
         "nicctl: unknown device \"vfio\"; known devices: sim, vfio:<PCI address>, \
@@ -77,35 +63,26 @@ fn errors_exit_non_zero_with_the_message() {
 
     // Without that device (or without VFIO), the error names what is missing.
     let o = nicctl(&["--device", "vfio:0000:ff:1f.7", "info"]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.ok());
+    let err = o.stderr;
     assert!(err.starts_with("nicctl: 0000:ff:1f.7 (vfio): "), "{err}");
 
     let o = nicctl(&["--device", "sim", "--vfs", "2", "stats", "--vf", "2"]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.ok());
+    let err = o.stderr;
     assert!(err.contains("there is no vf2"), "{err}");
-}
-
-fn data(name: &str) -> String {
-    format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn stderr_of(o: &Output) -> String {
-    assert!(!o.status.success(), "nicctl succeeded");
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]
 fn check_accepts_a_good_file_and_lists_every_error_of_a_bad_one() {
     let good = data("three-tier.toml");
-    let out = stdout(&nicctl(&["check", &good]));
+    let out = nicctl(&["check", &good]).expect_ok();
     assert_eq!(
         out,
         format!("{good}: valid: 2 VPCs, 2 gateways, 3 route tables, 4 subnets, 6 instances on 2 hosts\n")
     );
     let bad = data("bad.toml");
-    let err = stderr_of(&nicctl(&["check", &bad]));
+    let err = nicctl(&["check", &bad]).expect_err();
     assert_eq!(
         err,
         format!(
@@ -118,7 +95,7 @@ fn check_accepts_a_good_file_and_lists_every_error_of_a_bad_one() {
         )
     );
     // Three instances on one host do not fit a NIC with two VFs.
-    let err = stderr_of(&nicctl(&["--vfs", "2", "check", &data("one-host.toml")]));
+    let err = nicctl(&["--vfs", "2", "check", &data("one-host.toml")]).expect_err();
     assert!(
         err.ends_with("instance: 3 instances on host local but the NIC has 2 VFs\n"),
         "{err}"
@@ -127,12 +104,7 @@ fn check_accepts_a_good_file_and_lists_every_error_of_a_bad_one() {
 
 #[test]
 fn apply_programs_the_simulator_and_summarises() {
-    let out = stdout(&nicctl(&[
-        "apply",
-        &data("three-tier.toml"),
-        "--host",
-        "h2",
-    ]));
+    let out = nicctl(&["apply", &data("three-tier.toml"), "--host", "h2"]).expect_ok();
     assert!(
         out.starts_with(
             "Programmed simulated NIC (in-process) as host h2 (underlay 192.0.2.2): 31 commands\n"
@@ -147,12 +119,7 @@ fn apply_programs_the_simulator_and_summarises() {
         out.contains("vf2  dns1      svc     10.9.1.53  02:c8:0a:09:01:35"),
         "{out}"
     );
-    let err = stderr_of(&nicctl(&[
-        "apply",
-        &data("three-tier.toml"),
-        "--host",
-        "h9",
-    ]));
+    let err = nicctl(&["apply", &data("three-tier.toml"), "--host", "h9"]).expect_err();
     assert_eq!(
         err,
         "nicctl: unknown host \"h9\" (hosts of the file: h1, h2)\n"
@@ -179,7 +146,7 @@ fn apply_handles_plans_of_thousands_of_commands() {
     std::fs::write(&path, file).unwrap();
     let out = nicctl(&["apply", path.to_str().unwrap(), "--host", "h3"]);
     let _ = std::fs::remove_file(&path);
-    let out = stdout(&out);
+    let out = out.expect_ok();
     assert!(out.contains("(underlay 192.0.2.4): 1210 commands"), "{out}");
     assert!(out.contains(" 1200 MAPPING_ADD"), "{out}");
 }
@@ -188,7 +155,7 @@ fn trace(args: &[&str]) -> String {
     let file = data("three-tier.toml");
     let mut all = vec!["trace", file.as_str()];
     all.extend_from_slice(args);
-    stdout(&nicctl(&all))
+    nicctl(&all).expect_ok()
 }
 
 #[test]
@@ -295,33 +262,27 @@ fn trace_takes_a_hex_frame() {
 #[test]
 fn trace_errors_name_the_problem() {
     let file = data("three-tier.toml");
-    let err = stderr_of(&nicctl(&[
-        "trace",
-        &file,
-        "--in",
-        "vf5",
-        "--flow",
-        "icmp,dst=10.0.1.1",
-    ]));
+    let err = nicctl(&["trace", &file, "--in", "vf5", "--flow", "icmp,dst=10.0.1.1"]).expect_err();
     assert_eq!(
         err,
         "nicctl: vf5 serves no instance of host h1 in the file (3 VFs assigned)\n"
     );
-    let err = stderr_of(&nicctl(&[
+    let err = nicctl(&[
         "trace",
         &file,
         "--in",
         "uplink",
         "--flow",
         "icmp,src=10.0.1.10,dst=10.0.2.20",
-    ]));
+    ])
+    .expect_err();
     assert_eq!(
         err,
         "nicctl: 10.0.1.10 is instance web1 on this host (h1); a flow on the uplink comes from another host\n"
     );
-    let err = stderr_of(&nicctl(&["trace", &file, "--in", "vf0", "--flow", "icmp"]));
+    let err = nicctl(&["trace", &file, "--in", "vf0", "--flow", "icmp"]).expect_err();
     assert_eq!(err, "nicctl: flow \"icmp\": dst=IP is missing\n");
-    let err = stderr_of(&nicctl(&["trace", &file, "--in", "eth0", "--flow", "ipv6"]));
+    let err = nicctl(&["trace", &file, "--in", "eth0", "--flow", "ipv6"]).expect_err();
     assert!(
         err.contains("\"eth0\" is not a port: vf0, vf1, ... or uplink"),
         "{err}"
@@ -331,7 +292,7 @@ fn trace_errors_name_the_problem() {
 #[test]
 fn port_shows_the_module_the_firmware_read() {
     // `--device sim`: a `nicctl up` running beside this test must not answer instead.
-    let out = stdout(&nicctl(&["--device", "sim", "--vfs", "1", "port"]));
+    let out = nicctl(&["--device", "sim", "--vfs", "1", "port"]).expect_ok();
     assert_eq!(
         out,
         "module:      SFP/SFP+/SFP28 (identifier 0x03)\n\
@@ -342,9 +303,7 @@ fn port_shows_the_module_the_firmware_read() {
          link:        down\n\
          LEDs:        link off, activity off\n"
     );
-    let out = stdout(&nicctl(&[
-        "--device", "sim", "--vfs", "1", "port", "--json",
-    ]));
+    let out = nicctl(&["--device", "sim", "--vfs", "1", "port", "--json"]).expect_ok();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["module"]["state"], "present");
     assert_eq!(v["module"]["identifier"], 3);
@@ -354,10 +313,10 @@ fn port_shows_the_module_the_firmware_read() {
     assert_eq!(v["module"]["checksum_ok"], true);
     assert_eq!(v["link_up"], false);
     let o = nicctl(&["--device", "sim", "port", "--host", "h1"]);
-    assert!(!o.status.success());
+    assert!(!o.ok());
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("no `nicctl up` is running"),
+        o.stderr.contains("no `nicctl up` is running"),
         "{}",
-        String::from_utf8_lossy(&o.stderr)
+        o.stderr
     );
 }

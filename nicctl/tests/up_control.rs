@@ -1,7 +1,7 @@
 //! `nicctl stats`, `show` and `trace` talking to a running `nicctl up` over its control
 //! socket. Needs root. Names: `ct-*` and `cs-*`.
 mod common;
-use common::{exec_in, failed, ok, TempFile, Up};
+use common::{nicctl, run_in, TempFile, Up};
 
 const TWO_HOSTS: &str = r#"
 [vpc.ct]
@@ -56,21 +56,19 @@ host = "h2"
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn stats_show_and_trace_answer_from_the_running_deployment() {
-    need_root!();
     let file = TempFile::with("ct-two-hosts", "toml", TWO_HOSTS);
     let up = Up::start(file.path(), &[]);
-    let ping = exec_in(
+    run_in(
         "ct-web1",
-        "ping",
-        &["-c", "3", "-i", "0.2", "-W", "2", "10.41.2.30"],
-    );
-    assert!(ping.status.success(), "{ping:?}");
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.41.2.30"],
+    )
+    .expect_ok();
     // A full 1500-byte packet to the gateway is 1550 bytes in VXLAN: the underlay is jumbo
     // up to the gateway's namespace.
-    let ping = exec_in(
+    run_in(
         "ct-web1",
-        "ping",
         &[
+            "ping",
             "-c",
             "1",
             "-W",
@@ -81,17 +79,17 @@ fn stats_show_and_trace_answer_from_the_running_deployment() {
             "1472",
             "198.51.100.41",
         ],
-    );
-    assert!(ping.status.success(), "{ping:?}");
+    )
+    .expect_ok();
 
     // status: what runs, and where its underlay is.
-    let out = ok(&up.nicctl(&["status"]));
+    let out = up.nicctl(&["status"]).expect_ok();
     assert!(
         out.starts_with(&format!(
             "nicctl up (pid {}) runs {}\ncontrol socket:     {}\nunderlay namespace: vpcnic_ul_",
-            up.pid().unwrap(),
+            up.pid(),
             file.str(),
-            up.socket.str()
+            up.socket().display()
         )),
         "{out}"
     );
@@ -106,7 +104,7 @@ fn stats_show_and_trace_answer_from_the_running_deployment() {
     assert!(out.ends_with("gateways: ct-igw\n"), "{out}");
 
     // stats: an instance by name picks its host and VF.
-    let out = ok(&up.nicctl(&["stats", "--vf", "ct-db1"]));
+    let out = up.nicctl(&["stats", "--vf", "ct-db1"]).expect_ok();
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("host h2: vf1 ct-db1"), "{out}");
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
@@ -120,7 +118,7 @@ fn stats_show_and_trace_answer_from_the_running_deployment() {
     assert!(rx >= 3, "ct-db1 received the pings: {out}");
 
     let json: serde_json::Value =
-        serde_json::from_str(&ok(&up.nicctl(&["stats", "--host", "h1", "--json"]))).unwrap();
+        serde_json::from_str(&up.nicctl(&["stats", "--host", "h1", "--json"]).expect_ok()).unwrap();
     let mut keys: Vec<&String> = json.as_object().unwrap().keys().collect();
     keys.sort();
     assert_eq!(keys, ["uplink", "vf0"], "every VF of h1 and its uplink");
@@ -130,33 +128,41 @@ fn stats_show_and_trace_answer_from_the_running_deployment() {
         "{json}"
     );
 
-    let err = failed(&up.nicctl(&["stats", "--host", "h1", "--vf", "ct-db1"]));
+    let err = up
+        .nicctl(&["stats", "--host", "h1", "--vf", "ct-db1"])
+        .expect_err();
     assert_eq!(err, "nicctl: instance ct-db1 runs on host h2, not h1\n");
-    let err = failed(&up.nicctl(&["stats", "--vf", "nosuch"]));
+    let err = up.nicctl(&["stats", "--vf", "nosuch"]).expect_err();
     assert!(
         err.contains("\"nosuch\" is neither a VF number nor an instance of"),
         "{err}"
     );
 
     // trace: no file, the running deployment's; an instance for the port.
-    let out = ok(&up.nicctl(&["trace", "--in", "ct-web2", "--flow", "icmp,dst=10.41.9.1"]));
+    let out = up
+        .nicctl(&["trace", "--in", "ct-web2", "--flow", "icmp,dst=10.41.9.1"])
+        .expect_ok();
     assert!(
         out.starts_with("Flow: icmp,dst=10.41.9.1, 73 bytes in on vf0 (host h2)\n"),
         "{out}"
     );
     assert!(out.contains("-> blackhole"), "{out}");
-    let out = ok(&up.nicctl(&["trace", "--in", "vf0", "--flow", "arp,dst=10.41.1.1"]));
+    let out = up
+        .nicctl(&["trace", "--in", "vf0", "--flow", "arp,dst=10.41.1.1"])
+        .expect_ok();
     assert!(out.contains("(host h1)"), "{out}");
     assert!(out.contains("Datapath action: reply to vf0"), "{out}");
-    let out = ok(&up.nicctl(&[
+    let out = up.nicctl(&[
         "trace",
         "--in",
         "ct-web1",
         "--frame",
         "ffffffffffff 02:29:0a:29:01:0a 86dd 00000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-    ]));
+    ]).expect_ok();
     assert!(out.contains("drop_ethertype"), "{out}");
-    let err = failed(&up.nicctl(&["trace", "--in", "eth0", "--flow", "ipv6"]));
+    let err = up
+        .nicctl(&["trace", "--in", "eth0", "--flow", "ipv6"])
+        .expect_err();
     assert!(
         err.contains("\"eth0\" is not a port: vf0, vf1, ... or uplink, nor an instance"),
         "{err}"
@@ -165,7 +171,7 @@ fn stats_show_and_trace_answer_from_the_running_deployment() {
     // The protocol by hand: one JSON object per line, one answer line each.
     {
         use std::io::{BufRead, BufReader, Write};
-        let mut raw = std::os::unix::net::UnixStream::connect(up.socket.path()).unwrap();
+        let mut raw = std::os::unix::net::UnixStream::connect(up.socket()).unwrap();
         raw.write_all(b"{\"op\":\"reboot\"}\n{\"op\":\"status\"}\n")
             .unwrap();
         let mut lines = BufReader::new(raw.try_clone().unwrap()).lines();
@@ -176,13 +182,13 @@ fn stats_show_and_trace_answer_from_the_running_deployment() {
         );
         let status: serde_json::Value =
             serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-        assert_eq!(status["ok"]["pid"], up.pid().unwrap());
+        assert_eq!(status["ok"]["pid"], up.pid());
         // Left half way through a line: dropped by the server, not waited for at stop.
         raw.write_all(b"{\"op\":\"sta").unwrap();
     }
 
     // show: every host's tables as its NIC holds them, with the file's names.
-    let out = ok(&up.nicctl(&["show"]));
+    let out = up.nicctl(&["show"]).expect_ok();
     assert!(out.contains("Host h1: uplink 192.0.2.1"), "{out}");
     assert!(out.contains("Host h2: uplink 192.0.2.2"), "{out}");
     let web1 = out
@@ -213,7 +219,7 @@ fn stats_show_and_trace_answer_from_the_running_deployment() {
         "{out}"
     );
     let only: serde_json::Value =
-        serde_json::from_str(&ok(&up.nicctl(&["show", "--host", "h2", "--json"]))).unwrap();
+        serde_json::from_str(&up.nicctl(&["show", "--host", "h2", "--json"]).expect_ok()).unwrap();
     let hosts = only["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), 1);
     assert_eq!(hosts[0]["host"], "h2");
@@ -230,14 +236,13 @@ fn stats_show_and_trace_answer_from_the_running_deployment() {
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn a_stalled_client_does_not_hold_up_the_stop() {
-    need_root!();
     let file = TempFile::with("cs-stall", "toml", &TWO_HOSTS.replace("ct-", "cs-"));
-    let mut up = Up::start(file.path(), &[]);
-    let mut raw = std::os::unix::net::UnixStream::connect(up.socket.path()).unwrap();
+    let up = Up::start(file.path(), &[]);
+    let mut raw = std::os::unix::net::UnixStream::connect(up.socket()).unwrap();
     std::io::Write::write_all(&mut raw, b"{\"op\":").unwrap();
     let started = std::time::Instant::now();
-    let status = up.stop().expect("stopped");
-    assert!(status.success(), "{status}: {}", up.stderr());
+    // It ends with status 0, and leaves nothing behind.
+    up.stop_with(libc::SIGINT);
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),
         "stop took {:?}",
@@ -249,8 +254,7 @@ fn a_stalled_client_does_not_hold_up_the_stop() {
 #[test]
 fn without_a_running_deployment_the_commands_say_so_or_use_the_device() {
     let missing = std::env::temp_dir().join(format!("ct-none-{}.sock", std::process::id()));
-    let o = common::nicctl(&["--socket", missing.to_str().unwrap(), "stats"]);
-    let err = failed(&o);
+    let err = nicctl(&["--socket", missing.to_str().unwrap(), "stats"]).expect_err();
     assert!(
         err.starts_with(&format!(
             "nicctl: cannot reach `nicctl up` at {}:",
@@ -259,7 +263,7 @@ fn without_a_running_deployment_the_commands_say_so_or_use_the_device() {
         "{err}"
     );
     // With --device, the device: an empty simulated NIC's tables.
-    let out = ok(&common::nicctl(&["--device", "sim", "show"]));
+    let out = nicctl(&["--device", "sim", "show"]).expect_ok();
     assert!(
         out.starts_with("Host simulated NIC (in-process): uplink not set\n"),
         "{out}"
@@ -267,23 +271,16 @@ fn without_a_running_deployment_the_commands_say_so_or_use_the_device() {
     assert!(out.contains("VFs (0)"), "{out}");
     // show FILE: fresh NICs programmed from the file, one per host.
     let file = TempFile::with("ct-show-file", "toml", TWO_HOSTS);
-    let out = ok(&common::nicctl(&["--device", "sim", "show", file.str()]));
+    let out = nicctl(&["--device", "sim", "show", file.str()]).expect_ok();
     assert!(
         out.contains("Host h1:") && out.contains("Host h2:"),
         "{out}"
     );
     assert!(out.contains("vf0  ct-web2"), "{out}");
-    let out = ok(&common::nicctl(&[
-        "--device",
-        "sim",
-        "show",
-        file.str(),
-        "--host",
-        "h1",
-    ]));
+    let out = nicctl(&["--device", "sim", "show", file.str(), "--host", "h1"]).expect_ok();
     assert!(!out.contains("Host h2:"), "{out}");
     // trace FILE takes instance names too.
-    let out = ok(&common::nicctl(&[
+    let out = nicctl(&[
         "--device",
         "sim",
         "trace",
@@ -292,16 +289,10 @@ fn without_a_running_deployment_the_commands_say_so_or_use_the_device() {
         "ct-db1",
         "--flow",
         "icmp,dst=10.41.1.10",
-    ]));
+    ])
+    .expect_ok();
     assert!(out.contains("in on vf1 (host h2)"), "{out}");
-    let err = failed(&common::nicctl(&[
-        "--device",
-        "sim",
-        "capture",
-        "x",
-        "-w",
-        "/dev/null",
-    ]));
+    let err = nicctl(&["--device", "sim", "capture", "x", "-w", "/dev/null"]).expect_err();
     assert!(
         err.contains("no `nicctl up` is running to capture from"),
         "{err}"

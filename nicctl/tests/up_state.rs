@@ -2,8 +2,8 @@
 //! running one's names are refused to another, and a stopped one leaves nothing. Needs
 //! root. Names: `st-*`.
 mod common;
-use common::{exec_in, netns_exists, TempFile, Up};
-use nicctl::up::state::Registry;
+use common::up::state_files_of;
+use common::{namespace_exists, nicctl, run_in, TempFile, Up};
 
 const ONE: &str = r#"
 [vpc.st]
@@ -52,18 +52,7 @@ ip = "10.32.1.11"
 "#;
 
 fn ping(from: &str, to: &str) -> bool {
-    exec_in(from, "ping", &["-c", "1", "-W", "2", to])
-        .status
-        .success()
-}
-
-fn state_files_of(pid: u32) -> Vec<std::path::PathBuf> {
-    Registry::default()
-        .records()
-        .into_iter()
-        .filter(|(_, r)| r.pid == pid)
-        .map(|(p, _)| p)
-        .collect()
+    run_in(from, &["ping", "-c", "1", "-W", "2", to]).ok()
 }
 
 #[test]
@@ -72,29 +61,25 @@ fn state_files_of(pid: u32) -> Vec<std::path::PathBuf> {
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn a_killed_up_is_cleaned_by_the_next_and_a_running_one_keeps_its_names() {
-    need_root!();
     let file = TempFile::with("st-one", "toml", ONE);
-    let mut first = Up::start(file.path(), &[]);
-    let pid = first.pid().unwrap();
+    let first = Up::start(file.path(), &[]);
+    let pid = first.pid();
     let state = state_files_of(pid);
     assert_eq!(state.len(), 1, "one state file for pid {pid}");
-    let record = Registry::default()
-        .records()
-        .into_iter()
-        .find(|(_, r)| r.pid == pid)
-        .unwrap()
-        .1;
+    let record = first.record();
     let mut names = record.namespaces.clone();
     names.sort();
     assert_eq!(names[..3], ["st-a", "st-b", "st-gw"]);
     assert!(record.underlay.starts_with("vpcnic_ul_"), "{record:?}");
-    assert_eq!(record.socket.as_deref(), Some(first.socket.path()));
+    assert_eq!(record.socket.as_deref(), Some(first.socket()));
     assert!(ping("st-a", "10.31.1.11"));
     assert!(ping("st-a", "198.51.100.31"));
 
     // A second `up` that needs st-b is refused, and the first is not disturbed.
     let other = TempFile::with("st-other", "toml", OVERLAPPING);
-    let err = Up::try_start(other.path(), &[]).err().expect("refused");
+    let refused = nicctl(&["up", other.str()]);
+    assert!(!refused.stdout.contains("ready"), "{}", refused.text());
+    let err = refused.expect_err();
     assert!(
         err.contains(&format!(
             "namespace st-b belongs to a running `nicctl up` (pid {pid}, file {}); stop it \
@@ -103,18 +88,18 @@ fn a_killed_up_is_cleaned_by_the_next_and_a_running_one_keeps_its_names() {
         )),
         "{err}"
     );
-    assert!(!netns_exists("st-c"), "the refused up made nothing");
+    assert!(!namespace_exists("st-c"), "the refused up made nothing");
     assert!(ping("st-a", "10.31.1.11"), "the running one still works");
 
     // Killed without a chance to clean up: everything stays behind...
-    first.signal(libc::SIGKILL);
+    let leftovers = first.kill_hard();
     for ns in &record.namespaces {
-        assert!(netns_exists(ns), "{ns} left behind");
+        assert!(namespace_exists(ns), "{ns} left behind");
     }
     assert!(state[0].exists());
 
     // ... until the next `up`, which removes it and comes up in its place.
-    let second = Up::start(file.path(), &[]);
+    let second = Up::start_after(leftovers, file.path(), &[]);
     let said = second.stderr();
     assert!(
         said.contains(&format!(
@@ -126,22 +111,19 @@ fn a_killed_up_is_cleaned_by_the_next_and_a_running_one_keeps_its_names() {
         "{said}"
     );
     assert!(!state[0].exists(), "the dead state file is gone");
-    assert!(!netns_exists(&record.underlay), "the dead underlay is gone");
+    assert!(
+        !namespace_exists(&record.underlay),
+        "the dead underlay is gone"
+    );
     assert!(ping("st-b", "10.31.1.10"));
     assert!(ping("st-b", "198.51.100.31"));
 
     // Stopped as a user would: nothing is left.
-    let pid2 = second.pid().unwrap();
-    let underlay2 = Registry::default()
-        .records()
-        .into_iter()
-        .find(|(_, r)| r.pid == pid2)
-        .unwrap()
-        .1
-        .underlay;
-    drop(second);
+    let pid2 = second.pid();
+    let underlay2 = second.underlay();
+    second.stop_with(libc::SIGINT);
     for ns in ["st-a", "st-b", "st-gw", underlay2.as_str()] {
-        assert!(!netns_exists(ns), "{ns} removed");
+        assert!(!namespace_exists(ns), "{ns} removed");
     }
     assert!(state_files_of(pid2).is_empty(), "state file removed");
 }

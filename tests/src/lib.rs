@@ -8,9 +8,10 @@
 //!   standard topology most conformance tests run on.
 //! - [`wire`]: frame builders and parsers beyond [`frames`] (IPv4 header surgery, TCP,
 //!   VXLAN parsing, DHCP client messages).
-//! - [`up`] and [`netns`]: the whole-system `up_*` tests, which run `nicctl up FILE` as a
-//!   user does and real tools (ping, arping, tcpdump, tshark, iperf3, dhclient) inside the
-//!   namespaces it makes.
+//! - [`vfio_user`] and [`bin`]: the board as a `nic-sim` process, and the workspace's
+//!   binaries the tests run.
+//!
+//! The whole-system tests of `nicctl up` live with the nicctl crate (`nicctl/tests/`).
 use host_driver::backend::sim::SimBackend;
 use host_driver::{DriverError, PfDriver, StatsFunction};
 use hw_sim::guest::GuestPort;
@@ -23,9 +24,8 @@ use std::time::{Duration, Instant};
 use vf_driver::VfDriver;
 use zerocopy::FromZeros;
 
-pub mod netns;
+pub mod bin;
 pub mod topo;
-pub mod up;
 pub mod vfio_user;
 pub mod wire;
 

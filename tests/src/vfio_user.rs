@@ -4,7 +4,7 @@
 //!
 //! The binary is `$VPCNIC_NIC_SIM`, or `target/<profile>/nic-sim`, built once per test
 //! binary with `cargo build -p hw-sim --bin nic-sim`.
-use crate::up::workspace_binary;
+use crate::bin::workspace_binary;
 use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::{DriverError, PfDriver};
 use hw_sim::guest::GuestPort;

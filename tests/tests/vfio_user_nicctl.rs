@@ -2,7 +2,7 @@
 //! runs it.
 use hw_sim::SimConfig;
 use std::process::Command;
-use tests::up::nicctl;
+use tests::bin::nicctl;
 use tests::vfio_user::NicSim;
 
 #[test]

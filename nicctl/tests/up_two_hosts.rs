@@ -6,9 +6,9 @@
 //! h1 (192.0.2.1): a1 10.0.1.10
 //! h2 (192.0.2.2): a2 10.0.1.11, b1 10.0.2.10
 //! ```
-use std::time::{Duration, Instant};
-use tests::netns::{ping_answers, Sniffer};
-use tests::up::{example, Up};
+mod common;
+use common::{eventually, example, ping_answers, Sniffer, Up};
+use std::time::Duration;
 
 #[test]
 #[cfg_attr(
@@ -16,9 +16,7 @@ use tests::up::{example, Up};
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn up_two_hosts_talk_over_the_underlay_in_vxlan_with_vni_4242() {
-    let Some(up) = Up::start(&example("two-hosts.toml"), &[]) else {
-        return;
-    };
+    let up = Up::start(&example("two-hosts.toml"), &[]);
     let underlay = up.underlay();
     let tshark = Sniffer::tshark(
         &underlay,
@@ -40,12 +38,13 @@ fn up_two_hosts_talk_over_the_underlay_in_vxlan_with_vni_4242() {
         ],
     );
     // tshark's capture process starts a moment after it says so: ping until it sees one.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tshark.packets_so_far() == 0 {
-        assert!(Instant::now() < deadline, "tshark saw no VXLAN at all");
-        ping_answers("a1", "10.0.1.11");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            ping_answers("a1", "10.0.1.11");
+            tshark.packets_so_far() > 0
+        }),
+        "tshark saw no VXLAN at all"
+    );
     for (from, to) in [
         ("a1", "10.0.1.11"), // same subnet, other host
         ("a1", "10.0.2.10"), // other subnet, other host

@@ -2,8 +2,8 @@
 //! 100, green VNI 200) on one NIC. blue1 and green1 even share 10.0.1.10, and never see each
 //! other; the peering subnets (blue-peer 10.0.10.0/24, green-peer 10.0.20.0/24) route each
 //! other's CIDR over the peering connection (pcx), so bpeer1 and gpeer1 talk.
-use tests::netns::{ping, ping_answers, ping_fails, Sniffer};
-use tests::up::{example, Up};
+mod common;
+use common::{example, ping, ping_answers, ping_fails, Sniffer, Up};
 
 #[test]
 #[cfg_attr(
@@ -11,9 +11,7 @@ use tests::up::{example, Up};
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn up_same_cidr_vpcs_stay_isolated_and_a_pcx_route_lets_the_peered_subnets_talk() {
-    let Some(up) = Up::start(&example("peering.toml"), &[]) else {
-        return;
-    };
+    let up = Up::start(&example("peering.toml"), &[]);
     // green1 watches everything that reaches it while blue talks to its own 10.0.1.10.
     let at_green1 = Sniffer::tcpdump("green1", "eth0", &["-Q", "in"], "not arp");
     let at_blue1 = Sniffer::tcpdump("blue1", "eth0", &["-Q", "in"], "icmp");

@@ -10,11 +10,14 @@
 //!   db  10.0.3.0/24 (table private: 0.0.0.0/0 -> vgw)   db1 .10
 //! igw: 198.51.100.1   vgw: 172.16.0.1
 //! ```
+mod common;
+use common::{
+    data, eventually, example, ip_json, namespace_exists, namespaces, nicctl, ping_answers,
+    ping_fails, ping_line, run_in, serial, sh_in, Sniffer, Up,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
-use tests::netns::{ip_json, ping_answers, ping_fails, ping_line, run, run_in, sh_in, Sniffer};
-use tests::up::{example, namespace_exists, namespaces, Up};
+use std::time::Duration;
 
 /// A device (an empty bridge) put in a killed deployment's namespaces to recognise them.
 const STALE: &str = "upt-stale";
@@ -36,22 +39,18 @@ fn vxlan_device(gw: &str) -> String {
 /// (duplicate address detection takes a second or two after eth0 comes up): until then,
 /// `ping -6` has no source address and sends nothing.
 fn wait_ipv6_link_local(vm: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let addrs = ip_json(vm, &["-6", "addr", "show", "dev", "eth0", "scope", "link"]);
-        let usable = addrs[0]["addr_info"].as_array().is_some_and(|a| {
+    let mut addrs = serde_json::Value::Null;
+    let usable = eventually(Duration::from_secs(10), || {
+        addrs = ip_json(vm, &["-6", "addr", "show", "dev", "eth0", "scope", "link"]);
+        addrs[0]["addr_info"].as_array().is_some_and(|a| {
             a.iter()
                 .any(|i| i["local"].is_string() && i.get("tentative").is_none())
-        });
-        if usable {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{vm}'s eth0 has no usable IPv6 link-local address: {addrs}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        })
+    });
+    assert!(
+        usable,
+        "{vm}'s eth0 has no usable IPv6 link-local address: {addrs}"
+    );
 }
 
 /// Counters that moved from `before` to `after`, with how much.
@@ -71,9 +70,7 @@ fn moved(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTree
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn up_ping_inside_and_across_subnets_keeps_ttl_64() {
-    let Some(up) = Up::start(&three_tier(), &[]) else {
-        return;
-    };
+    let up = Up::start(&three_tier(), &[]);
     for (from, to, what) in [
         ("web1", "10.0.1.11", "same subnet"),
         ("web2", "10.0.1.10", "same subnet, other way"),
@@ -96,9 +93,7 @@ fn up_ping_inside_and_across_subnets_keeps_ttl_64() {
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn up_ip_neigh_in_a_vm_shows_the_gateway_and_neighbour_macs() {
-    let Some(up) = Up::start(&three_tier(), &[]) else {
-        return;
-    };
+    let up = Up::start(&three_tier(), &[]);
     // web2 (same subnet) is reached directly; app1 through the subnet's gateway.
     ping_answers("web1", "10.0.1.11");
     ping_answers("web1", "10.0.2.10");
@@ -138,9 +133,7 @@ fn up_ip_neigh_in_a_vm_shows_the_gateway_and_neighbour_macs() {
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn up_own_gateway_answers_another_subnets_gateway_and_unassigned_arp_do_not() {
-    let Some(up) = Up::start(&three_tier(), &[]) else {
-        return;
-    };
+    let up = Up::start(&three_tier(), &[]);
     let p = ping_answers("web1", "10.0.1.1");
     assert_eq!(p.ttls, [64], "{}", p.text);
     ping_answers("app1", "10.0.2.1");
@@ -175,9 +168,7 @@ fn up_own_gateway_answers_another_subnets_gateway_and_unassigned_arp_do_not() {
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn up_ipv6_broadcast_and_multicast_from_a_vm_never_reach_another_vm() {
-    let Some(up) = Up::start(&three_tier(), &[]) else {
-        return;
-    };
+    let up = Up::start(&three_tier(), &[]);
     let filter = "ip6 or icmp or ether broadcast or ether multicast";
     let sent = Sniffer::tcpdump("web1", "eth0", &["-Q", "out"], filter);
     let receivers: Vec<(&str, Sniffer)> = ["web2", "app1", "db1"]
@@ -214,9 +205,7 @@ fn up_ipv6_broadcast_and_multicast_from_a_vm_never_reach_another_vm() {
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn up_drop_counters_say_why_frames_were_dropped() {
-    let Some(up) = Up::start(&three_tier(), &[]) else {
-        return;
-    };
+    let up = Up::start(&three_tier(), &[]);
     // Resolve the gateway first, so that the ARP exchange is not part of what is counted.
     ping_answers("web1", "10.0.1.1");
     ping_answers("app1", "10.0.2.1");
@@ -273,9 +262,7 @@ fn up_drop_counters_say_why_frames_were_dropped() {
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn up_web_reaches_the_internet_gateway_app_cannot_and_the_blackhole_drops() {
-    let Some(up) = Up::start(&three_tier(), &[]) else {
-        return;
-    };
+    let up = Up::start(&three_tier(), &[]);
     for vm in ["web1", "web2"] {
         let p = ping_answers(vm, "198.51.100.1");
         assert_eq!(p.ttls, [64], "{}", p.text);
@@ -304,9 +291,7 @@ fn up_web_reaches_the_internet_gateway_app_cannot_and_the_blackhole_drops() {
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn up_df_ping_of_3000_bytes_toward_the_igw_gets_frag_needed_mtu_1500() {
-    let Some(up) = Up::start(&three_tier(), &[]) else {
-        return;
-    };
+    let up = Up::start(&three_tier(), &[]);
     sh_in("web1", "ip route flush cache").expect_ok();
     let p = ping_line("web1", "-M do -s 2972 -c 1 -W 2 198.51.100.1");
     assert_eq!(p.received, 0, "{}", p.text);
@@ -327,9 +312,7 @@ fn up_df_ping_of_3000_bytes_toward_the_igw_gets_frag_needed_mtu_1500() {
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn up_ping_of_3000_bytes_without_df_toward_the_igw_arrives_fragmented_and_is_answered() {
-    let Some(up) = Up::start(&three_tier(), &[]) else {
-        return;
-    };
+    let up = Up::start(&three_tier(), &[]);
     sh_in("web1", "ip route flush cache").expect_ok();
     // A 1500-byte packet fits the gateway's tunnel MTU whole.
     let p = ping_line("web1", "-M do -s 1472 -c 1 -W 2 198.51.100.1");
@@ -381,9 +364,7 @@ fn up_ping_of_3000_bytes_without_df_toward_the_igw_arrives_fragmented_and_is_ans
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn up_after_a_killed_up_the_next_up_removes_its_leftovers() {
-    let Some(up) = Up::start(&three_tier(), &[]) else {
-        return;
-    };
+    let up = Up::start(&three_tier(), &[]);
     ping_answers("web1", "10.0.1.11");
     let leftovers = up.kill_hard();
     let old = leftovers.namespaces.clone();
@@ -416,14 +397,9 @@ fn up_after_a_killed_up_the_next_up_removes_its_leftovers() {
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn up_refuses_a_bad_file_and_makes_nothing() {
-    if !tests::up::root_or_skip() {
-        return;
-    }
-    let _serial = tests::up::serial();
+    let _serial = serial();
     let before = namespaces();
-    let bad = tests::up::data("bad-three-tier.toml");
-    let bin = tests::up::nicctl().to_string_lossy().into_owned();
-    let out = run(&[&bin, "up", &bad.to_string_lossy()]);
+    let out = nicctl(&["up", &data("bad-three-tier.toml")]);
     let text = out.text();
     assert!(!out.ok(), "a bad file is refused:\n{text}");
     assert!(

@@ -2,8 +2,8 @@
 //! `nicctl up examples/three-tier.toml`, beside iperf3 over a plain veth pair between two
 //! namespaces made here, in the same run. Both figures are printed (in Gbit/s); the test
 //! asserts only that TCP moves data through both.
-use tests::netns::{run, run_in, wait_listening, Bg, TempNamespaces};
-use tests::up::{example, Up};
+mod common;
+use common::{example, run, run_in, wait_listening, Bg, TempNamespaces, Up};
 
 const SECONDS: &str = "5";
 
@@ -45,9 +45,7 @@ fn iperf3_vms(up: &Up, server: &str, client: &str, server_ip: &str) -> f64 {
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn up_iperf3_between_two_vms_beside_a_plain_veth_pair() {
-    let Some(up) = Up::start(&example("three-tier.toml"), &[]) else {
-        return;
-    };
+    let up = Up::start(&example("three-tier.toml"), &[]);
     let same_subnet = iperf3_vms(&up, "web1", "web2", "10.0.1.10");
     let across_subnets = iperf3_vms(&up, "app1", "web1", "10.0.2.10");
     up.stop();
