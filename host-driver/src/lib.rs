@@ -16,6 +16,8 @@
 //! - [`tables`]: typed table entries and their shared-regs encoding.
 //! - [`nic`]: [`PfDriver`], the typed admin calls.
 //! - [`trace`]: `TRACE` reports decoded into types.
+//! - [`reconcile`]: what the NIC should hold against what it holds, as ordered admin
+//!   commands (make-before-break), and their application.
 //! - [`table_read`]: the NIC's tables read back (`TABLE_READ`) into typed rows.
 //! - [`port`]: the uplink port (`PORT_GET`): the SFP module the firmware read, link, LEDs.
 //! - [`sriov`]: a PF's VFs through sysfs: created, bound to vfio-pci, listed.
@@ -28,6 +30,7 @@ pub mod dma;
 pub mod error;
 pub mod nic;
 pub mod port;
+pub mod reconcile;
 pub mod sriov;
 pub mod table_read;
 pub mod tables;

@@ -70,8 +70,23 @@ enum Command {
         /// The VPC file (TOML).
         file: PathBuf,
     },
-    /// Validate a VPC file and program the NIC with it (on the built-in simulator, the
-    /// tables last as long as the command).
+    /// What `apply FILE` would change: the file's plan against what the NICs hold (the
+    /// running `nicctl up`'s, else the device's), one line per change, `+` added, `~`
+    /// changed in place, `-` removed, in the order they would be made. Exit status: 0 no
+    /// change, 2 changes, 1 an error.
+    Diff {
+        file: PathBuf,
+        /// Only this host's NIC (default: every host of the running `nicctl up`, or the
+        /// file's first host for a device).
+        #[arg(long)]
+        host: Option<String>,
+        /// Print JSON: [{host, changes: [{op, object, change}]}].
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a VPC file and bring the NIC to it: what it holds is read back and only the
+    /// difference is made, in make-before-break order (on the built-in simulator, a fresh
+    /// NIC whose tables last as long as the command).
     Apply {
         file: PathBuf,
         /// The host of the file whose NIC this is (default: the first).
@@ -178,11 +193,36 @@ enum VfsCommand {
     },
 }
 
-fn run(cli: Cli) -> Result<String> {
+/// What a command prints, and its exit status.
+#[derive(Debug)]
+struct Done {
+    text: String,
+    status: u8,
+}
+
+impl From<String> for Done {
+    fn from(text: String) -> Done {
+        Done { text, status: 0 }
+    }
+}
+
+fn run(cli: Cli) -> Result<Done> {
+    if let Command::Diff { file, host, json } = &cli.command {
+        let (text, changes) = cmd::diff::run(&cli, file, host.as_deref(), *json)?;
+        return Ok(Done {
+            text,
+            status: if changes { 2 } else { 0 },
+        });
+    }
+    run_text(&cli).map(Done::from)
+}
+
+fn run_text(cli: &Cli) -> Result<String> {
     match &cli.command {
-        Command::Up { file, dhcp } => cmd::up::run(&cli, file, *dhcp),
-        Command::Check { file } => cmd::check::run(&cli, file),
-        Command::Apply { file, host } => cmd::apply::run(&cli, file, host.as_deref()),
+        Command::Diff { .. } => Ok(String::new()),
+        Command::Up { file, dhcp } => cmd::up::run(cli, file, *dhcp),
+        Command::Check { file } => cmd::check::run(cli, file),
+        Command::Apply { file, host } => cmd::apply::run(cli, file, host.as_deref()),
         Command::Trace {
             file,
             port,
@@ -190,7 +230,7 @@ fn run(cli: Cli) -> Result<String> {
             flow,
             host,
         } => cmd::trace::run(
-            &cli,
+            cli,
             cmd::trace::Args {
                 file: file.as_deref(),
                 port,
@@ -199,33 +239,33 @@ fn run(cli: Cli) -> Result<String> {
                 host: host.as_deref(),
             },
         ),
-        Command::Info => cmd::info::run(&cli),
+        Command::Info => cmd::info::run(cli),
         Command::Stats {
             vf,
             uplink,
             json,
             host,
-        } => cmd::stats::run(&cli, vf, *uplink, *json, host.as_deref()),
+        } => cmd::stats::run(cli, vf, *uplink, *json, host.as_deref()),
         Command::Show { file, host, json } => {
-            cmd::show::run(&cli, file.as_deref(), host.as_deref(), *json)
+            cmd::show::run(cli, file.as_deref(), host.as_deref(), *json)
         }
-        Command::Port { host, json } => cmd::port::run(&cli, host.as_deref(), *json),
-        Command::Status { json } => cmd::status::run(&cli, *json),
+        Command::Port { host, json } => cmd::port::run(cli, host.as_deref(), *json),
+        Command::Status { json } => cmd::status::run(cli, *json),
         Command::Capture {
             instance,
             write,
             count,
             seconds,
-        } => cmd::capture::run(&cli, instance, write, *count, *seconds),
-        Command::Vfs { action } => cmd::vfs::run(&cli, action),
+        } => cmd::capture::run(cli, instance, write, *count, *seconds),
+        Command::Vfs { action } => cmd::vfs::run(cli, action),
     }
 }
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
+        Ok(done) => {
+            print!("{}", done.text);
+            ExitCode::from(done.status)
         }
         Err(e) => {
             let mut msg = format!("nicctl: {e}");

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod capture;
 pub mod check;
+pub mod diff;
 pub mod info;
 pub mod port;
 pub mod show;

@@ -10,6 +10,7 @@
 //! addresses), then a mapping for every address of every instance of every VPC: the local
 //! VF for this host's instances, the other host's underlay address for the rest.
 use super::model::{self, Config, Target};
+use host_driver::reconcile::{self, Change, ReadBackError, State};
 use host_driver::tables::{
     mapping_text, route_text, Cidr, GatewaySpec, Mac, MappingLocationSpec, RouteTarget, SubnetSpec,
     UplinkSpec, VfSpec, VpcSpec,
@@ -115,6 +116,50 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// What the NIC of this host should hold, for the reconciler.
+    pub fn desired(&self) -> State {
+        let mut s = State::default();
+        for c in &self.commands {
+            match c {
+                Command::SetUplink(u) => s.uplink = Some(u.clone()),
+                Command::AddVpc(v) => {
+                    s.vpcs.insert(v.id, v.clone());
+                }
+                Command::AddGateway(g) => {
+                    s.gateways.insert(g.id, g.clone());
+                }
+                Command::AddRouteTable { id, vpc_id } => {
+                    s.route_tables.insert(*id, *vpc_id);
+                }
+                Command::AddRoute {
+                    table,
+                    dest,
+                    target,
+                } => {
+                    s.routes.insert((*table, *dest), *target);
+                }
+                Command::AddSubnet(n) => {
+                    s.subnets.insert(n.id, n.clone());
+                }
+                Command::SetVf(v) => {
+                    s.vfs.insert(v.vf, v.clone());
+                }
+                Command::AddVfAddr { vf, ip } => {
+                    s.vf_addrs.insert((*vf, *ip));
+                }
+                Command::AddMapping {
+                    vni,
+                    ip,
+                    mac,
+                    location,
+                } => {
+                    s.mappings.insert((*vni, *ip), (*mac, *location));
+                }
+            }
+        }
+        s
+    }
+
     /// How many commands of each opcode: "1 UPLINK_SET, 2 VPC_ADD, ...".
     pub fn counts(&self) -> Vec<(&'static str, usize)> {
         let mut out: Vec<(&'static str, usize)> = Vec::new();
@@ -263,33 +308,42 @@ pub fn plan(config: &Config, host: &str) -> Result<Plan, PlanError> {
     })
 }
 
-/// A command of a plan failed; the ones before it were made.
+/// Why a NIC could not be brought to a plan.
 #[derive(Debug, thiserror::Error)]
-#[error("command {number} of {total} failed: {error}")]
-pub struct ApplyError {
-    /// 1-based.
-    pub number: usize,
-    pub total: usize,
-    pub error: DriverError,
+pub enum ApplyError {
+    /// What the NIC holds could not be read back.
+    #[error("reading back what the NIC holds: {error}")]
+    ReadBack { error: DriverError },
+    /// What the NIC holds is not something a plan makes.
+    #[error("what the NIC holds: {0}")]
+    Understand(#[from] ReadBackError),
+    /// A change was refused; the ones before it were made, and the next apply, which reads
+    /// the NIC back, goes on from there.
+    #[error("{error} (of {total} changes)")]
+    Refused {
+        total: usize,
+        error: Box<reconcile::ApplyError>,
+    },
 }
 
-/// Makes every call of `plan` in order, calling `progress(done, total)` after each; stops
-/// at the first failure.
+/// Brings a NIC to what `plan` programs: reads back what it holds, and makes the difference
+/// (on a fresh NIC, every entry), calling `progress(done, total)` after each change; stops
+/// at the first refusal. Returns the changes made.
 pub fn apply(
     drv: &PfDriver,
     plan: &Plan,
-    mut progress: impl FnMut(usize, usize),
-) -> Result<(), ApplyError> {
-    let total = plan.commands.len();
-    for (i, cmd) in plan.commands.iter().enumerate() {
-        cmd.apply(drv).map_err(|error| ApplyError {
-            number: i + 1,
-            total,
-            error,
-        })?;
-        progress(i + 1, total);
-    }
-    Ok(())
+    progress: impl FnMut(usize, usize),
+) -> Result<Vec<Change>, ApplyError> {
+    let held = drv
+        .read_tables()
+        .map_err(|error| ApplyError::ReadBack { error })?;
+    let held = State::from_tables(&held)?;
+    let changes = reconcile::diff(&plan.desired(), &held);
+    reconcile::apply(drv, &changes, progress).map_err(|error| ApplyError::Refused {
+        total: changes.len(),
+        error,
+    })?;
+    Ok(changes)
 }
 
 #[cfg(test)]

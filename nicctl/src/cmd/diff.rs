@@ -1,0 +1,101 @@
+//! `nicctl diff FILE`: what `apply FILE` would change, as `terraform plan` or `kubectl diff`
+//! show it, without changing anything.
+use crate::Cli;
+use host_driver::reconcile::{self, Change, State};
+use nicctl::config::{self, Limits};
+use nicctl::{CliError, Result};
+use serde::Serialize;
+use std::path::Path;
+
+/// One host's changes, as `--json` prints them.
+#[derive(Serialize)]
+struct HostChanges {
+    host: String,
+    changes: Vec<ChangeLine>,
+}
+
+#[derive(Serialize)]
+struct ChangeLine {
+    /// `+`, `~` or `-`.
+    op: String,
+    /// "vpc", "route", "mapping", ...
+    object: &'static str,
+    change: String,
+}
+
+/// The text (or JSON) and whether anything would change.
+pub fn run(cli: &Cli, file: &Path, host: Option<&str>, json: bool) -> Result<(String, bool)> {
+    let nics = super::nics(cli)?;
+    let config = super::load(file, &Limits::vfs(u32::from(hw_sim::MAX_VFS)))?;
+    // (name in the file, index among the NICs)
+    let hosts: Vec<(String, usize)> = match nics.config() {
+        // A running deployment: its hosts, by name.
+        Some(_) => {
+            let names: Vec<String> = match host {
+                Some(h) => vec![h.to_string()],
+                None => config.hosts.iter().map(|h| h.name.clone()).collect(),
+            };
+            names
+                .into_iter()
+                .map(|name| {
+                    let i = nics.resolve_host(Some(&name)).map_err(|_| {
+                        CliError::Usage(format!(
+                            "host {name} of {} has no NIC in the running `nicctl up` (hosts \
+                             are added by starting it again)",
+                            file.display()
+                        ))
+                    })?;
+                    Ok((name, i))
+                })
+                .collect::<Result<_>>()?
+        }
+        // A device: it is the file's host named, else the first.
+        None => vec![(
+            host.map_or_else(|| config.hosts[0].name.clone(), String::from),
+            0,
+        )],
+    };
+    let mut all = Vec::new();
+    for (name, i) in hosts {
+        let desired = config::plan(&config, &name)?.desired();
+        let held = State::from_tables(&nics.tables(i)?)
+            .map_err(|e| CliError::Protocol(format!("host {name}: {e}")))?;
+        all.push((name, reconcile::diff(&desired, &held)));
+    }
+    let changed = all.iter().any(|(_, c)| !c.is_empty());
+    if json {
+        let hosts: Vec<HostChanges> = all
+            .iter()
+            .map(|(host, changes)| HostChanges {
+                host: host.clone(),
+                changes: changes.iter().map(line).collect(),
+            })
+            .collect();
+        return Ok((super::json(&hosts)?, changed));
+    }
+    let mut out = String::new();
+    for (host, changes) in &all {
+        if all.len() > 1 || !changes.is_empty() {
+            out.push_str(&format!(
+                "host {host}: {}\n",
+                match changes.len() {
+                    0 => "no change".to_string(),
+                    1 => "1 change".to_string(),
+                    n => format!("{n} changes"),
+                }
+            ));
+        }
+        for c in changes {
+            out.push_str(&format!("  {} {c}\n", c.kind().sign()));
+        }
+    }
+    Ok((out, changed))
+}
+
+fn line(c: &Change) -> ChangeLine {
+    ChangeLine {
+        op: c.kind().sign().to_string(),
+        object: c.object(),
+        change: c.to_string(),
+    }
+}
