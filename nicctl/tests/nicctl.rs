@@ -320,3 +320,22 @@ fn port_shows_the_module_the_firmware_read() {
         o.stderr
     );
 }
+
+#[test]
+fn diff_against_a_fresh_device_adds_everything_and_says_so_in_its_exit_status() {
+    let file = data("three-tier.toml");
+    let out = nicctl(&["--device", "sim", "diff", &file]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        out.stdout.starts_with("host h1: 32 changes\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("\n  + vpc 0, vni 100, 10.0.0.0/16"),
+        "{}",
+        out.stdout
+    );
+    let bad = nicctl(&["--device", "sim", "diff", "/nonexistent.toml"]);
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+}

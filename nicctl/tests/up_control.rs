@@ -227,6 +227,34 @@ fn stats_show_and_trace_answer_from_the_running_deployment() {
     assert_eq!(vfs.len(), 2);
     assert_eq!(vfs[1]["src_dst_check"], false);
     assert_eq!(vfs[1]["link_up"], true);
+
+    // diff: the running file against itself changes nothing (exit 0) on either host; a
+    // route flipped and one added, on h1 and h2 alike (the table is on both NICs).
+    let same = up.nicctl(&["diff", file.str()]);
+    assert_eq!(same.status.code(), Some(0), "{same:?}");
+    assert_eq!(same.stdout, "host h1: no change\nhost h2: no change\n");
+    let changed = TempFile::with(
+        "ct-two-hosts-changed",
+        "toml",
+        &TWO_HOSTS.replace(
+            r#"{ dest = "10.41.9.0/24", target = "blackhole" },"#,
+            r#"{ dest = "10.41.9.0/24", target = "ct-igw" },
+  { dest = "10.41.8.0/24", target = "blackhole" },"#,
+        ),
+    );
+    let out = up.nicctl(&["diff", changed.str(), "--host", "h2"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "host h2: 2 changes\n\
+         \x20 + route 10.41.8.0/24 in table 1 -> blackhole\n\
+         \x20 ~ route 10.41.9.0/24 in table 1 -> gateway 0\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&up.nicctl(&["diff", changed.str(), "--json"]).stdout).unwrap();
+    assert_eq!(json[0]["host"], "h1");
+    assert_eq!(json[0]["changes"][1]["op"], "~");
+    assert_eq!(json[0]["changes"][1]["object"], "route");
 }
 
 /// The deployment stops promptly even with a client connected half way through a line.
