@@ -35,12 +35,18 @@ fn check(what: &str, from: &Config, to: &Config) -> usize {
     let d = nic();
     let first = config::plan(from, &from.hosts[0].name).unwrap();
     config::apply(&d, &first, |_, _| {}).unwrap();
-    let next = config::plan(to, &to.hosts[0].name).unwrap();
-    let changes = config::apply(&d, &next, |_, _| {})
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let held = config::held(&d).unwrap();
+    let next = config::plan_against(to, &to.hosts[0].name, &held).unwrap();
+    let changes = config::apply(&d, &next, |_, _| {}).unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(d.read_tables().unwrap(), fresh(to), "{what}: {changes:#?}");
-    let again = config::apply(&d, &next, |_, _| {}).unwrap();
-    assert!(again.is_empty(), "{what}: a second apply changed {again:#?}");
+    let held = config::held(&d).unwrap();
+    let again = config::plan_against(to, &to.hosts[0].name, &held).unwrap();
+    assert_eq!(again.desired(), next.desired(), "{what}: the IDs moved");
+    let again = config::apply(&d, &again, |_, _| {}).unwrap();
+    assert!(
+        again.is_empty(),
+        "{what}: a second apply changed {again:#?}"
+    );
     changes.len()
 }
 

@@ -57,9 +57,9 @@ pub fn run(cli: &Cli, file: &Path, host: Option<&str>, json: bool) -> Result<(St
     };
     let mut all = Vec::new();
     for (name, i) in hosts {
-        let desired = config::plan(&config, &name)?.desired();
         let held = State::from_tables(&nics.tables(i)?)
             .map_err(|e| CliError::Protocol(format!("host {name}: {e}")))?;
+        let desired = config::plan_against(&config, &name, &held)?.desired();
         all.push((name, reconcile::diff(&desired, &held)));
     }
     let changed = all.iter().any(|(_, c)| !c.is_empty());

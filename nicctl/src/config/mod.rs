@@ -6,13 +6,14 @@
 //! programmed from a file with an error. [`plan()`] turns a [`Config`] into the ordered
 //! driver calls for one host, and [`apply`] makes them.
 pub mod file;
+pub mod ids;
 pub mod model;
 pub mod plan;
 pub mod text;
 pub mod validate;
 
 pub use model::Config;
-pub use plan::{apply, plan, ApplyError, Command, Plan, PlanError};
+pub use plan::{apply, held, plan, plan_against, ApplyError, Command, Plan, PlanError};
 pub use validate::{validate, Limits};
 
 use std::fmt;

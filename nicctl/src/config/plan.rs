@@ -1,14 +1,14 @@
 //! From a valid [`Config`] to the ordered driver calls that program one host's NIC.
 //!
-//! IDs are stable: they follow file order.
-//! - VPC `i` (file order) has ID `i`; its main route table has ID `i` too.
-//! - The route table `j` of the file has ID `vpcs + j`.
-//! - Subnet `k` has ID `k`; gateway `g` has ID `g`.
-//! - This host's instances get VFs 0, 1, ... in file order.
+//! IDs are stable ([`Ids`]): on a fresh NIC they follow file order (VPC `i` has ID `i` and
+//! so has its main route table; the file's route table `j` has ID `vpcs + j`; subnet `k`
+//! has ID `k`, gateway `g` ID `g`; this host's instances get VFs 0, 1, ...); on a NIC that
+//! holds a plan already ([`plan_against`]), what it holds keeps its ID.
 //!
 //! Order: uplink, VPCs, gateways, route tables, routes, subnets, VFs (with their secondary
 //! addresses), then a mapping for every address of every instance of every VPC: the local
 //! VF for this host's instances, the other host's underlay address for the rest.
+use super::ids::Ids;
 use super::model::{self, Config, Target};
 use host_driver::reconcile::{self, Change, ReadBackError, State};
 use host_driver::tables::{
@@ -184,10 +184,6 @@ impl Plan {
     }
 }
 
-fn id(index: usize) -> u16 {
-    index as u16
-}
-
 /// Why there is no plan.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -195,8 +191,15 @@ pub enum PlanError {
     UnknownHost { host: String, known: Vec<String> },
 }
 
-/// The plan for host `host` (a name of [`Config::hosts`]).
+/// The plan for host `host` (a name of [`Config::hosts`]) on a fresh NIC: IDs in file
+/// order.
 pub fn plan(config: &Config, host: &str) -> Result<Plan, PlanError> {
+    plan_against(config, host, &State::default())
+}
+
+/// The plan for host `host` on a NIC that holds `held`: what the NIC already has keeps its
+/// ID ([`Ids`]), so the difference is what the file changed.
+pub fn plan_against(config: &Config, host: &str, held: &State) -> Result<Plan, PlanError> {
     let Some(h) = config.host_index(host) else {
         return Err(PlanError::UnknownHost {
             host: host.into(),
@@ -210,20 +213,21 @@ pub fn plan(config: &Config, host: &str) -> Result<Plan, PlanError> {
         underlay_ip,
         mtu: model::UPLINK_MTU,
     })];
+    let ids = Ids::allocate(config, h, held);
     let nvpcs = config.vpcs.len();
     for (i, v) in config.vpcs.iter().enumerate() {
         cmds.push(Command::AddVpc(VpcSpec {
-            id: id(i),
+            id: ids.vpcs[i],
             vni: v.vni,
             cidr: v.cidr,
-            main_route_table: Some(id(i)),
+            main_route_table: Some(ids.main_tables[i]),
             dns: v.dns.clone(),
             domain: v.domain.clone(),
         }));
     }
     for (g, gw) in config.gateways.iter().enumerate() {
         cmds.push(Command::AddGateway(GatewaySpec {
-            id: id(g),
+            id: ids.gateways[g],
             kind: gw.kind,
             underlay_ip: model::gateway_underlay(g),
             mac: model::gateway_mac(g),
@@ -231,26 +235,26 @@ pub fn plan(config: &Config, host: &str) -> Result<Plan, PlanError> {
     }
     for i in 0..nvpcs {
         cmds.push(Command::AddRouteTable {
-            id: id(i),
-            vpc_id: id(i),
+            id: ids.main_tables[i],
+            vpc_id: ids.vpcs[i],
         });
     }
     for (j, t) in config.route_tables.iter().enumerate() {
         cmds.push(Command::AddRouteTable {
-            id: id(nvpcs + j),
-            vpc_id: id(t.vpc),
+            id: ids.route_tables[j],
+            vpc_id: ids.vpcs[t.vpc],
         });
     }
     for (j, t) in config.route_tables.iter().enumerate() {
         for r in &t.routes {
             let target = match r.target {
                 Target::Blackhole => RouteTarget::Blackhole,
-                Target::Gateway(g) => RouteTarget::Gateway(id(g)),
-                Target::Peering(v) => RouteTarget::Peering(id(v)),
+                Target::Gateway(g) => RouteTarget::Gateway(ids.gateways[g]),
+                Target::Peering(v) => RouteTarget::Peering(ids.vpcs[v]),
                 Target::Instance(i) => RouteTarget::Instance(config.instances[i].ip),
             };
             cmds.push(Command::AddRoute {
-                table: id(nvpcs + j),
+                table: ids.route_tables[j],
                 dest: r.dest,
                 target,
             });
@@ -258,20 +262,20 @@ pub fn plan(config: &Config, host: &str) -> Result<Plan, PlanError> {
     }
     for (k, s) in config.subnets.iter().enumerate() {
         cmds.push(Command::AddSubnet(SubnetSpec {
-            id: id(k),
-            vpc_id: id(s.vpc),
+            id: ids.subnets[k],
+            vpc_id: ids.vpcs[s.vpc],
             cidr: s.cidr,
-            route_table: s.route_table.map(|j| id(nvpcs + j)),
+            route_table: s.route_table.map(|j| ids.route_tables[j]),
             gateway_mac: config.subnet_gateway_mac(k),
         }));
     }
     let mut vfs = Vec::new();
-    for inst in config.instances.iter().filter(|i| i.host == h) {
-        let vf = id(vfs.len());
+    for (i, inst) in config.instances.iter().enumerate() {
+        let Some(&vf) = ids.vfs.get(&i) else { continue };
         vfs.push((inst.name.clone(), vf));
         cmds.push(Command::SetVf(VfSpec {
             vf,
-            subnet_id: id(inst.subnet),
+            subnet_id: ids.subnets[inst.subnet],
             mac: inst.mac,
             primary_ip: inst.ip,
             src_dst_check: inst.src_dst_check,
@@ -326,19 +330,24 @@ pub enum ApplyError {
     },
 }
 
+/// What a NIC holds, read back.
+pub fn held(drv: &PfDriver) -> Result<State, ApplyError> {
+    let tables = drv
+        .read_tables()
+        .map_err(|error| ApplyError::ReadBack { error })?;
+    Ok(State::from_tables(&tables)?)
+}
+
 /// Brings a NIC to what `plan` programs: reads back what it holds, and makes the difference
 /// (on a fresh NIC, every entry), calling `progress(done, total)` after each change; stops
-/// at the first refusal. Returns the changes made.
+/// at the first refusal. Returns the changes made. Make the plan with [`plan_against`] what
+/// the NIC holds, so that what it has keeps its IDs.
 pub fn apply(
     drv: &PfDriver,
     plan: &Plan,
     progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Change>, ApplyError> {
-    let held = drv
-        .read_tables()
-        .map_err(|error| ApplyError::ReadBack { error })?;
-    let held = State::from_tables(&held)?;
-    let changes = reconcile::diff(&plan.desired(), &held);
+    let changes = reconcile::diff(&plan.desired(), &held(drv)?);
     reconcile::apply(drv, &changes, progress).map_err(|error| ApplyError::Refused {
         total: changes.len(),
         error,
