@@ -205,9 +205,7 @@ impl Ids {
             }
         }
         for &i in &mine {
-            if !ids.vfs.contains_key(&i) {
-                ids.vfs.insert(i, vf_pool.fresh());
-            }
+            ids.vfs.entry(i).or_insert_with(|| vf_pool.fresh());
         }
         ids
     }
