@@ -210,3 +210,101 @@ impl Ids {
         ids
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{parse, plan, plan_against, Limits};
+
+    const BASE: &str = r#"
+[vpc.a]
+vni = 10
+cidr = "10.1.0.0/16"
+
+[vpc.b]
+vni = 20
+cidr = "10.2.0.0/16"
+
+[route_table.rt]
+vpc = "a"
+routes = [{ dest = "10.9.0.0/16", target = "blackhole" }]
+
+[subnet.s1]
+vpc = "a"
+cidr = "10.1.1.0/24"
+route_table = "rt"
+
+[subnet.s2]
+vpc = "a"
+cidr = "10.1.2.0/24"
+
+[subnet.s3]
+vpc = "b"
+cidr = "10.2.3.0/24"
+
+[instance.i1]
+subnet = "s1"
+ip = "10.1.1.10"
+
+[instance.i2]
+subnet = "s2"
+ip = "10.1.2.10"
+
+[instance.i3]
+subnet = "s3"
+ip = "10.2.3.10"
+"#;
+
+    fn vfs(p: &crate::config::Plan) -> Vec<(String, u16)> {
+        let mut v = p.vfs.clone();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn what_the_nic_holds_keeps_its_ids_whatever_the_file_order() {
+        let base = parse(BASE, &Limits::default()).unwrap();
+        let host = base.hosts[0].name.clone();
+        let first = plan(&base, &host).unwrap();
+        let held = first.desired();
+        // A VPC, a subnet and an instance added at the top of the file, s2 removed, and i2
+        // with it.
+        let text = BASE
+            .replace("[vpc.a]", "[vpc.z]\nvni = 5\ncidr = \"10.5.0.0/16\"\n\n[subnet.z1]\nvpc = \"z\"\ncidr = \"10.5.1.0/24\"\n\n[instance.z9]\nsubnet = \"z1\"\nip = \"10.5.1.9\"\n\n[vpc.a]")
+            .replace("[subnet.s2]\nvpc = \"a\"\ncidr = \"10.1.2.0/24\"\n", "")
+            .replace("[instance.i2]\nsubnet = \"s2\"\nip = \"10.1.2.10\"\n", "");
+        let next = parse(&text, &Limits::default()).unwrap();
+        let p = plan_against(&next, &host, &held).unwrap();
+        let d = p.desired();
+        // Held objects keep their IDs: VPCs by VNI, subnets by CIDR, VFs by instance.
+        let vpc_of = |vni| d.vpcs.values().find(|v| v.vni == vni).unwrap().id;
+        assert_eq!((vpc_of(10), vpc_of(20)), (0, 1));
+        assert_eq!(vpc_of(5), 2, "the new VPC takes an ID nobody holds");
+        let subnet_of = |net: &str| {
+            let net: std::net::Ipv4Addr = net.parse().unwrap();
+            d.subnets.values().find(|s| s.cidr.0 == net).unwrap().id
+        };
+        assert_eq!((subnet_of("10.1.1.0"), subnet_of("10.2.3.0")), (0, 2));
+        assert_eq!(
+            subnet_of("10.5.1.0"),
+            3,
+            "s2's ID 1 is still held until it goes"
+        );
+        assert_eq!(
+            vfs(&p),
+            [
+                ("i1".to_string(), 0),
+                ("i3".to_string(), 2),
+                ("z9".to_string(), 3)
+            ]
+        );
+        // The route table keeps its ID, and so do the main tables.
+        assert_eq!(d.route_tables, {
+            let mut t = held.route_tables.clone();
+            t.insert(3, 2);
+            t
+        });
+        // Planned against itself, nothing moves.
+        assert_eq!(plan_against(&next, &host, &d).unwrap().desired(), d);
+        assert_eq!(plan_against(&base, &host, &held).unwrap(), first);
+    }
+}
