@@ -586,8 +586,7 @@ fn subnet_replace(
     route_table: u16,
 ) -> Result<u32, Status> {
     let old = taken_slot(t.subnets, id)?.ok_or(Status::NotFound)?;
-    if old.vpc != e.vpc_id.get() || old.prefix != ipv4(e.prefix) || old.prefix_len != e.prefix_len
-    {
+    if old.vpc != e.vpc_id.get() || old.prefix != ipv4(e.prefix) || old.prefix_len != e.prefix_len {
         return Err(Status::BadArgument);
     }
     let new = Subnet {
