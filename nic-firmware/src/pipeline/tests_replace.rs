@@ -61,15 +61,15 @@ fn snapshot(nic: &FakeNic) -> String {
     s
 }
 
+/// A command to run, the opcode it runs and the status it must be refused with.
+type Case<'a> = (
+    Opcode,
+    &'a dyn Fn(&mut FakeNic, Opcode) -> Result<(), Status>,
+    Status,
+);
+
 /// Each case is refused with its status and changes nothing.
-fn assert_refused(
-    nic: &mut FakeNic,
-    cases: &[(
-        Opcode,
-        &dyn Fn(&mut FakeNic, Opcode) -> Result<(), Status>,
-        Status,
-    )],
-) {
+fn assert_refused(nic: &mut FakeNic, cases: &[Case<'_>]) {
     for (op, run, want) in cases {
         let before = snapshot(nic);
         assert_eq!(run(nic, *op), Err(*want), "{}", op.name());
