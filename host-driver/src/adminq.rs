@@ -94,7 +94,8 @@ impl AdminQueue {
         let entry = self.tail;
         let offset = u64::from(entry) * CMD_SIZE as u64;
         self.cookie = self.cookie.wrapping_add(1);
-        cmd.flags = Le16::new(0);
+        // The caller's flags (`REPLACE`) go as they are; DONE is the device's to set.
+        cmd.flags = Le16::new(cmd.flags.get() & !CmdFlags::DONE.bits());
         cmd.status = Le16::new(0);
         cmd.result = 0.into();
         cmd.cookie = Le16::new(self.cookie);

@@ -11,7 +11,7 @@ use crate::tables::{
     UplinkSpec, VfSpec, VpcSpec,
 };
 use crate::trace::TraceReport;
-use shared_regs::admin::{AdminCmd, Opcode, Status};
+use shared_regs::admin::{AdminCmd, CmdFlags, Opcode, Status};
 use shared_regs::entry::{
     IdParam, MappingEntry, PortInfo, RouteTableEntry, StatsQuery, TraceQuery,
 };
@@ -360,6 +360,107 @@ impl PfDriver {
         self.command(Opcode::UplinkSet, &spec.to_entry(), || spec.describe())
     }
 
+    /// Errors unless the device takes `CmdFlags::REPLACE` (ABI 1.3 and later): an older one
+    /// would run the add instead.
+    fn require_replace(&self, opcode: Opcode) -> Result<()> {
+        if self.info.abi_minor >= 3 {
+            return Ok(());
+        }
+        Err(DriverError::Unsupported {
+            device: self.device.describe(),
+            what: format!(
+                "{} with REPLACE needs device ABI 1.3, the device speaks {}.{}",
+                opcode.name(),
+                self.info.abi_major,
+                self.info.abi_minor
+            ),
+        })
+    }
+
+    /// Runs `opcode` with `CmdFlags::REPLACE` (ABI 1.3): the existing entry with the key of
+    /// `params` takes its values in place; `Status::NotFound` when there is none.
+    fn replace_command<P: IntoBytes + Immutable>(
+        &self,
+        opcode: Opcode,
+        params: &P,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
+        self.require_replace(opcode)?;
+        self.execute(replacing(AdminCmd::new(opcode, params)), || {
+            format!("replace {}", what())
+        })
+        .map(|_| ())
+    }
+
+    /// `ROUTE_ADD` with `REPLACE`: sets the target of the existing route `dest` of `table`
+    /// in one step (the prefix never falls to a shorter route meanwhile).
+    pub fn replace_route(&self, table: u16, dest: Cidr, target: RouteTarget) -> Result<()> {
+        self.replace_command(Opcode::RouteAdd, &route_entry(table, dest, target), || {
+            format!("{} to {target}", route_text(table, dest))
+        })
+    }
+
+    /// `MAPPING_ADD` with `REPLACE`: sets the MAC and location of the existing mapping
+    /// (vni, ip) in one step (an instance moving between hosts).
+    pub fn replace_mapping(
+        &self,
+        vni: u32,
+        ip: Ipv4Addr,
+        mac: Mac,
+        loc: MappingLocationSpec,
+    ) -> Result<()> {
+        self.replace_command(
+            Opcode::MappingAdd,
+            &mapping_entry(vni, ip, mac, loc),
+            || format!("{} on {loc}", mapping_text(vni, ip)),
+        )
+    }
+
+    /// `SUBNET_ADD` with `REPLACE`: sets the route table and gateway MAC of an existing
+    /// subnet (same VPC and CIDR), VFs using it or not.
+    pub fn replace_subnet(&self, spec: &SubnetSpec) -> Result<()> {
+        self.replace_command(Opcode::SubnetAdd, &spec.to_entry(), || spec.describe())
+    }
+
+    /// `VF_SET` with `REPLACE`: re-sets an assigned VF's MAC, subnet, primary address and
+    /// flags; its link stays up and its secondary addresses stay.
+    pub fn replace_vf(&self, spec: &VfSpec) -> Result<()> {
+        self.replace_command(Opcode::VfSet, &spec.to_entry(), || spec.describe())
+    }
+
+    /// `GATEWAY_ADD` with `REPLACE`: sets the kind, underlay address and MAC of an existing
+    /// gateway while routes lead to it.
+    pub fn replace_gateway(&self, spec: &GatewaySpec) -> Result<()> {
+        self.replace_command(Opcode::GatewayAdd, &spec.to_entry(), || spec.describe())
+    }
+
+    /// `UPLINK_SET` with `REPLACE`: as [`PfDriver::set_uplink`], but refused with
+    /// `NotFound` when no uplink is set.
+    pub fn replace_uplink(&self, spec: &UplinkSpec) -> Result<()> {
+        self.replace_command(Opcode::UplinkSet, &spec.to_entry(), || spec.describe())
+    }
+
+    /// `VPC_ADD` with `REPLACE`: sets the main route table, DNS servers and domain (none
+    /// when `spec.domain` is `None`) of an existing VPC; its VNI and CIDR must be the ones
+    /// it has.
+    pub fn replace_vpc(&self, spec: &VpcSpec) -> Result<()> {
+        self.require_replace(Opcode::VpcAdd)?;
+        let cmd = replacing(AdminCmd::new(Opcode::VpcAdd, &spec.to_entry()?));
+        match spec.domain_bytes()? {
+            None => self
+                .execute(cmd, || format!("replace {}", spec.describe()))
+                .map(|_| ()),
+            Some(domain) => {
+                let what = format!(
+                    "replace {}, domain {}",
+                    spec.describe(),
+                    spec.domain.as_deref().unwrap_or("")
+                );
+                self.execute_with_buf(cmd, domain, None, what, |_, _, _| Ok(()))
+            }
+        }
+    }
+
     /// `GET_STATS`: one function's counters.
     pub fn stats(&self, function: StatsFunction) -> Result<Counters> {
         let cmd = AdminCmd::new(Opcode::GetStats, &stats_query(function));
@@ -418,6 +519,12 @@ impl Drop for PfDriver {
         let _ = self.device.dma_unmap(admin.queue.memory());
         let _ = self.device.dma_unmap(&admin.buf);
     }
+}
+
+/// `cmd` with `CmdFlags::REPLACE`.
+fn replacing(mut cmd: AdminCmd) -> AdminCmd {
+    cmd.flags = Le16::new(CmdFlags::REPLACE.bits());
+    cmd
 }
 
 fn id_param(id: u16) -> IdParam {
@@ -770,5 +877,85 @@ mod tests {
             "{err}"
         );
         assert_eq!(dev.seen().len(), 1, "only the bring-up NOP was sent");
+    }
+
+    #[test]
+    fn replace_calls_send_the_add_with_replace_and_need_abi_1_3() {
+        use crate::tables::{GatewayKind, GatewaySpec, MappingLocationSpec, RouteTarget};
+        let (dev, drv) = open(FakeConfig::default());
+        let sent = recorder(&dev);
+        let dest = (Ipv4Addr::new(10, 0, 9, 0), 24);
+        drv.replace_route(0, dest, RouteTarget::Blackhole).unwrap();
+        let mac = [2, 0, 0, 0, 0, 9];
+        let remote = MappingLocationSpec::Remote(Ipv4Addr::new(192, 0, 2, 2));
+        drv.replace_mapping(100, Ipv4Addr::new(10, 0, 1, 10), mac, remote)
+            .unwrap();
+        let subnet = SubnetSpec {
+            id: 1,
+            vpc_id: 3,
+            cidr: (Ipv4Addr::new(10, 0, 1, 0), 24),
+            route_table: Some(2),
+            gateway_mac: mac,
+        };
+        drv.replace_subnet(&subnet).unwrap();
+        let vf = VfSpec {
+            vf: 1,
+            subnet_id: 1,
+            mac,
+            primary_ip: Ipv4Addr::new(10, 0, 1, 12),
+            src_dst_check: true,
+        };
+        drv.replace_vf(&vf).unwrap();
+        let gw = GatewaySpec {
+            id: 2,
+            kind: GatewayKind::Vpn,
+            underlay_ip: Ipv4Addr::new(192, 0, 2, 101),
+            mac,
+        };
+        drv.replace_gateway(&gw).unwrap();
+        drv.replace_vpc(&vpc()).unwrap();
+        {
+            let sent = sent.lock().unwrap();
+            let ops: Vec<u16> = sent.iter().map(|c| c.opcode.get()).collect();
+            assert_eq!(
+                ops,
+                [
+                    Opcode::RouteAdd as u16,
+                    Opcode::MappingAdd as u16,
+                    Opcode::SubnetAdd as u16,
+                    Opcode::VfSet as u16,
+                    Opcode::GatewayAdd as u16,
+                    Opcode::VpcAdd as u16,
+                ]
+            );
+            assert!(sent
+                .iter()
+                .all(|c| c.flags.get() == CmdFlags::REPLACE.bits()));
+            let route = route_entry(0, dest, RouteTarget::Blackhole);
+            assert_eq!(&sent[0].params[..12], route.as_bytes());
+            assert_eq!(&sent[2].params[..20], subnet.to_entry().as_bytes());
+            assert_eq!(&sent[3].params[..20], vf.to_entry().as_bytes());
+        }
+
+        dev.set_handler(|_| Reply::status(Status::NotFound));
+        assert_eq!(
+            drv.replace_route(0, dest, RouteTarget::Blackhole)
+                .unwrap_err()
+                .to_string(),
+            "ROUTE_ADD (replace route 10.0.9.0/24 in table 0 to blackhole) failed: not found"
+        );
+
+        // A 1.2 device would run the add: nothing is sent.
+        let (old, drv) = open(FakeConfig {
+            abi: (1 << 16) | 2,
+            ..FakeConfig::default()
+        });
+        let sent = recorder(&old);
+        let err = drv
+            .replace_route(0, dest, RouteTarget::Blackhole)
+            .unwrap_err();
+        assert!(matches!(err, DriverError::Unsupported { .. }), "{err:?}");
+        assert!(err.to_string().contains("needs device ABI 1.3"), "{err}");
+        assert!(sent.lock().unwrap().is_empty());
     }
 }

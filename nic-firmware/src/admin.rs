@@ -1,5 +1,11 @@
 //! The admin queue (device side of `shared_regs::admin`) and the command handler. Every
 //! field is validated before anything changes, so a refused command changes nothing.
+//!
+//! A command with `CmdFlags::REPLACE` (ABI 1.3) goes through the same handler as its add,
+//! with the same validation; where the add would take a free slot, the replace takes the
+//! existing entry and writes the new one over it in one assignment (indexed tables), one
+//! record write (routes) or make-before-break (mappings), so the pipeline sees the entry
+//! before or after, never half written.
 use crate::counters::CounterBlock;
 use crate::platform::{Function, Platform};
 use crate::tables::lpm::{prefix_mask, Route, Target};
@@ -195,6 +201,10 @@ fn is_unicast_mac(mac: &[u8; 6]) -> bool {
 /// Executes one command. `Ok` carries the completion's `result`.
 fn execute<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<u32, Status> {
     let op = Opcode::from_u16(cmd.opcode.get()).ok_or(Status::BadOpcode)?;
+    let replace = CmdFlags::from_bits_retain(cmd.flags.get()).contains(CmdFlags::REPLACE);
+    if replace && !op.takes_replace() {
+        return Err(Status::BadArgument);
+    }
     match op {
         Opcode::Nop => Ok(0),
         Opcode::GetStats => get_stats(ctx, cmd),
@@ -204,23 +214,23 @@ fn execute<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<
             *block = CounterBlock::ZERO;
             Ok(0)
         }
-        Opcode::VpcAdd => vpc_add(ctx, cmd),
+        Opcode::VpcAdd => vpc_add(ctx, cmd, replace),
         Opcode::VpcDel => vpc_del(ctx.tables, params(cmd)?),
-        Opcode::SubnetAdd => subnet_add(ctx.tables, params(cmd)?),
+        Opcode::SubnetAdd => subnet_add(ctx.tables, params(cmd)?, replace),
         Opcode::SubnetDel => subnet_del(ctx.tables, params(cmd)?),
         Opcode::RouteTableAdd => route_table_add(ctx.tables, params(cmd)?),
         Opcode::RouteTableDel => route_table_del(ctx.tables, params(cmd)?),
-        Opcode::RouteAdd => route_add(ctx.tables, params(cmd)?),
+        Opcode::RouteAdd => route_add(ctx.tables, params(cmd)?, replace),
         Opcode::RouteDel => route_del(ctx.tables, params(cmd)?),
-        Opcode::MappingAdd => mapping_add(ctx.tables, params(cmd)?),
+        Opcode::MappingAdd => mapping_add(ctx.tables, params(cmd)?, replace),
         Opcode::MappingDel => mapping_del(ctx.tables, params(cmd)?),
-        Opcode::VfSet => vf_set(ctx, params(cmd)?),
+        Opcode::VfSet => vf_set(ctx, params(cmd)?, replace),
         Opcode::VfClear => vf_clear(ctx, params(cmd)?),
-        Opcode::UplinkSet => uplink_set(ctx.tables, params(cmd)?),
+        Opcode::UplinkSet => uplink_set(ctx.tables, params(cmd)?, replace),
         Opcode::VfAddrAdd => vf_addr_add(ctx.tables, params(cmd)?),
         Opcode::VfAddrDel => vf_addr_del(ctx.tables, params(cmd)?),
         Opcode::VfFlagsSet => vf_flags_set(ctx.tables, params(cmd)?),
-        Opcode::GatewayAdd => gateway_add(ctx.tables, params(cmd)?),
+        Opcode::GatewayAdd => gateway_add(ctx.tables, params(cmd)?, replace),
         Opcode::GatewayDel => gateway_del(ctx.tables, params(cmd)?),
         Opcode::Trace => crate::trace::run(ctx, cmd),
         Opcode::TableRead => crate::table_read::run(ctx, cmd),
@@ -316,7 +326,11 @@ fn vpc_domain<P: Platform>(p: &mut P, cmd: &AdminCmd) -> Result<([u8; DOMAIN_MAX
     Ok((domain, u8::try_from(len).map_err(|_| Status::BadArgument)?))
 }
 
-fn vpc_add<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<u32, Status> {
+fn vpc_add<P: Platform>(
+    ctx: &mut Context<'_, '_, P>,
+    cmd: &AdminCmd,
+    replace: bool,
+) -> Result<u32, Status> {
     let e: VpcEntry = params(cmd)?;
     let (domain, domain_len) = vpc_domain(ctx.platform, cmd)?;
     let t = &mut *ctx.tables;
@@ -333,15 +347,8 @@ fn vpc_add<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<
     if main != MAIN_ROUTE_TABLE && usize::from(main) >= t.route_tables.len() {
         return Err(Status::BadArgument);
     }
-    if t.vpcs.iter().flatten().any(|v| v.vni == vni) {
-        return Err(Status::Exists);
-    }
     let id = e.id.get();
-    free_slot(t.vpcs, id)?;
-    // The VNI's anchor mapping: decapsulation finds the VPC by VNI in one lookup (F15).
-    t.mappings.insert(vni_anchor(vni), anchor_mapping(id))?;
-    let slot = free_slot(t.vpcs, id)?;
-    *slot = Some(Vpc {
+    let vpc = |gateway_mask| Vpc {
         vni,
         cidr,
         cidr_len: e.cidr_len,
@@ -350,8 +357,27 @@ fn vpc_add<P: Platform>(ctx: &mut Context<'_, '_, P>, cmd: &AdminCmd) -> Result<
         dns_count: e.dns_count,
         domain,
         domain_len,
-        gateway_mask: 0,
-    });
+        gateway_mask,
+    };
+    if replace {
+        // VNI and CIDR are the VPC's identity: mappings are keyed by the one, every route
+        // table holds the other's local route.
+        let slot = taken_slot(t.vpcs, id)?;
+        let old = slot.ok_or(Status::NotFound)?;
+        if old.vni != vni || old.cidr != cidr || old.cidr_len != e.cidr_len {
+            return Err(Status::BadArgument);
+        }
+        *slot = Some(vpc(old.gateway_mask));
+        return Ok(0);
+    }
+    if t.vpcs.iter().flatten().any(|v| v.vni == vni) {
+        return Err(Status::Exists);
+    }
+    free_slot(t.vpcs, id)?;
+    // The VNI's anchor mapping: decapsulation finds the VPC by VNI in one lookup (F15).
+    t.mappings.insert(vni_anchor(vni), anchor_mapping(id))?;
+    let slot = free_slot(t.vpcs, id)?;
+    *slot = Some(vpc(0));
     Ok(0)
 }
 
@@ -449,7 +475,7 @@ fn refresh_gateway_mask(t: &mut Tables<'_>, vpc: u16) {
     }
 }
 
-fn route_add(t: &mut Tables<'_>, e: RouteEntry) -> Result<u32, Status> {
+fn route_add(t: &mut Tables<'_>, e: RouteEntry, replace: bool) -> Result<u32, Status> {
     let (table, prefix, vpc, vpc_id) = route_key(t, &e)?;
     let target = Target::from(e.route_target().ok_or(Status::BadArgument)?);
     match target {
@@ -463,7 +489,18 @@ fn route_add(t: &mut Tables<'_>, e: RouteEntry) -> Result<u32, Status> {
         }
         Target::Blackhole | Target::Instance(_) => {}
     }
-    if prefix == vpc.cidr && e.prefix_len == vpc.cidr_len {
+    let local = prefix == vpc.cidr && e.prefix_len == vpc.cidr_len;
+    if replace {
+        // The local route is the firmware's own (F8).
+        if local {
+            return Err(Status::BadArgument);
+        }
+        t.routes
+            .replace_target(table, prefix, e.prefix_len, target)?;
+        refresh_gateway_mask(t, vpc_id);
+        return Ok(0);
+    }
+    if local {
         return Err(Status::Exists);
     }
     t.routes.insert(
@@ -489,7 +526,7 @@ fn route_del(t: &mut Tables<'_>, e: RouteEntry) -> Result<u32, Status> {
     Ok(0)
 }
 
-fn subnet_add(t: &mut Tables<'_>, e: SubnetEntry) -> Result<u32, Status> {
+fn subnet_add(t: &mut Tables<'_>, e: SubnetEntry, replace: bool) -> Result<u32, Status> {
     let id = e.id.get();
     let vpc_id = e.vpc_id.get();
     let prefix = ipv4(e.prefix);
@@ -508,6 +545,9 @@ fn subnet_add(t: &mut Tables<'_>, e: SubnetEntry) -> Result<u32, Status> {
     let rt = t.route_table(route_table).ok_or(Status::NotFound)?;
     if rt.vpc != vpc_id {
         return Err(Status::BadArgument);
+    }
+    if replace {
+        return subnet_replace(t, id, vpc.vni, e, route_table);
     }
     let overlaps = t.subnets.iter().flatten().any(|s| {
         let shorter = s.prefix_len.min(len);
@@ -533,6 +573,38 @@ fn subnet_add(t: &mut Tables<'_>, e: SubnetEntry) -> Result<u32, Status> {
         return Err(e.into());
     }
     *free_slot(t.subnets, id)? = Some(subnet);
+    Ok(0)
+}
+
+/// `SUBNET_ADD` with `REPLACE`: route table and gateway MAC of subnet `id` (validated by
+/// the caller as for an add), VPC and CIDR unchanged.
+fn subnet_replace(
+    t: &mut Tables<'_>,
+    id: u16,
+    vni: u32,
+    e: SubnetEntry,
+    route_table: u16,
+) -> Result<u32, Status> {
+    let old = taken_slot(t.subnets, id)?.ok_or(Status::NotFound)?;
+    if old.vpc != e.vpc_id.get() || old.prefix != ipv4(e.prefix) || old.prefix_len != e.prefix_len {
+        return Err(Status::BadArgument);
+    }
+    let new = Subnet {
+        route_table,
+        gateway_mac: e.gateway_mac,
+        ..old
+    };
+    if new.gateway_mac != old.gateway_mac {
+        let (gateway, broadcast) = subnet_mappings(vni, &new);
+        // Both are there (SUBNET_ADD made them), so neither replace below can fail: check
+        // first, so that a refusal changes nothing.
+        if t.mappings.get(gateway.0).is_none() || t.mappings.get(broadcast.0).is_none() {
+            return Err(Status::NotFound);
+        }
+        t.mappings.replace(gateway.0, gateway.1)?;
+        t.mappings.replace(broadcast.0, broadcast.1)?;
+    }
+    *taken_slot(t.subnets, id)? = Some(new);
     Ok(0)
 }
 
@@ -578,7 +650,7 @@ fn mapping_key(t: &Tables<'_>, vni: u32, ip: [u8; 4]) -> Result<MappingKey, Stat
     Ok(MappingKey { vni, ip })
 }
 
-fn mapping_add(t: &mut Tables<'_>, e: MappingEntry) -> Result<u32, Status> {
+fn mapping_add(t: &mut Tables<'_>, e: MappingEntry, replace: bool) -> Result<u32, Status> {
     let key = mapping_key(t, e.vni.get(), e.ip)?;
     if !is_unicast_mac(&e.mac) {
         return Err(Status::BadArgument);
@@ -599,13 +671,22 @@ fn mapping_add(t: &mut Tables<'_>, e: MappingEntry) -> Result<u32, Status> {
             return Err(Status::BadArgument)
         }
     };
-    t.mappings.insert(
-        key,
-        Mapping {
-            mac: e.mac,
-            location,
-        },
-    )?;
+    let value = Mapping {
+        mac: e.mac,
+        location,
+    };
+    if replace {
+        match t.mappings.get(key).ok_or(Status::NotFound)?.location {
+            // The firmware's own mappings belong to their subnet or VPC.
+            Location::Gateway | Location::Broadcast | Location::Vpc(_) => {
+                return Err(Status::BadArgument)
+            }
+            Location::LocalVf(_) | Location::Remote { .. } => {}
+        }
+        t.mappings.replace(key, value)?;
+        return Ok(0);
+    }
+    t.mappings.insert(key, value)?;
     Ok(0)
 }
 
@@ -634,7 +715,11 @@ fn is_reserved(s: &Subnet, ip: u32) -> bool {
     ip.wrapping_sub(s.prefix) <= 3 || ip == s.broadcast()
 }
 
-fn vf_set<P: Platform>(ctx: &mut Context<'_, '_, P>, e: VfEntry) -> Result<u32, Status> {
+fn vf_set<P: Platform>(
+    ctx: &mut Context<'_, '_, P>,
+    e: VfEntry,
+    replace: bool,
+) -> Result<u32, Status> {
     let t = &mut *ctx.tables;
     let index = e.vf.get();
     let flags = VfFlags::from_bits(e.flags.get()).ok_or(Status::BadArgument)?;
@@ -646,17 +731,41 @@ fn vf_set<P: Platform>(ctx: &mut Context<'_, '_, P>, e: VfEntry) -> Result<u32, 
     if !subnet.contains(ip) || is_reserved(&subnet, ip) {
         return Err(Status::BadArgument);
     }
-    let slot = free_slot(t.vfs, index)?;
-    *slot = Some(VfConfig {
+    let new = VfConfig {
         mac: e.mac,
         subnet: e.subnet_id.get(),
         primary_ip: ip,
         src_dst_check: flags.contains(VfFlags::SRC_DST_CHECK),
         secondary: [0; VF_SECONDARY_ADDRS],
         secondary_count: 0,
-    });
+    };
     let f = Function::Vf(index);
     let (lo, hi) = vf::mac_to_regs(e.mac);
+    if replace {
+        let slot = taken_slot(t.vfs, index)?;
+        let old = slot.ok_or(Status::NotFound)?;
+        // The secondary addresses stay; each must still be one the VF may hold.
+        let bad = old
+            .secondaries()
+            .iter()
+            .any(|&a| a == ip || !subnet.contains(a) || is_reserved(&subnet, a));
+        if bad {
+            return Err(Status::BadArgument);
+        }
+        *slot = Some(VfConfig {
+            secondary: old.secondary,
+            secondary_count: old.secondary_count,
+            ..new
+        });
+        // Link, MTU, rings and counters are left alone: the VM sees no flap.
+        if old.mac != e.mac {
+            ctx.platform.write_reg(f, vf::MAC_LO, lo);
+            ctx.platform.write_reg(f, vf::MAC_HI, hi);
+        }
+        return Ok(0);
+    }
+    let slot = free_slot(t.vfs, index)?;
+    *slot = Some(new);
     ctx.platform.write_reg(f, vf::MAC_LO, lo);
     ctx.platform.write_reg(f, vf::MAC_HI, hi);
     ctx.platform.write_reg(f, vf::MTU, VF_MTU);
@@ -736,7 +845,7 @@ fn vf_flags_set(t: &mut Tables<'_>, e: VfFlagsEntry) -> Result<u32, Status> {
     Ok(0)
 }
 
-fn gateway_add(t: &mut Tables<'_>, e: GatewayEntry) -> Result<u32, Status> {
+fn gateway_add(t: &mut Tables<'_>, e: GatewayEntry, replace: bool) -> Result<u32, Status> {
     let kind = GatewayKind::from_u8(e.kind).ok_or(Status::BadArgument)?;
     let underlay_ip = ipv4(e.underlay_ip);
     if !is_unicast_mac(&e.mac) || underlay_ip == 0 {
@@ -746,7 +855,11 @@ fn gateway_add(t: &mut Tables<'_>, e: GatewayEntry) -> Result<u32, Status> {
     if e.id.get() >= MAX_GATEWAYS {
         return Err(Status::BadArgument);
     }
-    let slot = free_slot(t.gateways, e.id.get())?;
+    let slot = if replace {
+        taken_slot(t.gateways, e.id.get())?
+    } else {
+        free_slot(t.gateways, e.id.get())?
+    };
     *slot = Some(Gateway {
         kind: kind as u8,
         underlay_ip,
@@ -768,7 +881,7 @@ fn gateway_del(t: &mut Tables<'_>, e: IdParam) -> Result<u32, Status> {
     Ok(0)
 }
 
-fn uplink_set(t: &mut Tables<'_>, e: UplinkEntry) -> Result<u32, Status> {
+fn uplink_set(t: &mut Tables<'_>, e: UplinkEntry, replace: bool) -> Result<u32, Status> {
     let mtu = match e.mtu.get() {
         0 => DEFAULT_UPLINK_MTU,
         m if (1280..=DEFAULT_UPLINK_MTU).contains(&m) => m,
@@ -776,6 +889,9 @@ fn uplink_set(t: &mut Tables<'_>, e: UplinkEntry) -> Result<u32, Status> {
     };
     if !is_unicast_mac(&e.mac) || !is_unicast_mac(&e.next_hop_mac) {
         return Err(Status::BadArgument);
+    }
+    if replace && t.uplink.is_none() {
+        return Err(Status::NotFound);
     }
     t.uplink = Some(Uplink {
         mac: e.mac,

@@ -45,7 +45,10 @@ pub const ABI_VERSION_MAJOR: u16 = 1;
 /// - 1.1: gateways, secondary addresses, VF flags, VPC domain, VXLAN, MTU, `TRACE`.
 /// - 1.2: a trace's mapping step that finds a subnet gateway gives this host's underlay
 ///   address as its argument (it was 0), see [`trace::MappedTo::Gateway`].
-pub const ABI_VERSION_MINOR: u16 = 2;
+/// - 1.3: [`admin::CmdFlags::REPLACE`]: `VPC_ADD`, `SUBNET_ADD`, `ROUTE_ADD`,
+///   `MAPPING_ADD`, `VF_SET`, `GATEWAY_ADD` and `UPLINK_SET` replace an existing entry in
+///   place (make-before-break changes of a running VPC).
+pub const ABI_VERSION_MINOR: u16 = 3;
 /// The value of [`pf::ABI_VERSION`]: major in bits 31:16, minor in bits 15:0.
 pub const ABI_VERSION: u32 = ((ABI_VERSION_MAJOR as u32) << 16) | ABI_VERSION_MINOR as u32;
 

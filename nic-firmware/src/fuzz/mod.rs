@@ -187,7 +187,8 @@ pub fn admin(data: &[u8]) -> Vec<Status> {
     while rest.len() >= CMD_SIZE {
         let (raw, after) = rest.split_at(CMD_SIZE);
         let mut cmd = AdminCmd::read_from_bytes(raw).unwrap();
-        cmd.flags.set(0);
+        // The driver's flags (`REPLACE`, unknown bits) go as they are; DONE is the device's.
+        cmd.flags.set(cmd.flags.get() & !CmdFlags::DONE.bits());
         let (buf, after) = match after.split_first() {
             Some((&n, more)) => more.split_at(usize::from(n).min(more.len())),
             None => (&[][..], after),

@@ -89,6 +89,13 @@ pub(super) fn admin_record(rng: &mut Rng) -> Vec<u8> {
     };
     let mut cmd = vec![0u8; CMD_SIZE];
     cmd[0..2].copy_from_slice(&opcode.to_le_bytes());
+    // Sometimes REPLACE, sometimes any flags at all.
+    let flags = match rng.below(10) {
+        0 | 1 => CmdFlags::REPLACE.bits(),
+        2 => rng.next_u64() as u16,
+        _ => 0,
+    };
+    cmd[2..4].copy_from_slice(&flags.to_le_bytes());
     cmd[6..8].copy_from_slice(&(rng.next_u64() as u16).to_le_bytes());
     if rng.chance(20) {
         cmd[8..16].copy_from_slice(&ADMIN_BUF_IOVA.to_le_bytes());
@@ -240,9 +247,30 @@ pub(super) fn structured_admin_record(rng: &mut Rng) -> Vec<u8> {
             },
         ),
     };
+    let mut cmd = cmd;
+    // Replaces of what the universe holds (ABI 1.3), and now and then on an opcode that
+    // does not take the flag.
+    let takes = Opcode::from_u16(cmd.opcode.get()).is_some_and(Opcode::takes_replace);
+    if (takes && rng.chance(15)) || rng.chance(2) {
+        cmd.flags.set(CmdFlags::REPLACE.bits());
+    }
     let mut record = cmd.as_bytes().to_vec();
     record.push(0);
     record
+}
+
+/// The commands of an admin target input, as [`admin`] reads them.
+fn commands(mut rest: &[u8]) -> Vec<AdminCmd> {
+    let mut out = Vec::new();
+    while rest.len() >= CMD_SIZE {
+        let (raw, after) = rest.split_at(CMD_SIZE);
+        out.push(AdminCmd::read_from_bytes(raw).unwrap());
+        rest = match after.split_first() {
+            Some((&n, more)) => &more[usize::from(n).min(more.len())..],
+            None => after,
+        };
+    }
+    out
 }
 
 /// Up to `max` admin records, most of them well-formed.
@@ -269,8 +297,12 @@ fn admin_target_holds_on_its_seeds_and_on_generated_and_random_input() {
     let mut seen = std::collections::HashMap::new();
     for _ in 0..300 {
         let input = admin_program(&mut rng, 60);
-        for status in admin(&input) {
+        for (status, cmd) in admin(&input).into_iter().zip(commands(&input)) {
             *seen.entry(format!("{status:?}")).or_insert(0) += 1;
+            let flags = CmdFlags::from_bits_retain(cmd.flags.get());
+            if flags == CmdFlags::REPLACE {
+                *seen.entry(format!("replace {status:?}")).or_insert(0) += 1;
+            }
         }
         admin(&flip_some(&mut rng, input));
     }
@@ -282,6 +314,9 @@ fn admin_target_holds_on_its_seeds_and_on_generated_and_random_input() {
         "NotFound",
         "Exists",
         "InUse",
+        "replace Ok",
+        "replace NotFound",
+        "replace BadArgument",
     ] {
         assert!(seen.contains_key(s), "{s} never seen: {seen:?}");
     }

@@ -230,4 +230,6 @@ mod tests_batch;
 #[cfg(test)]
 mod tests_dhcp;
 #[cfg(test)]
+mod tests_replace;
+#[cfg(test)]
 mod tests_uplink;

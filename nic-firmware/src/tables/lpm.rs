@@ -687,6 +687,40 @@ impl<'m> RouteTables<'m> {
         Ok(())
     }
 
+    /// Sets the target of the route with this prefix and length and returns the route as it
+    /// was; `NotFound` (nothing changed) when there is none. Prefixes, lengths, parents and
+    /// search levels stay as they are: only the route's 8-byte record is written, in one
+    /// write (hardware does it with one 64-bit store), so a lookup finds the old target or
+    /// the new one, and every other route is untouched.
+    pub fn replace_target(
+        &mut self,
+        table: u16,
+        prefix: u32,
+        len: u8,
+        target: Target,
+    ) -> Result<Route, TableError> {
+        let len = len.min(32);
+        let prefix = prefix & prefix_mask(len);
+        let lay = self.layout;
+        let r = self.table(table).ok_or(TableError::NotFound)?;
+        let p = match lay.position(r, prefix, len).ok_or(TableError::NotFound)? {
+            Ok(p) => p,
+            Err(_) => return Err(TableError::NotFound),
+        };
+        let old = lay.route(r, p).ok_or(TableError::NotFound)?;
+        let k = lay.rec(p);
+        let info = *r.get(k).ok_or(TableError::NotFound)?;
+        let (kind, arg) = target.encode();
+        // Length and parent kept, kind replaced.
+        let record = [(info & !0xff00) | ((kind & 0xff) << 8), arg];
+        let r = self.table_mut(table).ok_or(TableError::NotFound)?;
+        let rec = r
+            .get_mut(k..k.saturating_add(2))
+            .ok_or(TableError::NotFound)?;
+        rec.copy_from_slice(&record);
+        Ok(old)
+    }
+
     /// Removes the route with this prefix and length.
     pub fn remove(&mut self, table: u16, prefix: u32, len: u8) -> Result<Route, TableError> {
         let len = len.min(32);
@@ -933,6 +967,61 @@ mod tests {
         t.clear_table(1);
         assert_eq!(t.routes(1).count(), 0);
         assert!(s.iter().all(|x| *x == RouteSlot::EMPTY));
+    }
+
+    #[test]
+    fn replace_target_writes_what_a_fresh_table_holds_and_nothing_else() {
+        let routes = [
+            route(0, 0, Target::Gateway(1)),
+            route(0x0a00_0000, 16, Target::Local),
+            route(0x0a00_0900, 24, Target::Instance(0x0a00_0214)),
+            route(0x0a00_0980, 25, Target::Blackhole),
+            route(0xc0a8_0000, 16, Target::Peering(3)),
+        ];
+        for (i, new) in [
+            Target::Blackhole,
+            Target::Gateway(7),
+            Target::Peering(2),
+            Target::Instance(0x0a00_0101),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for per_table in [8usize, 40] {
+                let at = (i + 2) % routes.len();
+                let mut s = vec![RouteSlot::EMPTY; 2 * per_table];
+                let mut t = RouteTables::new(&mut s, per_table);
+                for r in routes {
+                    t.insert(1, r).unwrap();
+                }
+                let old = t
+                    .replace_target(1, routes[at].prefix, routes[at].len, new)
+                    .unwrap();
+                assert_eq!(old, routes[at]);
+                let mut want = routes;
+                want[at].target = new;
+                check_table(&t, 1, &want, &[]);
+                // Canonical storage: the same bytes as the new set inserted afresh.
+                let mut s2 = vec![RouteSlot::EMPTY; 2 * per_table];
+                let mut t2 = RouteTables::new(&mut s2, per_table);
+                for r in want {
+                    t2.insert(1, r).unwrap();
+                }
+                assert_eq!(t.table(1), t2.table(1));
+                assert_eq!(t.len(0), 0, "the other table is untouched");
+                // A route that is not there: NotFound, nothing changed.
+                let before = t.table(1).map(<[u32]>::to_vec);
+                assert_eq!(
+                    t.replace_target(1, 0x0a00_0900, 23, Target::Blackhole),
+                    Err(TableError::NotFound)
+                );
+                assert_eq!(
+                    t.replace_target(9, 0, 0, Target::Blackhole),
+                    Err(TableError::NotFound)
+                );
+                assert_eq!(t.table(1).map(<[u32]>::to_vec), before);
+            }
+        }
     }
 
     #[test]

@@ -27,6 +27,12 @@
 //! - Writes publish a slot by writing its key and value first and its tag last (with a
 //!   compiler fence between), and retire it by clearing the tag first, so a lookup never
 //!   sees a half-written entry.
+//! - [`MappingTable::replace`] changes a value make-before-break: it publishes the new value
+//!   in a free slot of one of the key's two buckets, then retires the old slot, so a lookup
+//!   finds the old value or the new one at every instant, never a mix and never none. Only
+//!   when both buckets are full is the slot rewritten in place (retired, written, published
+//!   again): a lookup racing that on hardware would miss the key for that moment (never see
+//!   a mix); the firmware runs commands between pipeline batches, so it never does here.
 //!
 //! # Capacity and memory
 //!
@@ -467,6 +473,44 @@ impl<'m> MappingTable<'m> {
         }
     }
 
+    /// Sets the value of the existing `key` and returns the old one; `NotFound` (and nothing
+    /// changed) when the key is absent. Never `Full`: see the module documentation.
+    pub fn replace(&mut self, key: MappingKey, value: Mapping) -> Result<Mapping, TableError> {
+        let h = self.hashed(key);
+        let (b, s) = self.locate(&h).ok_or(TableError::NotFound)?;
+        let old = self
+            .bucket(b)
+            .and_then(|bucket| bucket.entry(s))
+            .map(|(_, v)| v)
+            .ok_or(TableError::NotFound)?;
+        let b1 = h.primary;
+        let b2 = b1 ^ h.dist;
+        // A free slot in the primary bucket first: lookups look there first.
+        let free = [b1, b2]
+            .into_iter()
+            .find_map(|x| Some((x, self.buckets.get(x)?.free_slot()?)));
+        match free {
+            Some((fb, fs)) => {
+                if let Some(bucket) = self.buckets.get_mut(fb) {
+                    bucket.publish(fs, h.tag, h.key, value);
+                }
+                // Both copies are complete; the old one goes.
+                compiler_fence(Ordering::Release);
+                if let Some(bucket) = self.buckets.get_mut(b) {
+                    bucket.retire(s);
+                }
+            }
+            None => {
+                if let Some(bucket) = self.buckets.get_mut(b) {
+                    bucket.retire(s);
+                    compiler_fence(Ordering::Release);
+                    bucket.publish(s, h.tag, h.key, value);
+                }
+            }
+        }
+        Ok(old)
+    }
+
     /// Removes a mapping and returns it.
     pub fn remove(&mut self, key: MappingKey) -> Result<Mapping, TableError> {
         let h = self.hashed(key);
@@ -702,6 +746,36 @@ mod tests {
                 ip: r as u32,
             })
         })
+    }
+
+    #[test]
+    fn replace_changes_the_value_in_place_and_never_loses_the_key() {
+        // One bucket: both candidates are the same, so a full bucket takes the in-place path.
+        for nbuckets in [1usize, 2, 64] {
+            let mut storage = vec![MappingBucket::EMPTY; nbuckets];
+            let mut t = MappingTable::new(&mut storage);
+            let keys: Vec<MappingKey> = random_keys(7).take(8 * nbuckets).collect();
+            let mut stored = Vec::new();
+            for (i, k) in keys.iter().enumerate() {
+                if t.insert(*k, val(i as u32)).is_ok() {
+                    stored.push((*k, val(i as u32)));
+                }
+            }
+            for (n, (k, old)) in stored.clone().into_iter().enumerate() {
+                let new = val(1_000_000 + n as u32);
+                assert_eq!(t.replace(k, new), Ok(old));
+                assert_eq!(t.get(k), Some(new));
+                check_invariants(&t);
+                assert_eq!(t.len(), stored.len());
+            }
+            for (n, (k, _)) in stored.iter().enumerate() {
+                assert_eq!(t.get(*k), Some(val(1_000_000 + n as u32)), "{k:?}");
+            }
+            let absent = random_keys(99).find(|k| t.get(*k).is_none()).unwrap();
+            let before: Vec<_> = t.iter().collect();
+            assert_eq!(t.replace(absent, val(1)), Err(TableError::NotFound));
+            assert_eq!(t.iter().collect::<Vec<_>>(), before);
+        }
     }
 
     #[test]
