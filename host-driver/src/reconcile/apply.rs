@@ -34,22 +34,17 @@ pub fn apply(
     Ok(())
 }
 
-/// One change's admin commands.
+/// One change's admin command: a replace is the ADD with `REPLACE` (ABI 1.3), made in
+/// place by the firmware.
 fn make(d: &PfDriver, change: &Change) -> Result<(), DriverError> {
     use Change::*;
     match change {
         SetUplink(u) => d.set_uplink(u),
         AddVpc(v) => d.add_vpc(v),
-        ReplaceVpc(v) => {
-            d.del_vpc(v.id)?;
-            d.add_vpc(v)
-        }
+        ReplaceVpc(v) => d.replace_vpc(v),
         DelVpc(id) => d.del_vpc(*id),
         AddGateway(g) => d.add_gateway(g),
-        ReplaceGateway(g) => {
-            d.del_gateway(g.id)?;
-            d.add_gateway(g)
-        }
+        ReplaceGateway(g) => d.replace_gateway(g),
         DelGateway(id) => d.del_gateway(*id),
         AddRouteTable { id, vpc_id } => d.add_route_table(*id, *vpc_id),
         DelRouteTable(id) => d.del_route_table(*id),
@@ -62,22 +57,13 @@ fn make(d: &PfDriver, change: &Change) -> Result<(), DriverError> {
             table,
             dest,
             target,
-        } => {
-            d.del_route(*table, *dest)?;
-            d.add_route(*table, *dest, *target)
-        }
+        } => d.replace_route(*table, *dest, *target),
         DelRoute { table, dest } => d.del_route(*table, *dest),
         AddSubnet(s) => d.add_subnet(s),
-        ReplaceSubnet(s) => {
-            d.del_subnet(s.id)?;
-            d.add_subnet(s)
-        }
+        ReplaceSubnet(s) => d.replace_subnet(s),
         DelSubnet(id) => d.del_subnet(*id),
         SetVf(v) => d.set_vf(v),
-        ReplaceVf(v) => {
-            d.clear_vf(v.vf)?;
-            d.set_vf(v)
-        }
+        ReplaceVf(v) => d.replace_vf(v),
         SetVfFlags { vf, src_dst_check } => d.set_vf_flags(*vf, *src_dst_check),
         ClearVf(vf) => d.clear_vf(*vf),
         AddVfAddr { vf, ip } => d.add_vf_addr(*vf, *ip),
@@ -93,10 +79,7 @@ fn make(d: &PfDriver, change: &Change) -> Result<(), DriverError> {
             ip,
             mac,
             location,
-        } => {
-            d.del_mapping(*vni, *ip)?;
-            d.add_mapping(*vni, *ip, *mac, *location)
-        }
+        } => d.replace_mapping(*vni, *ip, *mac, *location),
         DelMapping { vni, ip } => d.del_mapping(*vni, *ip),
     }
 }

@@ -2,6 +2,7 @@
 use super::{Change, State};
 use crate::tables::VpcSpec;
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 /// The changes that turn `actual` into `desired`, in make-before-break order:
 ///
@@ -44,6 +45,7 @@ pub fn diff(desired: &State, actual: &State) -> Vec<Change> {
         }
     }
     let mut moved_subnets = Vec::new();
+    let mut replaced_vfs = Vec::new();
     for (id, s) in &desired.subnets {
         match actual.subnets.get(id) {
             None => out.push(Change::AddSubnet(s.clone())),
@@ -51,12 +53,21 @@ pub fn diff(desired: &State, actual: &State) -> Vec<Change> {
             Some(_) => {}
         }
     }
-    // A VF replaced loses its secondary addresses; they are added again below.
-    let mut replaced_vfs = Vec::new();
+    // A VF replaced keeps its secondary addresses, which must then be valid in its new
+    // subnet: those it loses go before the replace.
     for (&vf, v) in &desired.vfs {
         match actual.vfs.get(&vf) {
             None => out.push(Change::SetVf(v.clone())),
             Some(a) if (a.subnet_id, a.mac, a.primary_ip) != (v.subnet_id, v.mac, v.primary_ip) => {
+                let held_addrs = actual
+                    .vf_addrs
+                    .range((vf, Ipv4Addr::UNSPECIFIED)..)
+                    .take_while(|&&(v, _)| v == vf);
+                for &(_, ip) in held_addrs {
+                    if !desired.vf_addrs.contains(&(vf, ip)) {
+                        out.push(Change::DelVfAddr { vf, ip });
+                    }
+                }
                 out.push(Change::ReplaceVf(v.clone()));
                 replaced_vfs.push(vf);
             }
@@ -68,7 +79,7 @@ pub fn diff(desired: &State, actual: &State) -> Vec<Change> {
         }
     }
     for &(vf, ip) in &desired.vf_addrs {
-        if !actual.vf_addrs.contains(&(vf, ip)) || replaced_vfs.contains(&vf) {
+        if !actual.vf_addrs.contains(&(vf, ip)) {
             out.push(Change::AddVfAddr { vf, ip });
         }
     }
@@ -182,7 +193,7 @@ fn same_vpc(a: &VpcSpec, b: &VpcSpec) -> bool {
 fn routes_of(s: &State, table: u16) -> impl Iterator<Item = Change> + '_ {
     let routes: &BTreeMap<_, _> = &s.routes;
     routes
-        .range((table, (std::net::Ipv4Addr::UNSPECIFIED, 0))..)
+        .range((table, (Ipv4Addr::UNSPECIFIED, 0))..)
         .take_while(move |((t, _), _)| *t == table)
         .map(|(&(table, dest), &target)| Change::AddRoute {
             table,

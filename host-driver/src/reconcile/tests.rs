@@ -206,6 +206,43 @@ fn every_kind_of_change_converges_on_the_simulator() {
             }),
         ),
         (
+            "subnet to the main table",
+            Box::new(|s| {
+                if let Some(n) = s.subnets.get_mut(&0) {
+                    n.route_table = None;
+                }
+            }),
+        ),
+        (
+            "VPC removed",
+            Box::new(|s| {
+                s.vpcs.remove(&1);
+                s.route_tables.remove(&1);
+                s.routes.remove(&(2, (ip(10, 9, 0, 0), 16)));
+            }),
+        ),
+        (
+            "instance readdressed in place",
+            Box::new(|s| {
+                let mac = [2, 0x64, 10, 0, 1, 13];
+                if let Some(v) = s.vfs.get_mut(&0) {
+                    v.primary_ip = ip(10, 0, 1, 13);
+                    v.mac = mac;
+                }
+                s.mappings.remove(&(100, ip(10, 0, 1, 10)));
+                s.mappings
+                    .insert((100, ip(10, 0, 1, 13)), (mac, Loc::LocalVf(0)));
+            }),
+        ),
+        (
+            "gateway moved",
+            Box::new(|s| {
+                if let Some(g) = s.gateways.get_mut(&0) {
+                    g.underlay_ip = ip(192, 0, 2, 101);
+                }
+            }),
+        ),
+        (
             "gateway and its routes removed",
             Box::new(|s| {
                 s.gateways.clear();
@@ -228,6 +265,14 @@ fn every_kind_of_change_converges_on_the_simulator() {
     }
     converge(&d, &all);
     converge(&d, &base);
+    // Everything goes but the uplink, which no command unsets.
+    converge(
+        &d,
+        &State {
+            uplink: base.uplink.clone(),
+            ..State::default()
+        },
+    );
 }
 
 #[test]
