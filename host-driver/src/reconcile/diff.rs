@@ -1,7 +1,8 @@
 //! [`diff`]: the ordered changes from what a NIC holds to what it should hold.
 use super::{Change, State};
+use crate::tables::MappingLocationSpec;
 use crate::tables::VpcSpec;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 /// The changes that turn `actual` into `desired`, in make-before-break order:
@@ -53,29 +54,60 @@ pub fn diff(desired: &State, actual: &State) -> Vec<Change> {
             Some(_) => {}
         }
     }
-    // A VF replaced keeps its secondary addresses, which must then be valid in its new
-    // subnet: those it loses go before the replace.
+    // New VFs first: a mapping moved early below may lead to one.
     for (&vf, v) in &desired.vfs {
-        match actual.vfs.get(&vf) {
-            None => out.push(Change::SetVf(v.clone())),
-            Some(a) if (a.subnet_id, a.mac, a.primary_ip) != (v.subnet_id, v.mac, v.primary_ip) => {
-                let held_addrs = actual
-                    .vf_addrs
-                    .range((vf, Ipv4Addr::UNSPECIFIED)..)
-                    .take_while(|&&(v, _)| v == vf);
-                for &(_, ip) in held_addrs {
-                    if !desired.vf_addrs.contains(&(vf, ip)) {
-                        out.push(Change::DelVfAddr { vf, ip });
-                    }
+        if !actual.vfs.contains_key(&vf) {
+            out.push(Change::SetVf(v.clone()));
+        }
+    }
+    // Mappings already made or removed (before a VF changes instance).
+    let mut handled = BTreeSet::new();
+    for (&vf, v) in &desired.vfs {
+        let Some(a) = actual.vfs.get(&vf) else {
+            continue;
+        };
+        if (a.subnet_id, a.mac, a.primary_ip) != (v.subnet_id, v.mac, v.primary_ip) {
+            // Whatever still leads to this VF and will not once it serves its new
+            // instance goes or moves first, so no packet meant for the old instance reaches
+            // the new one.
+            for (&key, &(_, location)) in &actual.mappings {
+                if location != MappingLocationSpec::LocalVf(vf)
+                    || desired.mappings.get(&key) == actual.mappings.get(&key)
+                {
+                    continue;
                 }
-                out.push(Change::ReplaceVf(v.clone()));
-                replaced_vfs.push(vf);
+                handled.insert(key);
+                out.push(match desired.mappings.get(&key) {
+                    Some(&(mac, location)) => Change::ReplaceMapping {
+                        vni: key.0,
+                        ip: key.1,
+                        mac,
+                        location,
+                    },
+                    None => Change::DelMapping {
+                        vni: key.0,
+                        ip: key.1,
+                    },
+                });
             }
-            Some(a) if a.src_dst_check != v.src_dst_check => out.push(Change::SetVfFlags {
+            // The VF keeps its secondary addresses, which must be valid in its new subnet:
+            // those it loses go before the replace.
+            let held_addrs = actual
+                .vf_addrs
+                .range((vf, Ipv4Addr::UNSPECIFIED)..)
+                .take_while(|&&(v, _)| v == vf);
+            for &(_, ip) in held_addrs {
+                if !desired.vf_addrs.contains(&(vf, ip)) {
+                    out.push(Change::DelVfAddr { vf, ip });
+                }
+            }
+            out.push(Change::ReplaceVf(v.clone()));
+            replaced_vfs.push(vf);
+        } else if a.src_dst_check != v.src_dst_check {
+            out.push(Change::SetVfFlags {
                 vf,
                 src_dst_check: v.src_dst_check,
-            }),
-            Some(_) => {}
+            });
         }
     }
     for &(vf, ip) in &desired.vf_addrs {
@@ -84,6 +116,9 @@ pub fn diff(desired: &State, actual: &State) -> Vec<Change> {
         }
     }
     for (&(vni, ip), &(mac, location)) in &desired.mappings {
+        if handled.contains(&(vni, ip)) {
+            continue;
+        }
         match actual.mappings.get(&(vni, ip)) {
             None => out.push(Change::AddMapping {
                 vni,
@@ -126,7 +161,7 @@ pub fn diff(desired: &State, actual: &State) -> Vec<Change> {
         }
     }
     for &(vni, ip) in actual.mappings.keys() {
-        if !desired.mappings.contains_key(&(vni, ip)) {
+        if !desired.mappings.contains_key(&(vni, ip)) && !handled.contains(&(vni, ip)) {
             out.push(Change::DelMapping { vni, ip });
         }
     }

@@ -328,3 +328,44 @@ fn a_refused_change_says_what_was_applied_and_the_next_reconciliation_repairs() 
     s.routes.remove(&(7, (ip(10, 0, 5, 0), 24)));
     converge(&d, &s);
 }
+
+#[test]
+fn a_vf_given_to_another_instance_first_loses_what_led_to_the_old_one() {
+    let base = topology();
+    let mut next = base.clone();
+    // VF 1's instance (10.0.1.12) moves to another host; VF 1 serves a new instance.
+    let mac = [2, 0x64, 10, 0, 1, 50];
+    next.vfs.insert(
+        1,
+        VfSpec {
+            vf: 1,
+            subnet_id: 0,
+            mac,
+            primary_ip: ip(10, 0, 1, 50),
+            src_dst_check: true,
+        },
+    );
+    next.mappings
+        .insert((100, ip(10, 0, 1, 50)), (mac, Loc::LocalVf(1)));
+    let moved = ([2, 0x64, 10, 0, 1, 12], Loc::Remote(ip(192, 0, 2, 3)));
+    next.mappings.insert((100, ip(10, 0, 1, 12)), moved);
+    let changes = diff(&next, &base);
+    let at = |f: &dyn Fn(&Change) -> bool| changes.iter().position(f).unwrap();
+    let old_moves =
+        at(&|c| matches!(c, Change::ReplaceMapping { ip: a, .. } if *a == ip(10, 0, 1, 12)));
+    let vf = at(&|c| matches!(c, Change::ReplaceVf(v) if v.vf == 1));
+    let new_mapping =
+        at(&|c| matches!(c, Change::AddMapping { ip: a, .. } if *a == ip(10, 0, 1, 50)));
+    assert!(old_moves < vf && vf < new_mapping, "{changes:#?}");
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|c| matches!(c, Change::ReplaceMapping { ip: a, .. } if *a == ip(10, 0, 1, 12)))
+            .count(),
+        1,
+        "moved once"
+    );
+    let d = nic();
+    converge(&d, &base);
+    converge(&d, &next);
+}

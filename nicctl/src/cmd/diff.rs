@@ -59,7 +59,8 @@ pub fn run(cli: &Cli, file: &Path, host: Option<&str>, json: bool) -> Result<(St
     for (name, i) in hosts {
         let held = State::from_tables(&nics.tables(i)?)
             .map_err(|e| CliError::Protocol(format!("host {name}: {e}")))?;
-        let desired = config::plan_against(&config, &name, &held)?.desired();
+        // The NIC refuses a VF it does not have, naming it; no VF limit is guessed here.
+        let desired = config::plan_against(&config, &name, &held, u16::MAX)?.desired();
         all.push((name, reconcile::diff(&desired, &held)));
     }
     let changed = all.iter().any(|(_, c)| !c.is_empty());

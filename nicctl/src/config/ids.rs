@@ -27,18 +27,33 @@ pub struct Ids {
 /// IDs in use, and the next free one.
 struct Pool {
     taken: BTreeSet<u16>,
+    /// Held IDs given to a new object.
+    reused: BTreeSet<u16>,
 }
 
 impl Pool {
     fn new(held: impl IntoIterator<Item = u16>) -> Pool {
         Pool {
             taken: held.into_iter().collect(),
+            reused: BTreeSet::new(),
         }
     }
 
     /// Takes `id` (one the NIC holds for the same object).
     fn keep(&mut self, id: u16) -> u16 {
         self.taken.insert(id);
+        id
+    }
+
+    /// The lowest ID below `limit` not taken; else the lowest of `reusable` not taken (an ID
+    /// held by an object that goes); else `limit` (which the NIC refuses, naming it).
+    fn fresh_below(&mut self, limit: u16, reusable: &BTreeSet<u16>) -> u16 {
+        let id = (0..limit)
+            .find(|i| !self.taken.contains(i))
+            .or_else(|| reusable.iter().copied().find(|i| !self.reused.contains(i)))
+            .unwrap_or(limit);
+        self.taken.insert(id);
+        self.reused.insert(id);
         id
     }
 
@@ -53,8 +68,10 @@ impl Pool {
 }
 
 impl Ids {
-    /// The IDs for host `h` of `config` on a NIC holding `held`.
-    pub fn allocate(config: &Config, h: usize, held: &State) -> Ids {
+    /// The IDs for host `h` of `config` on a NIC holding `held` that has `num_vfs` VFs. VFs
+    /// are few: when none is free, one whose instance goes is given to a new one (the
+    /// reconciler moves the old instance's mappings off it first).
+    pub fn allocate(config: &Config, h: usize, held: &State, num_vfs: u16) -> Ids {
         let mut ids = Ids::default();
         let mut vpc_pool = Pool::new(held.vpcs.keys().copied());
         let mut claimed_vpcs = BTreeSet::new();
@@ -204,8 +221,16 @@ impl Ids {
                 ids.vfs.insert(i, vf_pool.keep(v.vf));
             }
         }
+        let departing: BTreeSet<u16> = held
+            .vfs
+            .keys()
+            .copied()
+            .filter(|v| !claimed_vfs.contains(v))
+            .collect();
         for &i in &mine {
-            ids.vfs.entry(i).or_insert_with(|| vf_pool.fresh());
+            ids.vfs
+                .entry(i)
+                .or_insert_with(|| vf_pool.fresh_below(num_vfs, &departing));
         }
         ids
     }
@@ -214,6 +239,8 @@ impl Ids {
 #[cfg(test)]
 mod tests {
     use crate::config::{parse, plan, plan_against, Limits};
+
+    const VFS: u16 = 8;
 
     const BASE: &str = r#"
 [vpc.a]
@@ -273,7 +300,7 @@ ip = "10.2.3.10"
             .replace("[subnet.s2]\nvpc = \"a\"\ncidr = \"10.1.2.0/24\"\n", "")
             .replace("[instance.i2]\nsubnet = \"s2\"\nip = \"10.1.2.10\"\n", "");
         let next = parse(&text, &Limits::default()).unwrap();
-        let p = plan_against(&next, &host, &held).unwrap();
+        let p = plan_against(&next, &host, &held, VFS).unwrap();
         let d = p.desired();
         // Held objects keep their IDs: VPCs by VNI, subnets by CIDR, VFs by instance.
         let vpc_of = |vni| d.vpcs.values().find(|v| v.vni == vni).unwrap().id;
@@ -304,7 +331,7 @@ ip = "10.2.3.10"
             t
         });
         // Planned against itself, nothing moves.
-        assert_eq!(plan_against(&next, &host, &d).unwrap().desired(), d);
-        assert_eq!(plan_against(&base, &host, &held).unwrap(), first);
+        assert_eq!(plan_against(&next, &host, &d, VFS).unwrap().desired(), d);
+        assert_eq!(plan_against(&base, &host, &held, VFS).unwrap(), first);
     }
 }

@@ -194,12 +194,17 @@ pub enum PlanError {
 /// The plan for host `host` (a name of [`Config::hosts`]) on a fresh NIC: IDs in file
 /// order.
 pub fn plan(config: &Config, host: &str) -> Result<Plan, PlanError> {
-    plan_against(config, host, &State::default())
+    plan_against(config, host, &State::default(), u16::MAX)
 }
 
-/// The plan for host `host` on a NIC that holds `held`: what the NIC already has keeps its
-/// ID ([`Ids`]), so the difference is what the file changed.
-pub fn plan_against(config: &Config, host: &str, held: &State) -> Result<Plan, PlanError> {
+/// The plan for host `host` on a NIC that holds `held` and has `num_vfs` VFs: what the NIC
+/// already has keeps its ID ([`Ids`]), so the difference is what the file changed.
+pub fn plan_against(
+    config: &Config,
+    host: &str,
+    held: &State,
+    num_vfs: u16,
+) -> Result<Plan, PlanError> {
     let Some(h) = config.host_index(host) else {
         return Err(PlanError::UnknownHost {
             host: host.into(),
@@ -213,7 +218,7 @@ pub fn plan_against(config: &Config, host: &str, held: &State) -> Result<Plan, P
         underlay_ip,
         mtu: model::UPLINK_MTU,
     })];
-    let ids = Ids::allocate(config, h, held);
+    let ids = Ids::allocate(config, h, held, num_vfs);
     let nvpcs = config.vpcs.len();
     for (i, v) in config.vpcs.iter().enumerate() {
         cmds.push(Command::AddVpc(VpcSpec {
