@@ -121,6 +121,11 @@ impl PfDriver {
         self.admin.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Runs `f` on the admin queue, under its lock, with the device (the batch path).
+    pub(crate) fn with_queue<R>(&self, f: impl FnOnce(&mut AdminQueue, &dyn Device) -> R) -> R {
+        f(&mut self.lock().queue, &*self.device)
+    }
+
     /// Posts a raw command and returns the completed entry whatever its status: for tests
     /// that send malformed commands. Errors only if the command could not be completed.
     pub fn submit(&self, cmd: AdminCmd) -> Result<AdminCmd> {

@@ -32,6 +32,9 @@ pub(crate) struct AdminQueue {
     base: u64,
     size: u32,
     head: u32,
+    /// The last command completed with a status other than OK: a following command with
+    /// `CmdFlags::CHAIN` is skipped.
+    chain_broken: bool,
 }
 
 impl From<TableError> for Status {
@@ -88,7 +91,7 @@ impl AdminQueue {
             let addr = self
                 .base
                 .wrapping_add(u64::from(self.head).wrapping_mul(CMD_SIZE as u64));
-            serve_one(ctx, addr);
+            self.chain_broken = !serve_one(ctx, addr, self.chain_broken);
             self.head = self.head.wrapping_add(1) & mask;
             ctx.platform
                 .write_reg(Function::Pf, pf::ADMINQ_HEAD, self.head);
@@ -127,14 +130,16 @@ impl AdminQueue {
             base,
             size,
             head: 0,
+            chain_broken: false,
         };
         p.write_reg(Function::Pf, pf::ADMINQ_HEAD, 0);
         true
     }
 }
 
-/// Reads, executes and completes the command at `addr`.
-fn serve_one<P: Platform>(ctx: &mut Context<'_, '_, P>, addr: u64) {
+/// Reads, executes and completes the command at `addr`; whether it completed with OK.
+/// `chain_broken`: the command before it did not, so a command flagged `CHAIN` is skipped.
+fn serve_one<P: Platform>(ctx: &mut Context<'_, '_, P>, addr: u64, chain_broken: bool) -> bool {
     let mut raw = [0u8; CMD_SIZE];
     if ctx.platform.dma_read(Function::Pf, addr, &mut raw).is_err() {
         // Nothing to complete: the driver's admin queue memory is gone. It sees the head
@@ -143,13 +148,20 @@ fn serve_one<P: Platform>(ctx: &mut Context<'_, '_, P>, addr: u64) {
             "admin queue: the command at {:#x} cannot be read by DMA",
             addr
         );
-        return;
+        return false;
     }
     let Ok(cmd) = AdminCmd::read_from_bytes(&raw) else {
-        return;
+        return false;
     };
-    let (status, result) = match execute(ctx, &cmd) {
+    let chained = CmdFlags::from_bits_retain(cmd.flags.get()).contains(CmdFlags::CHAIN);
+    let outcome = if chained && chain_broken {
+        Err(Status::Skipped)
+    } else {
+        execute(ctx, &cmd)
+    };
+    let (status, result) = match outcome {
         Ok(result) => (Status::Ok, result),
+        Err(Status::Skipped) => (Status::Skipped, 0),
         Err(status) => {
             warn!(
                 "admin {} refused: {} ({})",
@@ -173,6 +185,7 @@ fn serve_one<P: Platform>(ctx: &mut Context<'_, '_, P>, addr: u64) {
         addr.wrapping_add(2),
         &CmdFlags::DONE.bits().to_le_bytes(),
     );
+    status == Status::Ok
 }
 
 pub(crate) fn params<T: FromBytes + KnownLayout + Immutable>(cmd: &AdminCmd) -> Result<T, Status> {

@@ -14,6 +14,13 @@
 //! Commands are applied one at a time and in order, between batches of the pipeline: the
 //! pipeline sees a table before or after a command, never half way.
 //!
+//! A driver may post many entries before one doorbell write and collect their completions
+//! in order as the `DONE` flags appear. A firmware with [`crate::pf::Caps::ADMIN_CHAIN`]
+//! also honours [`CmdFlags::CHAIN`]: a command so flagged is skipped (completed with
+//! [`Status::Skipped`], nothing changed) when the command before it in the ring did not
+//! complete with [`Status::Ok`]. A batch whose every command but the first carries `CHAIN`
+//! therefore stops at its first refusal: the commands before it are applied, none after.
+//!
 //! Parameters up to 40 bytes travel inline in [`AdminCmd::params`] as one of the entry
 //! structures of [`crate::entry`]; larger results (statistics) go to an indirect buffer at
 //! `buf_addr`/`buf_len` in host memory.
@@ -29,6 +36,10 @@ bitflags::bitflags! {
     /// `AdminCmd::flags`.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct CmdFlags: u16 {
+        /// Driver: skip this command (complete it with [`Status::Skipped`]) unless the
+        /// command before it in the ring completed with [`Status::Ok`]. Only for a device
+        /// with [`crate::pf::Caps::ADMIN_CHAIN`].
+        const CHAIN = 1 << 0;
         /// Device: the command is complete and `status`/`result` are valid.
         const DONE = 1 << 15;
     }
@@ -40,7 +51,7 @@ bitflags::bitflags! {
 pub struct AdminCmd {
     /// [`Opcode`].
     pub opcode: Le16,
-    /// [`CmdFlags`]; the driver writes 0.
+    /// [`CmdFlags`]; the driver writes 0 or [`CmdFlags::CHAIN`].
     pub flags: Le16,
     /// [`Status`], written by the device.
     pub status: Le16,
@@ -219,6 +230,8 @@ statuses! {
     InUse = 7, "still in use";
     /// The indirect buffer is too small for the result.
     BufferTooSmall = 8, "buffer too small";
+    /// Not applied: the command carries [`CmdFlags::CHAIN`] and the one before it failed.
+    Skipped = 9, "skipped: an earlier command of its chain failed";
     /// A status this driver does not know.
     Unknown = 0xFFFF, "unknown status";
 }
