@@ -124,7 +124,7 @@ impl AdminQueue {
     /// Posts `cmds` in order, as many per doorbell as the ring has free entries, and
     /// collects their completions in order as their `DONE` flags appear, reclaiming each
     /// entry and refilling the ring as it goes. `progress` is called with the number of
-    /// completions collected so far after each collecting round.
+    /// commands completed OK so far after each collecting round.
     ///
     /// With `chain`, every command but the first carries [`CmdFlags::CHAIN`] (the device
     /// must have `Caps::ADMIN_CHAIN`): once one completes with a status other than OK, the
@@ -238,7 +238,7 @@ impl AdminQueue {
                     }
                 }
             }
-            progress(completed.len());
+            progress(completed.len() - usize::from(stopped));
         }
         // Acknowledge the interrupt cause once for the whole batch.
         dev.write32(pf::INTR_CAUSE, pf::Intr::ADMINQ.bits())?;

@@ -432,3 +432,7 @@ impl<'d> Batch<'d> {
         Ok(applied)
     }
 }
+
+#[cfg(test)]
+#[path = "batch_tests.rs"]
+mod tests;

@@ -831,6 +831,53 @@ mod tests {
     }
 
     #[test]
+    fn a_chained_command_is_skipped_after_a_failure_and_changes_nothing() {
+        use shared_regs::admin::CmdFlags;
+        let mut nic = FakeNic::new(Sizes::default());
+        let chained = |mut cmd: AdminCmd| {
+            cmd.flags = Le16::new(CmdFlags::CHAIN.bits());
+            cmd
+        };
+        let nop = AdminCmd::new(Opcode::Nop, &[0u8; 0]);
+        let missing = AdminCmd::new(Opcode::VpcDel, &IdParam { id: Le16::new(9) });
+        let vpc = AdminCmd::new(
+            Opcode::VpcAdd,
+            &VpcEntry {
+                id: Le16::new(1),
+                main_route_table: Le16::new(MAIN_ROUTE_TABLE),
+                vni: Le32::new(100),
+                cidr: [10, 1, 0, 0],
+                cidr_len: 16,
+                ..Default::default()
+            },
+        );
+        let before = snapshot(&nic);
+        let steps = [
+            (missing, Err(Status::NotFound)),
+            (chained(vpc), Err(Status::Skipped)),
+            (chained(nop), Err(Status::Skipped)),
+            (nop, Ok(())),
+            (chained(nop), Ok(())),
+            (chained(missing), Err(Status::NotFound)),
+            (missing, Err(Status::NotFound)),
+            (chained(nop), Err(Status::Skipped)),
+        ];
+        for (i, (cmd, want)) in steps.iter().enumerate() {
+            assert_eq!(nic.submit(*cmd).completion(), Some(*want), "step {i}");
+        }
+        assert_eq!(snapshot(&nic), before, "skipped commands change nothing");
+        assert_eq!(
+            nic.submit(chained(nop)).completion(),
+            Some(Err(Status::Skipped))
+        );
+        assert_eq!(nic.submit(vpc).completion(), Some(Ok(())));
+        assert_eq!(
+            nic.submit(chained(missing)).completion(),
+            Some(Err(Status::NotFound))
+        );
+    }
+
+    #[test]
     fn unknown_opcode_gets_bad_opcode() {
         let mut nic = FakeNic::new(Sizes::default());
         let mut cmd = AdminCmd::new(Opcode::Nop, &[0u8; 0]);
