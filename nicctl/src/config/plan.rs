@@ -15,7 +15,7 @@ use host_driver::tables::{
     UplinkSpec, VfSpec, VpcSpec,
 };
 use host_driver::DriverError;
-use host_driver::PfDriver;
+use host_driver::{Batch, PfDriver};
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -71,6 +71,34 @@ impl Command {
                 location,
             } => drv.add_mapping(*vni, *ip, *mac, *location),
         }
+    }
+}
+
+impl Command {
+    /// Queues the call in `batch` (see [`apply`]); fails only on a spec the driver refuses
+    /// before sending anything.
+    pub fn queue(&self, batch: &mut Batch<'_>) -> host_driver::Result<()> {
+        match self {
+            Command::SetUplink(s) => batch.set_uplink(s),
+            Command::AddVpc(s) => batch.add_vpc(s)?,
+            Command::AddGateway(s) => batch.add_gateway(s),
+            Command::AddRouteTable { id, vpc_id } => batch.add_route_table(*id, *vpc_id),
+            Command::AddRoute {
+                table,
+                dest,
+                target,
+            } => batch.add_route(*table, *dest, *target),
+            Command::AddSubnet(s) => batch.add_subnet(s),
+            Command::SetVf(s) => batch.set_vf(s),
+            Command::AddVfAddr { vf, ip } => batch.add_vf_addr(*vf, *ip),
+            Command::AddMapping {
+                vni,
+                ip,
+                mac,
+                location,
+            } => batch.add_mapping(*vni, *ip, *mac, *location),
+        };
+        Ok(())
     }
 }
 
@@ -273,23 +301,48 @@ pub struct ApplyError {
     pub error: DriverError,
 }
 
-/// Makes every call of `plan` in order, calling `progress(done, total)` after each; stops
-/// at the first failure.
+/// Makes every call of `plan` in order, many admin commands per doorbell (a
+/// [`host_driver::Batch`]), calling `progress(done, total)` as completions arrive (once
+/// per round of completions); stops at the first failure, the commands before it made and
+/// none after.
 pub fn apply(
     drv: &PfDriver,
     plan: &Plan,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(), ApplyError> {
     let total = plan.commands.len();
+    let mut batch = drv.batch();
+    // A spec the driver refuses before sending stops the plan there: what comes before it
+    // is still made, as one call at a time would.
+    let mut refused = None;
     for (i, cmd) in plan.commands.iter().enumerate() {
-        cmd.apply(drv).map_err(|error| ApplyError {
+        if let Err(error) = cmd.queue(&mut batch) {
+            refused = Some((i, error));
+            break;
+        }
+    }
+    batch
+        .run_with_progress(&mut progress)
+        .map_err(|error| match error {
+            DriverError::Batch { applied, error, .. } => ApplyError {
+                number: applied + 1,
+                total,
+                error: *error,
+            },
+            error => ApplyError {
+                number: 1,
+                total,
+                error,
+            },
+        })?;
+    match refused {
+        Some((i, error)) => Err(ApplyError {
             number: i + 1,
             total,
             error,
-        })?;
-        progress(i + 1, total);
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
