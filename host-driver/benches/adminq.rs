@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 const VNI: u32 = 100;
 /// Batched passes; the best and the median are reported.
-const PASSES: usize = 5;
+const PASSES: usize = 9;
 
 fn ip(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + 1 + i)
@@ -124,7 +124,10 @@ fn main() {
     let mut times = Vec::new();
     for pass in 0..PASSES {
         let t = add_batched(&drv, n);
-        assert_eq!(mappings(&drv), base + n as usize);
+        if pass == 0 {
+            // TABLE_READ of a 1M-entry table is slow: checked once.
+            assert_eq!(mappings(&drv), base + n as usize);
+        }
         println!(
             "batched, pass {}: {:>9.0} commands/s, {:>8.1} ms",
             pass + 1,
@@ -133,8 +136,8 @@ fn main() {
         );
         times.push(t);
         del_batched(&drv, n);
-        assert_eq!(mappings(&drv), base);
     }
+    assert_eq!(mappings(&drv), base);
     times.sort();
     let (best, median) = (times[0], times[times.len() / 2]);
     println!(
