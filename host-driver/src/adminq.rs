@@ -1,10 +1,14 @@
 //! The admin queue client: one ring of [`AdminCmd`] entries in host memory.
 //!
-//! The driver keeps one command in flight at a time: it writes the entry at its tail with
+//! [`AdminQueue::submit`] keeps one command in flight: it writes the entry at its tail with
 //! `flags` = 0, rings `ADMINQ_TAIL` with the next index, and waits until the firmware has
 //! written `CmdFlags::DONE` into the same entry (the completion is in place). It sleeps on
 //! the PF's interrupt eventfd when it has one and polls otherwise; either way it re-reads
 //! the entry, so a lost interrupt costs at most one wait slice.
+//!
+//! [`AdminQueue::submit_batch`] keeps up to `size - 1` commands in flight instead: it fills
+//! the free entries, rings the doorbell once per fill, and collects completions in order
+//! from their `DONE` flags, refilling the entries it reclaims (see [`crate::batch`]).
 //!
 //! `ADMINQ_TAIL` is written as an index in `0..size`; `ADMINQ_HEAD` is read modulo `size`.
 use crate::device::Device;
@@ -161,7 +165,14 @@ impl AdminQueue {
         let mask = self.size - 1;
         // One entry stays empty so that a full ring is not mistaken for an empty one.
         let window = if chain { (self.size - 1) as usize } else { 1 };
-        let head = dev.read32(pf::ADMINQ_HEAD)? % self.size;
+        // The ring must be empty. The firmware moves ADMINQ_HEAD just after it writes an
+        // entry's DONE, so the head may trail the last completion seen by a moment.
+        let deadline = Instant::now() + self.timeout;
+        let mut head = dev.read32(pf::ADMINQ_HEAD)? % self.size;
+        while head != self.tail && Instant::now() < deadline {
+            std::thread::yield_now();
+            head = dev.read32(pf::ADMINQ_HEAD)? % self.size;
+        }
         if head != self.tail {
             return Err(DriverError::AdminQueueFull {
                 device: dev.describe(),
