@@ -1,16 +1,20 @@
 //! The admin queue client: one ring of [`AdminCmd`] entries in host memory.
 //!
-//! The driver keeps one command in flight at a time: it writes the entry at its tail with
+//! [`AdminQueue::submit`] keeps one command in flight: it writes the entry at its tail with
 //! `flags` = 0, rings `ADMINQ_TAIL` with the next index, and waits until the firmware has
 //! written `CmdFlags::DONE` into the same entry (the completion is in place). It sleeps on
 //! the PF's interrupt eventfd when it has one and polls otherwise; either way it re-reads
 //! the entry, so a lost interrupt costs at most one wait slice.
 //!
+//! [`AdminQueue::submit_batch`] keeps up to `size - 1` commands in flight instead: it fills
+//! the free entries, rings the doorbell once per fill, and collects completions in order
+//! from their `DONE` flags, refilling the entries it reclaims (see [`crate::batch`]).
+//!
 //! `ADMINQ_TAIL` is written as an index in `0..size`; `ADMINQ_HEAD` is read modulo `size`.
 use crate::device::Device;
 use crate::dma::DmaMemory;
 use crate::error::{raw_opcode_label, DriverError, Result};
-use shared_regs::admin::{AdminCmd, CmdFlags, CMD_SIZE};
+use shared_regs::admin::{AdminCmd, CmdFlags, Status, CMD_SIZE};
 use shared_regs::pf;
 use shared_regs::Le16;
 use std::time::{Duration, Instant};
@@ -122,6 +126,139 @@ impl AdminQueue {
         Ok(done)
     }
 
+    /// Posts `cmds` in order, as many per doorbell as the ring has free entries, and
+    /// collects their completions in order as their `DONE` flags appear, reclaiming each
+    /// entry and refilling the ring as it goes. `progress` is called with the number of
+    /// commands completed OK so far after each collecting round.
+    ///
+    /// With `chain`, every command but the first carries [`CmdFlags::CHAIN`] (the device
+    /// must have `Caps::ADMIN_CHAIN`): once one completes with a status other than OK, the
+    /// firmware skips those posted after it and the driver posts no more. Without it, at
+    /// most one command is in flight and the batch also stops at the first refusal. Either
+    /// way the commands before a refused one are applied and none after it.
+    ///
+    /// The outcome holds the completed entries of every command up to and including the
+    /// first that did not complete OK (skipped ones left out), and the device error
+    /// (timeout, fatal status, register access) that ended the batch early, if any. A batch
+    /// never returns with commands of its own still in the ring, except after such an error.
+    pub fn submit_batch(
+        &mut self,
+        dev: &dyn Device,
+        cmds: &[AdminCmd],
+        chain: bool,
+        progress: &mut dyn FnMut(usize),
+    ) -> BatchOutcome {
+        let mut completed = Vec::with_capacity(cmds.len());
+        let error = self
+            .run_batch(dev, cmds, chain, progress, &mut completed)
+            .err();
+        BatchOutcome { completed, error }
+    }
+
+    fn run_batch(
+        &mut self,
+        dev: &dyn Device,
+        cmds: &[AdminCmd],
+        chain: bool,
+        progress: &mut dyn FnMut(usize),
+        completed: &mut Vec<AdminCmd>,
+    ) -> Result<()> {
+        let mask = self.size - 1;
+        // One entry stays empty so that a full ring is not mistaken for an empty one.
+        let window = if chain { (self.size - 1) as usize } else { 1 };
+        // The ring must be empty. The firmware moves ADMINQ_HEAD just after it writes an
+        // entry's DONE, so the head may trail the last completion seen by a moment.
+        let deadline = Instant::now() + self.timeout;
+        let mut head = dev.read32(pf::ADMINQ_HEAD)? % self.size;
+        while head != self.tail && Instant::now() < deadline {
+            std::thread::yield_now();
+            head = dev.read32(pf::ADMINQ_HEAD)? % self.size;
+        }
+        if head != self.tail {
+            return Err(DriverError::AdminQueueFull {
+                device: dev.describe(),
+                size: self.size,
+                head,
+                tail: self.tail,
+            });
+        }
+        let start_tail = self.tail;
+        let start_cookie = self.cookie;
+        let entry_of = |i: usize| (start_tail.wrapping_add(i as u32)) & mask;
+        let cookie_of = |i: usize| start_cookie.wrapping_add(i as u16).wrapping_add(1);
+        let (mut posted, mut reaped) = (0usize, 0usize);
+        let mut stopped = false;
+        self.drain_irq();
+        while reaped < cmds.len() {
+            let room = window - (posted - reaped);
+            if !stopped && room > 0 && posted < cmds.len() {
+                let end = (posted + room).min(cmds.len());
+                for (i, cmd) in cmds.iter().enumerate().take(end).skip(posted) {
+                    let mut cmd = *cmd;
+                    // The caller's flags (REPLACE) go as they are; CHAIN is the batch's and
+                    // DONE the device's to set.
+                    let mut flags = CmdFlags::from_bits_retain(cmd.flags.get())
+                        .difference(CmdFlags::DONE | CmdFlags::CHAIN);
+                    if chain && i > 0 {
+                        flags |= CmdFlags::CHAIN;
+                    }
+                    cmd.flags = Le16::new(flags.bits());
+                    cmd.status = Le16::new(0);
+                    cmd.result = 0.into();
+                    cmd.cookie = Le16::new(cookie_of(i));
+                    self.mem
+                        .write_obj(u64::from(entry_of(i)) * CMD_SIZE as u64, &cmd)?;
+                }
+                // The entries must be in memory before the device sees the doorbell.
+                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+                self.tail = entry_of(end);
+                self.cookie = cookie_of(end - 1);
+                dev.write32(pf::ADMINQ_TAIL, self.tail)?;
+                posted = end;
+            }
+            if reaped == posted {
+                break;
+            }
+            // Wait for the oldest command in flight, then take every completion behind it.
+            let entry = entry_of(reaped);
+            let offset = u64::from(entry) * CMD_SIZE as u64;
+            self.wait_done(dev, offset, entry, cmds[reaped].opcode.get(), "")?;
+            while reaped < posted {
+                let offset = u64::from(entry_of(reaped)) * CMD_SIZE as u64;
+                if !self.is_done(offset)? {
+                    break;
+                }
+                let done: AdminCmd = self.mem.read_obj(offset)?;
+                if done.cookie.get() != cookie_of(reaped) {
+                    return Err(DriverError::BadCompletion {
+                        command: raw_opcode_label(cmds[reaped].opcode.get(), ""),
+                        what: format!(
+                            "entry {} completed with cookie {} but was posted with cookie {}",
+                            entry_of(reaped),
+                            done.cookie.get(),
+                            cookie_of(reaped)
+                        ),
+                    });
+                }
+                reaped += 1;
+                match Status::from_u16(done.status.get()) {
+                    Status::Ok => completed.push(done),
+                    Status::Skipped if stopped => {}
+                    _ => {
+                        if !stopped {
+                            completed.push(done);
+                        }
+                        stopped = true;
+                    }
+                }
+            }
+            progress(completed.len() - usize::from(stopped));
+        }
+        // Acknowledge the interrupt cause once for the whole batch.
+        dev.write32(pf::INTR_CAUSE, pf::Intr::ADMINQ.bits())?;
+        Ok(())
+    }
+
     fn is_done(&self, offset: u64) -> Result<bool> {
         let flags: u16 = self.mem.load(offset + FLAGS_OFFSET)?;
         Ok(CmdFlags::from_bits_retain(flags).contains(CmdFlags::DONE))
@@ -211,6 +348,16 @@ impl AdminQueue {
             let _ = fd.read();
         }
     }
+}
+
+/// What [`AdminQueue::submit_batch`] did.
+#[derive(Debug)]
+pub struct BatchOutcome {
+    /// The completed entries in order: every command that completed OK, then the first
+    /// that did not, if one did not. Commands after it were skipped or never posted.
+    pub completed: Vec<AdminCmd>,
+    /// The device error that ended the batch before its end, if any.
+    pub error: Option<DriverError>,
 }
 
 /// Waits until `fd` is readable or `timeout` passes, then consumes its count.

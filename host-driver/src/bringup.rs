@@ -17,7 +17,9 @@ pub struct Options {
     /// How long one admin command may take.
     pub command_timeout: Duration,
     /// Admin queue entries wanted; capped by `CAP_ADMINQ_ENTRIES` and rounded down to a
-    /// power of two.
+    /// power of two. A batch ([`crate::batch`]) keeps up to this many minus one in flight:
+    /// 1,024 entries (64 KiB of ring) let the driver refill the ring while the firmware
+    /// works through it.
     pub adminq_entries: u32,
     /// Wait for completions on the PF interrupt (else poll).
     pub use_irq: bool,
@@ -28,7 +30,7 @@ impl Default for Options {
         Options {
             ready_timeout: Duration::from_secs(2),
             command_timeout: crate::adminq::DEFAULT_COMMAND_TIMEOUT,
-            adminq_entries: 64,
+            adminq_entries: 1024,
             use_irq: true,
         }
     }

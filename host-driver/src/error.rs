@@ -103,6 +103,16 @@ pub enum DriverError {
         what: String,
     },
 
+    /// A batch of admin commands stopped at command `applied`, for `error` (a refusal, a
+    /// timeout, ...): the `applied` commands before it were applied. After a refusal none
+    /// after it was; after a device error those after it may or may not have been.
+    #[error("{error} (command {} of a batch of {total}: the {applied} before it were applied)", .applied + 1)]
+    Batch {
+        applied: usize,
+        total: usize,
+        error: Box<DriverError>,
+    },
+
     /// A command was not completed in time.
     #[error(
         "{command}: the firmware did not answer within {waited:?} (admin queue entry {entry}, \

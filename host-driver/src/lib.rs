@@ -13,6 +13,7 @@
 //! - [`dma`]: memfd-backed DMA buffers and the IOVA allocator.
 //! - [`bringup`]: reset, identification, ABI check, capabilities, admin queue start.
 //! - [`adminq`]: posting admin commands and waiting for their in-place completion.
+//! - [`batch`]: many table commands per doorbell, completions collected in order.
 //! - [`tables`]: typed table entries and their shared-regs encoding.
 //! - [`nic`]: [`PfDriver`], the typed admin calls.
 //! - [`trace`]: `TRACE` reports decoded into types.
@@ -24,6 +25,7 @@
 //! - [`vf_token`]: the VF token of a PF that vfio-pci owns.
 pub mod adminq;
 pub mod backend;
+pub mod batch;
 pub mod bringup;
 pub mod device;
 pub mod dma;
@@ -39,6 +41,7 @@ pub(crate) mod test_utils;
 pub mod trace;
 pub mod vf_token;
 
+pub use batch::Batch;
 pub use bringup::{DeviceInfo, Options};
 pub use device::Device;
 pub use dma::{DmaMemory, IovaAllocator};

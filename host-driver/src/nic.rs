@@ -121,6 +121,11 @@ impl PfDriver {
         self.admin.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Runs `f` on the admin queue, under its lock, with the device (the batch path).
+    pub(crate) fn with_queue<R>(&self, f: impl FnOnce(&mut AdminQueue, &dyn Device) -> R) -> R {
+        f(&mut self.lock().queue, &*self.device)
+    }
+
     /// Posts a raw command and returns the completed entry whatever its status: for tests
     /// that send malformed commands. Errors only if the command could not be completed.
     pub fn submit(&self, cmd: AdminCmd) -> Result<AdminCmd> {
@@ -362,7 +367,7 @@ impl PfDriver {
 
     /// Errors unless the device takes `CmdFlags::REPLACE` (ABI 1.3 and later): an older one
     /// would run the add instead.
-    fn require_replace(&self, opcode: Opcode) -> Result<()> {
+    pub(crate) fn require_replace(&self, opcode: Opcode) -> Result<()> {
         if self.info.abi_minor >= 3 {
             return Ok(());
         }
@@ -522,7 +527,7 @@ impl Drop for PfDriver {
 }
 
 /// `cmd` with `CmdFlags::REPLACE`.
-fn replacing(mut cmd: AdminCmd) -> AdminCmd {
+pub(crate) fn replacing(mut cmd: AdminCmd) -> AdminCmd {
     cmd.flags = Le16::new(CmdFlags::REPLACE.bits());
     cmd
 }

@@ -38,6 +38,9 @@ pub(crate) struct AdminQueue {
     base: u64,
     size: u32,
     head: u32,
+    /// The last command completed with a status other than OK: a following command with
+    /// `CmdFlags::CHAIN` is skipped.
+    chain_broken: bool,
 }
 
 impl From<TableError> for Status {
@@ -94,7 +97,7 @@ impl AdminQueue {
             let addr = self
                 .base
                 .wrapping_add(u64::from(self.head).wrapping_mul(CMD_SIZE as u64));
-            serve_one(ctx, addr);
+            self.chain_broken = !serve_one(ctx, addr, self.chain_broken);
             self.head = self.head.wrapping_add(1) & mask;
             ctx.platform
                 .write_reg(Function::Pf, pf::ADMINQ_HEAD, self.head);
@@ -133,14 +136,16 @@ impl AdminQueue {
             base,
             size,
             head: 0,
+            chain_broken: false,
         };
         p.write_reg(Function::Pf, pf::ADMINQ_HEAD, 0);
         true
     }
 }
 
-/// Reads, executes and completes the command at `addr`.
-fn serve_one<P: Platform>(ctx: &mut Context<'_, '_, P>, addr: u64) {
+/// Reads, executes and completes the command at `addr`; whether it completed with OK.
+/// `chain_broken`: the command before it did not, so a command flagged `CHAIN` is skipped.
+fn serve_one<P: Platform>(ctx: &mut Context<'_, '_, P>, addr: u64, chain_broken: bool) -> bool {
     let mut raw = [0u8; CMD_SIZE];
     if ctx.platform.dma_read(Function::Pf, addr, &mut raw).is_err() {
         // Nothing to complete: the driver's admin queue memory is gone. It sees the head
@@ -149,13 +154,20 @@ fn serve_one<P: Platform>(ctx: &mut Context<'_, '_, P>, addr: u64) {
             "admin queue: the command at {:#x} cannot be read by DMA",
             addr
         );
-        return;
+        return false;
     }
     let Ok(cmd) = AdminCmd::read_from_bytes(&raw) else {
-        return;
+        return false;
     };
-    let (status, result) = match execute(ctx, &cmd) {
+    let chained = CmdFlags::from_bits_retain(cmd.flags.get()).contains(CmdFlags::CHAIN);
+    let outcome = if chained && chain_broken {
+        Err(Status::Skipped)
+    } else {
+        execute(ctx, &cmd)
+    };
+    let (status, result) = match outcome {
         Ok(result) => (Status::Ok, result),
+        Err(Status::Skipped) => (Status::Skipped, 0),
         Err(status) => {
             warn!(
                 "admin {} refused: {} ({})",
@@ -179,6 +191,7 @@ fn serve_one<P: Platform>(ctx: &mut Context<'_, '_, P>, addr: u64) {
         addr.wrapping_add(2),
         &CmdFlags::DONE.bits().to_le_bytes(),
     );
+    status == Status::Ok
 }
 
 pub(crate) fn params<T: FromBytes + KnownLayout + Immutable>(cmd: &AdminCmd) -> Result<T, Status> {
@@ -931,6 +944,53 @@ mod tests {
             maps,
             t.uplink
         )
+    }
+
+    #[test]
+    fn a_chained_command_is_skipped_after_a_failure_and_changes_nothing() {
+        use shared_regs::admin::CmdFlags;
+        let mut nic = FakeNic::new(Sizes::default());
+        let chained = |mut cmd: AdminCmd| {
+            cmd.flags = Le16::new(CmdFlags::CHAIN.bits());
+            cmd
+        };
+        let nop = AdminCmd::new(Opcode::Nop, &[0u8; 0]);
+        let missing = AdminCmd::new(Opcode::VpcDel, &IdParam { id: Le16::new(9) });
+        let vpc = AdminCmd::new(
+            Opcode::VpcAdd,
+            &VpcEntry {
+                id: Le16::new(1),
+                main_route_table: Le16::new(MAIN_ROUTE_TABLE),
+                vni: Le32::new(100),
+                cidr: [10, 1, 0, 0],
+                cidr_len: 16,
+                ..Default::default()
+            },
+        );
+        let before = snapshot(&nic);
+        let steps = [
+            (missing, Err(Status::NotFound)),
+            (chained(vpc), Err(Status::Skipped)),
+            (chained(nop), Err(Status::Skipped)),
+            (nop, Ok(())),
+            (chained(nop), Ok(())),
+            (chained(missing), Err(Status::NotFound)),
+            (missing, Err(Status::NotFound)),
+            (chained(nop), Err(Status::Skipped)),
+        ];
+        for (i, (cmd, want)) in steps.iter().enumerate() {
+            assert_eq!(nic.submit(*cmd).completion(), Some(*want), "step {i}");
+        }
+        assert_eq!(snapshot(&nic), before, "skipped commands change nothing");
+        assert_eq!(
+            nic.submit(chained(nop)).completion(),
+            Some(Err(Status::Skipped))
+        );
+        assert_eq!(nic.submit(vpc).completion(), Some(Ok(())));
+        assert_eq!(
+            nic.submit(chained(missing)).completion(),
+            Some(Err(Status::NotFound))
+        );
     }
 
     #[test]

@@ -130,7 +130,8 @@ impl<'m> Firmware<'m> {
             | pf::Caps::MULTI_VRF
             | pf::Caps::VXLAN
             | pf::Caps::DHCP
-            | pf::Caps::TRACE;
+            | pf::Caps::TRACE
+            | pf::Caps::ADMIN_CHAIN;
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let pf_regs = [
             (pf::ABI_VERSION, shared_regs::ABI_VERSION),

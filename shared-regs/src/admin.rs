@@ -30,6 +30,15 @@
 //! the add, which an existing key refuses with [`Status::Exists`]: a driver sends `REPLACE`
 //! only to a device of ABI 1.3 or later.
 //!
+//! ## Batches (ABI 1.3)
+//!
+//! A driver may post many entries before one doorbell write and collect their completions
+//! in order as the `DONE` flags appear. A firmware with [`crate::pf::Caps::ADMIN_CHAIN`]
+//! also honours [`CmdFlags::CHAIN`]: a command so flagged is skipped (completed with
+//! [`Status::Skipped`], nothing changed) when the command before it in the ring did not
+//! complete with [`Status::Ok`]. A batch whose every command but the first carries `CHAIN`
+//! therefore stops at its first refusal: the commands before it are applied, none after.
+//!
 //! Parameters up to 40 bytes travel inline in [`AdminCmd::params`] as one of the entry
 //! structures of [`crate::entry`]; larger results (statistics) go to an indirect buffer at
 //! `buf_addr`/`buf_len` in host memory.
@@ -45,6 +54,10 @@ bitflags::bitflags! {
     /// `AdminCmd::flags`.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct CmdFlags: u16 {
+        /// Driver: skip this command (complete it with [`Status::Skipped`]) unless the
+        /// command before it in the ring completed with [`Status::Ok`]. Only for a device
+        /// with [`crate::pf::Caps::ADMIN_CHAIN`].
+        const CHAIN = 1 << 0;
         /// Driver (ABI 1.3): replace the existing entry with this key in place instead of
         /// adding one; [`Status::NotFound`] when there is none. See "Replace in place".
         const REPLACE = 1 << 1;
@@ -59,7 +72,8 @@ bitflags::bitflags! {
 pub struct AdminCmd {
     /// [`Opcode`].
     pub opcode: Le16,
-    /// [`CmdFlags`]; the driver writes 0, or [`CmdFlags::REPLACE`] where an opcode takes it.
+    /// [`CmdFlags`]; the driver writes 0, [`CmdFlags::CHAIN`] (batches) and/or
+    /// [`CmdFlags::REPLACE`] where an opcode takes it.
     pub flags: Le16,
     /// [`Status`], written by the device.
     pub status: Le16,
@@ -293,6 +307,8 @@ statuses! {
     InUse = 7, "still in use";
     /// The indirect buffer is too small for the result.
     BufferTooSmall = 8, "buffer too small";
+    /// Not applied: the command carries [`CmdFlags::CHAIN`] and the one before it failed.
+    Skipped = 9, "skipped: an earlier command of its chain failed";
     /// A status this driver does not know.
     Unknown = 0xFFFF, "unknown status";
 }

@@ -67,6 +67,9 @@ bitflags::bitflags! {
         const DHCP = 1 << 3;
         /// Dry-run trace of one frame.
         const TRACE = 1 << 4;
+        /// Admin command chains: [`crate::admin::CmdFlags::CHAIN`] and
+        /// [`crate::admin::Status::Skipped`].
+        const ADMIN_CHAIN = 1 << 5;
     }
 
     /// `CONTROL`, written by the host.

@@ -1,5 +1,7 @@
-//! [`apply`]: changes made on a NIC, in order, stopping at the first one refused.
+//! [`apply`]: changes made on a NIC in order, many per doorbell, stopping at the first one
+//! refused.
 use super::Change;
+use crate::batch::Batch;
 use crate::error::DriverError;
 use crate::nic::PfDriver;
 
@@ -15,71 +17,142 @@ pub struct ApplyError {
     pub error: DriverError,
 }
 
-/// Makes `changes` on the NIC in order; `progress(done, total)` after each.
+/// Makes `changes` on the NIC in order, as batches of admin commands (a replace is the ADD
+/// with `REPLACE`, ABI 1.3, made in place by the firmware); `progress(done, total)` as
+/// they complete.
 pub fn apply(
     driver: &PfDriver,
     changes: &[Change],
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(), Box<ApplyError>> {
-    for (i, change) in changes.iter().enumerate() {
-        make(driver, change).map_err(|error| {
-            Box::new(ApplyError {
-                applied: i,
-                change: change.clone(),
-                error,
-            })
-        })?;
-        progress(i + 1, changes.len());
+    let total = changes.len();
+    let refused = |at: usize, error: DriverError| {
+        Box::new(ApplyError {
+            applied: at,
+            change: changes[at].clone(),
+            error,
+        })
+    };
+    let mut start = 0;
+    while start < total {
+        // A VPC replaced goes alone (its domain travels in the indirect buffer).
+        if let Change::ReplaceVpc(v) = &changes[start] {
+            driver.replace_vpc(v).map_err(|e| refused(start, e))?;
+            start += 1;
+            progress(start, total);
+            continue;
+        }
+        let end = changes[start..]
+            .iter()
+            .position(|c| matches!(c, Change::ReplaceVpc(_)))
+            .map_or(total, |n| start + n);
+        let mut batch = driver.batch();
+        for (i, change) in changes[start..end].iter().enumerate() {
+            queue(&mut batch, change).map_err(|e| refused(start + i, e))?;
+        }
+        batch
+            .run_with_progress(|done, _| progress(start + done, total))
+            .map_err(|e| match e {
+                DriverError::Batch { applied, error, .. } => refused(start + applied, *error),
+                other => refused(start, other),
+            })?;
+        start = end;
     }
     Ok(())
 }
 
-/// One change's admin command: a replace is the ADD with `REPLACE` (ABI 1.3), made in
-/// place by the firmware.
-fn make(d: &PfDriver, change: &Change) -> Result<(), DriverError> {
+/// Queues one change's admin command.
+fn queue(b: &mut Batch<'_>, change: &Change) -> Result<(), DriverError> {
     use Change::*;
     match change {
-        SetUplink(u) => d.set_uplink(u),
-        AddVpc(v) => d.add_vpc(v),
-        ReplaceVpc(v) => d.replace_vpc(v),
-        DelVpc(id) => d.del_vpc(*id),
-        AddGateway(g) => d.add_gateway(g),
-        ReplaceGateway(g) => d.replace_gateway(g),
-        DelGateway(id) => d.del_gateway(*id),
-        AddRouteTable { id, vpc_id } => d.add_route_table(*id, *vpc_id),
-        DelRouteTable(id) => d.del_route_table(*id),
+        SetUplink(u) => {
+            b.set_uplink(u);
+        }
+        AddVpc(v) => {
+            b.add_vpc(v)?;
+        }
+        ReplaceVpc(_) => unreachable!("sent alone by apply"),
+        DelVpc(id) => {
+            b.del_vpc(*id);
+        }
+        AddGateway(g) => {
+            b.add_gateway(g);
+        }
+        ReplaceGateway(g) => {
+            b.replace_gateway(g)?;
+        }
+        DelGateway(id) => {
+            b.del_gateway(*id);
+        }
+        AddRouteTable { id, vpc_id } => {
+            b.add_route_table(*id, *vpc_id);
+        }
+        DelRouteTable(id) => {
+            b.del_route_table(*id);
+        }
         AddRoute {
             table,
             dest,
             target,
-        } => d.add_route(*table, *dest, *target),
+        } => {
+            b.add_route(*table, *dest, *target);
+        }
         ReplaceRoute {
             table,
             dest,
             target,
-        } => d.replace_route(*table, *dest, *target),
-        DelRoute { table, dest } => d.del_route(*table, *dest),
-        AddSubnet(s) => d.add_subnet(s),
-        ReplaceSubnet(s) => d.replace_subnet(s),
-        DelSubnet(id) => d.del_subnet(*id),
-        SetVf(v) => d.set_vf(v),
-        ReplaceVf(v) => d.replace_vf(v),
-        SetVfFlags { vf, src_dst_check } => d.set_vf_flags(*vf, *src_dst_check),
-        ClearVf(vf) => d.clear_vf(*vf),
-        AddVfAddr { vf, ip } => d.add_vf_addr(*vf, *ip),
-        DelVfAddr { vf, ip } => d.del_vf_addr(*vf, *ip),
+        } => {
+            b.replace_route(*table, *dest, *target)?;
+        }
+        DelRoute { table, dest } => {
+            b.del_route(*table, *dest);
+        }
+        AddSubnet(s) => {
+            b.add_subnet(s);
+        }
+        ReplaceSubnet(s) => {
+            b.replace_subnet(s)?;
+        }
+        DelSubnet(id) => {
+            b.del_subnet(*id);
+        }
+        SetVf(v) => {
+            b.set_vf(v);
+        }
+        ReplaceVf(v) => {
+            b.replace_vf(v)?;
+        }
+        SetVfFlags { vf, src_dst_check } => {
+            b.set_vf_flags(*vf, *src_dst_check);
+        }
+        ClearVf(vf) => {
+            b.clear_vf(*vf);
+        }
+        AddVfAddr { vf, ip } => {
+            b.add_vf_addr(*vf, *ip);
+        }
+        DelVfAddr { vf, ip } => {
+            b.del_vf_addr(*vf, *ip);
+        }
         AddMapping {
             vni,
             ip,
             mac,
             location,
-        } => d.add_mapping(*vni, *ip, *mac, *location),
+        } => {
+            b.add_mapping(*vni, *ip, *mac, *location);
+        }
         ReplaceMapping {
             vni,
             ip,
             mac,
             location,
-        } => d.replace_mapping(*vni, *ip, *mac, *location),
-        DelMapping { vni, ip } => d.del_mapping(*vni, *ip),
+        } => {
+            b.replace_mapping(*vni, *ip, *mac, *location)?;
+        }
+        DelMapping { vni, ip } => {
+            b.del_mapping(*vni, *ip);
+        }
     }
+    Ok(())
 }

@@ -49,32 +49,6 @@ pub enum Command {
     },
 }
 
-impl Command {
-    /// Makes the call.
-    pub fn apply(&self, drv: &PfDriver) -> host_driver::Result<()> {
-        match self {
-            Command::SetUplink(s) => drv.set_uplink(s),
-            Command::AddVpc(s) => drv.add_vpc(s),
-            Command::AddGateway(s) => drv.add_gateway(s),
-            Command::AddRouteTable { id, vpc_id } => drv.add_route_table(*id, *vpc_id),
-            Command::AddRoute {
-                table,
-                dest,
-                target,
-            } => drv.add_route(*table, *dest, *target),
-            Command::AddSubnet(s) => drv.add_subnet(s),
-            Command::SetVf(s) => drv.set_vf(s),
-            Command::AddVfAddr { vf, ip } => drv.add_vf_addr(*vf, *ip),
-            Command::AddMapping {
-                vni,
-                ip,
-                mac,
-                location,
-            } => drv.add_mapping(*vni, *ip, *mac, *location),
-        }
-    }
-}
-
 impl fmt::Display for Command {
     /// "VPC_ADD vpc 0, vni 100, 10.0.0.0/16".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -167,7 +167,9 @@ mod sim {
         let mut seen = Vec::new();
         apply(&drv, &p, |done, total| seen.push((done, total))).unwrap();
         let n = p.commands.len();
-        assert_eq!(seen.len(), n);
+        // Progress comes per round of completions, not per command.
+        assert!(!seen.is_empty() && seen.len() <= n);
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
         assert_eq!(seen.last(), Some(&(n, n)));
 
         // Each VF the plan assigned is up with the instance's MAC; the fourth is not.

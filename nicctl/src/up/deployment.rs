@@ -183,15 +183,14 @@ impl Deployment {
                 "host {}: programming {total} commands",
                 host.name
             )));
-            for (done, cmd) in plan.commands.iter().enumerate() {
-                cmd.apply(&driver)
-                    .map_err(|e| fail(format!("{cmd}: {e}")))?;
+            plan::apply(&driver, &plan, |done, total| {
                 progress(Progress::Programming {
                     host: &host.name,
-                    done: done + 1,
+                    done,
                     total,
-                });
-            }
+                })
+            })
+            .map_err(|e| fail(e.to_string()))?;
             d.hosts.push(HostNic {
                 name: host.name.clone(),
                 plan,
