@@ -188,7 +188,7 @@ fn churn(s: &mut State, round: usize) {
                 subnet_id: 3,
                 mac: mac_of(addr),
                 primary_ip: addr,
-                src_dst_check: r % 3 != 0,
+                src_dst_check: !r.is_multiple_of(3),
             },
         );
         s.mappings
