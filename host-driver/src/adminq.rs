@@ -401,7 +401,8 @@ mod tests {
             ..Options::default()
         };
         let info = reset(&dev, &opts).unwrap();
-        let q = start_admin_queue(&dev, &info, &mut IovaAllocator::default(), &opts).unwrap();
+        let q =
+            start_admin_queue(&dev, &info, &mut IovaAllocator::default(), &opts, false).unwrap();
         (dev, q)
     }
 

@@ -23,6 +23,11 @@ pub struct Options {
     pub adminq_entries: u32,
     /// Wait for completions on the PF interrupt (else poll).
     pub use_irq: bool,
+    /// Reset the device even when its firmware is up and healthy. Without it, a driver
+    /// takes over a running device as it is, tables and data plane untouched (a restarted
+    /// `nicctl` or agent must not take the VMs' network down); a device that is not ready,
+    /// or whose firmware stopped, is reset either way.
+    pub reset: bool,
 }
 
 impl Default for Options {
@@ -32,6 +37,7 @@ impl Default for Options {
             command_timeout: crate::adminq::DEFAULT_COMMAND_TIMEOUT,
             adminq_entries: 1024,
             use_irq: true,
+            reset: false,
         }
     }
 }
@@ -127,6 +133,11 @@ pub fn reset(dev: &dyn Device, opts: &Options) -> Result<DeviceInfo> {
             status,
         });
     }
+    read_info(dev)
+}
+
+/// What a ready device offers: identity, ABI (the major must be the driver's), capacities.
+fn read_info(dev: &dyn Device) -> Result<DeviceInfo> {
     check_id(dev)?;
     let abi = dev.read32(pf::ABI_VERSION)?;
     let (abi_major, abi_minor) = ((abi >> 16) as u16, abi as u16);
@@ -160,6 +171,45 @@ pub fn reset(dev: &dyn Device, opts: &Options) -> Result<DeviceInfo> {
     })
 }
 
+/// Takes over the device: as it is when its firmware is ready and healthy (its tables and
+/// the data plane go on), else (or with [`Options::reset`]) through a reset. Returns what
+/// it offers and whether it was reset.
+pub fn attach(dev: &dyn Device, opts: &Options) -> Result<(DeviceInfo, bool)> {
+    check_id(dev)?;
+    let status = Status::from_bits_retain(dev.read32(pf::STATUS)?);
+    if opts.reset || !status.contains(Status::READY) || status.contains(Status::FATAL) {
+        return Ok((reset(dev, opts)?, true));
+    }
+    Ok((read_info(dev)?, false))
+}
+
+/// Waits until the firmware has run two full polls (two heartbeat steps) since this call:
+/// whatever was written to its registers before it, it has seen.
+fn wait_two_polls(dev: &dyn Device, timeout: std::time::Duration) -> Result<()> {
+    let start = std::time::Instant::now();
+    let mut last = dev.read32(pf::HEARTBEAT)?;
+    let mut steps = 0;
+    while steps < 2 {
+        let now = dev.read32(pf::HEARTBEAT)?;
+        if now != last {
+            steps += 1;
+            last = now;
+            continue;
+        }
+        if start.elapsed() > timeout {
+            return Err(DriverError::RegisterTimeout {
+                device: dev.describe(),
+                register: "HEARTBEAT",
+                what: "two heartbeats (the firmware taking the admin queue's disable)",
+                waited: timeout,
+                last: now,
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
+    Ok(())
+}
+
 /// The admin queue size to use: the wish capped by the device, a power of two, at least 2.
 pub fn adminq_size(wanted: u32, device_max: u32) -> Option<u32> {
     let n = wanted.min(device_max);
@@ -175,7 +225,15 @@ pub fn start_admin_queue(
     info: &DeviceInfo,
     iova: &mut IovaAllocator,
     opts: &Options,
+    taken_over: bool,
 ) -> Result<AdminQueue> {
+    if taken_over {
+        // A previous driver's queue (its memory gone with it) must be stopped, and seen
+        // stopped by the firmware, before this one is programmed: the firmware restarts a
+        // queue from entry 0 only when it sees ADMINQ_ENABLE go from clear to set.
+        dev.write32(pf::CONTROL, 0)?;
+        wait_two_polls(dev, opts.ready_timeout)?;
+    }
     let size = adminq_size(opts.adminq_entries, info.adminq_entries).ok_or_else(|| {
         DriverError::Unsupported {
             device: dev.describe(),
@@ -386,7 +444,7 @@ mod fake_tests {
         });
         let info = reset(&dev, &quick()).unwrap();
         let mut iova = IovaAllocator::default();
-        let q = start_admin_queue(&dev, &info, &mut iova, &quick()).unwrap();
+        let q = start_admin_queue(&dev, &info, &mut iova, &quick(), false).unwrap();
         let base = q.memory().iova();
         assert_eq!(q.size(), 16);
         assert!(dev.mapped(base));
@@ -404,8 +462,8 @@ mod fake_tests {
             ..Default::default()
         });
         let info = reset(&dev, &quick()).unwrap();
-        let err =
-            start_admin_queue(&dev, &info, &mut IovaAllocator::default(), &quick()).unwrap_err();
+        let err = start_admin_queue(&dev, &info, &mut IovaAllocator::default(), &quick(), false)
+            .unwrap_err();
         assert!(
             matches!(err, DriverError::AdminQueueRejected { size: 64, .. }),
             "{err:?}"
@@ -420,8 +478,8 @@ mod fake_tests {
             ..Default::default()
         });
         let info = reset(&dev, &quick()).unwrap();
-        let err =
-            start_admin_queue(&dev, &info, &mut IovaAllocator::default(), &quick()).unwrap_err();
+        let err = start_admin_queue(&dev, &info, &mut IovaAllocator::default(), &quick(), false)
+            .unwrap_err();
         assert!(err.to_string().contains("CAP_ADMINQ_ENTRIES is 0"), "{err}");
     }
 }

@@ -59,12 +59,14 @@ impl PfDriver {
         Self::open_with(device, Options::default())
     }
 
-    /// Brings the device up: reset, wait for ready, check ID and ABI, read capabilities,
-    /// start the admin queue, and check with a `NOP` that the firmware takes commands.
+    /// Brings the device up: takes it over as it is when its firmware runs healthy (else,
+    /// or with [`Options::reset`], resets it and waits for ready), checks ID and ABI, reads
+    /// the capabilities, starts the admin queue, and checks with a `NOP` that the firmware
+    /// takes commands.
     pub fn open_with(device: Box<dyn Device>, opts: Options) -> Result<PfDriver> {
-        let info = bringup::reset(&*device, &opts)?;
+        let (info, was_reset) = bringup::attach(&*device, &opts)?;
         let mut iova = IovaAllocator::default();
-        let queue = bringup::start_admin_queue(&*device, &info, &mut iova, &opts)?;
+        let queue = bringup::start_admin_queue(&*device, &info, &mut iova, &opts, !was_reset)?;
         let buf = iova.alloc_memory(BUF_BYTES as u64)?;
         if let Err(e) = device.dma_map(&buf) {
             let _ = device.dma_unmap(queue.memory());

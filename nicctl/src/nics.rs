@@ -174,10 +174,11 @@ impl Local {
         })
     }
 
-    /// Makes `driver` host `host`'s NIC.
-    pub fn attach(&mut self, host: usize, driver: Arc<PfDriver>) {
-        if let Some(d) = self.drivers.get_mut(host) {
+    /// Makes `driver` host `host`'s NIC, programmed with `plan`.
+    pub fn attach(&mut self, host: usize, driver: Arc<PfDriver>, plan: Plan) {
+        if let (Some(d), Some(h)) = (self.drivers.get_mut(host), self.hosts.get_mut(host)) {
             *d = Some(driver);
+            h.plan = Some(plan);
         }
     }
 

@@ -100,7 +100,7 @@ mod tests {
     };
     use shared_regs::admin::{AdminCmd, Opcode, Status};
     use shared_regs::entry::IdParam;
-    use shared_regs::pf::Caps;
+    use shared_regs::pf::{self, Caps};
     use shared_regs::stats::Counter;
     use std::net::Ipv4Addr;
     use std::sync::Arc;
@@ -356,13 +356,39 @@ mod tests {
     }
 
     #[test]
-    fn reopening_resets_the_tables() {
+    fn reopening_takes_the_device_over_as_it_is_unless_asked_to_reset() {
+        use crate::tables::MappingLocationSpec;
         let sim = Arc::new(SimBackend::start(small()).unwrap());
         let drv = PfDriver::open(Box::new(sim.clone())).unwrap();
         drv.add_vpc(&vpc(1, 100)).unwrap();
         drop(drv);
+        // A driver that ends cleanly: the next one finds the tables as they were.
         let drv = PfDriver::open(Box::new(sim.clone())).unwrap();
-        drv.add_vpc(&vpc(1, 100)).unwrap();
+        let vpcs = drv.read_tables().unwrap().vpcs;
+        assert_eq!(vpcs.len(), 1, "{vpcs:?}");
+        let exists = drv.add_vpc(&vpc(1, 100)).unwrap_err();
+        assert!(exists.to_string().contains("already exists"), "{exists}");
+        // A queue left enabled (as a killed driver leaves it, its memory gone with its
+        // process): the next driver stops it, starts its own and goes on.
+        drv.add_vpc(&vpc(2, 200)).unwrap();
+        drop(drv);
+        sim.write32(pf::CONTROL, pf::Control::ADMINQ_ENABLE.bits())
+            .unwrap();
+        let drv = PfDriver::open(Box::new(sim.clone())).unwrap();
+        assert_eq!(drv.read_tables().unwrap().vpcs.len(), 2);
+        for i in 0..200u8 {
+            let ip = Ipv4Addr::new(10, 0, 1, i);
+            drv.add_mapping(100, ip, [2, 0, 0, 0, 1, i], MappingLocationSpec::Remote(ip))
+                .unwrap();
+        }
+        drop(drv);
+        // Asked to reset: empty tables.
+        let opts = Options {
+            reset: true,
+            ..Options::default()
+        };
+        let drv = PfDriver::open_with(Box::new(sim.clone()), opts).unwrap();
+        assert_eq!(drv.read_tables().unwrap(), Default::default());
     }
 
     #[test]

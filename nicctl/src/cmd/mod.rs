@@ -73,17 +73,24 @@ pub fn programmed(
             Some(d) => d,
             None => open_device(cli)?,
         };
-        let plan = nics.hosts()[h]
-            .plan
-            .clone()
-            .ok_or_else(|| CliError::Usage(format!("host {h} has no plan")))?;
+        // What the NIC holds keeps its IDs; a fresh one gets the file's order.
+        let name = nics.hosts()[h].name.clone();
+        let held = config::held(&driver).map_err(|error| CliError::Apply {
+            file: file.display().to_string(),
+            error: Box::new(error),
+        })?;
+        let vfs = u16::try_from(driver.info().num_vfs).unwrap_or(u16::MAX);
+        let config = nics
+            .config()
+            .ok_or_else(|| CliError::Usage(format!("{} has no hosts", file.display())))?;
+        let plan = config::plan_against(config, &name, &held, vfs)?;
         program(&driver, &plan, file)?;
-        nics.attach(h, Arc::new(driver));
+        nics.attach(h, Arc::new(driver), plan);
     }
     Ok(nics)
 }
 
-/// Programs `plan` into a NIC (a progress bar for large files).
+/// Brings a NIC to `plan` (a progress bar for large changes).
 pub fn program(driver: &PfDriver, plan: &Plan, file: &Path) -> Result<()> {
     let bar = (plan.commands.len() > 1000).then(|| progress_bar(plan.commands.len()));
     config::apply(driver, plan, |done, _| {
