@@ -250,6 +250,9 @@ fn stats_show_and_trace_answer_from_the_running_deployment() {
          \x20 + route 10.41.8.0/24 in table 1 -> blackhole\n\
          \x20 ~ route 10.41.9.0/24 in table 1 -> gateway 0\n"
     );
+    // apply does not pretend: a throwaway simulator is not the running deployment.
+    let err = up.nicctl(&["apply", changed.str()]).expect_err();
+    assert!(err.contains("a `nicctl up` is running"), "{err}");
     let json: serde_json::Value =
         serde_json::from_str(&up.nicctl(&["diff", changed.str(), "--json"]).stdout).unwrap();
     assert_eq!(json[0]["host"], "h1");
