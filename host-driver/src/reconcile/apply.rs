@@ -71,7 +71,13 @@ fn queue(b: &mut Batch<'_>, change: &Change) -> Result<(), DriverError> {
         AddVpc(v) => {
             b.add_vpc(v)?;
         }
-        ReplaceVpc(_) => unreachable!("sent alone by apply"),
+        // Its domain travels in the indirect buffer: `apply` sends it alone, never here.
+        ReplaceVpc(v) => {
+            return Err(DriverError::InvalidArgument(format!(
+                "replace {} cannot be batched",
+                v.describe()
+            )))
+        }
         DelVpc(id) => {
             b.del_vpc(*id);
         }
