@@ -263,6 +263,11 @@ pub fn start_admin_queue(
     dev.write32(pf::ADMINQ_BASE_HI, (base >> 32) as u32)?;
     dev.write32(pf::ADMINQ_SIZE, size)?;
     dev.write32(pf::CONTROL, Control::ADMINQ_ENABLE.bits())?;
+    if taken_over {
+        // ADMINQ_HEAD still holds the previous queue's position until the firmware starts
+        // this one (at entry 0); a command posted before that would see a full ring.
+        wait_two_polls(dev, opts.ready_timeout)?;
+    }
     let status = dev.read32(pf::STATUS)?;
     check_adminq_status(dev, status, base, size, info.adminq_entries)?;
     Ok(AdminQueue::new(mem, size, irq, opts.command_timeout))
