@@ -2,7 +2,7 @@
 use super::{Change, State};
 use crate::tables::MappingLocationSpec;
 use crate::tables::VpcSpec;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 /// The changes that turn `actual` into `desired`, in make-before-break order:
@@ -226,8 +226,7 @@ fn same_vpc(a: &VpcSpec, b: &VpcSpec) -> bool {
 }
 
 fn routes_of(s: &State, table: u16) -> impl Iterator<Item = Change> + '_ {
-    let routes: &BTreeMap<_, _> = &s.routes;
-    routes
+    s.routes
         .range((table, (Ipv4Addr::UNSPECIFIED, 0))..)
         .take_while(move |((t, _), _)| *t == table)
         .map(|(&(table, dest), &target)| Change::AddRoute {
