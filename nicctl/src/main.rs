@@ -1,7 +1,7 @@
 //! `nicctl`: look at and control a vpcnic SmartNIC through its PF driver. This file parses
 //! the command line and dispatches; each command is one file under `cmd/`.
 use clap::{Parser, Subcommand};
-use nicctl::Result;
+use nicctl::{CliError, Result};
 #[cfg(test)]
 use std::path::Path;
 use std::path::PathBuf;
@@ -84,12 +84,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Validate a VPC file and bring the NIC to it: what it holds is read back and only the
-    /// difference is made, in make-before-break order (on the built-in simulator, a fresh
-    /// NIC whose tables last as long as the command).
+    /// Validate a VPC file and bring the NICs to it: what they hold is read back and only
+    /// the difference is made, in make-before-break order. A running `nicctl up` is
+    /// brought to it whole: every host's NIC, and VMs and gateways added, removed or moved
+    /// to another host. Without one, a device (on the built-in simulator, a fresh NIC whose
+    /// tables last as long as the command).
     Apply {
         file: PathBuf,
-        /// The host of the file whose NIC this is (default: the first).
+        /// The host of the file whose NIC this is (default: the first; not with a running
+        /// `nicctl up`).
         #[arg(long)]
         host: Option<String>,
     },
@@ -193,16 +196,22 @@ enum VfsCommand {
     },
 }
 
-/// What a command prints, and its exit status.
+/// What a command prints, and its exit status; `error` is printed after `text` (a
+/// command that did part of its work before failing).
 #[derive(Debug)]
 struct Done {
     text: String,
     status: u8,
+    error: Option<CliError>,
 }
 
 impl From<String> for Done {
     fn from(text: String) -> Done {
-        Done { text, status: 0 }
+        Done {
+            text,
+            status: 0,
+            error: None,
+        }
     }
 }
 
@@ -212,6 +221,15 @@ fn run(cli: Cli) -> Result<Done> {
         return Ok(Done {
             text,
             status: if changes { 2 } else { 0 },
+            error: None,
+        });
+    }
+    if let Command::Apply { file, host } = &cli.command {
+        let applied = cmd::apply::run(&cli, file, host.as_deref())?;
+        return Ok(Done {
+            text: applied.text,
+            status: u8::from(applied.error.is_some()),
+            error: applied.error,
         });
     }
     run_text(&cli).map(Done::from)
@@ -222,7 +240,7 @@ fn run_text(cli: &Cli) -> Result<String> {
         Command::Diff { .. } => Ok(String::new()),
         Command::Up { file, dhcp } => cmd::up::run(cli, file, *dhcp),
         Command::Check { file } => cmd::check::run(cli, file),
-        Command::Apply { file, host } => cmd::apply::run(cli, file, host.as_deref()),
+        Command::Apply { .. } => Ok(String::new()),
         Command::Trace {
             file,
             port,
@@ -265,19 +283,27 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(done) => {
             print!("{}", done.text);
+            if let Some(e) = &done.error {
+                report(e);
+            }
             ExitCode::from(done.status)
         }
         Err(e) => {
-            let mut msg = format!("nicctl: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                msg.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            eprintln!("{msg}");
+            report(&e);
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints an error and its causes on one line.
+fn report(e: &CliError) {
+    let mut msg = format!("nicctl: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    eprintln!("{msg}");
 }
 
 #[cfg(test)]

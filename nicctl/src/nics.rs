@@ -91,18 +91,16 @@ pub trait Nics {
     /// host), or an instance's name, which stands for its VF on its own host. Returns the
     /// host's index and the port.
     fn resolve_port(&self, host: Option<&str>, port: &str) -> Result<(usize, Port)> {
-        if let Some(config) = self.config() {
-            if let Some(i) = config.instance_index(port) {
-                let own = config.instances[i].host;
-                let h = self.resolve_host(host)?;
-                if host.is_some() && h != own {
-                    return Err(CliError::Usage(format!(
-                        "instance {port} runs on host {}, not {}",
-                        config.hosts[own].name, config.hosts[h].name
-                    )));
-                }
-                return Ok((own, Port::Vf(config.instance_vf(i))));
+        if let Some((own, vf)) = self.instance_vf(port) {
+            let h = self.resolve_host(host)?;
+            if host.is_some() && h != own {
+                let hosts = self.hosts();
+                return Err(CliError::Usage(format!(
+                    "instance {port} runs on host {}, not {}",
+                    hosts[own].name, hosts[h].name
+                )));
             }
+            return Ok((own, Port::Vf(vf)));
         }
         let h = self.resolve_host(host)?;
         if port == "uplink" {
@@ -121,6 +119,17 @@ pub trait Nics {
                     "{port:?} is not a port: vf0, vf1, ... or uplink{known}"
                 ))
             })
+    }
+
+    /// The host (index) and VF of instance `name`, as the hosts' plans place it.
+    fn instance_vf(&self, name: &str) -> Option<(usize, u16)> {
+        self.hosts().iter().enumerate().find_map(|(h, host)| {
+            let plan = host.plan.as_ref()?;
+            plan.vfs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|&(_, vf)| (h, vf))
+        })
     }
 
     /// The instance on VF `vf` of `host`, if the file names one.

@@ -1,27 +1,12 @@
 //! `nicctl diff FILE`: what `apply FILE` would change, as `terraform plan` or `kubectl diff`
 //! show it, without changing anything.
 use crate::Cli;
-use host_driver::reconcile::{self, Change, State};
+use host_driver::reconcile::{self, State};
 use nicctl::config::{self, Limits};
+use nicctl::control::{ChangeLine, HostChanges};
+use nicctl::render::report::changes_text;
 use nicctl::{CliError, Result};
-use serde::Serialize;
 use std::path::Path;
-
-/// One host's changes, as `--json` prints them.
-#[derive(Serialize)]
-struct HostChanges {
-    host: String,
-    changes: Vec<ChangeLine>,
-}
-
-#[derive(Serialize)]
-struct ChangeLine {
-    /// `+`, `~` or `-`.
-    op: String,
-    /// "vpc", "route", "mapping", ...
-    object: &'static str,
-    change: String,
-}
 
 /// The text (or JSON) and whether anything would change.
 pub fn run(cli: &Cli, file: &Path, host: Option<&str>, json: bool) -> Result<(String, bool)> {
@@ -64,39 +49,15 @@ pub fn run(cli: &Cli, file: &Path, host: Option<&str>, json: bool) -> Result<(St
         all.push((name, reconcile::diff(&desired, &held)));
     }
     let changed = all.iter().any(|(_, c)| !c.is_empty());
+    let hosts: Vec<HostChanges> = all
+        .iter()
+        .map(|(host, changes)| HostChanges {
+            host: host.clone(),
+            changes: changes.iter().map(ChangeLine::of).collect(),
+        })
+        .collect();
     if json {
-        let hosts: Vec<HostChanges> = all
-            .iter()
-            .map(|(host, changes)| HostChanges {
-                host: host.clone(),
-                changes: changes.iter().map(line).collect(),
-            })
-            .collect();
         return Ok((super::json(&hosts)?, changed));
     }
-    let mut out = String::new();
-    for (host, changes) in &all {
-        if all.len() > 1 || !changes.is_empty() {
-            out.push_str(&format!(
-                "host {host}: {}\n",
-                match changes.len() {
-                    0 => "no change".to_string(),
-                    1 => "1 change".to_string(),
-                    n => format!("{n} changes"),
-                }
-            ));
-        }
-        for c in changes {
-            out.push_str(&format!("  {} {c}\n", c.kind().sign()));
-        }
-    }
-    Ok((out, changed))
-}
-
-fn line(c: &Change) -> ChangeLine {
-    ChangeLine {
-        op: c.kind().sign().to_string(),
-        object: c.object(),
-        change: c.to_string(),
-    }
+    Ok((changes_text(&hosts, &[]), changed))
 }

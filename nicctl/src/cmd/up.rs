@@ -21,7 +21,7 @@ pub fn run(cli: &Cli, file: &Path, dhcp: bool) -> Result<String> {
         file: file.display().to_string(),
         reason: e.to_string(),
     };
-    let mut deployment = Deployment::up(&config, &opts, &mut |p| console.show(p), &mut |_| None)
+    let deployment = Deployment::up(&config, &opts, &mut |p| console.show(p), &mut |_| None)
         .map_err(|e| failed(&e))?;
     let socket = match &cli.socket {
         Some(s) => s.clone(),
@@ -30,12 +30,13 @@ pub fn run(cli: &Cli, file: &Path, dhcp: bool) -> Result<String> {
             .map(|f| f.with_extension("sock"))
             .unwrap_or_else(|| PathBuf::from("/run/vpcnic/nicctl.sock")),
     };
-    let server = Server::start(&deployment, &socket).map_err(|e| failed(&e))?;
-    deployment
+    let server = Server::start(deployment, &socket).map_err(|e| failed(&e))?;
+    server
+        .deployment()
         .record_socket(Some(socket.clone()))
         .map_err(|e| failed(&e))?;
     eprintln!(
-        "up: nicctl stats, show, trace and capture talk to it at {}",
+        "up: nicctl diff, apply, stats, show, trace and capture talk to it at {}",
         socket.display()
     );
     println!("ready");
@@ -43,6 +44,5 @@ pub fn run(cli: &Cli, file: &Path, dhcp: bool) -> Result<String> {
     let sig = super::wait_for_stop(&signals);
     eprintln!("up: {sig}: removing every namespace and device");
     drop(server);
-    drop(deployment);
     Ok(String::new())
 }

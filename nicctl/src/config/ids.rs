@@ -12,7 +12,7 @@ use host_driver::reconcile::State;
 use std::collections::{BTreeSet, HashMap};
 
 /// The IDs of one host's plan, indexed like the [`Config`]'s vectors.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ids {
     pub vpcs: Vec<u16>,
     /// The main route table of each VPC.
@@ -68,6 +68,21 @@ impl Pool {
 }
 
 impl Ids {
+    /// Whether these are IDs for host `h` of `config`: one per object, a VF for each of
+    /// the host's instances and none for another host's.
+    pub fn fit(&self, config: &Config, h: usize) -> bool {
+        self.vpcs.len() == config.vpcs.len()
+            && self.main_tables.len() == config.vpcs.len()
+            && self.route_tables.len() == config.route_tables.len()
+            && self.subnets.len() == config.subnets.len()
+            && self.gateways.len() == config.gateways.len()
+            && config
+                .instances
+                .iter()
+                .enumerate()
+                .all(|(i, inst)| (inst.host == h) == self.vfs.contains_key(&i))
+    }
+
     /// The IDs for host `h` of `config` on a NIC holding `held` that has `num_vfs` VFs. VFs
     /// are few: when none is free, one whose instance goes is given to a new one (the
     /// reconciler moves the old instance's mappings off it first).

@@ -84,8 +84,10 @@ pub struct Plan {
     /// The host the plan is for.
     pub host: String,
     pub underlay_ip: Ipv4Addr,
-    /// (instance name, VF) of this host's instances, in VF order.
+    /// (instance name, VF) of this host's instances, in file order.
     pub vfs: Vec<(String, u16)>,
+    /// The table ID of each object of the file on this host's NIC.
+    pub ids: Ids,
     pub commands: Vec<Command>,
 }
 
@@ -163,6 +165,8 @@ impl Plan {
 pub enum PlanError {
     #[error("unknown host {host:?} (hosts of the file: {})", .known.join(", "))]
     UnknownHost { host: String, known: Vec<String> },
+    #[error("host {host}: the table IDs given are for another file")]
+    IdsOfAnotherFile { host: String },
 }
 
 /// The plan for host `host` (a name of [`Config::hosts`]) on a fresh NIC: IDs in file
@@ -179,12 +183,26 @@ pub fn plan_against(
     held: &State,
     num_vfs: u16,
 ) -> Result<Plan, PlanError> {
-    let Some(h) = config.host_index(host) else {
-        return Err(PlanError::UnknownHost {
+    let h = host_index(config, host)?;
+    plan_with(config, host, Ids::allocate(config, h, held, num_vfs))
+}
+
+fn host_index(config: &Config, host: &str) -> Result<usize, PlanError> {
+    config
+        .host_index(host)
+        .ok_or_else(|| PlanError::UnknownHost {
             host: host.into(),
             known: config.hosts.iter().map(|h| h.name.clone()).collect(),
-        });
-    };
+        })
+}
+
+/// The plan for host `host` with the table IDs `ids` ([`plan_against`] allocates them;
+/// a client of a running deployment gets them from it).
+pub fn plan_with(config: &Config, host: &str, ids: Ids) -> Result<Plan, PlanError> {
+    let h = host_index(config, host)?;
+    if !ids.fit(config, h) {
+        return Err(PlanError::IdsOfAnotherFile { host: host.into() });
+    }
     let underlay_ip = model::host_underlay(h);
     let mut cmds = vec![Command::SetUplink(UplinkSpec {
         mac: model::host_uplink_mac(h),
@@ -192,7 +210,6 @@ pub fn plan_against(
         underlay_ip,
         mtu: model::UPLINK_MTU,
     })];
-    let ids = Ids::allocate(config, h, held, num_vfs);
     let nvpcs = config.vpcs.len();
     for (i, v) in config.vpcs.iter().enumerate() {
         cmds.push(Command::AddVpc(VpcSpec {
@@ -287,6 +304,7 @@ pub fn plan_against(
         host: host.to_string(),
         underlay_ip,
         vfs,
+        ids,
         commands: cmds,
     })
 }
@@ -300,6 +318,8 @@ pub enum ApplyError {
     /// What the NIC holds is not something a plan makes.
     #[error("what the NIC holds: {0}")]
     Understand(#[from] ReadBackError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     /// A change was refused; the ones before it were made, and the next apply, which reads
     /// the NIC back, goes on from there.
     #[error("{error} (of {total} changes)")]

@@ -20,6 +20,9 @@ use std::time::Duration;
 /// How long a client waits for an answer.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a client waits for an `apply` (which may wait for DHCP leases).
+pub const APPLY_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// A connection to a running `nicctl up`.
 pub struct Client {
     reader: BufReader<UnixStream>,
@@ -39,6 +42,11 @@ impl Client {
             reader: BufReader::new(stream),
             writer,
         })
+    }
+
+    /// Waits up to `timeout` for each answer from now on.
+    pub fn set_timeout(&mut self, timeout: Duration) -> std::result::Result<(), ControlError> {
+        Ok(self.reader.get_ref().set_read_timeout(Some(timeout))?)
     }
 
     /// Sends `request` and reads its answer.
@@ -81,12 +89,17 @@ impl Remote {
     /// Connects to the deployment at `path` and learns its VPC file.
     pub fn connect(path: &Path) -> Result<Remote> {
         let mut client = Client::connect(path)?;
-        let DescribeReply { config } = client.call(&Request::Describe)?;
+        let DescribeReply { config, ids } = client.call(&Request::Describe)?;
         let hosts = config
             .hosts
             .iter()
-            .map(|h| {
-                let plan = config::plan(&config, &h.name)?;
+            .enumerate()
+            .map(|(i, h)| {
+                // The IDs the NICs hold (a server that sends none programmed file order).
+                let plan = match ids.get(i) {
+                    Some(ids) => config::plan::plan_with(&config, &h.name, ids.clone())?,
+                    None => config::plan(&config, &h.name)?,
+                };
                 Ok(NicHost {
                     name: h.name.clone(),
                     plan: Some(plan),

@@ -61,6 +61,50 @@ pub enum Request {
     /// Every frame an instance's VF sends and receives: [`CaptureReply`], then pcap
     /// records.
     Capture { instance: String },
+    /// Brings the deployment to `config` (a VPC file the client has validated, named
+    /// `file`): [`ApplyReply`].
+    Apply { file: String, config: Config },
+}
+
+/// One change, as `diff` and `apply` print it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeLine {
+    /// `+`, `~` or `-`.
+    pub op: String,
+    /// "vpc", "route", "mapping", "instance", "gateway", ...
+    pub object: String,
+    pub change: String,
+}
+
+impl ChangeLine {
+    /// The line of a NIC table change.
+    pub fn of(c: &host_driver::reconcile::Change) -> ChangeLine {
+        ChangeLine {
+            op: c.kind().sign().to_string(),
+            object: c.object().to_string(),
+            change: c.to_string(),
+        }
+    }
+}
+
+/// One host's NIC changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostChanges {
+    pub host: String,
+    pub changes: Vec<ChangeLine>,
+}
+
+/// `apply`: what was done, in order, and what stopped it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApplyReply {
+    pub hosts: Vec<HostChanges>,
+    /// VMs and gateway namespaces made, removed, moved or changed.
+    pub namespaces: Vec<ChangeLine>,
+    /// How long it took.
+    pub millis: f64,
+    /// The failure that stopped it; what was done before stays done, and applying the
+    /// file again goes on from there.
+    pub error: Option<String>,
 }
 
 /// An answer line.
@@ -94,6 +138,10 @@ pub struct StatusReply {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DescribeReply {
     pub config: Config,
+    /// The table IDs of each host's NIC, in host order: after an apply they are not the
+    /// file order of a fresh NIC.
+    #[serde(default)]
+    pub ids: Vec<crate::config::ids::Ids>,
 }
 
 /// One function's counters.
@@ -302,6 +350,7 @@ mod tests {
         let config = crate::config::parse(&text, &crate::config::Limits::default()).unwrap();
         let json = serde_json::to_string(&DescribeReply {
             config: config.clone(),
+            ids: Vec::new(),
         })
         .unwrap();
         let back: DescribeReply = serde_json::from_str(&json).unwrap();

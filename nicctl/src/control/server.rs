@@ -3,8 +3,8 @@
 //! [`Local`] NICs (their PF drivers are shared with the deployment, whose admin queue lock
 //! orders the calls); what the driver returns goes back as it is.
 use super::{
-    from_hex, parse_port, to_hex, CaptureReply, DescribeReply, HostStatus, Reply, Request,
-    StatsColumn, StatsReply, StatusReply, TraceReply,
+    from_hex, parse_port, to_hex, ApplyReply, CaptureReply, ChangeLine, DescribeReply, HostChanges,
+    HostStatus, Reply, Request, StatsColumn, StatsReply, StatusReply, TraceReply,
 };
 use crate::error::{CliError, Result};
 use crate::nics::{Local, Nics};
@@ -19,9 +19,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How often idle threads look at the stop flag.
 const TICK: Duration = Duration::from_millis(100);
@@ -30,49 +30,49 @@ const CAPTURE_QUEUE: usize = 4096;
 
 /// What the connection threads share.
 struct Ctx {
+    /// Locked while a file is applied to it (and so one apply at a time).
+    deployment: Mutex<Deployment>,
+    /// What requests read: replaced whole after an apply.
+    view: RwLock<Arc<View>>,
+    stop: AtomicBool,
+}
+
+/// The deployment as requests see it.
+struct View {
     file: String,
     underlay: String,
     nics: Local,
     captures: HashMap<String, Arc<Fanout>>,
-    stop: AtomicBool,
 }
 
-/// A running server; dropping it stops every thread and removes the socket.
-pub struct Server {
-    ctx: Arc<Ctx>,
-    path: PathBuf,
-    accept: Option<JoinHandle<()>>,
-}
-
-impl Server {
-    /// Serves `deployment` on a Unix socket at `path`. A socket file left there by a
-    /// server that is gone is replaced; one that answers is refused.
-    pub fn start(deployment: &Deployment, path: &Path) -> io::Result<Server> {
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!("{} is served by another process", path.display()),
-                ));
-            }
-            std::fs::remove_file(path)?;
-        }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let listener = UnixListener::bind(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        listener.set_nonblocking(true)?;
+impl View {
+    /// The view of `deployment`; captures of VMs that still bridge through the same
+    /// capture slot carry on from `before`.
+    fn of(deployment: &Deployment, before: Option<&View>) -> View {
         let captures = deployment
             .vms
             .iter()
             .filter_map(|vm| {
                 let slot = vm.bridge()?.capture_slot();
-                Some((vm.name().to_string(), Arc::new(Fanout::new(slot))))
+                let same = before
+                    .and_then(|b| b.captures.get(vm.name()))
+                    .filter(|f| Arc::ptr_eq(&f.slot, &slot))
+                    .cloned();
+                Some((
+                    vm.name().to_string(),
+                    same.unwrap_or_else(|| Arc::new(Fanout::new(slot))),
+                ))
             })
-            .collect();
-        let ctx = Arc::new(Ctx {
+            .collect::<HashMap<_, _>>();
+        if let Some(b) = before {
+            // Captures of VMs that went (or were booted again) end.
+            for (name, f) in &b.captures {
+                if !captures.get(name).is_some_and(|g| Arc::ptr_eq(f, g)) {
+                    f.clear();
+                }
+            }
+        }
+        View {
             file: deployment
                 .record()
                 .map(|r| r.file.clone())
@@ -90,6 +90,41 @@ impl Server {
                     .collect(),
             ),
             captures,
+        }
+    }
+}
+
+/// A running server; dropping it stops every thread and removes the socket.
+pub struct Server {
+    ctx: Arc<Ctx>,
+    path: PathBuf,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Serves `deployment` on a Unix socket at `path`, and owns it from now on (dropping
+    /// the server removes it). A socket file left there by a server that is gone is
+    /// replaced; one that answers is refused.
+    pub fn start(deployment: Deployment, path: &Path) -> io::Result<Server> {
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{} is served by another process", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let listener = UnixListener::bind(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        listener.set_nonblocking(true)?;
+        let ctx = Arc::new(Ctx {
+            view: RwLock::new(Arc::new(View::of(&deployment, None))),
+            deployment: Mutex::new(deployment),
             stop: AtomicBool::new(false),
         });
         let c = ctx.clone();
@@ -107,6 +142,14 @@ impl Server {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The deployment it serves (waits for an apply in progress).
+    pub fn deployment(&self) -> MutexGuard<'_, Deployment> {
+        self.ctx
+            .deployment
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Drop for Server {
@@ -115,10 +158,17 @@ impl Drop for Server {
         if let Some(t) = self.accept.take() {
             let _ = t.join();
         }
-        for f in self.ctx.captures.values() {
+        for f in self.ctx.view().captures.values() {
             f.clear();
         }
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Ctx {
+    /// The view now (an apply may replace it meanwhile; this one stays whole).
+    fn view(&self) -> Arc<View> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -199,25 +249,31 @@ fn serve(ctx: &Ctx, stream: UnixStream) {
                 continue;
             }
         };
+        let view = ctx.view();
+        let nics = &view.nics;
         let sent = match request {
-            Request::Status => answer(&mut out, &result(Ok(status(ctx)))),
-            Request::Describe => answer(&mut out, &result(describe(&ctx.nics))),
+            Request::Status => answer(&mut out, &result(Ok(status(&view)))),
+            Request::Describe => answer(&mut out, &result(describe(nics))),
             Request::Stats { host, vfs, uplink } => {
-                answer(&mut out, &result(stats(&ctx.nics, &host, &vfs, uplink)))
+                answer(&mut out, &result(stats(nics, &host, &vfs, uplink)))
             }
             Request::Tables { host } => answer(
                 &mut out,
-                &result(host_index(&ctx.nics, &host).and_then(|h| ctx.nics.tables(h))),
+                &result(host_index(nics, &host).and_then(|h| nics.tables(h))),
             ),
             Request::Port { host } => answer(
                 &mut out,
-                &result(host_index(&ctx.nics, &host).and_then(|h| ctx.nics.port(h))),
+                &result(host_index(nics, &host).and_then(|h| nics.port(h))),
             ),
             Request::Trace { host, port, frame } => {
-                answer(&mut out, &result(trace(&ctx.nics, &host, &port, &frame)))
+                answer(&mut out, &result(trace(nics, &host, &port, &frame)))
+            }
+            Request::Apply { file, config } => {
+                drop(view);
+                answer(&mut out, &Reply::Ok(apply(ctx, &file, &config)))
             }
             Request::Capture { instance } => {
-                capture(ctx, &instance, out, fd);
+                capture(ctx, &view, &instance, out, fd);
                 return;
             }
         };
@@ -239,15 +295,53 @@ fn describe(nics: &Local) -> Result<DescribeReply> {
         .config()
         .cloned()
         .ok_or_else(|| CliError::Usage("this deployment runs no VPC file".into()))?;
-    Ok(DescribeReply { config })
+    let ids = nics
+        .hosts()
+        .iter()
+        .filter_map(|h| h.plan.as_ref().map(|p| p.ids.clone()))
+        .collect();
+    Ok(DescribeReply { config, ids })
 }
 
-fn status(ctx: &Ctx) -> StatusReply {
+/// Applies `config` (validated by the client) to the deployment, then makes the view
+/// show it.
+fn apply(ctx: &Ctx, file: &str, config: &crate::config::Config) -> ApplyReply {
+    let mut deployment = ctx.deployment.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let (report, error) = deployment.apply(config, file);
+    let error = error.map(|e| e.to_string());
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    let view = View::of(&deployment, Some(&ctx.view()));
+    *ctx.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+    ApplyReply {
+        hosts: report
+            .hosts
+            .iter()
+            .map(|(host, changes)| HostChanges {
+                host: host.clone(),
+                changes: changes.iter().map(ChangeLine::of).collect(),
+            })
+            .collect(),
+        namespaces: report
+            .namespaces
+            .iter()
+            .map(|c| ChangeLine {
+                op: c.kind().sign().to_string(),
+                object: c.object().to_string(),
+                change: c.to_string(),
+            })
+            .collect(),
+        millis,
+        error,
+    }
+}
+
+fn status(view: &View) -> StatusReply {
     StatusReply {
         pid: std::process::id(),
-        file: ctx.file.clone(),
-        underlay_namespace: ctx.underlay.clone(),
-        hosts: ctx
+        file: view.file.clone(),
+        underlay_namespace: view.underlay.clone(),
+        hosts: view
             .nics
             .hosts()
             .iter()
@@ -260,7 +354,7 @@ fn status(ctx: &Ctx) -> StatusReply {
                 })
             })
             .collect(),
-        gateways: ctx
+        gateways: view
             .nics
             .config()
             .map(|c| c.gateways.iter().map(|g| g.name.clone()).collect())
@@ -294,9 +388,9 @@ fn trace(nics: &Local, host: &str, port: &str, frame: &str) -> Result<TraceReply
     })
 }
 
-fn capture(ctx: &Ctx, instance: &str, mut out: UnixStream, fd: i32) {
-    let Some(fanout) = ctx.captures.get(instance) else {
-        let known: Vec<&str> = ctx.captures.keys().map(String::as_str).collect();
+fn capture(ctx: &Ctx, view: &View, instance: &str, mut out: UnixStream, fd: i32) {
+    let Some(fanout) = view.captures.get(instance).cloned() else {
+        let known: Vec<&str> = view.captures.keys().map(String::as_str).collect();
         let mut known = known;
         known.sort();
         let reply: Reply<()> = Reply::Error(format!(
@@ -306,17 +400,14 @@ fn capture(ctx: &Ctx, instance: &str, mut out: UnixStream, fd: i32) {
         let _ = answer(&mut out, &reply);
         return;
     };
-    let Some(config) = ctx.nics.config() else {
-        return;
-    };
-    let Some(i) = config.instance_index(instance) else {
+    let Some((h, vf)) = view.nics.instance_vf(instance) else {
         return;
     };
     let (id, frames) = fanout.subscribe();
     let ack = Reply::Ok(CaptureReply {
         instance: instance.to_string(),
-        host: config.hosts[config.instances[i].host].name.clone(),
-        vf: config.instance_vf(i),
+        host: view.nics.hosts()[h].name.clone(),
+        vf,
     });
     if answer(&mut out, &ack).is_ok() {
         stream_frames(ctx, &frames, &mut out, fd);

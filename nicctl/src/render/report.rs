@@ -447,6 +447,35 @@ pub fn apply_summary(device: &str, config: &Config, plan: &Plan) -> String {
     out
 }
 
+/// Changes as `diff` and `apply` print them: each host's NIC changes under a "host h1: 3
+/// changes" line (left out for a lone host without changes), then the namespaces'.
+pub fn changes_text(
+    hosts: &[crate::control::HostChanges],
+    namespaces: &[crate::control::ChangeLine],
+) -> String {
+    let count = |n: usize| match n {
+        0 => "no change".to_string(),
+        1 => "1 change".to_string(),
+        n => format!("{n} changes"),
+    };
+    let mut out = String::new();
+    for h in hosts {
+        if hosts.len() > 1 || !h.changes.is_empty() {
+            out.push_str(&format!("host {}: {}\n", h.host, count(h.changes.len())));
+        }
+        for c in &h.changes {
+            out.push_str(&format!("  {} {}\n", c.op, c.change));
+        }
+    }
+    if !namespaces.is_empty() {
+        out.push_str(&format!("namespaces: {}\n", count(namespaces.len())));
+        for c in namespaces {
+            out.push_str(&format!("  {} {}\n", c.op, c.change));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

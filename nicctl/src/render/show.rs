@@ -37,21 +37,20 @@ impl Names {
     /// The names of a VPC file for the NIC its plan for `host` programs.
     pub fn from_config(config: &crate::config::Config, plan: &crate::config::Plan) -> Names {
         use crate::config::model;
-        let id = |i: usize| i as u16;
-        let nvpcs = config.vpcs.len();
+        let ids = &plan.ids;
         let mut n = Names::default();
-        for (i, v) in config.vpcs.iter().enumerate() {
-            n.vpcs.insert(id(i), v.name.clone());
-            n.route_tables.insert(id(i), format!("{} main", v.name));
+        for ((v, &id), &main) in config.vpcs.iter().zip(&ids.vpcs).zip(&ids.main_tables) {
+            n.vpcs.insert(id, v.name.clone());
+            n.route_tables.insert(main, format!("{} main", v.name));
         }
-        for (j, t) in config.route_tables.iter().enumerate() {
-            n.route_tables.insert(id(nvpcs + j), t.name.clone());
+        for (t, &id) in config.route_tables.iter().zip(&ids.route_tables) {
+            n.route_tables.insert(id, t.name.clone());
         }
-        for (k, s) in config.subnets.iter().enumerate() {
-            n.subnets.insert(id(k), s.name.clone());
+        for (s, &id) in config.subnets.iter().zip(&ids.subnets) {
+            n.subnets.insert(id, s.name.clone());
         }
-        for (g, gw) in config.gateways.iter().enumerate() {
-            n.gateways.insert(id(g), gw.name.clone());
+        for (gw, &id) in config.gateways.iter().zip(&ids.gateways) {
+            n.gateways.insert(id, gw.name.clone());
         }
         for (name, vf) in &plan.vfs {
             n.vfs.insert(*vf, name.clone());

@@ -1,9 +1,14 @@
 //! The VM's VF driver loop: frames its stack writes to the TAP go onto the VF's TX ring,
 //! frames the VF receives are written to the TAP. One thread per VM, woken by the TAP and
 //! by the VF's interrupt eventfd.
+//!
+//! A bridge can be re-plugged into another VF (an instance moving hosts): its thread stops
+//! and hands back the TAP, the old VF driver detaches, and a new thread bridges the same
+//! TAP, counters and capture hook to the new VF. The VM's `eth0` never goes down, so its
+//! sockets live on.
 use super::tap::Tap;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -30,7 +35,13 @@ pub struct BridgeStats {
 /// A running bridge; dropping it stops and joins the thread.
 pub struct Bridge {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    /// Written to stop the thread at once rather than at its next poll timeout (an
+    /// instance moving hosts has no VF meanwhile).
+    wake: Arc<OwnedFd>,
+    /// The thread, which returns the TAP when stopped.
+    thread: Option<JoinHandle<Option<Tap>>>,
+    /// The TAP while unplugged.
+    parked: Option<Tap>,
     stats: Arc<BridgeStats>,
     capture: CaptureSlot,
 }
@@ -42,19 +53,70 @@ impl Bridge {
         guest: VfDriver,
         capture: Option<Box<dyn FrameTap>>,
     ) -> io::Result<Bridge> {
+        // SAFETY: eventfd takes no pointers; a non-negative result is a new descriptor we
+        // own from here on.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by eventfd and is owned by nothing else.
+        let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        let mut b = Bridge {
+            stop: Arc::new(AtomicBool::new(false)),
+            wake,
+            thread: None,
+            parked: Some(tap),
+            stats: Arc::new(BridgeStats::default()),
+            capture: Arc::new(Mutex::new(capture)),
+        };
+        b.plug(guest)?;
+        Ok(b)
+    }
+
+    /// Bridges the TAP to `guest`'s VF from now on; the VF it was plugged into (if any) is
+    /// let go first, its driver detached.
+    pub fn plug(&mut self, guest: VfDriver) -> io::Result<()> {
+        self.unplug();
+        let Some(tap) = self.parked.take() else {
+            return Err(io::Error::other("the bridge lost its TAP"));
+        };
         let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(BridgeStats::default());
-        let capture: CaptureSlot = Arc::new(Mutex::new(capture));
-        let (s, st, c) = (stop.clone(), stats.clone(), capture.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("vm-{}", tap.name()))
-            .spawn(move || run(tap, guest, &c, &s, &st))?;
-        Ok(Bridge {
-            stop,
-            thread: Some(thread),
-            stats,
-            capture,
-        })
+        let (s, st, c) = (stop.clone(), self.stats.clone(), self.capture.clone());
+        let wake = self.wake.clone();
+        let name = format!("vm-{}", tap.name());
+        // The TAP comes back if the thread cannot start: it is moved in only on success.
+        let (tx, rx) = std::sync::mpsc::channel::<Tap>();
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            rx.recv()
+                .ok()
+                .map(|tap| run(tap, guest, &c, &s, &st, wake.as_raw_fd()))
+        });
+        match spawned {
+            Ok(thread) => {
+                // The receiver lives until it has the TAP.
+                let _ = tx.send(tap);
+                self.stop = stop;
+                self.thread = Some(thread);
+                Ok(())
+            }
+            Err(e) => {
+                self.parked = Some(tap);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops bridging: frames the VM sends wait in the TAP, and its VF driver detaches.
+    pub fn unplug(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from `one`, which outlives the call, to an eventfd we own.
+        unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        if let Some(t) = self.thread.take() {
+            if let Ok(Some(tap)) = t.join() {
+                self.parked = Some(tap);
+            }
+        }
     }
 
     /// The capture hook's slot: put a [`FrameTap`] in it to see every frame from then on,
@@ -71,10 +133,7 @@ impl Bridge {
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.unplug();
     }
 }
 
@@ -100,9 +159,12 @@ fn run(
     capture: &Mutex<Option<Box<dyn FrameTap>>>,
     stop: &AtomicBool,
     stats: &BridgeStats,
-) {
+    wake: i32,
+) -> Tap {
     let mut buf = vec![0u8; 65536];
     let irq = guest.event_fd();
+    // A stop meant for the thread before this one.
+    drain_eventfd(wake);
     while !stop.load(Ordering::Relaxed) {
         let mut fds = [
             libc::pollfd {
@@ -115,9 +177,17 @@ fn run(
                 events: libc::POLLIN,
                 revents: 0,
             },
+            libc::pollfd {
+                fd: wake,
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
-        // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
-        unsafe { libc::poll(fds.as_mut_ptr(), 2, 50) };
+        // SAFETY: `fds` is a valid array of three pollfd for the duration of the call.
+        unsafe { libc::poll(fds.as_mut_ptr(), 3, 50) };
+        if fds[2].revents != 0 {
+            break;
+        }
         if fds[1].revents != 0 {
             drain_eventfd(irq);
         }
@@ -143,4 +213,5 @@ fn run(
             }
         }
     }
+    tap
 }

@@ -7,16 +7,15 @@
 //! running deployment holds is refused.
 use super::bridge::FrameTap;
 use super::dhcp::{self, DhcpClient};
-use super::gateway::{GatewayNs, Neighbour};
-use super::instance::{Vm, VmSpec};
+use super::gateway::{GatewayNs, GatewayPlan, GatewayVpc, Neighbour};
+use super::instance::{Placement, Vm, VmSpec};
 use super::state::{Claim, Reaped, Record, Registry, StateError};
 use super::underlay::{self, RouterAddrs, Underlay};
 use crate::config::model::{self, Config, Target};
 use crate::config::plan::{self, Plan};
 use host_driver::backend::sim::SimBackend;
 use host_driver::PfDriver;
-use hw_sim::SimConfig;
-use std::collections::HashMap;
+use hw_sim::{FunctionPort, SimConfig};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +23,9 @@ use vf_driver::VfDriver;
 
 /// Descriptors per VF ring of a simulated VM.
 const VM_RING: u16 = 256;
+/// VFs of each simulated NIC (more if a host has more instances): room to add and move
+/// instances while `up` runs.
+pub const SIM_VFS: u16 = 64;
 /// `eth0`'s MTU before a DHCP lease sets the VPC's (9001): Linux's default for Ethernet.
 const DHCP_START_MTU: u32 = 1500;
 
@@ -71,8 +73,11 @@ pub enum Progress<'a> {
 /// One host: its NIC and PF driver.
 pub struct HostNic {
     pub name: String,
+    /// What its NIC was last brought to.
     pub plan: Plan,
     pub driver: Arc<PfDriver>,
+    /// Every VF of the NIC, as a VM plugs into it.
+    pub ports: Vec<FunctionPort>,
 }
 
 /// Everything `up` built. Dropping it removes all of it: VMs first, then gateways, then the
@@ -82,9 +87,13 @@ pub struct Deployment {
     pub gateways: Vec<GatewayNs>,
     pub underlay: Option<Underlay>,
     pub hosts: Vec<HostNic>,
-    /// The file it was built from.
+    /// The file it runs: the one it was built from, or the last one applied.
     pub config: Config,
-    claim: Option<Claim>,
+    /// VMs get their addresses by DHCP.
+    pub(super) dhcp: bool,
+    /// Where DHCP clients keep their files.
+    pub(super) run_dir: PathBuf,
+    pub(super) claim: Option<Claim>,
 }
 
 impl Drop for Deployment {
@@ -147,6 +156,8 @@ impl Deployment {
             underlay: None,
             hosts: Vec::new(),
             config: config.clone(),
+            dhcp: opts.dhcp,
+            run_dir: run_dir.clone(),
             claim: Some(claim),
         };
         progress(Progress::Step(&format!("underlay namespace {underlay_ns}")));
@@ -158,23 +169,21 @@ impl Deployment {
                 gateways: (model::gateway_router(), 24),
             },
         )?;
-        let mut vf_ports = HashMap::new();
         for (index, host) in config.hosts.iter().enumerate() {
             let fail = |reason: String| UpError::Host {
                 host: host.name.clone(),
                 reason,
             };
             let plan = plan::plan(config, &host.name).map_err(|e| fail(e.to_string()))?;
-            let num_vfs = u16::try_from(plan.vfs.len().max(1)).unwrap_or(u16::MAX);
+            // Spare VFs, so that instances can be added and moved while it runs.
+            let num_vfs = u16::try_from(plan.vfs.len())
+                .unwrap_or(u16::MAX)
+                .clamp(SIM_VFS, hw_sim::MAX_VFS);
             let board = hw_sim::Nic::start(SimConfig::cloud_scale(num_vfs))
                 .map_err(|e| fail(format!("could not start the simulated NIC: {e}")))?;
             // The VFs belong to the VMs and the uplink to the underlay: taken from the board
             // before the driver owns it.
-            for (name, vf) in &plan.vfs {
-                if let Some(port) = board.vf(*vf) {
-                    vf_ports.insert(name.clone(), port);
-                }
-            }
+            let ports = (0..num_vfs).filter_map(|v| board.vf(v)).collect();
             underlay.attach_nic(&format!("ul{index}"), board.uplink())?;
             let driver =
                 PfDriver::open(Box::new(SimBackend::on(board))).map_err(|e| fail(e.to_string()))?;
@@ -195,101 +204,71 @@ impl Deployment {
                 name: host.name.clone(),
                 plan,
                 driver: Arc::new(driver),
+                ports,
             });
         }
-        for (g, gw) in config.gateways.iter().enumerate() {
-            progress(Progress::Step(&format!("gateway {}", gw.name)));
-            let ns = GatewayNs::create(
-                &gw.name,
-                &mut underlay,
-                (model::gateway_underlay(g), 24),
-                &gw.hosts,
-            )?;
-            for (v, vpc) in config.vpcs.iter().enumerate() {
-                if !routes_to_gateway(config, v, g) {
-                    continue;
-                }
-                let neighbours: Vec<Neighbour> = config
-                    .instances
-                    .iter()
-                    .filter(|i| config.subnets[i.subnet].vpc == v)
-                    .flat_map(|i| {
-                        let host = model::host_underlay(i.host);
-                        std::iter::once(i.ip)
-                            .chain(i.secondary_ips.iter().copied())
-                            .map(move |ip| Neighbour {
-                                ip,
-                                mac: i.mac,
-                                host,
-                            })
-                    })
-                    .collect();
-                ns.add_vpc(vpc.vni, model::gateway_mac(g), vpc.cidr, &neighbours)?;
-            }
-            d.gateways.push(ns);
+        for plan in gateway_plans(config) {
+            progress(Progress::Step(&format!("gateway {}", plan.name)));
+            d.gateways.push(GatewayNs::create(&plan, &mut underlay)?);
         }
         d.underlay = Some(underlay);
-        for inst in &config.instances {
-            progress(Progress::Step(&format!("instance {}", inst.name)));
-            let port = vf_ports
-                .get(&inst.name)
-                .cloned()
-                .ok_or_else(|| UpError::Host {
-                    host: config.hosts[inst.host].name.clone(),
-                    reason: format!("instance {} has no VF", inst.name),
-                })?;
-            let guest = VfDriver::attach(port, VM_RING).map_err(|e| UpError::Host {
-                host: config.hosts[inst.host].name.clone(),
-                reason: format!("attaching instance {} to its VF: {e}", inst.name),
-            })?;
-            let subnet = &config.subnets[inst.subnet];
-            let gateway = Ipv4Addr::from(u32::from(subnet.cidr.0) + 1);
-            let spec = VmSpec {
-                name: inst.name.clone(),
-                mac: inst.mac,
-                addr: (!opts.dhcp).then_some((inst.ip, subnet.cidr.1, gateway)),
-                // With DHCP, eth0 starts at Linux's default and the lease sets the VPC's.
-                mtu: if opts.dhcp {
-                    DHCP_START_MTU
-                } else {
-                    shared_regs::VF_MTU
-                },
-            };
-            let vm = Vm::boot(&spec, guest, capture(&inst.name))?;
-            if !opts.dhcp {
-                for ip in &inst.secondary_ips {
-                    let cidr = format!("{ip}/{}", subnet.cidr.1);
-                    super::netns::ip_in(&inst.name, &["addr", "add", &cidr, "dev", "eth0"])?;
-                }
-            }
+        for i in 0..config.instances.len() {
+            progress(Progress::Step(&format!(
+                "instance {}",
+                config.instances[i].name
+            )));
+            let vm = d.boot_vm(i, capture(&config.instances[i].name))?;
             d.vms.push(vm);
         }
         if opts.dhcp {
-            d.lease_all(&run_dir, progress)?;
+            progress(Progress::Step(&format!(
+                "DHCP: a client in each of {} VMs",
+                d.vms.len()
+            )));
+            let all: Vec<String> = d.vms.iter().map(|v| v.name().to_string()).collect();
+            d.lease(&all)?;
         }
         Ok(d)
     }
 
-    /// Starts a DHCP client in every VM, then waits for every lease and checks it.
-    fn lease_all(
-        &mut self,
-        run_dir: &std::path::Path,
-        progress: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<(), UpError> {
-        progress(Progress::Step(&format!(
-            "DHCP: a client in each of {} VMs",
-            self.vms.len()
-        )));
+    /// Boots the VM of instance `i` of the deployment's file, plugged into its VF (the
+    /// host's plan must have given it one).
+    pub(super) fn boot_vm(
+        &self,
+        i: usize,
+        capture: Option<Box<dyn FrameTap>>,
+    ) -> Result<Vm, UpError> {
+        let inst = &self.config.instances[i];
+        let host = &self.config.hosts[inst.host].name;
+        let fail = |reason: String| UpError::Host {
+            host: host.clone(),
+            reason,
+        };
+        let nic = self
+            .host(host)
+            .ok_or_else(|| fail("no NIC runs for it".into()))?;
+        let (guest, vf) = nic.attach_vf(&inst.name).map_err(fail)?;
+        let spec = vm_spec(&self.config, i, self.dhcp);
+        let placement = Placement {
+            host: host.clone(),
+            vf,
+        };
+        Ok(Vm::boot(&spec, placement, guest, capture)?)
+    }
+
+    /// Starts a DHCP client in each of the VMs `names`, then waits for every lease and
+    /// checks it.
+    pub(super) fn lease(&mut self, names: &[String]) -> Result<(), UpError> {
         let mut pending = Vec::new();
-        for vm in &self.vms {
-            pending.push(DhcpClient::start(vm.name(), run_dir)?);
+        for name in names {
+            pending.push((name.clone(), DhcpClient::start(name, &self.run_dir)?));
         }
         let mut first_error = None;
-        for (i, p) in pending.into_iter().enumerate() {
-            let inst = &self.config.instances[self
-                .config
-                .instance_index(self.vms[i].name())
-                .expect("a VM per instance")];
+        for (name, p) in pending {
+            let Some(i) = self.config.instance_index(&name) else {
+                continue;
+            };
+            let inst = &self.config.instances[i];
             let subnet = &self.config.subnets[inst.subnet];
             let expected = dhcp::Expected {
                 ip: inst.ip,
@@ -299,7 +278,11 @@ impl Deployment {
             };
             // Every client is waited for, so that none is left unowned on failure.
             match p.wait(&expected) {
-                Ok(client) => self.vms[i].set_dhcp(client),
+                Ok(client) => {
+                    if let Some(vm) = self.vms.iter_mut().find(|v| v.name() == name) {
+                        vm.set_dhcp(client);
+                    }
+                }
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -343,6 +326,92 @@ impl Deployment {
     pub fn vm(&self, name: &str) -> Option<&Vm> {
         self.vms.iter().find(|v| v.name() == name)
     }
+}
+
+impl HostNic {
+    /// A VF driver on the VF the host's plan gives instance `name`, and the VF.
+    pub(super) fn attach_vf(&self, name: &str) -> Result<(VfDriver, u16), String> {
+        let vf = self
+            .plan
+            .vfs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, vf)| vf)
+            .ok_or_else(|| format!("instance {name} has no VF"))?;
+        let port = self.ports.get(usize::from(vf)).cloned().ok_or_else(|| {
+            format!(
+                "instance {name}: VF {vf} is beyond the NIC's {} VFs",
+                self.ports.len()
+            )
+        })?;
+        let guest = VfDriver::attach(port, VM_RING)
+            .map_err(|e| format!("attaching instance {name} to VF {vf}: {e}"))?;
+        Ok((guest, vf))
+    }
+}
+
+/// How instance `i`'s VM sets up `eth0`.
+pub(super) fn vm_spec(config: &Config, i: usize, dhcp: bool) -> VmSpec {
+    let inst = &config.instances[i];
+    let subnet = &config.subnets[inst.subnet];
+    let gateway = Ipv4Addr::from(u32::from(subnet.cidr.0) + 1);
+    VmSpec {
+        name: inst.name.clone(),
+        mac: inst.mac,
+        addr: (!dhcp).then_some((inst.ip, subnet.cidr.1, gateway)),
+        // With DHCP, eth0 starts at Linux's default and the lease sets the VPC's.
+        mtu: if dhcp {
+            DHCP_START_MTU
+        } else {
+            shared_regs::VF_MTU
+        },
+        secondary: if dhcp {
+            Vec::new()
+        } else {
+            inst.secondary_ips.clone()
+        },
+    }
+}
+
+/// The gateway namespaces `config` asks for: each terminates every VPC with a route to it,
+/// and knows every instance of those VPCs as a neighbour.
+pub(super) fn gateway_plans(config: &Config) -> Vec<GatewayPlan> {
+    config
+        .gateways
+        .iter()
+        .enumerate()
+        .map(|(g, gw)| GatewayPlan {
+            name: gw.name.clone(),
+            underlay: (model::gateway_underlay(g), 24),
+            hosts: gw.hosts.clone(),
+            vpcs: config
+                .vpcs
+                .iter()
+                .enumerate()
+                .filter(|&(v, _)| routes_to_gateway(config, v, g))
+                .map(|(v, vpc)| GatewayVpc {
+                    vni: vpc.vni,
+                    mac: model::gateway_mac(g),
+                    cidr: vpc.cidr,
+                    neighbours: config
+                        .instances
+                        .iter()
+                        .filter(|i| config.subnets[i.subnet].vpc == v)
+                        .flat_map(|i| {
+                            let host = model::host_underlay(i.host);
+                            std::iter::once(i.ip)
+                                .chain(i.secondary_ips.iter().copied())
+                                .map(move |ip| Neighbour {
+                                    ip,
+                                    mac: i.mac,
+                                    host,
+                                })
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// True when a route table of VPC `vpc` sends something to gateway `gw`.

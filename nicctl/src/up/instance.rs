@@ -18,6 +18,15 @@ pub struct VmSpec {
     pub addr: Option<(Ipv4Addr, u8, Ipv4Addr)>,
     /// `eth0`'s MTU (9001 in a VPC).
     pub mtu: u32,
+    /// Secondary addresses on `eth0` (with the primary's prefix length; only with `addr`).
+    pub secondary: Vec<Ipv4Addr>,
+}
+
+/// Where a VM is plugged in: its host (as the VPC file names it) and the VF there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub host: String,
+    pub vf: u16,
 }
 
 /// Why a VM could not be booted.
@@ -34,6 +43,8 @@ pub enum VmError {
 /// A running VM. Dropping it stops its bridge and deletes its namespace.
 pub struct Vm {
     name: String,
+    spec: VmSpec,
+    placement: Placement,
     bridge: Option<Bridge>,
     dhcp: Option<super::dhcp::DhcpClient>,
 }
@@ -43,6 +54,7 @@ impl Vm {
     /// `eth0`, configures it and starts bridging it to `guest`'s VF.
     pub fn boot(
         spec: &VmSpec,
+        placement: Placement,
         guest: VfDriver,
         capture: Option<Box<dyn FrameTap>>,
     ) -> Result<Vm, VmError> {
@@ -60,6 +72,8 @@ impl Vm {
         netns::add(&spec.name).map_err(|e| fail("creating its namespace")(e.to_string()))?;
         let mut vm = Vm {
             name: spec.name.clone(),
+            spec: spec.clone(),
+            placement,
             bridge: None,
             dhcp: None,
         };
@@ -93,10 +107,76 @@ impl Vm {
         for (what, args) in inside {
             ip_in(ns, &args).map_err(|e| fail(what)(e.to_string()))?;
         }
+        vm.spec.secondary.clear();
+        vm.set_secondary(&spec.secondary)?;
         let bridge = Bridge::spawn(tap, guest, capture)
             .map_err(|e| fail("starting its VF driver")(e.to_string()))?;
         vm.bridge = Some(bridge);
         Ok(vm)
+    }
+
+    /// Adds and removes secondary addresses on `eth0` until it holds `secondary` (a VM
+    /// addressed by DHCP holds none).
+    pub fn set_secondary(&mut self, secondary: &[Ipv4Addr]) -> Result<(), VmError> {
+        let Some((_, len, _)) = self.spec.addr else {
+            return Ok(());
+        };
+        let fail = |what: &'static str, e: netns::IpError| VmError::Setup {
+            vm: self.name.clone(),
+            what,
+            reason: e.to_string(),
+        };
+        for ip in self.spec.secondary.clone() {
+            if !secondary.contains(&ip) {
+                let cidr = format!("{ip}/{len}");
+                ip_in(&self.name, &["addr", "del", &cidr, "dev", "eth0"])
+                    .map_err(|e| fail("removing a secondary address", e))?;
+                self.spec.secondary.retain(|a| *a != ip);
+            }
+        }
+        for &ip in secondary {
+            if !self.spec.secondary.contains(&ip) {
+                let cidr = format!("{ip}/{len}");
+                ip_in(&self.name, &["addr", "add", &cidr, "dev", "eth0"])
+                    .map_err(|e| fail("adding a secondary address", e))?;
+                self.spec.secondary.push(ip);
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-plugs the VM into VF `placement` through `guest`: its `eth0` stays up, so its
+    /// connections live on.
+    pub fn replug(&mut self, placement: Placement, guest: VfDriver) -> Result<(), VmError> {
+        let bridge = self.bridge.as_mut().ok_or_else(|| VmError::Setup {
+            vm: self.name.clone(),
+            what: "re-plugging it",
+            reason: "it has no bridge".into(),
+        })?;
+        bridge.plug(guest).map_err(|e| VmError::Setup {
+            vm: self.name.clone(),
+            what: "re-plugging it",
+            reason: e.to_string(),
+        })?;
+        self.placement = placement;
+        Ok(())
+    }
+
+    /// Lets go of its VF (until [`Vm::replug`]): what it sends waits in its TAP.
+    pub fn unplug(&mut self) {
+        if let Some(b) = self.bridge.as_mut() {
+            b.unplug();
+        }
+    }
+
+    /// How `eth0` is set up.
+    pub fn spec(&self) -> &VmSpec {
+        &self.spec
+    }
+
+    /// Where the VM is plugged in.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
     }
 
     /// The instance's name (and its namespace's).

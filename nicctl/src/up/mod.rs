@@ -7,6 +7,7 @@ pub mod deployment;
 pub mod dhcp;
 pub mod gateway;
 pub mod instance;
+pub mod live;
 pub mod netns;
 pub mod state;
 pub mod tap;
@@ -14,4 +15,5 @@ pub mod underlay;
 
 pub use bridge::{Bridge, CaptureSlot, FrameTap};
 pub use deployment::{Deployment, Progress, UpError, UpOptions};
-pub use instance::{Vm, VmSpec};
+pub use instance::{Placement, Vm, VmSpec};
+pub use live::{LiveError, LiveReport, NsChange};

@@ -328,6 +328,12 @@ impl Claim {
         self.write()
     }
 
+    /// Changes what is recorded, and writes it.
+    pub fn update(&mut self, change: impl FnOnce(&mut Record)) -> io::Result<()> {
+        change(&mut self.record);
+        self.write()
+    }
+
     /// Writes the file whole, then renames it into place: a reader never sees half.
     fn write(&self) -> io::Result<()> {
         let tmp = self.path.with_extension("tmp");
