@@ -57,7 +57,7 @@ host = "h2"
 )]
 fn stats_show_and_trace_answer_from_the_running_deployment() {
     let file = TempFile::with("ct-two-hosts", "toml", TWO_HOSTS);
-    let up = Up::start(file.path(), &[]);
+    let mut up = Up::start(file.path(), &[]);
     run_in(
         "ct-web1",
         &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.41.2.30"],
@@ -250,14 +250,31 @@ fn stats_show_and_trace_answer_from_the_running_deployment() {
          \x20 + route 10.41.8.0/24 in table 1 -> blackhole\n\
          \x20 ~ route 10.41.9.0/24 in table 1 -> gateway 0\n"
     );
-    // apply does not pretend: a throwaway simulator is not the running deployment.
-    let err = up.nicctl(&["apply", changed.str()]).expect_err();
-    assert!(err.contains("a `nicctl up` is running"), "{err}");
     let json: serde_json::Value =
         serde_json::from_str(&up.nicctl(&["diff", changed.str(), "--json"]).stdout).unwrap();
     assert_eq!(json[0]["host"], "h1");
     assert_eq!(json[0]["changes"][1]["op"], "~");
     assert_eq!(json[0]["changes"][1]["object"], "route");
+    // apply: the running deployment, every host; then nothing is left to change.
+    let out = up.apply(changed.path()).expect_ok();
+    assert!(
+        out.starts_with(
+            "host h1: 2 changes\n\
+             \x20 + route 10.41.8.0/24 in table 1 -> blackhole\n\
+             \x20 ~ route 10.41.9.0/24 in table 1 -> gateway 0\n\
+             host h2: 2 changes\n"
+        ) && out.contains("\napplied in "),
+        "{out}"
+    );
+    let again = up.nicctl(&["diff", changed.str()]);
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
+    let status = up.nicctl(&["status"]).expect_ok();
+    assert!(status.contains(changed.str()), "the file it runs now: {status}");
+    // An apply to one host of a deployment is refused: it runs the whole file.
+    let err = up
+        .nicctl(&["apply", file.str(), "--host", "h1"])
+        .expect_err();
+    assert!(err.contains("every host at once"), "{err}");
 }
 
 /// The deployment stops promptly even with a client connected half way through a line.

@@ -13,7 +13,16 @@ pub fn run(
     host: Option<&str>,
 ) -> Result<String> {
     let nics = super::nics(cli)?;
-    let (h, numbers) = resolve(&*nics, host, vf)?;
+    let (h, mut numbers) = resolve(&*nics, host, vf)?;
+    let mut uplink = uplink;
+    if numbers.is_empty() && !uplink {
+        if let Some(plan) = &nics.hosts()[h].plan {
+            // A NIC with a VPC file has VFs to spare: "every VF" is every instance's.
+            numbers = plan.vfs.iter().map(|&(_, vf)| vf).collect();
+            numbers.sort_unstable();
+            uplink = true;
+        }
+    }
     let columns = nics.stats(h, &numbers, uplink)?;
     if json {
         return Ok(format!("{:#}\n", stats_json(&columns)));

@@ -304,6 +304,19 @@ impl Up {
         self.nicctl_bg(args).finish(RUN_TIMEOUT)
     }
 
+    /// `nicctl apply FILE` to this deployment; on success its instances and gateways are
+    /// `file`'s from now on (those [`Up::stop`] checks were made, and removes).
+    pub fn apply(&mut self, file: &Path) -> Run {
+        let path = file.to_str().expect("a UTF-8 path");
+        let run = self.nicctl(&["apply", path]);
+        if run.ok() {
+            let (instances, gateways) = file_names(file);
+            self.instances = instances;
+            self.gateways = gateways;
+        }
+        run
+    }
+
     /// The counters of `instance`'s VF, by name, from `nicctl stats --json --vf INSTANCE`.
     pub fn counters(&self, instance: &str) -> BTreeMap<String, u64> {
         let out = self
