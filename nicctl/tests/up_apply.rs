@@ -7,9 +7,7 @@
 //!                           h2 (192.0.2.2): a2 10.0.1.11, b1 10.0.2.10
 //! ```
 mod common;
-use common::{
-    example, ping, ping_answers, ping_fails, run_in, wait_listening, Bg, TempFile, Up,
-};
+use common::{example, ping, ping_answers, ping_fails, run_in, wait_listening, Bg, TempFile, Up};
 use std::time::Duration;
 
 fn two_hosts() -> String {
@@ -33,7 +31,7 @@ fn loss(text: &str) -> (u64, u64, f64) {
         .unwrap_or_else(|| panic!("no ping summary: {text}"));
     let number_before = |marker: &str| -> f64 {
         let head = line.split(marker).next().unwrap_or("");
-        head.rsplit(|c: char| c == ' ' || c == ',')
+        head.rsplit([' ', ','])
             .find(|w| !w.is_empty())
             .and_then(|w| w.parse().ok())
             .unwrap_or_else(|| panic!("no number before {marker:?}: {line}"))
@@ -81,7 +79,10 @@ fn an_instance_moved_to_another_host_keeps_its_tcp_connection() {
     );
     // On h1 now: its VF there, and h2's mapping points at h1.
     let status = up.nicctl(&["status"]).expect_ok();
-    assert!(status.contains("host h1 (192.0.2.1): vf0 a1, vf1 a2"), "{status}");
+    assert!(
+        status.contains("host h1 (192.0.2.1): vf0 a1, vf1 a2"),
+        "{status}"
+    );
     let show = up.nicctl(&["show", "--host", "h2"]).expect_ok();
     assert!(
         show.lines()
@@ -212,7 +213,8 @@ fn an_instance_added_under_dhcp_gets_its_lease() {
     let grown = TempFile::with(
         "la-dhcp",
         "toml",
-        &(two_hosts() + "\n[instance.la-d1]\nsubnet = \"right\"\nip = \"10.0.2.30\"\nhost = \"h1\"\n"),
+        &(two_hosts()
+            + "\n[instance.la-d1]\nsubnet = \"right\"\nip = \"10.0.2.30\"\nhost = \"h1\"\n"),
     );
     let mut up = Up::start(&example("two-hosts.toml"), &["--dhcp"]);
     let out = up.apply(grown.path()).expect_ok();

@@ -269,7 +269,10 @@ fn stats_show_and_trace_answer_from_the_running_deployment() {
     let again = up.nicctl(&["diff", changed.str()]);
     assert_eq!(again.status.code(), Some(0), "{again:?}");
     let status = up.nicctl(&["status"]).expect_ok();
-    assert!(status.contains(changed.str()), "the file it runs now: {status}");
+    assert!(
+        status.contains(changed.str()),
+        "the file it runs now: {status}"
+    );
     // An apply to one host of a deployment is refused: it runs the whole file.
     let err = up
         .nicctl(&["apply", file.str(), "--host", "h1"])

@@ -200,13 +200,6 @@ impl Config {
         self.instances.iter().position(|i| i.name == name)
     }
 
-    /// The VF of instance `i` on its own host: the plan gives a host's instances VFs 0, 1,
-    /// ... in file order.
-    pub fn instance_vf(&self, i: usize) -> u16 {
-        let own = self.instances[i].host;
-        self.instances[..i].iter().filter(|j| j.host == own).count() as u16
-    }
-
     /// The instance holding `ip` (primary or secondary) in VPC `vpc`.
     pub fn instance_at(&self, vpc: usize, ip: Ipv4Addr) -> Option<usize> {
         self.instances.iter().position(|i| {
