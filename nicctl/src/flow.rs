@@ -199,8 +199,11 @@ fn uplink_frame(config: &Config, plan: &Plan, spec: &FlowSpec) -> Result<Vec<u8>
     let inner = build(spec.kind, inst.mac, dst_mac, src, dst);
     let this = config.host_index(&plan.host).unwrap_or(0);
     Ok(vxlan(
-        (model::host_uplink_mac(this), model::UNDERLAY_NEXT_HOP_MAC),
-        (plan.underlay_ip, model::host_underlay(host)),
+        (
+            config.hosts[this].uplink_mac(),
+            model::UNDERLAY_NEXT_HOP_MAC,
+        ),
+        (plan.underlay_ip, config.hosts[host].underlay),
         config.vpcs[vpc].vni,
         &inner,
     ))

@@ -42,6 +42,8 @@ pub struct RawGateway {
     pub kind: Text,
     #[serde(default)]
     pub hosts: Vec<Text>,
+    /// Its underlay address (default `203.0.113.N`, N its place among the gateways).
+    pub underlay: Option<Text>,
 }
 
 /// `[route_table.NAME]`.
@@ -83,7 +85,10 @@ pub struct RawInstance {
     pub host: Option<Text>,
 }
 
-/// `[host.NAME]`: no settings yet.
+/// `[host.NAME]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHost {}
+pub struct RawHost {
+    /// Its underlay address (default `192.0.2.N`, N its place among the hosts).
+    pub underlay: Option<Text>,
+}

@@ -7,7 +7,7 @@
 //! the subnets that use it), an instance's VF by its MAC (or its address). New objects get
 //! the lowest IDs neither held nor taken. So adding or removing an object changes that
 //! object only, and an instance never changes VF (its VM stays plugged into it).
-use super::model::{self, Config};
+use super::model::Config;
 use host_driver::reconcile::State;
 use std::collections::{BTreeSet, HashMap};
 
@@ -107,7 +107,7 @@ impl Ids {
         let mut gateway_pool = Pool::new(held.gateways.keys().copied());
         let mut claimed_gateways = BTreeSet::new();
         for g in 0..config.gateways.len() {
-            let underlay = model::gateway_underlay(g);
+            let underlay = config.gateways[g].underlay;
             let same = held
                 .gateways
                 .values()

@@ -4,9 +4,11 @@
 //! - instance MAC, when not given: `02:VV:a:b:c:d`, VV the low byte of the VPC's VNI and
 //!   a.b.c.d the primary IPv4 (locally administered, unicast).
 //! - subnet gateway MAC: `06:VV:a:b:c:d`, a.b.c.d the gateway address (base + 1).
-//! - host underlay IPv4: `192.0.2.(index + 1)` in host order; the uplink MAC is
-//!   `0e:00:` + those four bytes and its next hop is `0e:00:c0:00:02:fe` (192.0.2.254).
-//! - gateway underlay IPv4: `203.0.113.(index + 1)`; its VXLAN MAC is `0a:00:` + those bytes.
+//! - host underlay IPv4, when not given: `192.0.2.(index + 1)` in host order; the uplink
+//!   MAC is `0e:00:` + the address's four bytes and its next hop is `0e:00:c0:00:02:fe`
+//!   (192.0.2.254).
+//! - gateway underlay IPv4, when not given: `203.0.113.(index + 1)`; its VXLAN MAC is
+//!   `0a:00:` + the address's four bytes.
 use host_driver::tables::{Cidr, GatewayKind, Mac};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -50,6 +52,15 @@ pub struct Gateway {
     pub kind: GatewayKind,
     /// Addresses `nicctl up` puts behind the edge.
     pub hosts: Vec<Cidr>,
+    /// Its underlay address, where the NICs send its VXLAN.
+    pub underlay: Ipv4Addr,
+}
+
+impl Gateway {
+    /// Its VXLAN MAC.
+    pub fn mac(&self) -> Mac {
+        mac_of(0x0a, self.underlay)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +118,15 @@ pub struct Instance {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Host {
     pub name: String,
+    /// Its NIC's uplink address on the underlay.
+    pub underlay: Ipv4Addr,
+}
+
+impl Host {
+    /// Its NIC's uplink MAC.
+    pub fn uplink_mac(&self) -> Mac {
+        mac_of(0x0e, self.underlay)
+    }
 }
 
 /// A gateway's kind by its name in the VPC file ("internet", "vpn", "nat").
@@ -140,12 +160,12 @@ pub fn subnet_gateway_mac(vni: u32, cidr: Cidr) -> Mac {
     [0x06, vni as u8, a, b, c, d]
 }
 
-/// The underlay address of host number `index`.
+/// The underlay address of host number `index`, when the file gives none.
 pub fn host_underlay(index: usize) -> Ipv4Addr {
     Ipv4Addr::new(192, 0, 2, index as u8 + 1)
 }
 
-/// The underlay address of gateway number `index`.
+/// The underlay address of gateway number `index`, when the file gives none.
 pub fn gateway_underlay(index: usize) -> Ipv4Addr {
     Ipv4Addr::new(203, 0, 113, index as u8 + 1)
 }
@@ -153,11 +173,6 @@ pub fn gateway_underlay(index: usize) -> Ipv4Addr {
 fn mac_of(prefix: u8, ip: Ipv4Addr) -> Mac {
     let [a, b, c, d] = ip.octets();
     [prefix, 0, a, b, c, d]
-}
-
-/// The uplink MAC of host number `index`.
-pub fn host_uplink_mac(index: usize) -> Mac {
-    mac_of(0x0e, host_underlay(index))
 }
 
 /// The underlay router on the host network: every uplink's next hop.
@@ -172,11 +187,6 @@ pub fn gateway_router() -> Ipv4Addr {
 
 /// The MAC of the underlay next hop every uplink sends to.
 pub const UNDERLAY_NEXT_HOP_MAC: Mac = [0x0e, 0, 192, 0, 2, 254];
-
-/// The VXLAN MAC of gateway number `index`.
-pub fn gateway_mac(index: usize) -> Mac {
-    mac_of(0x0a, gateway_underlay(index))
-}
 
 impl Config {
     /// The VPC an instance is in.
@@ -223,12 +233,22 @@ mod tests {
         assert_eq!(host_underlay(0), Ipv4Addr::new(192, 0, 2, 1));
         assert_eq!(host_underlay(MAX_HOSTS - 1), Ipv4Addr::new(192, 0, 2, 200));
         assert_eq!(gateway_underlay(2), Ipv4Addr::new(203, 0, 113, 3));
-        assert_eq!(host_uplink_mac(1), [0x0e, 0, 192, 0, 2, 2]);
-        assert_eq!(gateway_mac(0), [0x0a, 0, 203, 0, 113, 1]);
+        let host = |i| Host {
+            name: "h".into(),
+            underlay: host_underlay(i),
+        };
+        let gateway = Gateway {
+            name: "g".into(),
+            kind: GatewayKind::Internet,
+            hosts: Vec::new(),
+            underlay: gateway_underlay(0),
+        };
+        assert_eq!(host(1).uplink_mac(), [0x0e, 0, 192, 0, 2, 2]);
+        assert_eq!(gateway.mac(), [0x0a, 0, 203, 0, 113, 1]);
         for mac in [
             instance_mac(7, ip),
-            host_uplink_mac(0),
-            gateway_mac(0),
+            host(0).uplink_mac(),
+            gateway.mac(),
             UNDERLAY_NEXT_HOP_MAC,
         ] {
             assert_eq!(mac[0] & 0b11, 0b10, "locally administered unicast: {mac:?}");

@@ -203,9 +203,9 @@ pub fn plan_with(config: &Config, host: &str, ids: Ids) -> Result<Plan, PlanErro
     if !ids.fit(config, h) {
         return Err(PlanError::IdsOfAnotherFile { host: host.into() });
     }
-    let underlay_ip = model::host_underlay(h);
+    let underlay_ip = config.hosts[h].underlay;
     let mut cmds = vec![Command::SetUplink(UplinkSpec {
-        mac: model::host_uplink_mac(h),
+        mac: config.hosts[h].uplink_mac(),
         next_hop_mac: model::UNDERLAY_NEXT_HOP_MAC,
         underlay_ip,
         mtu: model::UPLINK_MTU,
@@ -225,8 +225,8 @@ pub fn plan_with(config: &Config, host: &str, ids: Ids) -> Result<Plan, PlanErro
         cmds.push(Command::AddGateway(GatewaySpec {
             id: ids.gateways[g],
             kind: gw.kind,
-            underlay_ip: model::gateway_underlay(g),
-            mac: model::gateway_mac(g),
+            underlay_ip: gw.underlay,
+            mac: gw.mac(),
         }));
     }
     for i in 0..nvpcs {
@@ -288,7 +288,7 @@ pub fn plan_with(config: &Config, host: &str, ids: Ids) -> Result<Plan, PlanErro
         {
             let location = match vfs.iter().find(|(n, _)| *n == inst.name) {
                 Some(&(_, vf)) => MappingLocationSpec::LocalVf(vf),
-                None => MappingLocationSpec::Remote(model::host_underlay(inst.host)),
+                None => MappingLocationSpec::Remote(config.hosts[inst.host].underlay),
             };
             for &ip in std::iter::once(&inst.ip).chain(&inst.secondary_ips) {
                 cmds.push(Command::AddMapping {

@@ -36,7 +36,6 @@ pub struct HostTables {
 impl Names {
     /// The names of a VPC file for the NIC its plan for `host` programs.
     pub fn from_config(config: &crate::config::Config, plan: &crate::config::Plan) -> Names {
-        use crate::config::model;
         let ids = &plan.ids;
         let mut n = Names::default();
         for ((v, &id), &main) in config.vpcs.iter().zip(&ids.vpcs).zip(&ids.main_tables) {
@@ -55,8 +54,8 @@ impl Names {
         for (name, vf) in &plan.vfs {
             n.vfs.insert(*vf, name.clone());
         }
-        for (h, host) in config.hosts.iter().enumerate() {
-            n.hosts.insert(model::host_underlay(h), host.name.clone());
+        for host in &config.hosts {
+            n.hosts.insert(host.underlay, host.name.clone());
         }
         for inst in &config.instances {
             let vni = config.vpcs[config.subnets[inst.subnet].vpc].vni;

@@ -382,7 +382,7 @@ pub(super) fn gateway_plans(config: &Config) -> Vec<GatewayPlan> {
         .enumerate()
         .map(|(g, gw)| GatewayPlan {
             name: gw.name.clone(),
-            underlay: (model::gateway_underlay(g), 24),
+            underlay: (gw.underlay, 24),
             hosts: gw.hosts.clone(),
             vpcs: config
                 .vpcs
@@ -391,14 +391,14 @@ pub(super) fn gateway_plans(config: &Config) -> Vec<GatewayPlan> {
                 .filter(|&(v, _)| routes_to_gateway(config, v, g))
                 .map(|(v, vpc)| GatewayVpc {
                     vni: vpc.vni,
-                    mac: model::gateway_mac(g),
+                    mac: gw.mac(),
                     cidr: vpc.cidr,
                     neighbours: config
                         .instances
                         .iter()
                         .filter(|i| config.subnets[i.subnet].vpc == v)
                         .flat_map(|i| {
-                            let host = model::host_underlay(i.host);
+                            let host = config.hosts[i.host].underlay;
                             std::iter::once(i.ip)
                                 .chain(i.secondary_ips.iter().copied())
                                 .map(move |ip| Neighbour {

@@ -5,7 +5,8 @@ pub(super) fn check_gateways(c: &mut Checker<'_>, raw: &RawFile, limits: &Limits
     let gateways: Vec<Gateway> = raw
         .gateway
         .iter()
-        .map(|(name, g)| {
+        .enumerate()
+        .map(|(index, (name, g))| {
             c.name("gateway", name);
             let place = format!("gateway.{name}");
             let written = g.kind.get_ref().as_str();
@@ -28,13 +29,30 @@ pub(super) fn check_gateways(c: &mut Checker<'_>, raw: &RawFile, limits: &Limits
                     c.parse(&format!("{place}.hosts[{i}]"), h, text::parse_interface)
                 })
                 .collect();
+            let underlay = g
+                .underlay
+                .as_ref()
+                .and_then(|u| c.parse(&format!("{place}.underlay"), u, text::parse_ip))
+                .unwrap_or_else(|| model::gateway_underlay(index));
             Gateway {
                 name: name.clone(),
                 kind,
                 hosts,
+                underlay,
             }
         })
         .collect();
+    for (i, g) in gateways.iter().enumerate() {
+        if let Some(other) = gateways[..i].iter().find(|o| o.underlay == g.underlay) {
+            c.err(
+                format!("gateway.{}.underlay", g.name),
+                format!(
+                    "{} is gateway {}'s underlay address too",
+                    g.underlay, other.name
+                ),
+            );
+        }
+    }
     if gateways.len() > model::MAX_GATEWAYS {
         c.err(
             "gateway",

@@ -5,6 +5,7 @@ pub(super) fn check_hosts(c: &mut Checker<'_>, raw: &RawFile) -> Vec<Host> {
     if raw.host.is_empty() {
         return vec![Host {
             name: model::DEFAULT_HOST.to_string(),
+            underlay: model::host_underlay(0),
         }];
     }
     for name in raw.host.keys() {
@@ -20,10 +21,31 @@ pub(super) fn check_hosts(c: &mut Checker<'_>, raw: &RawFile) -> Vec<Host> {
             ),
         );
     }
-    raw.host
-        .keys()
-        .map(|name| Host { name: name.clone() })
-        .collect()
+    let hosts: Vec<Host> = raw
+        .host
+        .iter()
+        .enumerate()
+        .map(|(i, (name, h))| Host {
+            name: name.clone(),
+            underlay: h
+                .underlay
+                .as_ref()
+                .and_then(|u| c.parse(&format!("host.{name}.underlay"), u, text::parse_ip))
+                .unwrap_or_else(|| model::host_underlay(i)),
+        })
+        .collect();
+    for (i, h) in hosts.iter().enumerate() {
+        if let Some(other) = hosts[..i].iter().find(|o| o.underlay == h.underlay) {
+            c.err(
+                format!("host.{}.underlay", h.name),
+                format!(
+                    "{} is host {}'s underlay address too",
+                    h.underlay, other.name
+                ),
+            );
+        }
+    }
+    hosts
 }
 
 pub(super) fn check_vf_counts(

@@ -64,7 +64,8 @@ fn the_base_file_is_valid_with_defaults_filled_in() {
     assert_eq!(
         c.hosts,
         [Host {
-            name: "local".into()
+            name: "local".into(),
+            underlay: Ipv4Addr::new(192, 0, 2, 1),
         }]
     );
     let web1 = &c.instances[0];
@@ -295,4 +296,31 @@ fn type_errors_stop_at_the_first_with_its_line() {
     assert_eq!(err.0.len(), 1);
     assert!(err.0[0].reason.contains("invalid type"), "{err}");
     assert_eq!(err.0[0].at, Some((2, 7)));
+}
+
+#[test]
+fn underlay_addresses_are_given_or_numbered_and_unique() {
+    let c = parse(
+        &format!(
+            "{BASE}\n[host.h1]\n[host.h2]\nunderlay = \"192.0.2.77\"\n\n\
+             [gateway.vgw]\nkind = \"vpn\"\nunderlay = \"203.0.113.9\"\n"
+        ),
+        &Limits::default(),
+    )
+    .unwrap();
+    let hosts: Vec<Ipv4Addr> = c.hosts.iter().map(|h| h.underlay).collect();
+    assert_eq!(
+        hosts,
+        [Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 77)]
+    );
+    assert_eq!(c.hosts[1].uplink_mac(), [0x0e, 0, 192, 0, 2, 77]);
+    assert_eq!(c.gateways[1].underlay, Ipv4Addr::new(203, 0, 113, 9));
+    assert_eq!(c.gateways[1].mac(), [0x0a, 0, 203, 0, 113, 9]);
+    assert_eq!(
+        errors("\n[host.h1]\n[host.h2]\nunderlay = \"192.0.2.1\"\n"),
+        ["host.h2.underlay: 192.0.2.1 is host h1's underlay address too"]
+    );
+    let bad = errors("\n[host.h1]\nunderlay = \"192.0.2\"\n");
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(bad[0].starts_with("host.h1.underlay: "), "{bad:?}");
 }
