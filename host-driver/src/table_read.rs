@@ -383,6 +383,88 @@ mod cidr_text {
     }
 }
 
+impl NicTables {
+    /// The tables with every ID replaced by what it stands for (a VPC by its VNI, a gateway by
+    /// its underlay address, a route table by its VPC and routes, a subnet by its CIDR, a VF by
+    /// its MAC): a NIC that kept its IDs across a change and a fresh one agree on this.
+    pub fn canonical(&self) -> std::collections::BTreeSet<String> {
+        let t = self;
+        let vni = |id: u16| t.vpcs.iter().find(|v| v.id == id).map(|v| v.vni);
+        let gateway = |id: u16| {
+            t.gateways
+                .iter()
+                .find(|g| g.id == id)
+                .map(|g| g.underlay_ip)
+        };
+        let target = |r: &RouteTarget| match *r {
+            RouteTarget::Gateway(id) => format!("gateway {:?}", gateway(id)),
+            RouteTarget::Peering(id) => format!("peering {:?}", vni(id)),
+            other => other.to_string(),
+        };
+        let table = |id: Option<u16>| {
+            let t = t.route_tables.iter().find(|t| Some(t.id) == id);
+            t.map(|t| {
+                let mut routes: Vec<String> = t
+                    .routes
+                    .iter()
+                    .map(|r| format!("{:?} {}", r.dest, target(&r.target)))
+                    .collect();
+                routes.sort();
+                format!("vpc {:?} [{}]", vni(t.vpc_id), routes.join(", "))
+            })
+        };
+        let vf_mac = |vf: u16| t.vfs.iter().find(|v| v.vf == vf).map(|v| v.mac);
+        let subnet = |id: u16| t.subnets.iter().find(|s| s.id == id).map(|s| s.cidr);
+        let mut out = std::collections::BTreeSet::new();
+        out.insert(format!("{:?}", t.uplink));
+        for v in &t.vpcs {
+            out.insert(format!(
+                "vpc {} {:?} {:?} main {:?}",
+                v.vni,
+                v.cidr,
+                v.dns,
+                table(v.main_route_table)
+            ));
+        }
+        for g in &t.gateways {
+            out.insert(format!("gateway {} {} {:?}", g.underlay_ip, g.kind, g.mac));
+        }
+        for rt in &t.route_tables {
+            out.insert(format!("table {:?}", table(Some(rt.id))));
+        }
+        for s in &t.subnets {
+            out.insert(format!(
+                "subnet {:?} {:?} {:?} {:?}",
+                vni(s.vpc_id),
+                s.cidr,
+                table(s.route_table),
+                s.gateway_mac
+            ));
+        }
+        for v in &t.vfs {
+            let mut sec = v.secondary_ips.clone();
+            sec.sort();
+            out.insert(format!(
+                "vf {:?} {:?} {} {sec:?} {} {}",
+                v.mac,
+                subnet(v.subnet_id),
+                v.primary_ip,
+                v.src_dst_check,
+                v.link_up
+            ));
+        }
+        for m in &t.mappings {
+            let place = match m.place {
+                PlaceRow::LocalVf(vf) => format!("vf {:?}", vf_mac(vf)),
+                PlaceRow::VniAnchor(id) => format!("anchor {:?}", vni(id)),
+                other => format!("{other:?}"),
+            };
+            out.insert(format!("mapping {} {} {:?} {place}", m.vni, m.ip, m.mac));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 #[path = "table_read_tests.rs"]
 mod tests;

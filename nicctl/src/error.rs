@@ -25,6 +25,8 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Control(#[from] ControlError),
+    #[error(transparent)]
+    Store(#[from] crate::cluster::StoreError),
     /// An answer that does not decode (from a control socket or the device).
     #[error("{0}")]
     Protocol(String),

@@ -6,6 +6,7 @@
 //! view of "the NICs a command talks to", whether opened here or served by a running `up`),
 //! and `nicctl up` ([`up`]: namespaces, TAPs, the underlay, gateways). The commands
 //! themselves are in the binary, one file each under `cmd/`.
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod error;

@@ -28,9 +28,15 @@ struct Cli {
     vfs: u16,
 
     /// The control socket of a running `nicctl up` (default: the one running deployment's,
-    /// found in /run/vpcnic); for `up`, where to serve it.
+    /// found in /run/vpcnic); for `up` and `agent`, where to serve it.
     #[arg(long, global = true, value_name = "PATH")]
     socket: Option<PathBuf>,
+
+    /// The cluster's etcd (comma-separated URLs, e.g. http://127.0.0.1:2379): `apply`
+    /// writes the desired state there, `agent` reconciles its host's NIC from it, `status`
+    /// reports every agent. Without it, everything runs on this machine with no server.
+    #[arg(long, global = true, value_name = "URLS")]
+    etcd: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -149,11 +155,21 @@ enum Command {
         json: bool,
     },
     /// What the running `nicctl up` runs: its file, hosts and their VFs, gateways, and the
-    /// underlay namespace (where `tcpdump -i br-hosts` sees VXLAN).
+    /// underlay namespace (where `tcpdump -i br-hosts` sees VXLAN). With `--etcd`: every
+    /// host of the store, its agent's applied revision and health, lagging hosts flagged.
     Status {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Keep this host's NIC at the desired state in etcd (`--etcd URLS`): read it all at one
+    /// revision, reconcile, watch from the next revision and reconcile each change; its
+    /// status (applied revision, health) lives under a lease. Runs until SIGINT or SIGTERM;
+    /// with `--socket`, serves stats, show and trace of its NIC there.
+    Agent {
+        /// The host it serves, as the VPC file names it.
+        #[arg(long)]
+        host: String,
     },
     /// Write the frames an instance of the running `nicctl up` sends and receives to a
     /// pcap file, until interrupted (or COUNT frames, or N seconds).
@@ -269,6 +285,7 @@ fn run_text(cli: &Cli) -> Result<String> {
         }
         Command::Port { host, json } => cmd::port::run(cli, host.as_deref(), *json),
         Command::Status { json } => cmd::status::run(cli, *json),
+        Command::Agent { host } => cmd::agent::run(cli, host),
         Command::Capture {
             instance,
             write,

@@ -163,6 +163,18 @@ impl Local {
         }
     }
 
+    /// A NIC opened here and shared, as host `name`, no VPC file yet.
+    pub fn shared(name: &str, driver: Arc<PfDriver>) -> Local {
+        Local {
+            config: None,
+            hosts: vec![NicHost {
+                name: name.to_string(),
+                plan: None,
+            }],
+            drivers: vec![Some(driver)],
+        }
+    }
+
     /// The hosts of `config` with their plans and no NIC open yet ([`Local::attach`] adds
     /// them).
     pub fn of_file(config: Config) -> std::result::Result<Local, PlanError> {

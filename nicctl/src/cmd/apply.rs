@@ -2,6 +2,7 @@
 //! read back; only the difference is made). Against a running `nicctl up` (through its
 //! control socket) the deployment's VMs and gateways follow the file too.
 use crate::Cli;
+use nicctl::cluster;
 use nicctl::config::Limits;
 use nicctl::control::client::{Client, APPLY_TIMEOUT};
 use nicctl::control::{ApplyReply, Request};
@@ -17,6 +18,9 @@ pub struct Applied {
 }
 
 pub fn run(cli: &Cli, file: &Path, host: Option<&str>) -> Result<Applied> {
+    if let Some(urls) = &cli.etcd {
+        return to_store(urls, file, host);
+    }
     if cli.device.is_none() {
         if let Some(socket) = super::running(cli)? {
             return to_running(&socket, file, host);
@@ -31,6 +35,42 @@ pub fn run(cli: &Cli, file: &Path, host: Option<&str>) -> Result<Applied> {
         text: apply_summary(&nics.info(h)?.device, config, plan),
         error: None,
     })
+}
+
+/// Writes `file`, validated, as the cluster's desired state: the agents take it from there.
+fn to_store(urls: &str, file: &Path, host: Option<&str>) -> Result<Applied> {
+    if let Some(h) = host {
+        return Err(CliError::Usage(format!(
+            "--host {h}: the store holds the whole file; each host's agent takes its part"
+        )));
+    }
+    // The NICs' VF counts are the agents' to check; the file's own rules are checked here.
+    let config = super::load(file, &Limits::vfs(u32::from(hw_sim::MAX_VFS)))?;
+    let name = file.display().to_string();
+    let published = super::block_on(async {
+        let mut client = cluster::connect(urls).await?;
+        Ok(cluster::publish::publish(&mut client, &config, &name).await?)
+    })?;
+    let mut text = String::new();
+    for k in &published.deleted {
+        text.push_str(&format!("  - {k}\n"));
+    }
+    for k in &published.put {
+        text.push_str(&format!("  ~ {k}\n"));
+    }
+    text.push_str(
+        &if published.put.is_empty() && published.deleted.is_empty() {
+            format!("no change (store revision {})\n", published.revision)
+        } else {
+            format!(
+                "{} records written, {} deleted: store revision {}\n",
+                published.put.len(),
+                published.deleted.len(),
+                published.revision
+            )
+        },
+    );
+    Ok(Applied { text, error: None })
 }
 
 /// Applies `file` to the running `nicctl up` at `socket`: validated here, so that an

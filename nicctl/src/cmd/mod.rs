@@ -1,6 +1,7 @@
 //! One module per command. The commands that look at NICs take them as [`Nics`], from
 //! [`nics`] (a running `nicctl up` or the device) or [`programmed`] (fresh simulated NICs
 //! programmed from a VPC file), so each is written once whatever it talks to.
+pub mod agent;
 pub mod apply;
 pub mod capture;
 pub mod check;
@@ -29,6 +30,19 @@ use std::sync::Arc;
 /// The device `--device` names (default: the built-in simulator), its driver opened.
 pub fn open_device(cli: &Cli) -> Result<PfDriver> {
     Ok(PfDriver::open(open_by_name(cli.device(), cli.vfs)?)?)
+}
+
+/// The URLs of `--etcd`, for a command that needs them.
+pub fn etcd(cli: &Cli, what: &str) -> Result<String> {
+    cli.etcd
+        .clone()
+        .ok_or_else(|| CliError::Usage(format!("{what} needs --etcd URLS")))
+}
+
+/// Runs `f` on a fresh runtime (etcd's client is async).
+pub fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let rt = nicctl::cluster::runtime().map_err(|e| CliError::Usage(format!("tokio: {e}")))?;
+    rt.block_on(f)
 }
 
 /// The running `nicctl up` a command talks to: `--socket`, else the one running (unless

@@ -1,10 +1,22 @@
 //! `nicctl status`: what the running `nicctl up` runs.
 use crate::Cli;
+use nicctl::cluster;
 use nicctl::control::client::Client;
 use nicctl::control::{Request, StatusReply};
 use nicctl::{CliError, Result};
 
 pub fn run(cli: &Cli, json: bool) -> Result<String> {
+    if let Some(urls) = &cli.etcd {
+        let status = super::block_on(async {
+            let mut client = cluster::connect(urls).await?;
+            Ok(cluster::status::read(&mut client).await?)
+        })?;
+        return if json {
+            super::json(&status)
+        } else {
+            Ok(cluster::status::text(&status))
+        };
+    }
     let Some(path) = super::running(cli)? else {
         return Err(CliError::Usage("no `nicctl up` is running".into()));
     };

@@ -31,10 +31,10 @@ pub fn run(cli: &Cli, file: &Path, dhcp: bool) -> Result<String> {
             .unwrap_or_else(|| PathBuf::from("/run/vpcnic/nicctl.sock")),
     };
     let server = Server::start(deployment, &socket).map_err(|e| failed(&e))?;
-    server
-        .deployment()
-        .record_socket(Some(socket.clone()))
-        .map_err(|e| failed(&e))?;
+    if let Some(mut d) = server.deployment() {
+        d.record_socket(Some(socket.clone()))
+            .map_err(|e| failed(&e))?;
+    }
     eprintln!(
         "up: nicctl diff, apply, stats, show, trace and capture talk to it at {}",
         socket.display()

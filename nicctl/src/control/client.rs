@@ -1,7 +1,8 @@
 //! The client's side of the control socket: [`Client`] sends one request and reads its
 //! answer; [`Remote`] is [`Nics`] over it.
 use super::{
-    from_hex, to_hex, ControlError, DescribeReply, Reply, Request, StatsReply, TraceReply,
+    from_hex, to_hex, ControlError, DescribeReply, Reply, Request, StatsReply, StatusReply,
+    TraceReply,
 };
 use crate::config::{self, Config};
 use crate::error::{CliError, Result};
@@ -90,13 +91,13 @@ impl Remote {
     pub fn connect(path: &Path) -> Result<Remote> {
         let mut client = Client::connect(path)?;
         let DescribeReply { config, ids } = client.call(&Request::Describe)?;
-        let hosts = config
-            .hosts
+        // The hosts whose NICs it serves (an agent serves one host of the file).
+        let StatusReply { hosts: served, .. } = client.call(&Request::Status)?;
+        let hosts = served
             .iter()
-            .enumerate()
-            .map(|(i, h)| {
+            .map(|h| {
                 // The IDs the NICs hold (a server that sends none programmed file order).
-                let plan = match ids.get(i) {
+                let plan = match ids.get(&h.name) {
                     Some(ids) => config::plan::plan_with(&config, &h.name, ids.clone())?,
                     None => config::plan(&config, &h.name)?,
                 };

@@ -138,10 +138,10 @@ pub struct StatusReply {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DescribeReply {
     pub config: Config,
-    /// The table IDs of each host's NIC, in host order: after an apply they are not the
+    /// The table IDs of each NIC the server has, by host: after an apply they are not the
     /// file order of a fresh NIC.
     #[serde(default)]
-    pub ids: Vec<crate::config::ids::Ids>,
+    pub ids: std::collections::BTreeMap<String, crate::config::ids::Ids>,
 }
 
 /// One function's counters.
@@ -350,7 +350,7 @@ mod tests {
         let config = crate::config::parse(&text, &crate::config::Limits::default()).unwrap();
         let json = serde_json::to_string(&DescribeReply {
             config: config.clone(),
-            ids: Vec::new(),
+            ids: Default::default(),
         })
         .unwrap();
         let back: DescribeReply = serde_json::from_str(&json).unwrap();

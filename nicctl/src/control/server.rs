@@ -30,8 +30,9 @@ const CAPTURE_QUEUE: usize = 4096;
 
 /// What the connection threads share.
 struct Ctx {
-    /// Locked while a file is applied to it (and so one apply at a time).
-    deployment: Mutex<Deployment>,
+    /// Locked while a file is applied to it (and so one apply at a time); `None` when the
+    /// server serves NICs only (an agent's).
+    deployment: Option<Mutex<Deployment>>,
     /// What requests read: replaced whole after an apply.
     view: RwLock<Arc<View>>,
     stop: AtomicBool,
@@ -106,6 +107,35 @@ impl Server {
     /// the server removes it). A socket file left there by a server that is gone is
     /// replaced; one that answers is refused.
     pub fn start(deployment: Deployment, path: &Path) -> io::Result<Server> {
+        let view = View::of(&deployment, None);
+        Server::serve(Some(deployment), view, path)
+    }
+
+    /// Serves NICs only (an agent's): status, tables, counters, trace. [`Server::set_nics`]
+    /// replaces them.
+    pub fn start_nics(nics: Local, file: &str, path: &Path) -> io::Result<Server> {
+        let view = View {
+            file: file.to_string(),
+            underlay: String::new(),
+            nics,
+            captures: HashMap::new(),
+        };
+        Server::serve(None, view, path)
+    }
+
+    /// Serves `nics` from now on.
+    pub fn set_nics(&self, nics: Local) {
+        let file = self.ctx.view().file.clone();
+        let view = View {
+            file,
+            underlay: String::new(),
+            nics,
+            captures: HashMap::new(),
+        };
+        *self.ctx.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+    }
+
+    fn serve(deployment: Option<Deployment>, view: View, path: &Path) -> io::Result<Server> {
         if path.exists() {
             if UnixStream::connect(path).is_ok() {
                 return Err(io::Error::new(
@@ -123,8 +153,8 @@ impl Server {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
         let ctx = Arc::new(Ctx {
-            view: RwLock::new(Arc::new(View::of(&deployment, None))),
-            deployment: Mutex::new(deployment),
+            view: RwLock::new(Arc::new(view)),
+            deployment: deployment.map(Mutex::new),
             stop: AtomicBool::new(false),
         });
         let c = ctx.clone();
@@ -143,12 +173,12 @@ impl Server {
         &self.path
     }
 
-    /// The deployment it serves (waits for an apply in progress).
-    pub fn deployment(&self) -> MutexGuard<'_, Deployment> {
+    /// The deployment it serves (waits for an apply in progress); `None` for NICs only.
+    pub fn deployment(&self) -> Option<MutexGuard<'_, Deployment>> {
         self.ctx
             .deployment
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|d| d.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -270,7 +300,17 @@ fn serve(ctx: &Ctx, stream: UnixStream) {
             }
             Request::Apply { file, config } => {
                 drop(view);
-                answer(&mut out, &Reply::Ok(apply(ctx, &file, &config)))
+                match &ctx.deployment {
+                    Some(d) => answer(&mut out, &Reply::Ok(apply(ctx, d, &file, &config))),
+                    None => answer(
+                        &mut out,
+                        &Reply::<()>::Error(
+                            "this is an agent's NIC: apply the file to the store \
+                             (nicctl apply FILE --etcd URLS)"
+                                .into(),
+                        ),
+                    ),
+                }
             }
             Request::Capture { instance } => {
                 capture(ctx, &view, &instance, out, fd);
@@ -298,15 +338,20 @@ fn describe(nics: &Local) -> Result<DescribeReply> {
     let ids = nics
         .hosts()
         .iter()
-        .filter_map(|h| h.plan.as_ref().map(|p| p.ids.clone()))
+        .filter_map(|h| h.plan.as_ref().map(|p| (h.name.clone(), p.ids.clone())))
         .collect();
     Ok(DescribeReply { config, ids })
 }
 
 /// Applies `config` (validated by the client) to the deployment, then makes the view
 /// show it.
-fn apply(ctx: &Ctx, file: &str, config: &crate::config::Config) -> ApplyReply {
-    let mut deployment = ctx.deployment.lock().unwrap_or_else(|e| e.into_inner());
+fn apply(
+    ctx: &Ctx,
+    deployment: &Mutex<Deployment>,
+    file: &str,
+    config: &crate::config::Config,
+) -> ApplyReply {
+    let mut deployment = deployment.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let (report, error) = deployment.apply(config, file);
     let error = error.map(|e| e.to_string());
