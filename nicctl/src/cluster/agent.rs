@@ -27,7 +27,7 @@ use tracing::{info, warn};
 
 /// How long an agent's status outlives it.
 pub const LEASE_TTL_SECS: i64 = 5;
-/// How often it renews its lease, asks for watch progress and retries a failed reconcile.
+/// How often it renews its lease and retries a failed reconcile.
 const TICK: Duration = Duration::from_secs(1);
 /// Longest wait between attempts to reach etcd.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -150,12 +150,7 @@ impl Agent {
                 revision
             };
             let from = revision + 1;
-            let opts = || {
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(from)
-                    .with_progress_notify()
-            };
+            let opts = || WatchOptions::new().with_prefix().with_start_revision(from);
             let (mut watcher, mut stream) = client.watch(layout::HOSTS, Some(opts())).await?;
             let mut prefixes = vec![
                 layout::GATEWAYS.to_string(),
@@ -185,16 +180,19 @@ impl Agent {
                             info!(revision = self.applied, reason = response.cancel_reason(), "watch canceled; reading again");
                             break;
                         }
-                        let at = response.header().map_or(self.seen, |h| h.revision());
                         if response.events().is_empty() {
-                            // Progress: every watch has caught up to `at`.
-                            if !response.created() && self.health == "ok" && at > self.applied {
-                                self.applied = at;
-                                self.seen = at;
-                                self.publish(&mut client, lease).await?;
-                            }
+                            // A watch created, or a progress notice: nothing to apply. (The
+                            // applied revision moves with events only: every apply writes
+                            // the desired-state key this agent watches, and etcd 3.4 sends
+                            // progress for watches not caught up yet.)
                             continue;
                         }
+                        let at = response
+                            .events()
+                            .iter()
+                            .filter_map(|e| e.kv().map(|kv| kv.mod_revision()))
+                            .max()
+                            .unwrap_or(self.seen);
                         let mut serves_changed = false;
                         for event in response.events() {
                             let Some(kv) = event.kv() else { continue };
@@ -217,8 +215,6 @@ impl Agent {
                         }
                         self.reconcile(at);
                         self.publish(&mut client, lease).await?;
-                        // So that the applied revision also covers the other watches.
-                        watcher.request_progress().await?;
                     }
                     _ = tick.tick() => {
                         keeper.keep_alive().await?;
@@ -227,7 +223,6 @@ impl Agent {
                             self.reconcile(at);
                             self.publish(&mut client, lease).await?;
                         }
-                        watcher.request_progress().await?;
                     }
                     renewed = keepalive.message() => {
                         if renewed?.is_none() {

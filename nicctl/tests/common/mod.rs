@@ -13,6 +13,7 @@
 //! (`cfg(not_root)`, set by build.rs when another user builds them); run as non-root they
 //! fail ([`need_root`]), never pass without checking anything.
 #![allow(dead_code, unused_imports)]
+pub mod cluster;
 pub mod netns;
 pub mod proc;
 pub mod up;

@@ -1,0 +1,149 @@
+//! The cluster on one machine: a real etcd, `nicctl apply --etcd`, and `nicctl agent`
+//! processes each driving a simulated NIC. After every change each agent's NIC holds
+//! exactly its host's part of the file (the same entries as a fresh NIC programmed with
+//! it); faults (an agent killed, a compaction) end the same way. No root needed.
+mod common;
+use common::cluster::{assert_holds, AgentProc, Etcd};
+use common::{data, TempFile};
+use nicctl::config::{self, Config, Limits};
+use std::path::Path;
+
+fn load(path: &Path) -> Config {
+    config::load(path, &Limits::vfs(64)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn three_hosts() -> String {
+    std::fs::read_to_string(data("three-hosts.toml")).unwrap()
+}
+
+/// three-hosts.toml with w4 added on h3, w3 moved from h2 to h3, and w2 removed, as far
+/// as `step` goes (0: none of it).
+fn changed(step: usize) -> String {
+    let mut text = three_hosts();
+    if step >= 1 {
+        text += "\n[instance.w4]\nsubnet = \"web\"\nip = \"10.30.1.13\"\nhost = \"h3\"\n";
+    }
+    if step >= 2 {
+        text = text.replace(
+            "ip = \"10.30.1.12\"\nhost = \"h2\"",
+            "ip = \"10.30.1.12\"\nhost = \"h3\"",
+        );
+    }
+    if step >= 3 {
+        text = text.replace(
+            "[instance.w2]\nsubnet = \"web\"\nip = \"10.30.1.11\"\nhost = \"h2\"\n",
+            "",
+        );
+    }
+    text
+}
+
+#[test]
+fn three_agents_follow_every_change_and_serve_only_their_vpcs() {
+    let etcd = Etcd::start();
+    let agents: Vec<AgentProc> = ["h1", "h2", "h3"]
+        .iter()
+        .map(|h| AgentProc::start(&etcd, h, "sim"))
+        .collect();
+    let hosts = ["h1", "h2", "h3"];
+    for step in 0..=3 {
+        let file = TempFile::with(&format!("cl-step{step}"), "toml", &changed(step));
+        let out = etcd.apply(file.path());
+        assert!(out.contains("store revision"), "{out}");
+        let took = etcd.wait_in_step(&hosts);
+        let config = load(file.path());
+        for a in &agents {
+            assert_holds(a, &config, &format!("step {step}"));
+        }
+        println!("step {step}: every agent in step {took:?} after the apply");
+    }
+    // w4 (added on h3) is mapped on h1 toward h3; w2 (removed) is on no NIC.
+    let h1 = agents[0].tables();
+    let w4 = h1
+        .mappings
+        .iter()
+        .find(|m| m.ip.to_string() == "10.30.1.13")
+        .expect("w4 mapped on h1");
+    assert!(format!("{:?}", w4.place).contains("192.0.2.3"), "{w4:?}");
+    for a in &agents {
+        assert!(
+            !a.tables()
+                .mappings
+                .iter()
+                .any(|m| m.ip.to_string() == "10.30.1.11"),
+            "w2's mapping left on {}",
+            a.host
+        );
+    }
+    // Lab's records never reached h2 or h3, and h2, with no instance left, serves nothing.
+    let status = etcd.status();
+    for line in &status.hosts {
+        let agent = line.agent.as_ref().expect("an agent per host");
+        let expected: &[&str] = match line.host.as_str() {
+            "h1" => &["lab", "prod"],
+            "h2" => &[],
+            _ => &["prod"],
+        };
+        assert_eq!(agent.vpcs, expected, "{line:?}");
+    }
+    // The same file again changes nothing in the store.
+    let file = TempFile::with("cl-again", "toml", &changed(3));
+    let out = etcd.apply(file.path());
+    assert!(out.starts_with("no change"), "{out}");
+}
+
+#[test]
+fn an_agent_killed_and_restarted_converges_without_duplicates() {
+    let etcd = Etcd::start();
+    let sim = tests::vfio_user::NicSim::start(hw_sim::SimConfig {
+        num_vfs: 16,
+        ..hw_sim::SimConfig::default()
+    })
+    .expect("nic-sim comes up");
+    let device = format!("vfio-user:{}", sim.socket().display());
+    let mut agent = AgentProc::start(&etcd, "h3", &device);
+    let first = TempFile::with("cl-k0", "toml", &changed(1));
+    etcd.apply(first.path());
+    etcd.wait_in_step(&["h3"]);
+    assert_holds(&agent, &load(first.path()), "before the kill");
+    agent.kill();
+    // Meanwhile w3 moves to h3 and w2 goes: the NIC (its own process) keeps what it had.
+    let second = TempFile::with("cl-k1", "toml", &changed(3));
+    etcd.apply(second.path());
+    agent.restart();
+    etcd.wait_in_step(&["h3"]);
+    assert_holds(&agent, &load(second.path()), "after the restart");
+    let log = agent.log();
+    assert!(log.contains("NIC reconciled"), "{log}");
+}
+
+#[test]
+fn a_compaction_past_an_agent_forces_a_read_that_converges() {
+    let mut etcd = Etcd::start();
+    let agent = AgentProc::start(&etcd, "h2", "sim");
+    let first = TempFile::with("cl-c0", "toml", &changed(0));
+    etcd.apply(first.path());
+    etcd.wait_in_step(&["h2"]);
+    // The agent stops reading; two changes, a compaction past them, and a new etcd process
+    // on the same data: the agent must go on from a revision that is gone.
+    agent.signal(libc::SIGSTOP);
+    let mid = TempFile::with("cl-c1", "toml", &changed(2));
+    etcd.apply(mid.path());
+    let last = TempFile::with("cl-c2", "toml", &changed(3));
+    etcd.apply(last.path());
+    etcd.with_client(async |c| {
+        c.put("/vpcnic-test/poke", "1", None).await.expect("put");
+    });
+    let compacted = etcd.compact();
+    etcd.stop();
+    etcd.resume();
+    agent.signal(libc::SIGCONT);
+    etcd.wait_in_step(&["h2"]);
+    let log = agent.log();
+    assert_holds(&agent, &load(last.path()), "after the compaction");
+    assert!(
+        log.contains("compacted past what this agent watched"),
+        "compacted at {compacted}: {log}"
+    );
+    assert!(log.contains("reconnected"), "{log}");
+}
