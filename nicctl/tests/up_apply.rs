@@ -22,7 +22,7 @@ fn a2_on(host: &str) -> String {
     text.replace(from, &format!("ip = \"10.0.1.11\"\nhost = \"{host}\""))
 }
 
-/// What a `ping -i INTERVAL -w SECONDS` lost: `(sent, lost, milliseconds of traffic lost)`
+/// What a `ping -i INTERVAL -c COUNT` lost: `(sent, lost, milliseconds of traffic lost)`
 /// (each lost request stands for the time between two requests as they were really sent).
 fn loss(text: &str) -> (u64, u64, f64) {
     let line = text
@@ -69,7 +69,7 @@ fn an_instance_moved_to_another_host_keeps_its_tcp_connection() {
     );
     let mut pings = Bg::spawn(
         Some("a1"),
-        &["ping", "-n", "-q", "-i", "0.005", "-w", "8", "10.0.1.11"],
+        &["ping", "-n", "-q", "-i", "0.005", "-c", "1400", "10.0.1.11"],
     );
     std::thread::sleep(Duration::from_secs(2));
     let out = up.apply(there.path()).expect_ok();

@@ -154,6 +154,22 @@ pub fn block_stop_signals() -> libc::sigset_t {
     }
 }
 
+/// Waits up to `timeout` for SIGINT or SIGTERM; returns its name if one came.
+pub fn stop_within(set: &libc::sigset_t, timeout: std::time::Duration) -> Option<&'static str> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    // SAFETY: `set` was initialised by block_stop_signals; `ts` outlives the call, and a
+    // null siginfo pointer is allowed.
+    let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+    match sig {
+        libc::SIGINT => Some("SIGINT"),
+        libc::SIGTERM => Some("SIGTERM"),
+        _ => None,
+    }
+}
+
 /// Waits for SIGINT or SIGTERM and returns its name.
 pub fn wait_for_stop(set: &libc::sigset_t) -> &'static str {
     let mut sig = 0;

@@ -3,10 +3,12 @@
 use crate::Cli;
 use nicctl::config::Limits;
 use nicctl::control::server::Server;
+use nicctl::up::cluster::ClusterUp;
 use nicctl::up::console::UpConsole;
 use nicctl::up::{Deployment, UpOptions};
 use nicctl::{CliError, Result};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub fn run(cli: &Cli, file: &Path, dhcp: bool) -> Result<String> {
     let signals = super::block_stop_signals();
@@ -21,6 +23,16 @@ pub fn run(cli: &Cli, file: &Path, dhcp: bool) -> Result<String> {
         file: file.display().to_string(),
         reason: e.to_string(),
     };
+    if let Some(urls) = &cli.etcd {
+        if dhcp {
+            return Err(CliError::Usage(
+                "--dhcp is not offered with --etcd yet: the cluster's VMs are addressed \
+                 statically"
+                    .into(),
+            ));
+        }
+        return cluster(&config, urls, &opts, &signals, &mut console).map_err(|e| failed(&e));
+    }
     let deployment = Deployment::up(&config, &opts, &mut |p| console.show(p), &mut |_| None)
         .map_err(|e| failed(&e))?;
     let socket = match &cli.socket {
@@ -44,5 +56,43 @@ pub fn run(cli: &Cli, file: &Path, dhcp: bool) -> Result<String> {
     let sig = super::wait_for_stop(&signals);
     eprintln!("up: {sig}: removing every namespace and device");
     drop(server);
+    Ok(String::new())
+}
+
+/// `up FILE --etcd URLS`: a board and an agent process per host, fed through etcd; the VMs
+/// follow the store until SIGINT or SIGTERM.
+fn cluster(
+    config: &nicctl::config::Config,
+    urls: &str,
+    opts: &UpOptions,
+    signals: &libc::sigset_t,
+    console: &mut UpConsole,
+) -> std::result::Result<String, nicctl::up::UpError> {
+    let mut up = ClusterUp::up(config, urls, opts, &mut |p| console.show(p))?;
+    for (host, socket) in up.agent_sockets() {
+        eprintln!(
+            "up: host {host}'s agent serves its NIC at {} (nicctl --socket PATH show)",
+            socket.display()
+        );
+    }
+    eprintln!("up: change it with nicctl apply FILE --etcd {urls}; nicctl status --etcd {urls}");
+    println!("ready");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let sig = loop {
+        if let Some(sig) = super::stop_within(signals, Duration::from_millis(200)) {
+            break sig;
+        }
+        match up.follow() {
+            Ok(done) => {
+                for c in done {
+                    eprintln!("up: {} {c}", c.kind().sign());
+                }
+            }
+            // etcd away: the VMs and NICs go on as they are.
+            Err(e) => eprintln!("up: {e}"),
+        }
+    };
+    eprintln!("up: {sig}: removing every namespace, agent and board");
+    drop(up);
     Ok(String::new())
 }

@@ -117,39 +117,11 @@ impl Deployment {
         progress: &mut dyn FnMut(Progress<'_>),
         capture: CaptureFor<'_>,
     ) -> Result<Deployment, UpError> {
-        let registry = opts
-            .state_dir
-            .clone()
-            .map(Registry::new)
-            .unwrap_or_default();
-        let tag = super::state::unique_tag();
-        let underlay_ns = format!("{}{tag}", underlay::NAMESPACE_PREFIX);
-        let mut namespaces: Vec<String> = config
-            .instances
-            .iter()
-            .map(|i| i.name.clone())
-            .chain(config.gateways.iter().map(|g| g.name.clone()))
-            .collect();
-        namespaces.push(underlay_ns.clone());
-        let run_dir = registry.dir().join(format!("up-{tag}"));
-        let (claim, reaped) = registry.claim(
-            Record {
-                file: opts.source.clone(),
-                namespaces,
-                underlay: underlay_ns.clone(),
-                etc_netns: if opts.dhcp {
-                    config.instances.iter().map(|i| i.name.clone()).collect()
-                } else {
-                    Vec::new()
-                },
-                run_dir: run_dir.clone(),
-                ..Record::default()
-            },
-            &tag,
-        )?;
-        for r in &reaped {
-            progress(Progress::Reaped(r));
-        }
+        let Claimed {
+            claim,
+            underlay_ns,
+            run_dir,
+        } = claim(config, opts, progress)?;
         let mut d = Deployment {
             vms: Vec::new(),
             gateways: Vec::new(),
@@ -160,15 +132,7 @@ impl Deployment {
             run_dir: run_dir.clone(),
             claim: Some(claim),
         };
-        progress(Progress::Step(&format!("underlay namespace {underlay_ns}")));
-        let mut underlay = Underlay::create(
-            &underlay_ns,
-            RouterAddrs {
-                hosts: (model::underlay_router(), 24),
-                hosts_mac: model::UNDERLAY_NEXT_HOP_MAC,
-                gateways: (model::gateway_router(), 24),
-            },
-        )?;
+        let mut underlay = make_underlay(&underlay_ns, progress)?;
         for (index, host) in config.hosts.iter().enumerate() {
             let fail = |reason: String| UpError::Host {
                 host: host.name.clone(),
@@ -184,7 +148,7 @@ impl Deployment {
             // The VFs belong to the VMs and the uplink to the underlay: taken from the board
             // before the driver owns it.
             let ports = (0..num_vfs).filter_map(|v| board.vf(v)).collect();
-            underlay.attach_nic(&format!("ul{index}"), board.uplink())?;
+            underlay.attach_nic(&format!("ul{index}"), Arc::new(board.uplink()))?;
             let driver =
                 PfDriver::open(Box::new(SimBackend::on(board))).map_err(|e| fail(e.to_string()))?;
             let total = plan.commands.len();
@@ -326,6 +290,78 @@ impl Deployment {
     pub fn vm(&self, name: &str) -> Option<&Vm> {
         self.vms.iter().find(|v| v.name() == name)
     }
+}
+
+/// What [`claim`] records.
+pub(super) struct Claimed {
+    pub claim: Claim,
+    /// The underlay router's namespace.
+    pub underlay_ns: String,
+    /// Where the deployment's processes keep their files.
+    pub run_dir: PathBuf,
+}
+
+/// Records a deployment of `config` in the state directory before anything is made,
+/// removing what a dead one left behind and refusing names a live one holds.
+pub(super) fn claim(
+    config: &Config,
+    opts: &UpOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Claimed, UpError> {
+    let registry = opts
+        .state_dir
+        .clone()
+        .map(Registry::new)
+        .unwrap_or_default();
+    let tag = super::state::unique_tag();
+    let underlay_ns = format!("{}{tag}", underlay::NAMESPACE_PREFIX);
+    let mut namespaces: Vec<String> = config
+        .instances
+        .iter()
+        .map(|i| i.name.clone())
+        .chain(config.gateways.iter().map(|g| g.name.clone()))
+        .collect();
+    namespaces.push(underlay_ns.clone());
+    let run_dir = registry.dir().join(format!("up-{tag}"));
+    let (claim, reaped) = registry.claim(
+        Record {
+            file: opts.source.clone(),
+            namespaces,
+            underlay: underlay_ns.clone(),
+            etc_netns: if opts.dhcp {
+                config.instances.iter().map(|i| i.name.clone()).collect()
+            } else {
+                Vec::new()
+            },
+            run_dir: run_dir.clone(),
+            ..Record::default()
+        },
+        &tag,
+    )?;
+    for r in &reaped {
+        progress(Progress::Reaped(r));
+    }
+    Ok(Claimed {
+        claim,
+        underlay_ns,
+        run_dir,
+    })
+}
+
+/// The underlay router's namespace `name`.
+pub(super) fn make_underlay(
+    name: &str,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Underlay, UpError> {
+    progress(Progress::Step(&format!("underlay namespace {name}")));
+    Ok(Underlay::create(
+        name,
+        RouterAddrs {
+            hosts: (model::underlay_router(), 24),
+            hosts_mac: model::UNDERLAY_NEXT_HOP_MAC,
+            gateways: (model::gateway_router(), 24),
+        },
+    )?)
 }
 
 impl HostNic {

@@ -17,7 +17,7 @@
 //! 5. gateways that went, or changed beyond their neighbours, are removed (and made again),
 //!    and the neighbours of the others follow the instances.
 use super::deployment::{gateway_plans, vm_spec, Deployment, UpError};
-use super::gateway::GatewayNs;
+use super::gateway::{GatewayNs, GatewayPlan};
 use super::instance::{Placement, VmSpec};
 use super::netns::IpError;
 use crate::config::model::Config;
@@ -384,47 +384,13 @@ impl Deployment {
         }
 
         // 5. Gateways that went or changed, and everyone's neighbours.
-        let mut i = 0;
-        while i < self.gateways.len() {
-            let g = &self.gateways[i];
-            let keep = gateways.iter().any(|p| g.can_become(p));
-            if keep {
-                i += 1;
-                continue;
-            }
-            let name = g.plan().name.clone();
-            self.gateways.remove(i);
-            report.namespaces.push(NsChange::GatewayRemoved { name });
-        }
-        for plan in &gateways {
-            match self
-                .gateways
-                .iter_mut()
-                .find(|g| g.plan().name == plan.name)
-            {
-                Some(g) => {
-                    if g.plan() == plan {
-                        continue;
-                    }
-                    let (added, removed) =
-                        g.update_neighbours(plan)
-                            .map_err(|error| LiveError::Gateway {
-                                name: plan.name.clone(),
-                                error,
-                            })?;
-                    report.namespaces.push(NsChange::GatewayNeighbours {
-                        name: plan.name.clone(),
-                        added,
-                        removed,
-                    });
-                }
-                None => {
-                    self.add_gateway(plan)?;
-                    report.namespaces.push(NsChange::GatewayAdded {
-                        name: plan.name.clone(),
-                    });
-                }
-            }
+        if let Some(underlay) = self.underlay.as_mut() {
+            follow_gateways(
+                &mut self.gateways,
+                underlay,
+                &gateways,
+                &mut report.namespaces,
+            )?;
         }
 
         // What runs now, and nothing more.
@@ -480,7 +446,7 @@ impl Deployment {
         Ok(())
     }
 
-    fn add_gateway(&mut self, plan: &super::gateway::GatewayPlan) -> Result<(), LiveError> {
+    fn add_gateway(&mut self, plan: &GatewayPlan) -> Result<(), LiveError> {
         let fail = |error| LiveError::Gateway {
             name: plan.name.clone(),
             error,
@@ -539,4 +505,49 @@ impl Deployment {
             })
             .map_err(LiveError::Record)
     }
+}
+
+/// Brings the gateway namespaces to `plans`: those that went, or changed beyond their
+/// neighbours, are removed (and made again), new ones made, and the neighbours of the
+/// others follow the instances.
+pub(super) fn follow_gateways(
+    gateways: &mut Vec<GatewayNs>,
+    underlay: &mut super::underlay::Underlay,
+    plans: &[GatewayPlan],
+    done: &mut Vec<NsChange>,
+) -> Result<(), LiveError> {
+    let mut i = 0;
+    while i < gateways.len() {
+        if plans.iter().any(|p| gateways[i].can_become(p)) {
+            i += 1;
+            continue;
+        }
+        let name = gateways[i].plan().name.clone();
+        gateways.remove(i);
+        done.push(NsChange::GatewayRemoved { name });
+    }
+    for plan in plans {
+        let fail = |error| LiveError::Gateway {
+            name: plan.name.clone(),
+            error,
+        };
+        match gateways.iter_mut().find(|g| g.plan().name == plan.name) {
+            Some(g) if g.plan() == plan => {}
+            Some(g) => {
+                let (added, removed) = g.update_neighbours(plan).map_err(fail)?;
+                done.push(NsChange::GatewayNeighbours {
+                    name: plan.name.clone(),
+                    added,
+                    removed,
+                });
+            }
+            None => {
+                gateways.push(GatewayNs::create(plan, underlay).map_err(fail)?);
+                done.push(NsChange::GatewayAdded {
+                    name: plan.name.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }

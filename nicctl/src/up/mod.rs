@@ -2,6 +2,7 @@
 //! to the instance's VF rings by a guest VF driver, so every frame a real Linux stack sends
 //! crosses the rings and the firmware.
 pub mod bridge;
+pub mod cluster;
 pub mod console;
 pub mod deployment;
 pub mod dhcp;

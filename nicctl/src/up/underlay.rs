@@ -5,6 +5,7 @@
 use super::netns::{self, ip, ip_in, IpError};
 use super::tap::Tap;
 use host_driver::tables::MacDisplay;
+use hw_sim::vfio_user::uplink::UplinkClient;
 use hw_sim::UplinkPort;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
@@ -33,6 +34,33 @@ pub struct RouterAddrs {
     pub hosts_mac: [u8; 6],
     /// The router on the gateway network.
     pub gateways: (Ipv4Addr, u8),
+}
+
+/// The far end of a NIC's uplink cable: an in-process board's port, or a `nic-sim`
+/// process's uplink socket.
+pub trait Cable: Send + Sync + 'static {
+    /// Puts a frame on the wire towards the NIC.
+    fn send(&self, frame: &[u8]);
+    /// The next frame the NIC sent, waiting up to `timeout`.
+    fn recv(&self, timeout: Duration) -> Option<Vec<u8>>;
+}
+
+impl Cable for UplinkPort {
+    fn send(&self, frame: &[u8]) {
+        UplinkPort::send(self, frame)
+    }
+    fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
+        UplinkPort::recv(self, timeout)
+    }
+}
+
+impl Cable for UplinkClient {
+    fn send(&self, frame: &[u8]) {
+        UplinkClient::send(self, frame)
+    }
+    fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
+        UplinkClient::recv(self, timeout)
+    }
 }
 
 /// The running underlay. Dropping it stops the uplink bridges and deletes the namespace.
@@ -113,7 +141,7 @@ impl Underlay {
     /// Plugs a NIC's uplink into the host bridge as TAP `port` (at most 15 bytes) of the
     /// router's namespace. The TAP is made under a name unique on the machine, then moved
     /// and renamed.
-    pub fn attach_nic(&mut self, port: &str, uplink: UplinkPort) -> Result<(), IpError> {
+    pub fn attach_nic(&mut self, port: &str, uplink: Arc<dyn Cable>) -> Result<(), IpError> {
         let temp = super::tap::unique_name("vu");
         let tap = Tap::create(&temp).map_err(|e| IpError {
             args: format!("tuntap add {temp}"),
@@ -193,7 +221,7 @@ struct UplinkBridge {
 }
 
 impl UplinkBridge {
-    fn spawn(tap: Tap, uplink: UplinkPort) -> std::io::Result<UplinkBridge> {
+    fn spawn(tap: Tap, uplink: Arc<dyn Cable>) -> std::io::Result<UplinkBridge> {
         let stop = Arc::new(AtomicBool::new(false));
         let tap = Arc::new(tap);
         let (t1, u1, s1) = (tap.clone(), uplink.clone(), stop.clone());

@@ -310,11 +310,17 @@ impl Up {
         let path = file.to_str().expect("a UTF-8 path");
         let run = self.nicctl(&["apply", path]);
         if run.ok() {
-            let (instances, gateways) = file_names(file);
-            self.instances = instances;
-            self.gateways = gateways;
+            self.now_runs(file);
         }
         run
+    }
+
+    /// Its instances and gateways are `file`'s from now on (applied some other way, through
+    /// etcd say): those [`Up::stop`] checks were made, and removes.
+    pub fn now_runs(&mut self, file: &Path) {
+        let (instances, gateways) = file_names(file);
+        self.instances = instances;
+        self.gateways = gateways;
     }
 
     /// The counters of `instance`'s VF, by name, from `nicctl stats --json --vf INSTANCE`.
