@@ -171,7 +171,7 @@ pub fn host_view(records: &BTreeMap<String, Vec<u8>>, host: &str) -> BTreeMap<St
     let serves = serves_prefix(host);
     let vpcs: Vec<String> = records
         .keys()
-        .filter_map(|k| k.strip_prefix(&serves).map(|v| vpc_prefix(v)))
+        .filter_map(|k| k.strip_prefix(&serves).map(vpc_prefix))
         .collect();
     records
         .iter()
