@@ -12,12 +12,15 @@ pub mod vfio_user;
 pub const KNOWN_DEVICES: &[&str] = &[
     #[cfg(feature = "sim")]
     "sim",
+    #[cfg(feature = "sim")]
+    "sim-small",
     "vfio:<PCI address>",
     #[cfg(feature = "vfio-user")]
     "vfio-user:<socket path>",
 ];
 
-/// Opens a backend by name: `sim` is the built-in in-process simulator with `num_vfs` VFs;
+/// Opens a backend by name: `sim` is the built-in in-process simulator with `num_vfs` VFs
+/// and a cloud NIC's tables, `sim-small` the same with the simulator's small tables;
 /// `vfio:0000:03:00.0` the PF at that PCI address, bound to vfio-pci;
 /// `vfio-user:PATH` the PF served at that socket (`nic-sim --socket PATH`).
 pub fn open_by_name(name: &str, num_vfs: u16) -> Result<Box<dyn Device>> {
@@ -35,6 +38,13 @@ pub fn open_by_name(name: &str, num_vfs: u16) -> Result<Box<dyn Device>> {
             let cfg = hw_sim::SimConfig::cloud_scale(num_vfs);
             Ok(Box::new(sim::SimBackend::start(cfg)?))
         }
+        // The simulator's small default tables: many NICs on one machine (the cluster's
+        // benchmark runs fifty).
+        #[cfg(feature = "sim")]
+        "sim-small" => Ok(Box::new(sim::SimBackend::start(hw_sim::SimConfig {
+            num_vfs,
+            ..hw_sim::SimConfig::default()
+        })?)),
         _ => {
             let _ = num_vfs;
             Err(DriverError::UnknownDevice {

@@ -60,6 +60,9 @@ pub struct Agent {
     refused: Vec<Refusal>,
     /// The status last written, and the lease it was written under.
     published: Option<(i64, AgentStatus)>,
+    /// Bytes of keys and values received from etcd, and those of VPCs it does not serve.
+    received: u64,
+    foreign: u64,
     /// Told of every reconcile (the agent's control socket).
     on_change: Option<Box<dyn FnMut(Local) + Send>>,
 }
@@ -82,6 +85,8 @@ impl Agent {
             health: "starting".into(),
             refused: Vec::new(),
             published: None,
+            received: 0,
+            foreign: 0,
             on_change: None,
         }
     }
@@ -194,9 +199,14 @@ impl Agent {
                             .max()
                             .unwrap_or(self.seen);
                         let mut serves_changed = false;
+                        // Only the desired-state key: another host's change, nothing here.
+                        let only_desired = response.events().iter().all(|e| {
+                            e.kv().is_some_and(|kv| kv.key() == layout::DESIRED.as_bytes())
+                        });
                         for event in response.events() {
                             let Some(kv) = event.kv() else { continue };
                             let key = String::from_utf8_lossy(kv.key()).into_owned();
+                            self.count(&key, kv.value().len());
                             if key.starts_with(&layout::serves_prefix(&self.opts.host)) {
                                 serves_changed = true;
                             }
@@ -213,7 +223,12 @@ impl Agent {
                             info!(revision = at, "the VPCs this host serves changed; reading again");
                             break;
                         }
-                        self.reconcile(at);
+                        if only_desired && self.health == "ok" {
+                            self.applied = at;
+                            self.seen = at;
+                        } else {
+                            self.reconcile(at);
+                        }
                         self.publish(&mut client, lease).await?;
                     }
                     _ = tick.tick() => {
@@ -250,6 +265,7 @@ impl Agent {
                 );
             }
         };
+
         take(&hosts);
         take(&client.get(layout::GATEWAYS, Some(at())).await?);
         let serves_prefix = layout::serves_prefix(&self.opts.host);
@@ -265,10 +281,35 @@ impl Agent {
         for v in &served {
             take(&client.get(layout::vpc_prefix(v), Some(at())).await?);
         }
-        self.store = store;
         self.served = served;
+        let received: Vec<(String, usize)> = store
+            .iter()
+            .map(|(k, v)| (k.clone(), v.len()))
+            .chain(serves.kvs().iter().map(|kv| {
+                (
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    kv.value().len(),
+                )
+            }))
+            .collect();
+        for (k, len) in received {
+            self.count(&k, len);
+        }
+        self.store = store;
         self.seen = revision;
         Ok(revision)
+    }
+
+    /// Counts a record received from etcd.
+    fn count(&mut self, key: &str, value_len: usize) {
+        let bytes = (key.len() + value_len) as u64;
+        self.received += bytes;
+        if let Some(rest) = key.strip_prefix(layout::VPCS) {
+            let vpc = rest.split('/').next().unwrap_or("");
+            if !self.served.contains(vpc) {
+                self.foreign += bytes;
+            }
+        }
     }
 
     /// Brings the NIC to the records held, as of store revision `revision`.
@@ -352,6 +393,8 @@ impl Agent {
                 .unwrap_or_default(),
             mappings,
             refused: self.refused.clone(),
+            received_bytes: self.received,
+            received_foreign: self.foreign,
         }
     }
 

@@ -88,4 +88,10 @@ pub struct AgentStatus {
     pub mappings: usize,
     /// Records it refused, with the reason.
     pub refused: Vec<layout::Refusal>,
+    /// Bytes of keys and values it has received from etcd (reads and watch events).
+    #[serde(default)]
+    pub received_bytes: u64,
+    /// Of those, records of VPCs it does not serve (0: etcd sends it only its VPCs).
+    #[serde(default)]
+    pub received_foreign: u64,
 }

@@ -17,6 +17,8 @@ pub struct Published {
     pub deleted: Vec<String>,
     /// The store's revision after the transaction (before it, when nothing changed).
     pub revision: i64,
+    /// When the transaction was sent (after the store was read and compared).
+    pub written_at: Option<std::time::Instant>,
 }
 
 /// The keys an apply owns: everything under [`layout::ROOT`] but the agents' status.
@@ -84,6 +86,7 @@ pub async fn publish(
     // Unchanged since our read (0: it did not exist then).
     let guard = Compare::mod_revision(layout::DESIRED, CompareOp::Equal, desired_mod);
     let txn = Txn::new().when(vec![guard]).and_then(ops);
+    let written_at = Some(std::time::Instant::now());
     let response = client.txn(txn).await.map_err(|e| match e {
         etcd_client::Error::GRpcStatus(s) if s.message().contains("too many operations") => {
             StoreError::Refused(format!(
@@ -102,6 +105,7 @@ pub async fn publish(
         put,
         deleted,
         revision: response.header().map_or(0, |h| h.revision()),
+        written_at,
     })
 }
 

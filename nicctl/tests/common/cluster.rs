@@ -188,8 +188,13 @@ pub struct AgentProc {
 }
 
 impl AgentProc {
-    /// `nicctl --etcd URL --device DEVICE --socket S agent --host HOST`.
+    /// `nicctl --etcd URL --device DEVICE --vfs 16 --socket S agent --host HOST`.
     pub fn start(etcd: &Etcd, host: &str, device: &str) -> AgentProc {
+        AgentProc::start_with(etcd, host, device, 16)
+    }
+
+    /// As [`AgentProc::start`], with `vfs` VFs on a simulated NIC.
+    pub fn start_with(etcd: &Etcd, host: &str, device: &str, vfs: u16) -> AgentProc {
         let dir = temp_dir("agent");
         let socket = dir.join("agent.sock");
         let argv: Vec<String> = [
@@ -199,7 +204,7 @@ impl AgentProc {
             "--device",
             device,
             "--vfs",
-            "16",
+            &vfs.to_string(),
             "--socket",
             socket.to_str().expect("UTF-8"),
             "agent",
