@@ -7,6 +7,7 @@ use common::cluster::{assert_holds, AgentProc, Etcd};
 use common::{data, TempFile};
 use nicctl::config::{self, Config, Limits};
 use std::path::Path;
+use std::time::Duration;
 
 fn load(path: &Path) -> Config {
     config::load(path, &Limits::vfs(64)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -90,6 +91,64 @@ fn three_agents_follow_every_change_and_serve_only_their_vpcs() {
     let file = TempFile::with("cl-again", "toml", &changed(3));
     let out = etcd.apply(file.path());
     assert!(out.starts_with("no change"), "{out}");
+
+    // A record that fails validation, written behind apply's back, is refused with its
+    // reason; the rest of its VPC still reaches the NICs.
+    let bad_key = format!(
+        "{}instances/w9",
+        nicctl::cluster::layout::vpc_prefix("prod")
+    );
+    let good_key = format!(
+        "{}instances/w8",
+        nicctl::cluster::layout::vpc_prefix("prod")
+    );
+    etcd.with_client(async |c| {
+        let bad = r#"{"subnet":"web","ip":"10.99.1.1","secondary_ips":[],"mac":"02:2c:0a:63:01:01","src_dst_check":true,"host":"h3"}"#;
+        let good = r#"{"subnet":"web","ip":"10.30.1.20","secondary_ips":[],"mac":"02:2c:0a:1e:01:14","src_dst_check":true,"host":"h3"}"#;
+        c.put(bad_key.as_str(), bad, None).await.expect("put");
+        c.put(good_key.as_str(), good, None).await.expect("put");
+    });
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            agents[2]
+                .tables()
+                .mappings
+                .iter()
+                .any(|m| m.ip.to_string() == "10.30.1.20")
+        }),
+        "the good record never reached h3"
+    );
+    let status = etcd.status();
+    let h3 = status.hosts.iter().find(|l| l.host == "h3").unwrap();
+    let refused = &h3.agent.as_ref().unwrap().refused;
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.key == bad_key && r.reason.starts_with("instance.w9.ip: ")),
+        "{refused:?}"
+    );
+    assert!(
+        agents[2].log().contains("record refused"),
+        "{}",
+        agents[2].log()
+    );
+
+    // An agent for a host the store does not name waits and says so.
+    let stray = AgentProc::start(&etcd, "h9", "sim");
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            etcd.status().hosts.iter().any(|l| {
+                l.host == "h9"
+                    && !l.known
+                    && l.agent
+                        .as_ref()
+                        .is_some_and(|a| a.health.contains("not in the store"))
+            })
+        }),
+        "{:?}",
+        etcd.status()
+    );
+    drop(stray);
 }
 
 #[test]
@@ -107,6 +166,23 @@ fn an_agent_killed_and_restarted_converges_without_duplicates() {
     etcd.wait_in_step(&["h3"]);
     assert_holds(&agent, &load(first.path()), "before the kill");
     agent.kill();
+    // Its status goes with its lease: status flags the host.
+    assert!(
+        common::eventually(Duration::from_secs(15), || {
+            let s = etcd.status();
+            s.hosts
+                .iter()
+                .any(|l| l.host == "h3" && l.agent.is_none() && l.lagging)
+        }),
+        "a dead agent still shows: {:?}",
+        etcd.status()
+    );
+    let text = common::nicctl(&["--etcd", &etcd.url(), "status"]).expect_ok();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("h3") && l.contains("no agent") && l.contains("LAGGING")),
+        "{text}"
+    );
     // Meanwhile w3 moves to h3 and w2 goes: the NIC (its own process) keeps what it had.
     let second = TempFile::with("cl-k1", "toml", &changed(3));
     etcd.apply(second.path());
