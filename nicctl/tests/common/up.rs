@@ -189,6 +189,10 @@ impl Up {
         wait_names_free(&instances.iter().chain(&gateways).collect::<Vec<_>>());
         let socket = TempFile::path_for("nicctl-up", "sock");
         let mut cmd = Command::new(nicctl_bin());
+        if args.contains(&"--etcd") {
+            // The boards of `up --etcd` are nic-sim processes: built if need be.
+            cmd.env("VPCNIC_NIC_SIM", tests::vfio_user::nic_sim());
+        }
         cmd.arg("--socket")
             .arg(socket.path())
             .arg("up")
