@@ -76,15 +76,40 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Config, ConfigErrors> {
     validate(&raw, text, limits)
 }
 
-/// Reads, parses and validates a VPC file.
+/// The largest VPC file read (a cloud's worth of VPCs is a few MiB of TOML).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads, parses and validates a VPC file: a regular file of at most [`MAX_FILE_BYTES`]
+/// (a device or a FIFO is refused before it is opened, so it can neither hang nor fill
+/// memory).
 pub fn load(path: &Path, limits: &Limits) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors::one(
-            &path.display().to_string(),
-            format!("cannot read: {e}"),
-            None,
-        )
-    })?;
+    let fail = |reason: String| ConfigErrors::one(&path.display().to_string(), reason, None);
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(fail(
+            "not a regular file (a VPC file is a TOML file)".into(),
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(fail(format!(
+            "{} bytes; a VPC file is at most {MAX_FILE_BYTES} bytes",
+            meta.len()
+        )));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(|e| fail(format!("cannot read: {e}")))?,
+            MAX_FILE_BYTES + 1,
+        ),
+        &mut text,
+    )
+    .map_err(|e| fail(format!("cannot read: {e}")))?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(fail(format!(
+            "it grew past {MAX_FILE_BYTES} bytes while read"
+        )));
+    }
     parse(&text, limits)
 }
 
@@ -119,6 +144,57 @@ mod tests {
                 .starts_with("/nonexistent/vpc.toml: cannot read: "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn only_a_regular_file_of_a_sane_size_is_read() {
+        let err = load(Path::new("/dev/zero"), &Limits::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/dev/zero: not a regular file (a VPC file is a TOML file)"
+        );
+        let dir = std::env::temp_dir().join(format!("vpcnic-load-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo.toml");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Would block forever if it were opened.
+        let err = load(&fifo, &Limits::default()).unwrap_err();
+        assert!(err
+            .to_string()
+            .ends_with(": not a regular file (a VPC file is a TOML file)"));
+        let big = dir.join("big.toml");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let err = load(&big, &Limits::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: {} bytes; a VPC file is at most {MAX_FILE_BYTES} bytes",
+                big.display(),
+                MAX_FILE_BYTES + 1
+            )
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn unknown_names_list_a_few_known_ones() {
+        let mut text = String::from("[vpc.prod]\nvni = 1\ncidr = \"10.0.0.0/16\"\n");
+        for i in 0..500 {
+            text.push_str(&format!("[gateway.g{i}]\nkind = \"internet\"\n"));
+        }
+        text.push_str(
+            "[route_table.t]\nvpc = \"nope\"\nroutes = [{ dest = \"0.0.0.0/0\", target = \"x\" }]\n",
+        );
+        let err = parse(&text, &Limits::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("(gateways: g0, g1, g2, g3, g4, g5, g6, g7 and 492 more)"),
+            "{err}"
+        );
+        assert!(err.contains("unknown vpc \"nope\" (known: prod)"), "{err}");
     }
 
     #[test]

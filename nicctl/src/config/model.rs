@@ -160,14 +160,23 @@ pub fn subnet_gateway_mac(vni: u32, cidr: Cidr) -> Mac {
     [0x06, vni as u8, a, b, c, d]
 }
 
-/// The underlay address of host number `index`, when the file gives none.
+/// The underlay address of host number `index`, when the file gives none (past
+/// [`MAX_HOSTS`], which validation refuses, the last of the range).
 pub fn host_underlay(index: usize) -> Ipv4Addr {
-    Ipv4Addr::new(192, 0, 2, index as u8 + 1)
+    Ipv4Addr::new(192, 0, 2, numbered(index))
 }
 
-/// The underlay address of gateway number `index`, when the file gives none.
+/// The underlay address of gateway number `index`, when the file gives none (past
+/// [`MAX_GATEWAYS`], which validation refuses, the last of the range).
 pub fn gateway_underlay(index: usize) -> Ipv4Addr {
-    Ipv4Addr::new(203, 0, 113, index as u8 + 1)
+    Ipv4Addr::new(203, 0, 113, numbered(index))
+}
+
+/// `index + 1` as an address byte, at most 254.
+fn numbered(index: usize) -> u8 {
+    u8::try_from(index.saturating_add(1))
+        .unwrap_or(254)
+        .min(254)
 }
 
 fn mac_of(prefix: u8, ip: Ipv4Addr) -> Mac {

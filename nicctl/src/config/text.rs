@@ -257,3 +257,17 @@ mod tests {
         assert_eq!(line_col(t, 999), (3, 1));
     }
 }
+
+/// Names for a message: the first few, then how many more ("a, b, c and 7 more"), so that
+/// an error about a huge file stays a line.
+pub fn few(names: &[&str]) -> String {
+    const SHOWN: usize = 8;
+    if names.len() <= SHOWN {
+        return names.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        names[..SHOWN].join(", "),
+        names.len() - SHOWN
+    )
+}

@@ -42,7 +42,8 @@ pub(super) fn check_gateways(c: &mut Checker<'_>, raw: &RawFile, limits: &Limits
             }
         })
         .collect();
-    for (i, g) in gateways.iter().enumerate() {
+    // Past the numbering's room, that error says it all.
+    for (i, g) in gateways.iter().enumerate().take(model::MAX_GATEWAYS) {
         if let Some(other) = gateways[..i].iter().find(|o| o.underlay == g.underlay) {
             c.err(
                 format!("gateway.{}.underlay", g.name),

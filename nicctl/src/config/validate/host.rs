@@ -34,7 +34,8 @@ pub(super) fn check_hosts(c: &mut Checker<'_>, raw: &RawFile) -> Vec<Host> {
                 .unwrap_or_else(|| model::host_underlay(i)),
         })
         .collect();
-    for (i, h) in hosts.iter().enumerate() {
+    // Past the numbering's room, that error says it all.
+    for (i, h) in hosts.iter().enumerate().take(model::MAX_HOSTS) {
         if let Some(other) = hosts[..i].iter().find(|o| o.underlay == h.underlay) {
             c.err(
                 format!("host.{}.underlay", h.name),

@@ -140,7 +140,7 @@ impl Checker<'_> {
             let known = if known.is_empty() {
                 format!("the file has no {what}")
             } else {
-                format!("known: {}", known.join(", "))
+                format!("known: {}", text::few(&known))
             };
             self.err(
                 place,
@@ -173,6 +173,18 @@ pub fn validate(raw: &RawFile, src: &str, limits: &Limits) -> Result<Config, Con
     let hosts = check_hosts(&mut c, raw);
     let instances = check_instances(&mut c, raw, &vpcs, &subnets);
     check_eni_targets(&mut c, raw, &subnets, &instances);
+    // Instances and gateways each name a network namespace: one name, one thing.
+    for name in raw.instance.keys() {
+        if raw.gateway.contains_key(name) {
+            c.err(
+                format!("instance.{name}"),
+                format!(
+                    "the name {name} is gateway {name}'s too: instances and gateways each name \
+                     a network namespace"
+                ),
+            );
+        }
+    }
     check_vf_counts(&mut c, raw, &hosts, &instances, limits);
     let route_table_count = vpcs.len() + route_tables.len();
     c.capacity("vpc", "VPCs", vpcs.len(), limits.vpcs);

@@ -106,7 +106,7 @@ pub(super) fn route_target(
     let gateways = if gateways.is_empty() {
         "the file has no gateways".to_string()
     } else {
-        format!("gateways: {}", gateways.join(", "))
+        format!("gateways: {}", text::few(&gateways))
     };
     c.err(
         place,

@@ -324,3 +324,15 @@ fn underlay_addresses_are_given_or_numbered_and_unique() {
     assert_eq!(bad.len(), 1, "{bad:?}");
     assert!(bad[0].starts_with("host.h1.underlay: "), "{bad:?}");
 }
+
+#[test]
+fn an_instance_and_a_gateway_cannot_share_a_name() {
+    // Both become network namespaces: `up` would lose one of them.
+    assert_eq!(
+        errors("\n[instance.igw]\nsubnet = \"web\"\nip = \"10.0.1.50\"\n"),
+        [
+            "instance.igw: the name igw is gateway igw's too: instances and gateways each name a \
+          network namespace"
+        ]
+    );
+}
