@@ -339,3 +339,23 @@ fn diff_against_a_fresh_device_adds_everything_and_says_so_in_its_exit_status() 
     let bad = nicctl(&["--device", "sim", "diff", "/nonexistent.toml"]);
     assert_eq!(bad.status.code(), Some(1), "{bad:?}");
 }
+
+#[test]
+fn capture_refuses_a_duration_it_cannot_wait_and_writes_no_file() {
+    let file = common::TempFile::path_for("capture-refused", "pcap");
+    for seconds in ["inf", "1e19", "-1", "NaN"] {
+        let err = nicctl(&[
+            "capture",
+            "web1",
+            "-w",
+            file.str(),
+            &format!("--seconds={seconds}"),
+        ])
+        .expect_err();
+        assert!(
+            err.contains("--seconds ") && err.contains(": a number of seconds from 0 to "),
+            "{seconds}: {err}"
+        );
+        assert!(!file.path().exists(), "{seconds}: a file was left");
+    }
+}

@@ -16,6 +16,19 @@ pub fn run(
     count: Option<u64>,
     seconds: Option<f64>,
 ) -> Result<String> {
+    // Checked before anything is made: a refused command leaves no file.
+    const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+    let seconds = seconds
+        .map(|s| {
+            if (0.0..=MAX_SECONDS).contains(&s) {
+                Ok(Duration::from_secs_f64(s))
+            } else {
+                Err(CliError::Usage(format!(
+                    "--seconds {s}: a number of seconds from 0 to {MAX_SECONDS} (a year)"
+                )))
+            }
+        })
+        .transpose()?;
     let signals = super::block_stop_signals();
     let Some(path) = super::running(cli)? else {
         return Err(CliError::Usage(
@@ -45,7 +58,7 @@ pub fn run(
         super::wait_for_stop(&signals);
         s.store(true, Ordering::Relaxed);
     });
-    let deadline = seconds.map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    let deadline = seconds.and_then(|s| Instant::now().checked_add(s));
     let mut reader = client.into_reader();
     reader
         .get_ref()
