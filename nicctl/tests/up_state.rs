@@ -127,3 +127,47 @@ fn a_killed_up_is_cleaned_by_the_next_and_a_running_one_keeps_its_names() {
     }
     assert!(state_files_of(pid2).is_empty(), "state file removed");
 }
+
+/// A namespace that happens to carry an instance's name, or an `/etc/netns` entry `--dhcp`
+/// would write, is someone else's: `up` refuses to start, naming each, and touches neither.
+#[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces (CI runs it as root)"
+)]
+fn up_refuses_to_take_a_namespace_or_file_it_did_not_make() {
+    let file = TempFile::with("st-foreign", "toml", ONE);
+    // Holds the deployments' lock while it lives.
+    let ns = common::TempNamespaces::create(&["st-b"]);
+    // Something of the owner's runs in it.
+    let owner = common::Bg::spawn(Some("st-b"), &["sleep", "60"]);
+    let dir = std::path::Path::new("/etc/netns/st-a");
+    let _ = std::fs::create_dir_all(dir);
+    std::fs::write(dir.join("resolv.conf"), "nameserver 192.0.2.53\n").unwrap();
+    let err = nicctl(&["up", file.str(), "--dhcp"]).expect_err();
+    let kept = std::fs::read_to_string(dir.join("resolv.conf")).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(dir);
+    assert!(
+        err.contains("a network namespace named st-b exists and is not a leftover of nicctl up"),
+        "{err}"
+    );
+    assert!(
+        err.contains("/etc/netns/st-a exists and is not a leftover of nicctl up"),
+        "{err}"
+    );
+    assert_eq!(kept, "nameserver 192.0.2.53\n", "--dhcp overwrote it");
+    assert!(
+        namespace_exists("st-b"),
+        "the owner's namespace was deleted"
+    );
+    assert!(
+        run_in("st-b", &["true"]).ok(),
+        "the owner's namespace is not usable any more"
+    );
+    assert!(
+        !namespace_exists("st-a"),
+        "up made a namespace before refusing"
+    );
+    drop(owner);
+    drop(ns);
+}

@@ -68,7 +68,13 @@ impl GatewayNs {
     /// VPCs.
     pub fn create(plan: &GatewayPlan, underlay: &mut Underlay) -> Result<GatewayNs, IpError> {
         let name = plan.name.as_str();
-        netns::delete(name);
+        if netns::exists(name) {
+            return Err(IpError {
+                args: format!("netns add {name}"),
+                reason: "a network namespace of that name exists and is not this deployment's"
+                    .into(),
+            });
+        }
         netns::add(name)?;
         let mut gw = GatewayNs {
             name: name.to_string(),

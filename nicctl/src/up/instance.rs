@@ -66,8 +66,12 @@ impl Vm {
                 reason: e,
             }
         };
+        // Never someone else's: what a dead deployment left was removed when this one
+        // claimed its names.
         if netns::exists(&spec.name) {
-            netns::delete(&spec.name);
+            return Err(fail("creating its namespace")(
+                "a network namespace of that name exists and is not this deployment's".into(),
+            ));
         }
         netns::add(&spec.name).map_err(|e| fail("creating its namespace")(e.to_string()))?;
         let mut vm = Vm {

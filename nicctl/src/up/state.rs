@@ -67,6 +67,12 @@ pub enum StateError {
     Busy(#[from] Busy),
     #[error("state directory {dir}: {reason}")]
     Io { dir: String, reason: String },
+    /// Names the deployment needs are taken by something no `nicctl up` recorded.
+    #[error(
+        "{}: remove them, or rename the instances and gateways of the file",
+        .0.iter().map(|t| format!("{t} exists and is not a leftover of nicctl up")).collect::<Vec<_>>().join("; ")
+    )]
+    Foreign(Vec<String>),
 }
 
 /// What a reaped deployment had left behind.
@@ -247,6 +253,24 @@ impl Registry {
                 }
                 .into());
             }
+        }
+        // What is left now is no dead deployment's: someone else's, never to be touched.
+        let mut foreign: Vec<String> = record
+            .namespaces
+            .iter()
+            .filter(|n| **n != record.underlay && netns::exists(n))
+            .map(|n| format!("a network namespace named {n}"))
+            .collect();
+        foreign.extend(
+            record
+                .etc_netns
+                .iter()
+                .map(|n| etc_netns_dir(n))
+                .filter(|d| d.exists())
+                .map(|d| d.display().to_string()),
+        );
+        if !foreign.is_empty() {
+            return Err(StateError::Foreign(foreign));
         }
         record.pid = std::process::id();
         record.start_time = process_start_time(record.pid).unwrap_or(0);
