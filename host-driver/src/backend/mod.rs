@@ -71,7 +71,9 @@ mod tests {
         );
         #[cfg(all(feature = "sim", feature = "vfio-user"))]
         assert!(
-            msg.ends_with("known devices: sim, vfio:<PCI address>, vfio-user:<socket path>"),
+            msg.ends_with(
+                "known devices: sim, sim-small, vfio:<PCI address>, vfio-user:<socket path>"
+            ),
             "{msg}"
         );
     }
