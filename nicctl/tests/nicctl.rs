@@ -57,7 +57,7 @@ fn errors_exit_non_zero_with_the_message() {
     let err = o.stderr;
     assert_eq!(
         err.trim(),
-        "nicctl: unknown device \"vfio\"; known devices: sim, vfio:<PCI address>, \
+        "nicctl: unknown device \"vfio\"; known devices: sim, sim-small, vfio:<PCI address>, \
          vfio-user:<socket path>"
     );
 
@@ -357,5 +357,17 @@ fn capture_refuses_a_duration_it_cannot_wait_and_writes_no_file() {
             "{seconds}: {err}"
         );
         assert!(!file.path().exists(), "{seconds}: a file was left");
+    }
+}
+
+#[test]
+fn without_a_deployment_or_a_device_the_commands_say_so() {
+    // (A deployment running beside the tests would answer instead: none runs in this binary.)
+    for args in [&["stats"][..], &["show"], &["port"]] {
+        let err = nicctl(args).expect_err();
+        assert!(
+            err.contains("no `nicctl up` is running") && err.contains("--device sim"),
+            "{args:?}: {err}"
+        );
     }
 }

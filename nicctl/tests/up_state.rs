@@ -97,6 +97,15 @@ fn a_killed_up_is_cleaned_by_the_next_and_a_running_one_keeps_its_names() {
         assert!(namespace_exists(ns), "{ns} left behind");
     }
     assert!(state[0].exists());
+    // The commands say it died, rather than show a fresh simulator's zeros.
+    let err = nicctl(&["stats"]).expect_err();
+    assert!(
+        err.contains(&format!(
+            "no `nicctl up` is running: the last one (pid {pid}, {}) died",
+            file.str()
+        )),
+        "{err}"
+    );
 
     // ... until the next `up`, which removes it and comes up in its place.
     let second = Up::start_after(leftovers, file.path(), &[]);

@@ -59,8 +59,32 @@ pub fn running(cli: &Cli) -> Result<Option<PathBuf>> {
 pub fn nics(cli: &Cli) -> Result<Box<dyn Nics>> {
     Ok(match running(cli)? {
         Some(path) => Box::new(Remote::connect(&path)?),
+        // A fresh simulator's zeros would look like a deployment's: only when asked for.
+        None if cli.device.is_none() => return Err(no_deployment()),
         None => Box::new(Local::device(open_device(cli)?)),
     })
+}
+
+/// No `nicctl up` runs and no `--device` was given: says so, and whether the last
+/// deployment died.
+fn no_deployment() -> CliError {
+    let dead = Registry::default()
+        .records()
+        .into_iter()
+        .map(|(_, r)| r)
+        .filter(|r| !nicctl::up::state::is_live(r))
+        .max_by_key(|r| r.start_time);
+    let last = match dead {
+        Some(r) => format!(
+            ": the last one (pid {}, {}) died; the next `nicctl up` removes what it left",
+            r.pid, r.file
+        ),
+        None => String::new(),
+    };
+    CliError::Usage(format!(
+        "no `nicctl up` is running{last}; `nicctl up FILE` starts one, `--device sim` looks \
+         at a fresh simulated NIC"
+    ))
 }
 
 /// Reads and validates a VPC file.
