@@ -25,6 +25,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How often idle threads look at the stop flag.
 const TICK: Duration = Duration::from_millis(100);
+/// The longest request line: an `apply` carries a whole VPC file (at most 16 MiB of TOML)
+/// as JSON. A longer line is answered with an error and its connection closed.
+pub const MAX_REQUEST_BYTES: u64 = 32 << 20;
+/// Connections served at once; one more is told so and closed.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A connection that sends no request for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Frames a capture buffers for a slow reader before it drops some.
 const CAPTURE_QUEUE: usize = 4096;
 
@@ -136,21 +143,7 @@ impl Server {
     }
 
     fn serve(deployment: Option<Deployment>, view: View, path: &Path) -> io::Result<Server> {
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!("{} is served by another process", path.display()),
-                ));
-            }
-            std::fs::remove_file(path)?;
-        }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let listener = UnixListener::bind(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        let listener = bind_private(path)?;
         listener.set_nonblocking(true)?;
         let ctx = Arc::new(Ctx {
             view: RwLock::new(Arc::new(view)),
@@ -202,11 +195,70 @@ impl Ctx {
     }
 }
 
+/// Binds a socket at `path` that only its owner can reach from the first moment: bound in
+/// a fresh 0700 directory beside it, made 0600, then renamed into place. Only a socket
+/// nobody answers on (one a dead server left) is replaced; anything else at `path` is
+/// refused and left alone.
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists and is not a socket: it is left alone; choose another path",
+                    path.display()
+                ),
+            ));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{} is served by another process", path.display()),
+            ));
+        }
+        std::fs::remove_file(path).map_err(named)?;
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(named)?;
+    let private = dir.join(format!(
+        ".{}.{}.bind",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("sock"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(named)?;
+    let inside = private.join("s");
+    let bound = UnixListener::bind(&inside)
+        .and_then(|l| {
+            std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o600))?;
+            std::fs::rename(&inside, path)?;
+            Ok(l)
+        })
+        .map_err(named);
+    let _ = std::fs::remove_dir_all(&private);
+    bound
+}
+
 fn accept_loop(ctx: &Arc<Ctx>, listener: &UnixListener) {
     let mut conns: Vec<JoinHandle<()>> = Vec::new();
     while !ctx.stop.load(Ordering::Relaxed) {
         match listener.accept() {
-            Ok((stream, _)) => {
+            Ok((mut stream, _)) => {
+                conns.retain(|t| !t.is_finished());
+                if conns.len() >= MAX_CONNECTIONS {
+                    let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+                    let reply: Reply<()> = Reply::Error(format!(
+                        "too many connections ({MAX_CONNECTIONS} served at once); try again"
+                    ));
+                    let _ = answer(&mut stream, &reply);
+                    continue;
+                }
                 let c = ctx.clone();
                 if let Ok(t) = std::thread::Builder::new()
                     .name("nicctl-conn".into())
@@ -256,20 +308,37 @@ fn serve(ctx: &Ctx, stream: UnixStream) {
     };
     let fd = stream.as_raw_fd();
     let mut reader = BufReader::new(stream);
-    let mut line = String::new();
+    let mut bytes = Vec::new();
+    let mut idle_since = std::time::Instant::now();
     loop {
-        if ctx.stop.load(Ordering::Relaxed) {
+        if ctx.stop.load(Ordering::Relaxed) || idle_since.elapsed() > IDLE_TIMEOUT {
             return;
         }
         if reader.buffer().is_empty() && wait_readable(fd, TICK) == 0 {
             continue;
         }
-        line.clear();
-        match reader.read_line(&mut line) {
+        bytes.clear();
+        // Never more than one request's worth in memory.
+        match io::Read::take(&mut reader, MAX_REQUEST_BYTES + 1).read_until(b'\n', &mut bytes) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        let request: Request = match serde_json::from_str(&line) {
+        idle_since = std::time::Instant::now();
+        if bytes.len() as u64 > MAX_REQUEST_BYTES {
+            let reply: Reply<()> = Reply::Error(format!(
+                "bad request: longer than {MAX_REQUEST_BYTES} bytes"
+            ));
+            let _ = answer(&mut out, &reply);
+            return;
+        }
+        let Ok(line) = std::str::from_utf8(&bytes) else {
+            let reply: Reply<()> = Reply::Error("bad request: not UTF-8".into());
+            if answer(&mut out, &reply).is_err() {
+                return;
+            }
+            continue;
+        };
+        let request: Request = match serde_json::from_str(line) {
             Ok(r) => r,
             Err(e) => {
                 let reply: Reply<()> = Reply::Error(format!("bad request: {e}"));
@@ -543,5 +612,107 @@ impl Fanout {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
         *slot = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use host_driver::backend::sim::SimBackend;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn nics() -> Local {
+        let backend = SimBackend::start(hw_sim::SimConfig::default()).unwrap();
+        Local::device(host_driver::PfDriver::open(Box::new(backend)).unwrap())
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vpcnic-srv-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_socket_is_for_its_owner_only_and_never_replaces_a_file() {
+        let dir = temp("mode");
+        let path = dir.join("c.sock");
+        // SAFETY: umask changes this process's creation mask; put back below.
+        let old = unsafe { libc::umask(0) };
+        let server = Server::start_nics(nics(), "t", &path);
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        let server = server.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // One that answers is refused; once gone, its socket file is taken over.
+        let again = Server::start_nics(nics(), "t", &path).err().unwrap();
+        assert!(
+            again.to_string().contains("is served by another process"),
+            "{again}"
+        );
+        drop(server);
+        std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let stale = Server::start_nics(nics(), "t", &path).unwrap();
+        drop(stale);
+        // A regular file is never deleted.
+        std::fs::write(&path, "precious").unwrap();
+        let err = Server::start_nics(nics(), "t", &path).err().unwrap();
+        assert!(
+            err.to_string().contains("exists and is not a socket"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn ask(stream: &mut UnixStream, bytes: &[u8]) -> String {
+        stream.write_all(bytes).unwrap();
+        let mut line = String::new();
+        BufReader::new(stream.try_clone().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line
+    }
+
+    #[test]
+    fn requests_are_bounded_and_bad_bytes_get_an_answer() {
+        let dir = temp("limits");
+        let path = dir.join("c.sock");
+        let _server = Server::start_nics(nics(), "t", &path).unwrap();
+        let mut c = UnixStream::connect(&path).unwrap();
+        let answer = ask(&mut c, b"{\"op\":\xff\xfe}\n");
+        assert!(
+            answer.starts_with(r#"{"error":"bad request: not UTF-8"#),
+            "{answer}"
+        );
+        // The connection goes on.
+        let answer = ask(&mut c, b"{\"op\":\"status\"}\n");
+        assert!(answer.starts_with(r#"{"ok":"#), "{answer}");
+        // A line longer than any request is answered and the connection closed.
+        let mut long = UnixStream::connect(&path).unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        let mut sent = 0u64;
+        while sent <= MAX_REQUEST_BYTES {
+            if long.write_all(&chunk).is_err() {
+                break;
+            }
+            sent += chunk.len() as u64;
+        }
+        let mut line = String::new();
+        let _ = BufReader::new(long).read_line(&mut line);
+        assert!(line.contains("longer than"), "{line:?}");
+        // Connections beyond the cap are told so.
+        let held: Vec<UnixStream> = (0..MAX_CONNECTIONS)
+            .map(|_| UnixStream::connect(&path).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let mut over = UnixStream::connect(&path).unwrap();
+        let mut line = String::new();
+        over.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = BufReader::new(&mut over).read_line(&mut line);
+        assert!(line.contains("too many connections"), "{line:?}");
+        drop(held);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

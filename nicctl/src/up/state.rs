@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -144,11 +145,17 @@ impl Registry {
     }
 
     fn lock(&self) -> Result<Lock, StateError> {
-        fs::create_dir_all(&self.dir).map_err(|e| self.io_error("creating it", e))?;
+        // Only its owner writes there (the records name processes to signal).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&self.dir)
+            .map_err(|e| self.io_error("creating it", e))?;
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(self.dir.join("lock"))
             .map_err(|e| self.io_error("opening its lock", e))?;
         // SAFETY: flock on a descriptor owned by `file`, which outlives the call.
@@ -362,7 +369,14 @@ impl Claim {
     fn write(&self) -> io::Result<()> {
         let tmp = self.path.with_extension("tmp");
         let text = serde_json::to_string_pretty(&self.record).map_err(io::Error::other)?;
-        fs::write(&tmp, text + "\n")?;
+        let _ = fs::remove_file(&tmp);
+        // 0600 from the start: the record is no one else's to read.
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        io::Write::write_all(&mut f, (text + "\n").as_bytes())?;
         fs::rename(&tmp, &self.path)
     }
 }
@@ -413,6 +427,26 @@ mod tests {
         }
         assert_eq!(process_start_time(pid), None, "zombie {pid} reads as gone");
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn state_files_are_for_root_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let reg = temp_registry("mode");
+        // SAFETY: umask only changes this process's file creation mask.
+        let old = unsafe { libc::umask(0) };
+        let claimed = reg.claim(Record::default(), &unique_tag());
+        // SAFETY: as above, putting it back.
+        unsafe { libc::umask(old) };
+        let (claim, _) = claimed.unwrap();
+        let mode = fs::metadata(claim.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", claim.path().display());
+        let dir_mode = fs::metadata(reg.dir()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            dir_mode & 0o022,
+            0,
+            "the state directory is writable by others"
+        );
     }
 
     #[test]
