@@ -167,6 +167,20 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Names for a message: the first few, then how many more ("a, b, c and 7 more"), so that
+/// an error about a huge file stays a line.
+pub fn few(names: &[&str]) -> String {
+    const SHOWN: usize = 8;
+    if names.len() <= SHOWN {
+        return names.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        names[..SHOWN].join(", "),
+        names.len() - SHOWN
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,18 +270,4 @@ mod tests {
         assert_eq!(line_col(t, 12), (2, 6));
         assert_eq!(line_col(t, 999), (3, 1));
     }
-}
-
-/// Names for a message: the first few, then how many more ("a, b, c and 7 more"), so that
-/// an error about a huge file stays a line.
-pub fn few(names: &[&str]) -> String {
-    const SHOWN: usize = 8;
-    if names.len() <= SHOWN {
-        return names.join(", ");
-    }
-    format!(
-        "{} and {} more",
-        names[..SHOWN].join(", "),
-        names.len() - SHOWN
-    )
 }
