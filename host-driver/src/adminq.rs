@@ -62,6 +62,27 @@ impl AdminQueue {
         }
     }
 
+    /// Starts the queue again over its memory after a device reset: the ring is cleared,
+    /// the firmware told where it is, and the interrupt unmasked again.
+    pub fn restart(&mut self, dev: &dyn Device) -> Result<()> {
+        self.mem.zero(0, Self::ring_bytes(self.size) as usize)?;
+        self.tail = 0;
+        dev.write32(
+            pf::INTR_MASK,
+            if self.irq.is_some() {
+                !pf::Intr::ADMINQ.bits()
+            } else {
+                u32::MAX
+            },
+        )?;
+        let base = self.mem.iova();
+        dev.write32(pf::ADMINQ_BASE_LO, base as u32)?;
+        dev.write32(pf::ADMINQ_BASE_HI, (base >> 32) as u32)?;
+        dev.write32(pf::ADMINQ_SIZE, self.size)?;
+        dev.write32(pf::CONTROL, pf::Control::ADMINQ_ENABLE.bits())?;
+        Ok(())
+    }
+
     /// The ring memory.
     pub fn memory(&self) -> &DmaMemory {
         &self.mem

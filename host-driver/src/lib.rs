@@ -30,6 +30,7 @@ pub mod bringup;
 pub mod device;
 pub mod dma;
 pub mod error;
+pub mod health;
 pub mod nic;
 pub mod port;
 pub mod reconcile;

@@ -108,6 +108,20 @@ impl PfDriver {
         self.device.read32(pf::HEARTBEAT)
     }
 
+    /// Resets the device and brings it up again in place, as mlx5's and ENA's recovery do:
+    /// the firmware restarts with empty tables, the admin queue is started again over its
+    /// memory, and a `NOP` proves it answers. The caller reprograms the tables and the VMs
+    /// re-initialise their VFs.
+    pub fn recover(&self) -> Result<()> {
+        let opts = Options::default();
+        {
+            let mut admin = self.lock();
+            bringup::reset(&*self.device, &opts)?;
+            admin.queue.restart(&*self.device)?;
+        }
+        self.nop()
+    }
+
     /// Every register of the PF's BAR0 map, read now, in offset order (no PF register has a
     /// read side effect).
     pub fn registers(&self) -> Result<Vec<(shared_regs::regs::Reg, u32)>> {

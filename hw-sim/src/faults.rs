@@ -1,6 +1,7 @@
 //! Fault injection: the seam through which tests make the silicon misbehave.
 use crate::nic::Shared;
 use nic_firmware::Function;
+use shared_regs::pf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -10,6 +11,8 @@ pub(crate) struct Faults {
     dma_fail: Box<[AtomicU32]>,
     /// The device thread stops polling the firmware while set.
     stall: AtomicBool,
+    /// The firmware hung (or died with `STATUS.FATAL`): no polls until a PF reset.
+    hung: AtomicBool,
     /// Held by the device thread across each check of `stall` and the poll that follows,
     /// so that setting the stall can wait out a poll already running.
     run_lock: Mutex<()>,
@@ -20,6 +23,7 @@ impl Faults {
         Faults {
             dma_fail: (0..functions).map(|_| AtomicU32::new(0)).collect(),
             stall: AtomicBool::new(false),
+            hung: AtomicBool::new(false),
             run_lock: Mutex::new(()),
         }
     }
@@ -37,7 +41,13 @@ impl Faults {
     /// held for the whole poll.
     pub(crate) fn may_run(&self) -> Option<MutexGuard<'_, ()>> {
         let guard = self.run_lock.lock().unwrap_or_else(|p| p.into_inner());
-        (!self.stall.load(Ordering::Acquire)).then_some(guard)
+        let stopped = self.stall.load(Ordering::Acquire) || self.hung.load(Ordering::Acquire);
+        (!stopped).then_some(guard)
+    }
+
+    /// A PF reset restarts a hung firmware.
+    pub(crate) fn reset(&self) {
+        self.hung.store(false, Ordering::Release);
     }
 }
 
@@ -63,6 +73,27 @@ impl FaultInjector {
     /// `PORT_GET`. Off plugs the configured module back in.
     pub fn sfp_absent(&self, on: bool) {
         self.shared.port.pulled.store(on, Ordering::Release);
+    }
+
+    /// The firmware hangs, as a firmware stuck in a loop would: no heartbeat, no admin
+    /// completions, no frames, until the driver resets the PF (which restarts it, its
+    /// tables empty).
+    pub fn hang_firmware(&self) {
+        let faults = &self.shared.faults;
+        faults.hung.store(true, Ordering::Release);
+        drop(faults.run_lock.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// The firmware dies with `STATUS.FATAL` set, as after an internal error it cannot
+    /// survive; it stays dead until the driver resets the PF.
+    pub fn fatal_firmware(&self) {
+        self.hang_firmware();
+        let pf = self.shared.functions.first();
+        if let Some(pf) = pf {
+            let status = pf.regs.dev_read(pf::STATUS);
+            pf.regs
+                .dev_write(pf::STATUS, status | pf::Status::FATAL.bits());
+        }
     }
 
     /// While `on`, the device thread stops calling the firmware: registers still read and

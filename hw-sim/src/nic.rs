@@ -325,8 +325,10 @@ impl FunctionPort {
     /// device, as a doorbell write would.
     pub fn bar_write32(&self, offset: u64, value: u32) -> Result<(), SimError> {
         let st = self.state();
-        if st.regs.host_write(offset, value)? == WriteEffect::MaskChanged {
-            st.irq.mask_changed(&st.regs);
+        match st.regs.host_write(offset, value)? {
+            WriteEffect::MaskChanged => st.irq.mask_changed(&st.regs),
+            WriteEffect::Reset => self.shared.faults.reset(),
+            WriteEffect::None => {}
         }
         self.shared.wake.ring();
         Ok(())

@@ -20,6 +20,8 @@ pub(crate) enum WriteEffect {
     None,
     /// `INTR_MASK` was written: a pending cause may now be unmasked.
     MaskChanged,
+    /// The PF's `CONTROL.RESET` was written: the firmware restarts, whatever state it hung in.
+    Reset,
 }
 
 /// One function's BAR0.
@@ -103,6 +105,7 @@ impl RegisterFile {
             && pf::Control::from_bits_retain(value).contains(pf::Control::RESET)
         {
             self.dev_write(pf::STATUS, 0);
+            return Ok(WriteEffect::Reset);
         }
         let mask = match self.function {
             Function::Pf => pf::INTR_MASK,
