@@ -162,6 +162,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make a host's simulated NIC of the running `nicctl up` fail, to watch its watchdog
+    /// recover it: `hang` stops the firmware (no heartbeat), `fatal` sets STATUS.FATAL.
+    /// `nicctl status` then shows the reset, its cause and how long the recovery took.
+    Fault {
+        /// `hang` or `fatal`.
+        kind: String,
+        /// The host (default: the first).
+        #[arg(long)]
+        host: Option<String>,
+    },
     /// Keep this host's NIC at the desired state in etcd (`--etcd URLS`): read it all at one
     /// revision, reconcile, watch from the next revision and reconcile each change; its
     /// status (applied revision, health) lives under a lease. Runs until SIGINT or SIGTERM;
@@ -286,6 +296,7 @@ fn run_text(cli: &Cli) -> Result<String> {
         Command::Port { host, json } => cmd::port::run(cli, host.as_deref(), *json),
         Command::Status { json } => cmd::status::run(cli, *json),
         Command::Agent { host } => cmd::agent::run(cli, host),
+        Command::Fault { kind, host } => cmd::status::fault(cli, kind, host.as_deref()),
         Command::Capture {
             instance,
             write,

@@ -47,5 +47,44 @@ pub fn run(cli: &Cli, json: bool) -> Result<String> {
     if !s.gateways.is_empty() {
         out.push_str(&format!("gateways: {}\n", s.gateways.join(", ")));
     }
+    for r in &s.resets {
+        out.push_str(&format!(
+            "reset: host {}: {}; recovered in {:.1} ms{}\n",
+            r.host,
+            r.cause,
+            r.recovery_ms,
+            if r.error.is_empty() {
+                String::new()
+            } else {
+                format!(" (failed: {})", r.error)
+            }
+        ));
+    }
     Ok(out)
+}
+
+/// `nicctl fault KIND [--host H]`: through the running `nicctl up`'s control socket.
+pub fn fault(cli: &Cli, kind: &str, host: Option<&str>) -> Result<String> {
+    let Some(path) = super::running(cli)? else {
+        return Err(CliError::Usage(
+            "no `nicctl up` is running: faults are injected into its simulated NICs".into(),
+        ));
+    };
+    let mut client = Client::connect(&path)?;
+    let s: StatusReply = client.call(&Request::Status)?;
+    let host = match host {
+        Some(h) => h.to_string(),
+        None => s
+            .hosts
+            .first()
+            .map(|h| h.name.clone())
+            .ok_or_else(|| CliError::Usage("the deployment has no host".into()))?,
+    };
+    client.call::<()>(&Request::Fault {
+        host: host.clone(),
+        kind: kind.to_string(),
+    })?;
+    Ok(format!(
+        "host {host}: firmware {kind}; `nicctl status` shows the recovery\n"
+    ))
 }

@@ -64,6 +64,9 @@ pub enum Request {
     /// Brings the deployment to `config` (a VPC file the client has validated, named
     /// `file`): [`ApplyReply`].
     Apply { file: String, config: Config },
+    /// Makes a host's simulated NIC fail (`hang` or `fatal`), to watch the watchdog
+    /// recover it: `()`.
+    Fault { host: String, kind: String },
 }
 
 /// One change, as `diff` and `apply` print it.
@@ -125,13 +128,30 @@ pub struct HostStatus {
 }
 
 /// `status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatusReply {
     pub pid: u32,
     pub file: String,
     pub underlay_namespace: String,
     pub hosts: Vec<HostStatus>,
     pub gateways: Vec<String>,
+    /// Every device reset the watchdog made, oldest first.
+    #[serde(default)]
+    pub resets: Vec<ResetLine>,
+}
+
+/// A device the watchdog found faulty, reset and reprogrammed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResetLine {
+    pub host: String,
+    /// What was wrong: "firmware hung (HEARTBEAT stuck ...)".
+    pub cause: String,
+    /// From the fault seen to the tables and VFs back, in milliseconds.
+    pub recovery_ms: f64,
+    /// Unix time of the fault, in seconds.
+    pub at: f64,
+    /// Empty, or why the recovery failed.
+    pub error: String,
 }
 
 /// `describe`.

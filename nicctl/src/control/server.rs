@@ -47,6 +47,8 @@ struct Ctx {
 
 /// The deployment as requests see it.
 struct View {
+    /// The watchdog's resets so far.
+    resets: Vec<crate::control::ResetLine>,
     file: String,
     underlay: String,
     nics: Local,
@@ -81,6 +83,7 @@ impl View {
             }
         }
         View {
+            resets: deployment.resets.clone(),
             file: deployment
                 .record()
                 .map(|r| r.file.clone())
@@ -107,6 +110,8 @@ pub struct Server {
     ctx: Arc<Ctx>,
     path: PathBuf,
     accept: Option<JoinHandle<()>>,
+    /// Watches a deployment's NICs and recovers a faulty one.
+    watchdog: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -122,6 +127,7 @@ impl Server {
     /// replaces them.
     pub fn start_nics(nics: Local, file: &str, path: &Path) -> io::Result<Server> {
         let view = View {
+            resets: Vec::new(),
             file: file.to_string(),
             underlay: String::new(),
             nics,
@@ -134,6 +140,7 @@ impl Server {
     pub fn set_nics(&self, nics: Local) {
         let file = self.ctx.view().file.clone();
         let view = View {
+            resets: Vec::new(),
             file,
             underlay: String::new(),
             nics,
@@ -154,10 +161,21 @@ impl Server {
         let accept = std::thread::Builder::new()
             .name("nicctl-control".into())
             .spawn(move || accept_loop(&c, &listener))?;
+        let watchdog = if ctx.deployment.is_some() {
+            let c = ctx.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("nicctl-watchdog".into())
+                    .spawn(move || watchdog_loop(&c))?,
+            )
+        } else {
+            None
+        };
         Ok(Server {
             ctx,
             path: path.to_path_buf(),
             accept: Some(accept),
+            watchdog,
         })
     }
 
@@ -181,10 +199,47 @@ impl Drop for Server {
         if let Some(t) = self.accept.take() {
             let _ = t.join();
         }
+        if let Some(t) = self.watchdog.take() {
+            let _ = t.join();
+        }
         for f in self.ctx.view().captures.values() {
             f.clear();
         }
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Looks at every host's NIC every [`watchdog::PERIOD`]; a faulty one is recovered under
+/// the deployment's lock (so never during an apply), and the view shows the reset.
+fn watchdog_loop(ctx: &Arc<Ctx>) {
+    use crate::up::watchdog;
+    use host_driver::health::Watch;
+    let Some(deployment) = &ctx.deployment else {
+        return;
+    };
+    let mut watches: HashMap<String, Watch> = HashMap::new();
+    while !ctx.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(watchdog::PERIOD);
+        let view = ctx.view();
+        for (h, host) in view.nics.hosts().iter().enumerate() {
+            let Ok(driver) = view.nics.driver(h) else {
+                continue;
+            };
+            let watch = watches
+                .entry(host.name.clone())
+                .or_insert_with(|| Watch::new(watchdog::STALL_AFTER));
+            let Some(fault) = watch.check(driver) else {
+                continue;
+            };
+            let seen = Instant::now();
+            let mut d = deployment.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = d.hosts.iter().position(|x| x.name == host.name) {
+                d.recover_host(i, &fault, seen);
+            }
+            let fresh = View::of(&d, Some(&ctx.view()));
+            *ctx.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+            watch.rearm();
+        }
     }
 }
 
@@ -381,6 +436,22 @@ fn serve(ctx: &Ctx, stream: UnixStream) {
                     ),
                 }
             }
+            Request::Fault { host, kind } => {
+                let done = match &ctx.deployment {
+                    Some(d) => d
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .inject_fault(&host, &kind),
+                    None => Err("this NIC is an agent's: no fault injector here".into()),
+                };
+                answer(
+                    &mut out,
+                    &match done {
+                        Ok(()) => Reply::Ok(()),
+                        Err(e) => Reply::Error(e),
+                    },
+                )
+            }
             Request::Capture { instance } => {
                 capture(ctx, &view, &instance, out, fd);
                 return;
@@ -473,6 +544,7 @@ fn status(view: &View) -> StatusReply {
             .config()
             .map(|c| c.gateways.iter().map(|g| g.name.clone()).collect())
             .unwrap_or_default(),
+        resets: view.resets.clone(),
     }
 }
 

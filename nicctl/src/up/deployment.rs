@@ -78,6 +78,8 @@ pub struct HostNic {
     pub driver: Arc<PfDriver>,
     /// Every VF of the NIC, as a VM plugs into it.
     pub ports: Vec<FunctionPort>,
+    /// The simulated board's fault injector.
+    pub faults: hw_sim::FaultInjector,
 }
 
 /// Everything `up` built. Dropping it removes all of it: VMs first, then gateways, then the
@@ -94,6 +96,8 @@ pub struct Deployment {
     /// Where DHCP clients keep their files.
     pub(super) run_dir: PathBuf,
     pub(super) claim: Option<Claim>,
+    /// Every device reset the watchdog made.
+    pub resets: Vec<crate::control::ResetLine>,
 }
 
 impl Drop for Deployment {
@@ -131,6 +135,7 @@ impl Deployment {
             dhcp: opts.dhcp,
             run_dir: run_dir.clone(),
             claim: Some(claim),
+            resets: Vec::new(),
         };
         let mut underlay = make_underlay(&underlay_ns, progress)?;
         for (index, host) in config.hosts.iter().enumerate() {
@@ -148,6 +153,7 @@ impl Deployment {
             // The VFs belong to the VMs and the uplink to the underlay: taken from the board
             // before the driver owns it.
             let ports = (0..num_vfs).filter_map(|v| board.vf(v)).collect();
+            let faults = board.faults();
             underlay.attach_nic(&format!("ul{index}"), Arc::new(board.uplink()))?;
             let driver =
                 PfDriver::open(Box::new(SimBackend::on(board))).map_err(|e| fail(e.to_string()))?;
@@ -169,6 +175,7 @@ impl Deployment {
                 plan,
                 driver: Arc::new(driver),
                 ports,
+                faults,
             });
         }
         for plan in gateway_plans(config) {

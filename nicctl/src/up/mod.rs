@@ -13,6 +13,7 @@ pub mod netns;
 pub mod state;
 pub mod tap;
 pub mod underlay;
+pub mod watchdog;
 
 pub use bridge::{Bridge, CaptureSlot, FrameTap};
 pub use deployment::{Deployment, Progress, UpError, UpOptions};
