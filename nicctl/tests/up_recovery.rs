@@ -49,11 +49,14 @@ fn a_hung_or_dead_nic_is_reset_and_reprogrammed_by_up_itself() {
         let reset = status
             .lines()
             .filter(|l| l.starts_with("reset: host h2: "))
-            .last()
+            .next_back()
             .unwrap_or_else(|| panic!("no reset shown: {status}"))
             .to_string();
+        // Frames the hung NIC held arrive late rather than never: the rtt max tells the
+        // outage too.
         println!(
-            "firmware {kind} on h2: {lost} pings lost at 2 ms ({ms:.0} ms of traffic); {reset}"
+            "firmware {kind} on h2: {lost} pings lost at 2 ms ({ms:.0} ms of traffic), {rtt}; \
+             {reset}"
         );
         let cause = if kind == "hang" {
             "firmware hung"
