@@ -48,8 +48,7 @@ fn a_hung_or_dead_nic_is_reset_and_reprogrammed_by_up_itself() {
         let status = up.nicctl(&["status"]).expect_ok();
         let reset = status
             .lines()
-            .filter(|l| l.starts_with("reset: host h2: "))
-            .next_back()
+            .rfind(|l| l.starts_with("reset: host h2: "))
             .unwrap_or_else(|| panic!("no reset shown: {status}"))
             .to_string();
         // Frames the hung NIC held arrive late rather than never: the rtt max tells the
