@@ -21,7 +21,11 @@
 //!   `bar_write32`.
 //! - `DMA_MAP` with a file descriptor (the client's memfd): `dma_map(iova, size, fd,
 //!   offset)`, a `MAP_SHARED` mapping of the client's pages, so DMA reaches them directly.
-//!   `DMA_UNMAP`: `dma_unmap`.
+//!   The file must be sealed against shrinking (`F_SEAL_SHRINK`, as
+//!   [`crate::memfd::SharedMemory`] is): pages cut off under the mapping would be SIGBUS in
+//!   the device thread, which would take down every function of the board where a real
+//!   device sees an IOMMU fault. A file without the seal is refused. `DMA_UNMAP`:
+//!   `dma_unmap`.
 //! - `SET_IRQS` on the MSI-X index with `DATA_EVENTFD | ACTION_TRIGGER`: wires vector
 //!   `start` to the eventfd passed with the message; with `DATA_NONE` and `count` 0 it
 //!   unwires every vector, as VFIO does.

@@ -92,6 +92,13 @@ impl ServerBackend for FunctionDevice {
             ));
             return Ok(());
         };
+        // A file that shrinks under the mapping would be SIGBUS in the device thread, the
+        // end of every function: only a file that cannot shrink is mapped.
+        if let Err(reason) = crate::memfd::check_shrink_seal(&file) {
+            let reason = format!("refused DMA_MAP [{address:#x}, +{size:#x}): {reason}");
+            self.log(&reason);
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, reason));
+        }
         // The mapping is MAP_SHARED: it outlives `file`, which is closed here.
         match self.port.dma_map(address, size, &file, offset) {
             Ok(()) => self.mappings.push((address, size)),

@@ -6,7 +6,12 @@ use crate::guest::GuestPort;
 use crate::memfd::SharedMemory;
 use crate::{Function, Nic, SimConfig, SimError};
 use shared_regs::{pf, vf};
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
 /// Where a test maps its memory in a function's DMA space (above 4 GiB).
 const GUEST_IOVA: u64 = 0x1_0000_0000;
@@ -131,4 +136,174 @@ fn frames_are_length_prefixed_and_bounded() {
         super::uplink::read_frame(&mut b).is_err(),
         "oversized frame"
     );
+}
+
+/// The vfio-user header, written out here byte by byte (not with the server's own layouts)
+/// so that these tests say what goes on the wire whatever the server is built from.
+const HEADER: u32 = 16;
+const DMA_MAP: u16 = 2;
+const REGION_READ: u16 = 9;
+const FLAG_ERROR: u32 = 1 << 5;
+
+fn header(id: u16, command: u16, message_size: u32) -> Vec<u8> {
+    let mut h = Vec::with_capacity(HEADER as usize);
+    h.extend_from_slice(&id.to_ne_bytes());
+    h.extend_from_slice(&command.to_ne_bytes());
+    h.extend_from_slice(&message_size.to_ne_bytes());
+    h.extend_from_slice(&0u32.to_ne_bytes()); // flags: a command
+    h.extend_from_slice(&0u32.to_ne_bytes()); // error
+    h
+}
+
+/// A reply as it came off the wire.
+#[derive(Debug)]
+struct Reply {
+    id: u16,
+    command: u16,
+    message_size: u32,
+    flags: u32,
+    #[allow(dead_code)]
+    error: u32,
+    /// The bytes after the header, unless `message_size` was too large to be worth reading.
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn is_error(&self) -> bool {
+        self.flags & FLAG_ERROR != 0
+    }
+}
+
+/// A vfio-user client that sends whatever bytes a test gives it, as a broken or hostile
+/// VMM would.
+struct Raw(UnixStream);
+
+impl Raw {
+    fn connect(path: &Path) -> Raw {
+        let s = UnixStream::connect(path).unwrap();
+        // A server that neither answers nor hangs up fails the test instead of hanging it.
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Raw(s)
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.0.write_all(bytes).unwrap();
+    }
+
+    fn send_with_fd(&mut self, bytes: &[u8], fd: &impl AsRawFd) {
+        let sent = self.0.send_with_fd(bytes, fd.as_raw_fd()).unwrap();
+        assert_eq!(sent, bytes.len());
+    }
+
+    /// The next reply, or `None` once the server has closed the connection.
+    fn reply(&mut self) -> Option<Reply> {
+        let mut h = [0u8; HEADER as usize];
+        match self.0.read_exact(&mut h) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                panic!("the server neither answered nor closed the connection")
+            }
+            // EOF, or ECONNRESET when the server closed with bytes of ours unread.
+            Err(_) => return None,
+        }
+        let u16_at = |i: usize| u16::from_ne_bytes([h[i], h[i + 1]]);
+        let u32_at = |i: usize| u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let message_size = u32_at(4);
+        let mut body = Vec::new();
+        if (HEADER..=64 * 1024).contains(&message_size) {
+            body.resize((message_size - HEADER) as usize, 0);
+            self.0.read_exact(&mut body).ok()?;
+        }
+        Some(Reply {
+            id: u16_at(0),
+            command: u16_at(2),
+            message_size,
+            flags: u32_at(8),
+            error: u32_at(12),
+            body,
+        })
+    }
+
+    /// `DMA_MAP` of `[iova, +size)` to `file` from offset 0, and its reply.
+    fn dma_map(&mut self, id: u16, iova: u64, size: u64, file: &File) -> Reply {
+        let mut msg = header(id, DMA_MAP, HEADER + 32);
+        msg.extend_from_slice(&32u32.to_ne_bytes()); // argsz
+        msg.extend_from_slice(&3u32.to_ne_bytes()); // READ | WRITE
+        msg.extend_from_slice(&0u64.to_ne_bytes()); // file offset
+        msg.extend_from_slice(&iova.to_ne_bytes());
+        msg.extend_from_slice(&size.to_ne_bytes());
+        self.send_with_fd(&msg, file);
+        self.reply().expect("DMA_MAP is answered")
+    }
+
+    /// `REGION_READ` of `count` bytes of BAR0 at `offset`, and its reply.
+    fn region_read(&mut self, id: u16, offset: u64, count: u32) -> Option<Reply> {
+        let mut msg = header(id, REGION_READ, HEADER + 16);
+        msg.extend_from_slice(&offset.to_ne_bytes());
+        msg.extend_from_slice(&super::BAR0_REGION.to_ne_bytes());
+        msg.extend_from_slice(&count.to_ne_bytes());
+        self.send(&msg);
+        self.reply()
+    }
+}
+
+/// A memfd as a careless VMM creates it: no seals, so it can shrink under a mapping.
+fn unsealed_memfd(size: u64) -> File {
+    // SAFETY: the name is a valid NUL-terminated string; memfd_create returns a new
+    // descriptor or -1.
+    let fd = unsafe { libc::memfd_create(c"vu-unsealed".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: memfd_create just returned this descriptor and nothing else owns it.
+    let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    file.set_len(size).unwrap();
+    file
+}
+
+/// A fresh, well-formed client reads the function's identity: it is still served.
+fn answers(path: &Path, function: Function) {
+    let port = VfioUserPort::connect(path, function)
+        .unwrap_or_else(|e| panic!("{} is no longer served: {e}", path.display()));
+    let (offset, expected) = match function {
+        Function::Pf => (pf::ID, shared_regs::DEVICE_ID_MAGIC),
+        Function::Vf(n) => (vf::VF_INDEX, u32::from(n)),
+    };
+    assert_eq!(port.bar_read32(u64::from(offset)).unwrap(), expected);
+}
+
+#[test]
+fn an_unsealed_memfd_is_refused_and_every_function_stays_up() {
+    let (nic, path, _dir) = served();
+    let vf1 = vf_socket(&path, 1);
+    let unsealed = unsealed_memfd(4096);
+    // What a VMM that skips the seal sends: refused with an error reply, and nothing is
+    // mapped (the in-process view of VF 1 can take the range).
+    let mut raw = Raw::connect(&vf1);
+    let reply = raw.dma_map(7, GUEST_IOVA, 4096, &unsealed);
+    assert!(reply.is_error(), "{reply:?}");
+    assert_eq!(
+        (reply.id, reply.command, reply.message_size),
+        (7, DMA_MAP, HEADER)
+    );
+    let inproc = nic.vf(1).unwrap();
+    let shm = SharedMemory::new("vu-sealed", GUEST_IOVA, 4096).unwrap();
+    inproc.dma_map(GUEST_IOVA, 4096, shm.file(), 0).unwrap();
+    inproc.dma_unmap(GUEST_IOVA, 4096).unwrap();
+    // The connection goes on.
+    let read = raw.region_read(8, u64::from(vf::VF_INDEX), 4).unwrap();
+    assert!(!read.is_error(), "{read:?}");
+    assert_eq!(read.body[16..], 1u32.to_le_bytes());
+    drop(raw);
+
+    // Our own client refuses before sending, and says why.
+    let port = VfioUserPort::connect(&vf1, Function::Vf(1)).unwrap();
+    let e = port.dma_map(GUEST_IOVA, 4096, &unsealed, 0).unwrap_err();
+    assert!(e.to_string().contains("F_SEAL_SHRINK"), "{e}");
+    // The helper's memfd is sealed: it maps, and can no longer shrink under the device.
+    port.dma_map(GUEST_IOVA, 4096, shm.file(), 0).unwrap();
+    assert!(inproc.dma_map(GUEST_IOVA, 4096, shm.file(), 0).is_err());
+    let e = shm.file().set_len(0).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+    assert_eq!(port.bar_read32(u64::from(vf::VF_INDEX)).unwrap(), 1);
+    answers(&path, Function::Pf);
+    answers(&vf_socket(&path, 0), Function::Vf(0));
 }
