@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
 /// Where a test maps its memory in a function's DMA space (above 4 GiB).
@@ -141,8 +142,10 @@ fn frames_are_length_prefixed_and_bounded() {
 /// The vfio-user header, written out here byte by byte (not with the server's own layouts)
 /// so that these tests say what goes on the wire whatever the server is built from.
 const HEADER: u32 = 16;
+const VERSION: u16 = 1;
 const DMA_MAP: u16 = 2;
 const REGION_READ: u16 = 9;
+const FLAG_REPLY: u32 = 1;
 const FLAG_ERROR: u32 = 1 << 5;
 
 fn header(id: u16, command: u16, message_size: u32) -> Vec<u8> {
@@ -162,7 +165,6 @@ struct Reply {
     command: u16,
     message_size: u32,
     flags: u32,
-    #[allow(dead_code)]
     error: u32,
     /// The bytes after the header, unless `message_size` was too large to be worth reading.
     body: Vec<u8>,
@@ -306,4 +308,266 @@ fn an_unsealed_memfd_is_refused_and_every_function_stays_up() {
     assert_eq!(port.bar_read32(u64::from(vf::VF_INDEX)).unwrap(), 1);
     answers(&path, Function::Pf);
     answers(&vf_socket(&path, 0), Function::Vf(0));
+}
+
+/// Sends `msg` to VF 1 as a client of its own, then checks that the server either refused
+/// it with an error reply or hung up (never something else), that it is not answered
+/// with a huge reply, and that every function is still served.
+fn survives(path: &Path, what: &str, msg: &[u8]) -> Option<Reply> {
+    let mut raw = Raw::connect(&vf_socket(path, 1));
+    raw.send(msg);
+    let reply = raw.reply();
+    if let Some(r) = &reply {
+        assert!(r.message_size <= 64 * 1024, "{what}: a huge reply: {r:?}");
+    }
+    drop(raw);
+    answers(&vf_socket(path, 1), Function::Vf(1));
+    answers(path, Function::Pf);
+    reply
+}
+
+#[test]
+fn a_version_without_capabilities_is_answered() {
+    // 20 bytes: the header, major and minor, and no capabilities string.
+    let (_nic, path, _dir) = served();
+    let mut msg = header(1, VERSION, HEADER + 4);
+    msg.extend_from_slice(&0u16.to_ne_bytes());
+    msg.extend_from_slice(&1u16.to_ne_bytes());
+    let reply = survives(&path, "20-byte VERSION", &msg).expect("VERSION is answered");
+    assert_eq!(reply.command, VERSION);
+    assert_eq!(reply.flags, FLAG_REPLY, "{reply:?}");
+}
+
+#[test]
+fn a_capabilities_string_without_nul_is_refused() {
+    let (_nic, path, _dir) = served();
+    let caps = br#"{"capabilities":{}}"#;
+    let mut msg = header(1, VERSION, HEADER + 4 + caps.len() as u32);
+    msg.extend_from_slice(&0u16.to_ne_bytes());
+    msg.extend_from_slice(&1u16.to_ne_bytes());
+    msg.extend_from_slice(caps);
+    let reply = survives(&path, "capabilities without NUL", &msg);
+    assert!(reply.is_some_and(|r| r.is_error() && r.error == libc::EINVAL as u32));
+}
+
+#[test]
+fn a_message_shorter_than_its_header_ends_the_connection() {
+    let (_nic, path, _dir) = served();
+    for command in [VERSION, DMA_MAP, REGION_READ, 0, 0xffff] {
+        let reply = survives(&path, "message_size 10", &header(1, command, 10));
+        assert!(
+            reply.as_ref().is_none_or(|r| r.is_error()),
+            "command {command}: {reply:?}"
+        );
+    }
+}
+
+#[test]
+fn sizes_past_the_limits_are_refused() {
+    let (_nic, path, _dir) = served();
+    // A message longer than any the protocol needs: not read, the connection ends.
+    let reply = survives(&path, "a 4 GiB message", &header(1, VERSION, u32::MAX));
+    assert!(reply.as_ref().is_none_or(|r| r.is_error()), "{reply:?}");
+    // A REGION_WRITE whose count is not its data.
+    let mut msg = header(2, 10, HEADER + 16 + 4);
+    msg.extend_from_slice(&0u64.to_ne_bytes());
+    msg.extend_from_slice(&super::BAR0_REGION.to_ne_bytes());
+    msg.extend_from_slice(&4096u32.to_ne_bytes());
+    msg.extend_from_slice(&[0; 4]);
+    let reply = survives(&path, "REGION_WRITE count 4096 with 4 bytes", &msg);
+    assert!(reply.as_ref().is_none_or(|r| r.is_error()), "{reply:?}");
+    // Commands the device does not serve.
+    let reply = survives(&path, "unknown command", &header(3, 0x7777, HEADER));
+    assert!(reply.as_ref().is_some_and(|r| r.is_error()), "{reply:?}");
+}
+
+#[test]
+fn a_region_read_past_the_region_is_refused_without_allocating_it() {
+    let (_nic, path, _dir) = served();
+    let mut raw = Raw::connect(&vf_socket(&path, 1));
+    let reply = raw.region_read(1, 0, 256 << 20).expect("an error reply");
+    assert!(reply.is_error(), "{reply:?}");
+    assert!(
+        reply.message_size < 4096,
+        "the 256 MiB were sent: {reply:?}"
+    );
+    assert!(
+        big_allocations::largest() < big_allocations::THRESHOLD,
+        "the server allocated {} bytes",
+        big_allocations::largest()
+    );
+    // Past the end by one register, and from a region the device does not have.
+    let reply = raw.region_read(2, u64::from(vf::BAR0_SIZE) - 4, 8).unwrap();
+    assert!(reply.is_error(), "{reply:?}");
+    // The connection goes on.
+    let reply = raw.region_read(3, u64::from(vf::VF_INDEX), 4).unwrap();
+    assert!(!reply.is_error(), "{reply:?}");
+    assert_eq!(reply.body[16..], 1u32.to_le_bytes());
+}
+
+#[test]
+fn a_broken_connection_releases_its_dma_mappings() {
+    let (nic, path, _dir) = served();
+    let shm = SharedMemory::new("vu-broken", GUEST_IOVA, 4096).unwrap();
+    let mut raw = Raw::connect(&vf_socket(&path, 1));
+    assert!(!raw.dma_map(1, GUEST_IOVA, 4096, shm.file()).is_error());
+    let inproc = nic.vf(1).unwrap();
+    assert!(inproc.dma_map(GUEST_IOVA, 4096, shm.file(), 0).is_err());
+    raw.send(&header(2, VERSION, 10));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while inproc.dma_map(GUEST_IOVA, 4096, shm.file(), 0).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the mapping outlived its connection"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    inproc.dma_unmap(GUEST_IOVA, 4096).unwrap();
+    answers(&vf_socket(&path, 1), Function::Vf(1));
+}
+
+#[test]
+fn an_interrupt_descriptor_that_is_not_an_eventfd_is_refused() {
+    // The device thread writes the vector's descriptor: a pipe would block it once full.
+    let (_nic, path, _dir) = served();
+    let mut raw = Raw::connect(&vf_socket(&path, 1));
+    let set_irqs = |id: u16| {
+        let mut msg = header(id, 8, HEADER + 20);
+        msg.extend_from_slice(&20u32.to_ne_bytes()); // argsz
+        let flags = vfio_bindings::bindings::vfio::VFIO_IRQ_SET_DATA_EVENTFD
+            | vfio_bindings::bindings::vfio::VFIO_IRQ_SET_ACTION_TRIGGER;
+        msg.extend_from_slice(&flags.to_ne_bytes());
+        msg.extend_from_slice(&super::MSIX_IRQ_INDEX.to_ne_bytes());
+        msg.extend_from_slice(&0u32.to_ne_bytes()); // start
+        msg.extend_from_slice(&1u32.to_ne_bytes()); // count
+        msg
+    };
+    let (pipe_out, _pipe_in) = std::io::pipe().unwrap();
+    raw.send_with_fd(&set_irqs(1), &pipe_out);
+    let reply = raw.reply().unwrap();
+    assert!(reply.is_error(), "{reply:?}");
+    assert_eq!(reply.error, libc::EINVAL as u32);
+    let efd = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK).unwrap();
+    raw.send_with_fd(&set_irqs(2), &efd);
+    let reply = raw.reply().unwrap();
+    assert!(!reply.is_error(), "{reply:?}");
+}
+
+/// A device model with a bug: reading BAR0 at [`Panicky::BUG_AT`] panics.
+struct Panicky {
+    releases: Arc<AtomicU32>,
+}
+
+impl Panicky {
+    const BUG_AT: u64 = 0x100;
+}
+
+impl super::connection::Backend for Panicky {
+    fn log(&self, _: &str) {}
+    fn bar_size(&self) -> u64 {
+        0x1000
+    }
+    fn region_read(&mut self, offset: u64, data: &mut [u8]) {
+        assert_ne!(offset, Panicky::BUG_AT, "a bug in the device model");
+        data.fill(0x5a);
+    }
+    fn region_write(&mut self, _: u64, _: &[u8]) {}
+    fn dma_map(
+        &mut self,
+        _: u64,
+        _: u64,
+        _: File,
+        _: u64,
+    ) -> Result<(), super::connection::Refusal> {
+        Ok(())
+    }
+    fn dma_unmap(&mut self, _: u64, _: u64) -> Result<(), super::connection::Refusal> {
+        Ok(())
+    }
+    fn set_irq(&mut self, _: u32, _: Option<File>) -> Result<(), super::connection::Refusal> {
+        Ok(())
+    }
+    fn release(&mut self) {
+        self.releases.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_panic_ends_only_its_connection_and_releases_what_it_set_up() {
+    let dir = Dir(socket_dir());
+    let path = dir.0.join("panicky.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let releases = Arc::new(AtomicU32::new(0));
+    let mut dev = Panicky {
+        releases: Arc::clone(&releases),
+    };
+    std::thread::spawn(move || super::server::serve_clients(&listener, &mut dev));
+    let mut raw = Raw::connect(&path);
+    assert!(
+        raw.region_read(1, Panicky::BUG_AT, 4).is_none(),
+        "the connection whose message panicked is closed"
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while releases.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the connection was not released");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The next client is served.
+    let mut again = Raw::connect(&path);
+    let reply = again.region_read(2, 0, 4).unwrap();
+    assert!(!reply.is_error(), "{reply:?}");
+    assert_eq!(reply.body[16..], [0x5a; 4]);
+}
+
+/// Records the largest allocation of [`big_allocations::THRESHOLD`] bytes or more made
+/// by this test binary: none of its tests needs one, so one is a server allocating what a
+/// client asked for.
+mod big_allocations {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub const THRESHOLD: usize = 64 << 20;
+    static LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+    pub fn largest() -> usize {
+        LARGEST.load(Ordering::Relaxed)
+    }
+
+    fn note(size: usize) {
+        if size >= THRESHOLD {
+            LARGEST.fetch_max(size, Ordering::Relaxed);
+        }
+    }
+
+    struct Recording;
+
+    // SAFETY: every call is passed to the system allocator unchanged; the recording only
+    // touches an atomic and never allocates.
+    unsafe impl GlobalAlloc for Recording {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            note(layout.size());
+            // SAFETY: the caller's contract is the system allocator's.
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            note(layout.size());
+            // SAFETY: as above.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            note(new_size);
+            // SAFETY: as above.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as above.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Recording = Recording;
 }
