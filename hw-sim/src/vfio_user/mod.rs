@@ -12,6 +12,9 @@
 //! | `PATH.vfN` | VF `N`, for the VM (VMM) that owns it |
 //! | `PATH.uplink` | the far end of the uplink cable (not vfio-user: frames, see [`uplink`]) |
 //!
+//! Every socket is mode 0600 from the moment it exists, whatever the umask: connecting
+//! takes write permission on the file, so only the user running the board reaches it.
+//!
 //! Every function device has one region, BAR0 (`VFIO_PCI_BAR0_REGION_INDEX`, read/write,
 //! not mmap-able: every access is a `REGION_READ`/`REGION_WRITE` message, so every write
 //! wakes the device thread as a doorbell does), and the three PCI interrupt indexes of which
@@ -51,6 +54,7 @@
 pub mod client;
 mod connection;
 pub mod server;
+mod socket;
 pub mod uplink;
 mod wire;
 

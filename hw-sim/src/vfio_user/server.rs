@@ -4,7 +4,7 @@
 //! message before acting on it); this module binds the sockets, accepts one client at a
 //! time per function, and carries out what the client asks on its [`FunctionPort`].
 use super::connection::{self, Backend, Refusal};
-use super::{uplink, MSIX_VECTORS};
+use super::{socket, uplink, MSIX_VECTORS};
 use crate::error::FunctionName;
 use crate::{FunctionPort, Nic, SimError};
 use std::fs::File;
@@ -151,9 +151,9 @@ fn check_eventfd(file: &File) -> Result<(), String> {
     }
 }
 
-/// Binds the function's socket at `path`, which must not exist yet.
+/// Binds the function's socket at `path`, which must not exist yet, for its owner alone.
 fn bind(port: &FunctionPort, path: &Path) -> Result<UnixListener, SimError> {
-    UnixListener::bind(path).map_err(|e| {
+    socket::listen_private(path).map_err(|e| {
         SimError::io(
             format!(
                 "serving {} at {}",

@@ -571,3 +571,28 @@ mod big_allocations {
     #[global_allocator]
     static ALLOCATOR: Recording = Recording;
 }
+
+#[test]
+fn every_socket_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let nic = Nic::start(SimConfig {
+        num_vfs: 2,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let dir = Dir(socket_dir());
+    let path = dir.0.join("nic.sock");
+    // The umask is the process's: other tests running now create their files under it too,
+    // which only makes their temporary files more open for a moment.
+    // SAFETY: umask cannot fail and has no memory effects.
+    let old = unsafe { libc::umask(0) };
+    let served = serve(&nic, &path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let served = served.unwrap();
+    assert_eq!(served.sockets.len(), 4);
+    for socket in &served.sockets {
+        let mode = std::fs::metadata(socket).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o600, "{}: {mode:o}", socket.display());
+    }
+}
