@@ -27,8 +27,9 @@
 //!   The file must be sealed against shrinking (`F_SEAL_SHRINK`, as
 //!   [`crate::memfd::SharedMemory`] is): pages cut off under the mapping would be SIGBUS in
 //!   the device thread, which would take down every function of the board where a real
-//!   device sees an IOMMU fault. A file without the seal is refused. `DMA_UNMAP`:
-//!   `dma_unmap`.
+//!   device sees an IOMMU fault. A file without the seal is refused. A client holds at most
+//!   64 mappings and 64 GiB on a function: mappings and address space are the process's,
+//!   shared by every function. `DMA_UNMAP`: `dma_unmap`.
 //! - `SET_IRQS` on the MSI-X index with `DATA_EVENTFD | ACTION_TRIGGER`: wires vector
 //!   `start` to the eventfd passed with the message (any other kind of descriptor is
 //!   refused: the device thread writes it, and a full pipe would block it); with

@@ -4,6 +4,7 @@
 //! message before acting on it); this module binds the sockets, accepts one client at a
 //! time per function, and carries out what the client asks on its [`FunctionPort`].
 use super::connection::{self, Backend, Refusal};
+use super::wire::{MAX_DMA_BYTES, MAX_DMA_MAPS};
 use super::{socket, uplink, MSIX_VECTORS};
 use crate::error::FunctionName;
 use crate::{FunctionPort, Nic, SimError};
@@ -92,6 +93,28 @@ impl Backend for FunctionDevice {
         file: File,
         file_offset: u64,
     ) -> Result<(), Refusal> {
+        // Mappings and their address space are the process's, shared by every function.
+        if self.mappings.len() >= MAX_DMA_MAPS {
+            return Err(Refusal {
+                errno: libc::ENOSPC,
+                reason: format!(
+                    "the client already holds {MAX_DMA_MAPS} mappings, the most it may"
+                ),
+            });
+        }
+        let held: u64 = self.mappings.iter().map(|&(_, len)| len).sum();
+        if held
+            .checked_add(size)
+            .is_none_or(|total| total > MAX_DMA_BYTES)
+        {
+            return Err(Refusal {
+                errno: libc::ENOSPC,
+                reason: format!(
+                    "the client holds {held:#x} bytes of mappings: {size:#x} more would pass \
+                     the {MAX_DMA_BYTES:#x} it may map"
+                ),
+            });
+        }
         // A file that shrinks under the mapping would be SIGBUS in the device thread, the
         // end of every function: only a file that cannot shrink is mapped.
         crate::memfd::check_shrink_seal(&file).map_err(Refusal::invalid)?;

@@ -249,15 +249,23 @@ impl Raw {
     }
 }
 
-/// A memfd as a careless VMM creates it: no seals, so it can shrink under a mapping.
-fn unsealed_memfd(size: u64) -> File {
+/// A memfd of `size` bytes (sparse: it costs nothing to make large), sealed against
+/// shrinking or, as a careless VMM creates it, not.
+fn memfd(size: u64, seal: bool) -> File {
+    let flags = libc::MFD_CLOEXEC | if seal { libc::MFD_ALLOW_SEALING } else { 0 };
     // SAFETY: the name is a valid NUL-terminated string; memfd_create returns a new
     // descriptor or -1.
-    let fd = unsafe { libc::memfd_create(c"vu-unsealed".as_ptr(), libc::MFD_CLOEXEC) };
+    let fd = unsafe { libc::memfd_create(c"vu-test".as_ptr(), flags) };
     assert!(fd >= 0, "{}", std::io::Error::last_os_error());
     // SAFETY: memfd_create just returned this descriptor and nothing else owns it.
     let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     file.set_len(size).unwrap();
+    if seal {
+        // SAFETY: F_ADD_SEALS takes an int argument; `file` owns the descriptor.
+        let sealed =
+            unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK) };
+        assert_eq!(sealed, 0, "{}", std::io::Error::last_os_error());
+    }
     file
 }
 
@@ -276,7 +284,7 @@ fn answers(path: &Path, function: Function) {
 fn an_unsealed_memfd_is_refused_and_every_function_stays_up() {
     let (nic, path, _dir) = served();
     let vf1 = vf_socket(&path, 1);
-    let unsealed = unsealed_memfd(4096);
+    let unsealed = memfd(4096, false);
     // What a VMM that skips the seal sends: refused with an error reply, and nothing is
     // mapped (the in-process view of VF 1 can take the range).
     let mut raw = Raw::connect(&vf1);
@@ -517,6 +525,43 @@ fn a_panic_ends_only_its_connection_and_releases_what_it_set_up() {
     let reply = again.region_read(2, 0, 4).unwrap();
     assert!(!reply.is_error(), "{reply:?}");
     assert_eq!(reply.body[16..], [0x5a; 4]);
+}
+
+#[test]
+fn a_client_holds_a_bounded_number_of_dma_mappings() {
+    let (nic, path, _dir) = served();
+    let limit = super::wire::MAX_DMA_MAPS as u64;
+    let shm = SharedMemory::new("vu-many", 0, 4096).unwrap();
+    let mut raw = Raw::connect(&vf_socket(&path, 1));
+    for page in 0..limit {
+        let reply = raw.dma_map(1, GUEST_IOVA + page * 4096, 4096, shm.file());
+        assert!(!reply.is_error(), "mapping {page}: {reply:?}");
+    }
+    let reply = raw.dma_map(2, GUEST_IOVA + limit * 4096, 4096, shm.file());
+    assert!(reply.is_error(), "{reply:?}");
+    assert_eq!(reply.error, libc::ENOSPC as u32);
+    // And a bounded number of bytes: a sparse memfd costs nothing to make large.
+    let mut other = Raw::connect(&vf_socket(&path, 0));
+    let huge = super::wire::MAX_DMA_BYTES + 4096;
+    let reply = other.dma_map(3, GUEST_IOVA, huge, &memfd(huge, true));
+    assert!(reply.is_error(), "{reply:?}");
+    assert_eq!(reply.error, libc::ENOSPC as u32);
+    drop(other);
+    // They all go with the client.
+    drop(raw);
+    let inproc = nic.vf(1).unwrap();
+    let whole = SharedMemory::new("vu-whole", 0, (limit * 4096) as usize).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while inproc
+        .dma_map(GUEST_IOVA, limit * 4096, whole.file(), 0)
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the mappings outlived their client"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Records the largest allocation of [`big_allocations::THRESHOLD`] bytes or more made

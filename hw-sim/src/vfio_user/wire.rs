@@ -44,6 +44,14 @@ pub(super) const MAX_DATA_XFER: u32 = 1 << 20;
 pub(super) const MAX_MESSAGE: u32 = MAX_DATA_XFER + 4096;
 /// Longest capabilities string of a `VERSION`.
 pub(super) const MAX_VERSION_DATA: usize = 4096;
+/// DMA mappings one client may hold on a function. Each is a mapping and a descriptor
+/// of the process, shared by every function (up to 257), so one client must not be able
+/// to use them up; the clients in this repository hold one to a few.
+pub(super) const MAX_DMA_MAPS: usize = 64;
+/// Bytes one client may map on a function, all its mappings together: each mapping takes
+/// that much of the process's address space, which every function shares (257 times this
+/// is well inside it).
+pub(super) const MAX_DMA_BYTES: u64 = 64 << 30;
 /// Descriptors received with one message; more than that ends the connection (the kernel
 /// drops the rest, so the message can no longer be read whole). Those a command does not
 /// take are closed.
@@ -150,7 +158,7 @@ pub(super) struct RegionAccess {
 /// The capabilities the server announces in its `VERSION` reply, NUL-terminated.
 pub(super) fn capabilities(max_msg_fds: u32) -> Vec<u8> {
     let mut json = format!(
-        r#"{{"capabilities":{{"max_msg_fds":{max_msg_fds},"max_data_xfer_size":{MAX_DATA_XFER},"pgsizes":{}}}}}"#,
+        r#"{{"capabilities":{{"max_msg_fds":{max_msg_fds},"max_data_xfer_size":{MAX_DATA_XFER},"max_dma_maps":{MAX_DMA_MAPS},"pgsizes":{}}}}}"#,
         crate::dma::PAGE_SIZE
     )
     .into_bytes();
@@ -213,7 +221,7 @@ mod tests {
         let text = std::str::from_utf8(&caps[..caps.len() - 1]).unwrap();
         assert_eq!(
             text,
-            r#"{"capabilities":{"max_msg_fds":1,"max_data_xfer_size":1048576,"pgsizes":4096}}"#
+            r#"{"capabilities":{"max_msg_fds":1,"max_data_xfer_size":1048576,"max_dma_maps":64,"pgsizes":4096}}"#
         );
     }
 }
