@@ -383,7 +383,7 @@ fn sizes_past_the_limits_are_refused() {
     msg.extend_from_slice(&4096u32.to_ne_bytes());
     msg.extend_from_slice(&[0; 4]);
     let reply = survives(&path, "REGION_WRITE count 4096 with 4 bytes", &msg);
-    assert!(reply.as_ref().is_none_or(|r| r.is_error()), "{reply:?}");
+    assert!(reply.as_ref().is_some_and(|r| r.is_error()), "{reply:?}");
     // Commands the device does not serve.
     let reply = survives(&path, "unknown command", &header(3, 0x7777, HEADER));
     assert!(reply.as_ref().is_some_and(|r| r.is_error()), "{reply:?}");
@@ -407,8 +407,15 @@ fn a_region_read_past_the_region_is_refused_without_allocating_it() {
     // Past the end by one register, and from a region the device does not have.
     let reply = raw.region_read(2, u64::from(vf::BAR0_SIZE) - 4, 8).unwrap();
     assert!(reply.is_error(), "{reply:?}");
+    let mut msg = header(3, REGION_READ, HEADER + 16);
+    msg.extend_from_slice(&0u64.to_ne_bytes());
+    msg.extend_from_slice(&7u32.to_ne_bytes()); // region 7
+    msg.extend_from_slice(&4u32.to_ne_bytes());
+    raw.send(&msg);
+    let reply = raw.reply().unwrap();
+    assert!(reply.is_error(), "{reply:?}");
     // The connection goes on.
-    let reply = raw.region_read(3, u64::from(vf::VF_INDEX), 4).unwrap();
+    let reply = raw.region_read(4, u64::from(vf::VF_INDEX), 4).unwrap();
     assert!(!reply.is_error(), "{reply:?}");
     assert_eq!(reply.body[16..], 1u32.to_le_bytes());
 }
