@@ -338,6 +338,10 @@ impl FunctionPort {
     /// `[iova, iova + size)` of this function's DMA space read and write `file` from
     /// `file_offset` (a `MAP_SHARED` mapping). `iova`, `size` and `file_offset` must be
     /// multiples of 4 KiB, and the range must not overlap an existing mapping.
+    ///
+    /// The caller must not shrink `file` while it is mapped: the device thread would take
+    /// SIGBUS. This process's own callers are trusted with that; the vfio-user server, whose
+    /// clients are not, maps only files sealed against shrinking (see [`crate::memfd`]).
     pub fn dma_map(
         &self,
         iova: u64,

@@ -5,7 +5,8 @@
 //! - `PATH.vf0` ... `PATH.vfN-1`: the VFs, for the VMs;
 //! - `PATH.uplink`: the far end of the uplink cable (length-prefixed frames).
 //!
-//! It prints `ready` on stdout once every socket listens, then serves until it is killed.
+//! Every socket is mode 0600 from the moment it exists, whatever the umask. It prints
+//! `ready` on stdout once every socket listens, then serves until it is killed.
 use hw_sim::{Nic, SimConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +14,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: nic-sim --socket PATH [--vfs N] [--tables cloud|small]
 
 Serves the simulated vpcnic board over vfio-user: the PF at PATH, VF n at PATH.vfn, the
-uplink cable at PATH.uplink. None of these may exist yet.
+uplink cable at PATH.uplink. None of these may exist yet. Each socket is mode 0600,
+whatever the umask: only the user running nic-sim can connect.
 
   --socket PATH   where the PF's vfio-user socket goes
   --vfs N         VFs the board exposes (default 8)

@@ -149,6 +149,13 @@ impl GuestPort for VfioUserPort {
                 ),
             });
         }
+        // The server refuses the file too, but this client cannot read its error reply.
+        crate::memfd::check_shrink_seal(file).map_err(|reason| SimError::DmaMap {
+            function: self.function,
+            iova,
+            size,
+            reason,
+        })?;
         self.client()
             .dma_map(file_offset, iova, size, file.as_raw_fd())
             .map_err(|e| self.io(format!("DMA_MAP [{iova:#x}, +{size:#x})"), e))

@@ -1,5 +1,5 @@
-//! hw-sim as a vfio-user device: the board served over Unix sockets, one per PCI function,
-//! with rust-vmm's `vfio_user` crate (`nic-sim --socket PATH`).
+//! hw-sim as a vfio-user device: the board served over Unix sockets, one per PCI function
+//! (`nic-sim --socket PATH`); the clients use rust-vmm's `vfio_user` crate.
 //!
 //! # Design
 //!
@@ -12,6 +12,9 @@
 //! | `PATH.vfN` | VF `N`, for the VM (VMM) that owns it |
 //! | `PATH.uplink` | the far end of the uplink cable (not vfio-user: frames, see [`uplink`]) |
 //!
+//! Every socket is mode 0600 from the moment it exists, whatever the umask: connecting
+//! takes write permission on the file, so only the user running the board reaches it.
+//!
 //! Every function device has one region, BAR0 (`VFIO_PCI_BAR0_REGION_INDEX`, read/write,
 //! not mmap-able: every access is a `REGION_READ`/`REGION_WRITE` message, so every write
 //! wakes the device thread as a doorbell does), and the three PCI interrupt indexes of which
@@ -21,23 +24,40 @@
 //!   `bar_write32`.
 //! - `DMA_MAP` with a file descriptor (the client's memfd): `dma_map(iova, size, fd,
 //!   offset)`, a `MAP_SHARED` mapping of the client's pages, so DMA reaches them directly.
-//!   `DMA_UNMAP`: `dma_unmap`.
+//!   The file must be sealed against shrinking (`F_SEAL_SHRINK`, as
+//!   [`crate::memfd::SharedMemory`] is): pages cut off under the mapping would be SIGBUS in
+//!   the device thread, which would take down every function of the board where a real
+//!   device sees an IOMMU fault. A file without the seal is refused. A client holds at most
+//!   64 mappings and 64 GiB on a function: mappings and address space are the process's,
+//!   shared by every function. `DMA_UNMAP`: `dma_unmap`.
 //! - `SET_IRQS` on the MSI-X index with `DATA_EVENTFD | ACTION_TRIGGER`: wires vector
-//!   `start` to the eventfd passed with the message; with `DATA_NONE` and `count` 0 it
-//!   unwires every vector, as VFIO does.
+//!   `start` to the eventfd passed with the message (any other kind of descriptor is
+//!   refused: the device thread writes it, and a full pipe would block it); with
+//!   `DATA_NONE` and `count` 0 it unwires every vector, as VFIO does.
 //! - A client that disconnects is a function reset by its owner: its DMA mappings and
 //!   interrupts are dropped (the registers keep their values, as they do when a VFIO device
 //!   is closed), and the socket accepts the next client.
 //!
-//! Errors: the `vfio_user` 0.1 client does not look at the error flag of a reply, and
-//! waits for a reply of the command's full size, so an error reply would desynchronise it.
-//! The server therefore never fails a command it has read: a refused access or mapping is
-//! reported on stderr, a failed read returns all ones (what a PCI read that nobody claims
-//! returns), and the clients ([`client::VfioUserPort`], host-driver's backend) check
-//! alignment and bounds before they send.
+//! Errors: the server is this crate's own (the `connection` module), because a client is
+//! a VMM the device does not trust. Every message is read whole and checked before anything
+//! acts on it, every size against a limit (a region access against the region, a message
+//! against 1 MiB of data plus 4 KiB); what is malformed or refused gets an error reply, and what
+//! leaves no way to find the next message ends the connection. A panic while handling a
+//! message ends only its connection. However a connection ends, its DMA mappings and
+//! interrupts are released and the socket accepts the next client.
+//!
+//! The `vfio_user` 0.1 client (used by [`client::VfioUserPort`] and host-driver's backend)
+//! does not look at the error flag of a reply, and waits for a reply of the command's full
+//! size: error replies are padded to that size so it stays in step, and those clients
+//! check alignment, bounds and the memfd's seal before they send. A region access the
+//! registers refuse (misaligned, not 4 bytes) is not an error: as on PCI, a read returns all
+//! ones and a write is dropped, and the server reports it on stderr.
 pub mod client;
+mod connection;
 pub mod server;
+mod socket;
 pub mod uplink;
+mod wire;
 
 use std::path::{Path, PathBuf};
 

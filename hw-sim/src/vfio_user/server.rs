@@ -1,17 +1,20 @@
 //! The device side: one vfio-user server per PCI function of a running [`Nic`].
-use super::{uplink, BAR0_REGION, MSIX_IRQ_INDEX, MSIX_VECTORS};
+//!
+//! The protocol is served by the `connection` module (this crate's own, which checks every
+//! message before acting on it); this module binds the sockets, accepts one client at a
+//! time per function, and carries out what the client asks on its [`FunctionPort`].
+use super::connection::{self, Backend, Refusal};
+use super::wire::{MAX_DMA_BYTES, MAX_DMA_MAPS};
+use super::{socket, uplink, MSIX_VECTORS};
 use crate::error::FunctionName;
 use crate::{FunctionPort, Nic, SimError};
 use std::fs::File;
-use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::unix::net::UnixListener;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
-use vfio_bindings::bindings::vfio::{
-    vfio_region_info, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE,
-    VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX, VFIO_REGION_INFO_FLAG_READ,
-    VFIO_REGION_INFO_FLAG_WRITE,
-};
-use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, Server, ServerBackend, ServerRegion};
+use std::time::Duration;
 use vmm_sys_util::eventfd::EventFd;
 
 /// One function as a vfio-user device: what its client did, so a disconnect can undo it.
@@ -22,198 +25,205 @@ struct FunctionDevice {
 }
 
 impl FunctionDevice {
-    fn log(&self, what: impl std::fmt::Display) {
+    fn say(&self, what: impl std::fmt::Display) {
         eprintln!("nic-sim: {}: {what}", FunctionName(self.port.function()));
     }
 
-    /// The client went away: drop its mappings and interrupts, as closing a VFIO device
-    /// does.
-    fn release(&mut self) {
+    /// The client went away or reset the device: drop its mappings and interrupts, as
+    /// closing a VFIO device does.
+    fn release_all(&mut self) {
         for (iova, size) in std::mem::take(&mut self.mappings) {
             if let Err(e) = self.port.dma_unmap(iova, size) {
-                self.log(e);
+                self.say(e);
             }
         }
         for vector in 0..MSIX_VECTORS {
             if let Err(e) = self.port.set_irq(vector, None) {
-                self.log(e);
+                self.say(e);
             }
         }
     }
 }
 
-impl ServerBackend for FunctionDevice {
-    fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> io::Result<()> {
-        let value = if region != BAR0_REGION || data.len() != 4 {
-            self.log(format!(
-                "refused a {}-byte read of region {region} at {offset:#x}",
+impl Backend for FunctionDevice {
+    fn log(&self, what: &str) {
+        self.say(what);
+    }
+
+    fn bar_size(&self) -> u64 {
+        self.port.bar_size()
+    }
+
+    fn region_read(&mut self, offset: u64, data: &mut [u8]) {
+        let value = if data.len() != 4 {
+            self.say(format!(
+                "refused a {}-byte read of BAR0 at {offset:#x}: registers are 4 bytes",
                 data.len()
             ));
             u32::MAX
         } else {
             self.port.bar_read32(offset).unwrap_or_else(|e| {
-                self.log(e);
+                self.say(e);
                 u32::MAX
             })
         };
         for (dst, src) in data.iter_mut().zip(value.to_le_bytes().iter().cycle()) {
             *dst = *src;
         }
-        Ok(())
     }
 
-    fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> io::Result<()> {
+    fn region_write(&mut self, offset: u64, data: &[u8]) {
         match <[u8; 4]>::try_from(data) {
-            Ok(bytes) if region == BAR0_REGION => {
+            Ok(bytes) => {
                 if let Err(e) = self.port.bar_write32(offset, u32::from_le_bytes(bytes)) {
-                    self.log(e);
+                    self.say(e);
                 }
             }
-            _ => self.log(format!(
-                "refused a {}-byte write of region {region} at {offset:#x}",
+            Err(_) => self.say(format!(
+                "refused a {}-byte write of BAR0 at {offset:#x}: registers are 4 bytes",
                 data.len()
             )),
         }
-        Ok(())
     }
 
     fn dma_map(
         &mut self,
-        _flags: DmaMapFlags,
-        offset: u64,
-        address: u64,
+        iova: u64,
         size: u64,
-        fd: Option<File>,
-    ) -> io::Result<()> {
-        let Some(file) = fd else {
-            self.log(format!(
-                "refused DMA_MAP [{address:#x}, +{size:#x}) without a file descriptor \
-                 (only memory shared by fd is supported)"
-            ));
-            return Ok(());
-        };
+        file: File,
+        file_offset: u64,
+    ) -> Result<(), Refusal> {
+        // Mappings and their address space are the process's, shared by every function.
+        if self.mappings.len() >= MAX_DMA_MAPS {
+            return Err(Refusal {
+                errno: libc::ENOSPC,
+                reason: format!(
+                    "the client already holds {MAX_DMA_MAPS} mappings, the most it may"
+                ),
+            });
+        }
+        let held: u64 = self.mappings.iter().map(|&(_, len)| len).sum();
+        if held
+            .checked_add(size)
+            .is_none_or(|total| total > MAX_DMA_BYTES)
+        {
+            return Err(Refusal {
+                errno: libc::ENOSPC,
+                reason: format!(
+                    "the client holds {held:#x} bytes of mappings: {size:#x} more would pass \
+                     the {MAX_DMA_BYTES:#x} it may map"
+                ),
+            });
+        }
+        // A file that shrinks under the mapping would be SIGBUS in the device thread, the
+        // end of every function: only a file that cannot shrink is mapped.
+        crate::memfd::check_shrink_seal(&file).map_err(Refusal::invalid)?;
         // The mapping is MAP_SHARED: it outlives `file`, which is closed here.
-        match self.port.dma_map(address, size, &file, offset) {
-            Ok(()) => self.mappings.push((address, size)),
-            Err(e) => self.log(e),
-        }
+        self.port
+            .dma_map(iova, size, &file, file_offset)
+            .map_err(|e| Refusal::invalid(e.to_string()))?;
+        self.mappings.push((iova, size));
         Ok(())
     }
 
-    fn dma_unmap(&mut self, _flags: DmaUnmapFlags, address: u64, size: u64) -> io::Result<()> {
-        match self.port.dma_unmap(address, size) {
-            Ok(()) => self.mappings.retain(|&(iova, len)| {
-                let end = address.saturating_add(size);
-                !(iova >= address && iova.saturating_add(len) <= end)
-            }),
-            Err(e) => self.log(e),
-        }
+    fn dma_unmap(&mut self, iova: u64, size: u64) -> Result<(), Refusal> {
+        self.port
+            .dma_unmap(iova, size)
+            .map_err(|e| Refusal::invalid(e.to_string()))?;
+        let end = iova.saturating_add(size);
+        self.mappings
+            .retain(|&(start, len)| !(start >= iova && start.saturating_add(len) <= end));
         Ok(())
     }
 
-    fn reset(&mut self) -> io::Result<()> {
-        self.release();
-        Ok(())
-    }
-
-    fn set_irqs(
-        &mut self,
-        index: u32,
-        flags: u32,
-        start: u32,
-        count: u32,
-        fds: Vec<File>,
-    ) -> io::Result<()> {
-        if index != MSIX_IRQ_INDEX {
-            self.log(format!(
-                "refused SET_IRQS on index {index}: only MSI-X is wired"
-            ));
-            return Ok(());
-        }
-        if flags & VFIO_IRQ_SET_DATA_NONE != 0 && count == 0 {
-            for vector in 0..MSIX_VECTORS {
-                if let Err(e) = self.port.set_irq(vector, None) {
-                    self.log(e);
-                }
+    fn set_irq(&mut self, vector: u32, eventfd: Option<File>) -> Result<(), Refusal> {
+        let eventfd = match eventfd {
+            Some(file) => {
+                // The device thread writes the vector's eventfd: any other file could block
+                // it (a full pipe) or fill a disk.
+                check_eventfd(&file).map_err(Refusal::invalid)?;
+                // SAFETY: `into_raw_fd` hands over the one owner of a descriptor the client
+                // sent with the message, which is an eventfd (checked above); EventFd takes
+                // that ownership.
+                Some(unsafe { EventFd::from_raw_fd(file.into_raw_fd()) })
             }
-            return Ok(());
-        }
-        if flags & VFIO_IRQ_SET_DATA_EVENTFD == 0 || fds.len() != count as usize {
-            self.log(format!(
-                "refused SET_IRQS flags {flags:#x} start {start} count {count} with {} fds",
-                fds.len()
-            ));
-            return Ok(());
-        }
-        for (vector, file) in (start..).zip(fds) {
-            use std::os::fd::{FromRawFd, IntoRawFd};
-            // SAFETY: `into_raw_fd` hands over the one owner of a descriptor the client sent
-            // with the message; EventFd takes that ownership (and fails writes if it is not
-            // an eventfd, which the IRQ line reports).
-            let fd = unsafe { EventFd::from_raw_fd(file.into_raw_fd()) };
-            if let Err(e) = self.port.set_irq(vector, Some(fd)) {
-                self.log(e);
-            }
-        }
-        Ok(())
+            None => None,
+        };
+        self.port
+            .set_irq(vector, eventfd)
+            .map_err(|e| Refusal::invalid(e.to_string()))
+    }
+
+    fn release(&mut self) {
+        self.release_all();
     }
 }
 
-/// The function's vfio-user device description: BAR0 and the PCI interrupt indexes.
-fn describe(port: &FunctionPort) -> (Vec<IrqInfo>, Vec<ServerRegion>) {
-    let irqs = [
-        (VFIO_PCI_INTX_IRQ_INDEX, 0),
-        (VFIO_PCI_MSI_IRQ_INDEX, 0),
-        (MSIX_IRQ_INDEX, MSIX_VECTORS),
-    ]
-    .into_iter()
-    .map(|(index, count)| IrqInfo {
-        index,
-        flags: VFIO_IRQ_INFO_EVENTFD,
-        count,
-    })
-    .collect();
-    let bar0 = ServerRegion {
-        region_info: vfio_region_info {
-            argsz: std::mem::size_of::<vfio_region_info>() as u32,
-            flags: VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE,
-            index: BAR0_REGION,
-            cap_offset: 0,
-            size: port.bar_size(),
-            offset: 0,
-        },
-        sparse_areas: Vec::new(),
-        mmap_fd: None,
-    };
-    (irqs, vec![bar0])
+/// Checks that `file` is an eventfd: `Err` says what it is instead.
+fn check_eventfd(file: &File) -> Result<(), String> {
+    let link = format!("/proc/self/fd/{}", file.as_raw_fd());
+    match std::fs::read_link(&link) {
+        Ok(target) if target.as_os_str() == "anon_inode:[eventfd]" => Ok(()),
+        Ok(target) => Err(format!(
+            "the interrupt's descriptor is {}, not an eventfd",
+            target.display()
+        )),
+        Err(e) => Err(format!(
+            "cannot tell what the interrupt's descriptor is: {e}"
+        )),
+    }
 }
 
-fn bind(port: &FunctionPort, path: &Path) -> Result<Server, SimError> {
-    let (irqs, regions) = describe(port);
-    Server::new(path, true, irqs, regions).map_err(|e| {
+/// Binds the function's socket at `path`, which must not exist yet, for its owner alone.
+fn bind(port: &FunctionPort, path: &Path) -> Result<UnixListener, SimError> {
+    socket::listen_private(path).map_err(|e| {
         SimError::io(
             format!(
                 "serving {} at {}",
                 FunctionName(port.function()),
                 path.display()
             ),
-            io::Error::other(e),
+            e,
         )
     })
 }
 
-/// Serves `port` on `server` forever, one client at a time.
-fn serve_function(server: Server, port: FunctionPort) {
-    let mut dev = FunctionDevice {
-        port,
-        mappings: Vec::new(),
-    };
+/// Serves the clients of `listener` on `dev` one at a time, forever. Whatever ends a
+/// connection (a hang-up, a message that cannot be read, a panic while handling one) ends
+/// that connection only: what its client set up is released, and the next client is
+/// accepted.
+pub(super) fn serve_clients(listener: &UnixListener, dev: &mut impl Backend) {
     loop {
-        if let Err(e) = server.run(&mut dev) {
-            dev.log(format!("connection ended: {e}"));
+        let mut stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, most likely: give the process a moment to close some.
+                dev.log(&format!("cannot accept a client: {e}"));
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        match panic::catch_unwind(AssertUnwindSafe(|| connection::serve(&mut stream, dev))) {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => dev.log(&format!("connection dropped: {reason}")),
+            Err(panic) => dev.log(&format!(
+                "connection dropped: handling its message panicked: {}",
+                panic_message(panic.as_ref())
+            )),
         }
-        dev.release();
+        drop(stream);
+        if panic::catch_unwind(AssertUnwindSafe(|| dev.release())).is_err() {
+            dev.log("releasing the client's mappings and interrupts panicked");
+        }
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// A [`Nic`] being served: the sockets it listens on. The serving threads run until the
@@ -236,20 +246,36 @@ pub fn serve(nic: &Nic, path: &Path) -> Result<Served, SimError> {
     // Bind everything before serving anything, so a client that sees the PF socket finds
     // the others.
     let mut bound = Vec::new();
+    let unbind = |bound: &[(UnixListener, FunctionPort, PathBuf)]| {
+        for (_, _, p) in bound {
+            let _ = std::fs::remove_file(p);
+        }
+    };
     for (port, p) in functions {
-        let server = bind(&port, &p)?;
-        bound.push((server, port, p));
+        match bind(&port, &p) {
+            Ok(listener) => bound.push((listener, port, p)),
+            Err(e) => {
+                unbind(&bound);
+                return Err(e);
+            }
+        }
     }
     let uplink_path = super::uplink_socket(path);
-    let uplink_listener = uplink::listen(&uplink_path)?;
+    let uplink_listener = uplink::listen(&uplink_path).inspect_err(|_| unbind(&bound))?;
     let mut sockets = Vec::new();
     let mut threads = Vec::new();
-    for (server, port, p) in bound {
+    for (listener, port, p) in bound {
         sockets.push(p);
         let name = format!("vfio-user-{}", FunctionName(port.function()));
         let t = std::thread::Builder::new()
             .name(name)
-            .spawn(move || serve_function(server, port))
+            .spawn(move || {
+                let mut dev = FunctionDevice {
+                    port,
+                    mappings: Vec::new(),
+                };
+                serve_clients(&listener, &mut dev);
+            })
             .map_err(|e| SimError::io("spawning a vfio-user server thread", e))?;
         threads.push(t);
     }

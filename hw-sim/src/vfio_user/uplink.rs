@@ -39,8 +39,9 @@ pub(super) fn read_frame(stream: &mut UnixStream) -> io::Result<Vec<u8>> {
     Ok(frame)
 }
 
+/// Binds the uplink's socket at `path`, which must not exist yet, for its owner alone.
 pub(super) fn listen(path: &Path) -> Result<UnixListener, SimError> {
-    UnixListener::bind(path)
+    super::socket::listen_private(path)
         .map_err(|e| SimError::io(format!("serving the uplink at {}", path.display()), e))
 }
 
