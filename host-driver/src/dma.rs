@@ -7,7 +7,7 @@
 use crate::error::{DriverError, Result};
 use std::ffi::CStr;
 use std::fs::File;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use vm_memory::{
@@ -39,13 +39,22 @@ impl std::fmt::Debug for DmaMemory {
 fn memfd(name: &CStr, size: u64) -> std::io::Result<File> {
     // SAFETY: `name` is a valid NUL-terminated string; memfd_create has no other inputs and
     // returns a new descriptor or -1.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: `fd` was just returned by memfd_create and is owned by nothing else.
     let file = unsafe { File::from_raw_fd(fd) };
     file.set_len(size)?;
+    // A device that maps the buffer in another process (nic-sim over vfio-user) would take
+    // SIGBUS on pages cut off under its mapping, so it maps only a memfd sealed against
+    // shrinking.
+    // SAFETY: F_ADD_SEALS takes an int argument and touches no memory of ours; `file` owns
+    // the descriptor for the length of the call.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     Ok(file)
 }
 
