@@ -58,6 +58,13 @@ fn three_agents_follow_every_change_and_serve_only_their_vpcs() {
         }
         println!("step {step}: every agent in step {took:?} after the apply");
     }
+    // An agent's own socket says what it is.
+    let said =
+        common::nicctl(&["--socket", agents[0].socket().to_str().unwrap(), "status"]).expect_ok();
+    assert!(
+        said.contains("keeps its NIC at the desired state in etcd at http://127.0.0.1:"),
+        "{said}"
+    );
     // w4 (added on h3) is mapped on h1 toward h3; w2 (removed) is on no NIC.
     let h1 = agents[0].tables();
     let w4 = h1

@@ -20,11 +20,14 @@ pub fn run(cli: &Cli, host: &str) -> Result<String> {
     let shared = std::sync::Arc::new(driver);
     let server = match &cli.socket {
         Some(path) => Some(
-            Server::start_nics(Local::shared(host, shared.clone()), "etcd", path).map_err(|e| {
-                CliError::File {
-                    path: path.display().to_string(),
-                    source: e,
-                }
+            Server::start_nics(
+                Local::shared(host, shared.clone()),
+                &format!("the desired state in etcd at {urls}"),
+                path,
+            )
+            .map_err(|e| CliError::File {
+                path: path.display().to_string(),
+                source: e,
             })?,
         ),
         None => None,

@@ -24,13 +24,23 @@ pub fn run(cli: &Cli, json: bool) -> Result<String> {
     if json {
         return super::json(&s);
     }
-    let mut out = format!(
-        "nicctl up (pid {}) runs {}\ncontrol socket:     {}\nunderlay namespace: {}\n",
-        s.pid,
-        s.file,
-        path.display(),
-        s.underlay_namespace
-    );
+    // An agent's socket serves its NIC only: no deployment, no underlay.
+    let mut out = if s.underlay_namespace.is_empty() {
+        format!(
+            "nicctl agent (pid {}) keeps its NIC at {}\ncontrol socket:     {}\n",
+            s.pid,
+            s.file,
+            path.display()
+        )
+    } else {
+        format!(
+            "nicctl up (pid {}) runs {}\ncontrol socket:     {}\nunderlay namespace: {}\n",
+            s.pid,
+            s.file,
+            path.display(),
+            s.underlay_namespace
+        )
+    };
     for h in &s.hosts {
         let vfs: Vec<String> = h.vfs.iter().map(|(n, v)| format!("vf{v} {n}")).collect();
         out.push_str(&format!(

@@ -254,6 +254,11 @@ impl AgentProc {
         }
     }
 
+    /// Its control socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
     /// What it logged so far.
     pub fn log(&self) -> String {
         self.process.as_ref().map(|p| p.text()).unwrap_or_default()
