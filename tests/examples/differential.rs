@@ -9,13 +9,22 @@ const FRAMES_PER_TOPOLOGY: u64 = 10_000;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let frames: u64 = args.next().map_or(1_000_000, |a| a.parse().expect("FRAMES"));
+    let frames: u64 = args
+        .next()
+        .map_or(1_000_000, |a| a.parse().expect("FRAMES"));
     let seed: u64 = args.next().map_or(0xd1ff, |a| a.parse().expect("SEED"));
     let started = Instant::now();
-    let r = run(seed, frames.div_ceil(FRAMES_PER_TOPOLOGY), FRAMES_PER_TOPOLOGY, false);
+    let r = run(
+        seed,
+        frames.div_ceil(FRAMES_PER_TOPOLOGY),
+        FRAMES_PER_TOPOLOGY,
+        false,
+    );
     let secs = started.elapsed().as_secs_f64();
     for (seed, n, port, frame, why) in r.differences.iter().take(10) {
-        println!("DIFF topology seed {seed:#x}, frame {n} on {port:?}: {why}\n  frame: {frame:02x?}");
+        println!(
+            "DIFF topology seed {seed:#x}, frame {n} on {port:?}: {why}\n  frame: {frame:02x?}"
+        );
     }
     let unmodelled: u64 = r.unmodelled.values().sum();
     println!("verdicts: {:?}", r.verdicts);

@@ -9,7 +9,7 @@ const SEED: u64 = 0x5eed_0001;
 
 #[test]
 fn firmware_decides_as_the_reference_model() {
-    let r = run(SEED, 20, 1000, true);
+    let r = run(SEED, 40, 2500, true);
     for (seed, n, port, frame, why) in r.differences.iter().take(20) {
         eprintln!("topology seed {seed:#x}, frame {n} on {port:?}: {why}\n  frame: {frame:02x?}");
     }

@@ -77,7 +77,10 @@ pub fn compare(fate: &Fate, seen: &Observed) -> Result<(), String> {
     let summary = || {
         format!(
             "firmware: to VFs {:?}, {} to the uplink, drops {:?}",
-            seen.to_vfs.iter().map(|(v, f)| (v, f.len())).collect::<Vec<_>>(),
+            seen.to_vfs
+                .iter()
+                .map(|(v, f)| (v, f.len()))
+                .collect::<Vec<_>>(),
             seen.to_uplink.len(),
             seen.drops
         )
@@ -85,7 +88,11 @@ pub fn compare(fate: &Fate, seen: &Observed) -> Result<(), String> {
     match fate {
         Fate::Drop { port, reason } => {
             if outputs != 0 || seen.drops != [(*port, *reason, 1)] {
-                return Err(format!("model: {} of {port:?}; {}", reason.name(), summary()));
+                return Err(format!(
+                    "model: {} of {port:?}; {}",
+                    reason.name(),
+                    summary()
+                ));
             }
         }
         _ if !seen.drops.is_empty() => return Err(format!("model: {fate:?}; {}", summary())),
@@ -115,7 +122,11 @@ pub fn compare(fate: &Fate, seen: &Observed) -> Result<(), String> {
                 && seen.to_vfs[0].0 == *vf
                 && echo_reply_ok(&seen.to_vfs[0].1, *gateway_mac, *gateway_ip, request);
             if !ok {
-                return Err(format!("model: echo reply to VF{vf}; {} {:02x?}", summary(), seen.to_vfs));
+                return Err(format!(
+                    "model: echo reply to VF{vf}; {} {:02x?}",
+                    summary(),
+                    seen.to_vfs
+                ));
             }
         }
         Fate::ToUplink { frame } => {
@@ -183,7 +194,9 @@ fn echo_reply_ok(got: &[u8], gw_mac: [u8; 6], gw_ip: u32, req: &[u8]) -> bool {
 fn cross_vpc(t: &Topology, port: Port, frame: &[u8], seen: &Observed) -> u64 {
     let from = match port {
         Port::Vf(vf) => t.vf(vf).and_then(|v| t.vpc_of_vf(v)).map(|v| v.id),
-        Port::Uplink if frame.len() >= 50 => t.vpc_of_vni(super::rules::be32(frame, 46) >> 8).map(|v| v.id),
+        Port::Uplink if frame.len() >= 50 => t
+            .vpc_of_vni(super::rules::be32(frame, 46) >> 8)
+            .map(|v| v.id),
         Port::Uplink => None,
     };
     let Some(from) = from else { return 0 };
@@ -191,9 +204,9 @@ fn cross_vpc(t: &Topology, port: Port, frame: &[u8], seen: &Observed) -> u64 {
         Port::Vf(vf) => {
             let s = t.vf(vf).and_then(|v| t.subnet(v.subnet));
             let table = s.and_then(|s| t.table_of(s));
-            t.routes.iter().any(|r| {
-                Some(r.table) == table && r.target == super::topology::Target::Peering(to)
-            })
+            t.routes
+                .iter()
+                .any(|r| Some(r.table) == table && r.target == super::topology::Target::Peering(to))
         }
         Port::Uplink => false,
     };

@@ -45,7 +45,12 @@ pub fn topology(rng: &mut Rng) -> Topology {
         remotes: Vec::new(),
         routes: Vec::new(),
     };
-    let cidrs = [ip4(10, 0, 0, 0), ip4(10, 0, 0, 0), ip4(10, 1, 0, 0), ip4(10, 2, 0, 0)];
+    let cidrs = [
+        ip4(10, 0, 0, 0),
+        ip4(10, 0, 0, 0),
+        ip4(10, 1, 0, 0),
+        ip4(10, 2, 0, 0),
+    ];
     let n_vpcs = 2 + rng.below(3) as u16;
     for id in 0..n_vpcs {
         let base = rng.pick(&cidrs);
@@ -112,7 +117,13 @@ pub fn topology(rng: &mut Rng) -> Topology {
     for &(table, vpc) in &t.tables.clone() {
         let own = t.vpc(vpc).expect("table's VPC").clone();
         let mut routes = Vec::new();
-        let mut add = |dest, target| routes.push(Route { table, dest, target });
+        let mut add = |dest, target| {
+            routes.push(Route {
+                table,
+                dest,
+                target,
+            })
+        };
         if rng.chance(50) {
             add(prefix(0, 0), Target::Gateway(rng.below(3) as u16));
         }
@@ -163,7 +174,10 @@ pub fn topology(rng: &mut Rng) -> Topology {
 fn addresses(t: &Topology, rng: &mut Rng) -> u32 {
     let pick_vf = |rng: &mut Rng| {
         let v = &t.vfs[rng.below(t.vfs.len() as u64) as usize];
-        let all: Vec<u32> = [v.primary].into_iter().chain(v.secondaries.clone()).collect();
+        let all: Vec<u32> = [v.primary]
+            .into_iter()
+            .chain(v.secondaries.clone())
+            .collect();
         rng.pick(&all)
     };
     match rng.below(20) {
@@ -171,7 +185,13 @@ fn addresses(t: &Topology, rng: &mut Rng) -> u32 {
         7 | 8 if !t.remotes.is_empty() => t.remotes[rng.below(t.remotes.len() as u64) as usize].ip,
         9 => {
             let s = &t.subnets[rng.below(t.subnets.len() as u64) as usize];
-            rng.pick(&[s.cidr.base, s.cidr.base + 1, s.cidr.base + 2, s.cidr.base + 3, s.cidr.last()])
+            rng.pick(&[
+                s.cidr.base,
+                s.cidr.base + 1,
+                s.cidr.base + 2,
+                s.cidr.base + 3,
+                s.cidr.last(),
+            ])
         }
         10..=12 if !t.routes.is_empty() => {
             let r = &t.routes[rng.below(t.routes.len() as u64) as usize];
@@ -181,7 +201,11 @@ fn addresses(t: &Topology, rng: &mut Rng) -> u32 {
             let v = &t.vpcs[rng.below(t.vpcs.len() as u64) as usize];
             v.cidr.base | (rng.next_u32() & 0x07ff)
         }
-        14 => rng.pick(&[ip4(8, 8, 8, 8), ip4(169, 254, 169, 254), ip4(198, 51, 100, 7)]),
+        14 => rng.pick(&[
+            ip4(8, 8, 8, 8),
+            ip4(169, 254, 169, 254),
+            ip4(198, 51, 100, 7),
+        ]),
         15 => rng.pick(&[u32::MAX, ip4(224, 0, 0, 5), ip4(239, 1, 2, 3)]),
         _ => pick_vf(rng),
     }
@@ -256,7 +280,9 @@ fn l4(rng: &mut Rng) -> (u8, Vec<u8>) {
             (17, u)
         }
         _ => {
-            let mut s = vec![0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff];
+            let mut s = vec![
+                0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff,
+            ];
             s.extend_from_slice(&[0, 0, 0, 0]);
             s.extend_from_slice(&data);
             (6, s)
@@ -291,7 +317,12 @@ fn dhcp_discover(src_mac: Mac, chaddr: Mac) -> Vec<u8> {
     u.extend_from_slice(&((8 + b.len()) as u16).to_be_bytes());
     u.extend_from_slice(&[0, 0]);
     u.extend_from_slice(&b);
-    ethernet([0xff; 6], src_mac, 0x0800, &ipv4(0, u32::MAX, 17, 64, 0, false, &u))
+    ethernet(
+        [0xff; 6],
+        src_mac,
+        0x0800,
+        &ipv4(0, u32::MAX, 17, 64, 0, false, &u),
+    )
 }
 
 /// A random frame and the port it enters on.
@@ -306,7 +337,10 @@ pub fn frame(t: &Topology, rng: &mut Rng) -> (Port, Vec<u8>) {
     } else {
         vf.mac
     };
-    let own: Vec<u32> = [vf.primary].into_iter().chain(vf.secondaries.clone()).collect();
+    let own: Vec<u32> = [vf.primary]
+        .into_iter()
+        .chain(vf.secondaries.clone())
+        .collect();
     let dst = addresses(t, rng);
     let mut f = match rng.below(100) {
         0..=9 => {
@@ -315,9 +349,19 @@ pub fn frame(t: &Topology, rng: &mut Rng) -> (Port, Vec<u8>) {
             } else {
                 dst
             };
-            ethernet([0xff; 6], src_mac, 0x0806, &arp_body(1, vf.mac, vf.primary, tpa))
+            ethernet(
+                [0xff; 6],
+                src_mac,
+                0x0806,
+                &arp_body(1, vf.mac, vf.primary, tpa),
+            )
         }
-        10..=11 => ethernet([0xff; 6], src_mac, 0x0806, &arp_body(2, vf.mac, vf.primary, dst)),
+        10..=11 => ethernet(
+            [0xff; 6],
+            src_mac,
+            0x0806,
+            &arp_body(2, vf.mac, vf.primary, dst),
+        ),
         12..=13 => {
             // Gratuitous ARP or an RFC 5227 probe.
             let a = rng.pick(&own);
@@ -340,7 +384,11 @@ pub fn frame(t: &Topology, rng: &mut Rng) -> (Port, Vec<u8>) {
             &[0x60; 60],
         ),
         20..=22 => {
-            let chaddr = if rng.chance(80) { vf.mac } else { [0x02, 0x66, 0, 0, 0, 1] };
+            let chaddr = if rng.chance(80) {
+                vf.mac
+            } else {
+                [0x02, 0x66, 0, 0, 0, 1]
+            };
             dhcp_discover(src_mac, chaddr)
         }
         _ => {
@@ -428,7 +476,11 @@ fn uplink_frame(t: &Topology, rng: &mut Rng) -> Vec<u8> {
     let (outer_src, inner_src, inner_src_mac) = match rng.below(10) {
         0..=5 if !remotes.is_empty() => {
             let r = remotes[rng.below(remotes.len() as u64) as usize];
-            let host = if rng.chance(90) { r.host } else { rng.pick(&REMOTE_HOSTS) };
+            let host = if rng.chance(90) {
+                r.host
+            } else {
+                rng.pick(&REMOTE_HOSTS)
+            };
             (host, r.ip, r.mac)
         }
         6 | 7 => (
@@ -436,8 +488,16 @@ fn uplink_frame(t: &Topology, rng: &mut Rng) -> Vec<u8> {
             ip4(198, 51, 100, 7),
             [0x02, 0xcc, 0, 0, 0, 1],
         ),
-        8 => (rng.pick(&REMOTE_HOSTS), addresses(t, rng), [0x02, 0x0c, 9, 9, 9, 9]),
-        _ => (ip4(192, 0, 2, 77), addresses(t, rng), [0x02, 0x0c, 9, 9, 9, 9]),
+        8 => (
+            rng.pick(&REMOTE_HOSTS),
+            addresses(t, rng),
+            [0x02, 0x0c, 9, 9, 9, 9],
+        ),
+        _ => (
+            ip4(192, 0, 2, 77),
+            addresses(t, rng),
+            [0x02, 0x0c, 9, 9, 9, 9],
+        ),
     };
     let in_vpc: Vec<&Vf> = t
         .vfs
@@ -446,13 +506,20 @@ fn uplink_frame(t: &Topology, rng: &mut Rng) -> Vec<u8> {
         .collect();
     let (dst, dst_mac) = if !in_vpc.is_empty() && rng.chance(80) {
         let v = in_vpc[rng.below(in_vpc.len() as u64) as usize];
-        let all: Vec<u32> = [v.primary].into_iter().chain(v.secondaries.clone()).collect();
+        let all: Vec<u32> = [v.primary]
+            .into_iter()
+            .chain(v.secondaries.clone())
+            .collect();
         (rng.pick(&all), v.mac)
     } else {
         (addresses(t, rng), [0x02, 0x0c, 8, 8, 8, 8])
     };
     let (proto, body) = l4(rng);
-    let body = if body.len() > 1400 { body[..200].to_vec() } else { body };
+    let body = if body.len() > 1400 {
+        body[..200].to_vec()
+    } else {
+        body
+    };
     let ttl = rng.pick(&[64u8, 1, 0]);
     let inner = ethernet(
         dst_mac,
@@ -470,7 +537,11 @@ fn uplink_frame(t: &Topology, rng: &mut Rng) -> Vec<u8> {
     u.extend_from_slice(&((8 + vx.len()) as u16).to_be_bytes());
     u.extend_from_slice(&[0, 0]);
     u.extend_from_slice(&vx);
-    let outer_dst = if rng.chance(93) { t.uplink.host } else { ip4(192, 0, 2, 9) };
+    let outer_dst = if rng.chance(93) {
+        t.uplink.host
+    } else {
+        ip4(192, 0, 2, 9)
+    };
     ethernet(
         t.uplink.mac,
         t.uplink.next_hop_mac,

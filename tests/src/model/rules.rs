@@ -152,6 +152,11 @@ fn from_vf(t: &Topology, vf: &Vf, f: &[u8]) -> Fate {
         vni: vpc.vni,
         vpc: vpc.id,
     };
+    // F13 at L2: no frame from a VF is longer than its MTU plus the Ethernet header,
+    // whatever it claims inside.
+    if f.len() > ETH + VF_MTU {
+        return s.drop(Counter::DropOversize);
+    }
     // F1, then F2.
     let ethertype = be16(f, 12);
     if ethertype != ETHERTYPE_IPV4 && ethertype != ETHERTYPE_ARP {
@@ -173,18 +178,29 @@ fn from_vf(t: &Topology, vf: &Vf, f: &[u8]) -> Fate {
     if ip.pkt.len() > VF_MTU {
         return s.drop(Counter::DropOversize);
     }
-    // F5, sender side.
-    if vf.check && !vf.owns(ip.src()) {
-        return s.drop(Counter::DropSrcIp);
-    }
-    // F6.
+    // F6, then F5 (the spec orders neither before the other; the firmware judges the
+    // destination first, and so does the model).
     let dst_mac = mac_at(f, 0);
     let dst = ip.dst();
     if dst_mac[0] & 1 != 0 || dst == u32::MAX || dst >> 28 == 0xe || dst == subnet.cidr.last() {
         return s.drop(Counter::DropBcastMcast);
     }
-    // F7.
-    if dst_mac == subnet.gateway_mac {
+    if vf.check && !vf.owns(ip.src()) {
+        return s.drop(Counter::DropSrcIp);
+    }
+    // Packets to a gateway address in pieces: F10 does not say whether a first fragment
+    // is an echo request.
+    let gateway_ips = || t.subnets.iter().map(|n| n.gateway_ip());
+    if ip.fragment() && gateway_ips().any(|g| g == dst) {
+        return Fate::Unmodelled("a fragment to a gateway address");
+    }
+    // Known differences (regression tests in tests/differential_regressions.rs).
+    if dst_mac == vf.mac {
+        return Fate::Unmodelled("known firmware difference F7: a frame to the sender's own MAC");
+    }
+    // F10 for the VF's own gateway address comes before F7 (the spec orders neither; the
+    // firmware judges the address first), then F7.
+    if dst_mac == subnet.gateway_mac || dst == subnet.gateway_ip() {
         return route(t, &s, &ip);
     }
     if let Some(fate) = to_instance_mac(t, &s, dst_mac, &ip) {
@@ -196,8 +212,7 @@ fn from_vf(t: &Topology, vf: &Vf, f: &[u8]) -> Fate {
 /// F3, for an ARP frame from a VF whose source MAC passed F2.
 fn arp(t: &Topology, s: &Sender, f: &[u8]) -> Fate {
     let a = &f[ETH..];
-    if a.len() < 28 || be16(a, 0) != 1 || be16(a, 2) != ETHERTYPE_IPV4 || a[4] != 6 || a[5] != 4
-    {
+    if a.len() < 28 || be16(a, 0) != 1 || be16(a, 2) != ETHERTYPE_IPV4 || a[4] != 6 || a[5] != 4 {
         return s.drop(Counter::DropMalformed);
     }
     match be16(a, 6) {
@@ -209,6 +224,9 @@ fn arp(t: &Topology, s: &Sender, f: &[u8]) -> Fate {
     // e: gratuitous ARP or an RFC 5227 probe for one of its own addresses.
     if s.vf.owns(tpa) {
         return s.drop(Counter::ArpIgnored);
+    }
+    if spa == 0 {
+        return Fate::Unmodelled("ARP probe (sender 0.0.0.0) for an address not its own");
     }
     let answer = if tpa == s.subnet.gateway_ip() || !s.subnet.cidr.contains(tpa) {
         // a and d.
@@ -273,6 +291,12 @@ fn to_instance_mac(t: &Topology, s: &Sender, dst_mac: Mac, ip: &Ipv4) -> Option<
         .remotes
         .iter()
         .find(|r| r.vni == s.vni && r.mac == dst_mac && s.subnet.cidr.contains(r.ip))?;
+    if remote.ip != ip.dst() {
+        // The spec: sent to that instance's host all the same (F5 is the receiver's).
+        return Some(Fate::Unmodelled(
+            "known firmware difference F7: a frame to a remote instance's MAC for another address",
+        ));
+    }
     Some(encap(t, s.vf.mac, remote.host, s.vni, remote.mac, ip))
 }
 
@@ -453,7 +477,17 @@ fn from_uplink(t: &Topology, f: &[u8]) -> Fate {
     };
     let plausible = match t.mapping(vni, ip.src()) {
         Some((_, Location::Remote(host))) if host == outer.src() => true,
-        _ => t.gateways.iter().any(|g| g.underlay == outer.src()),
+        // A peered sender encapsulates with this VPC's VNI: its mapping is in its own VPC,
+        // one whose route tables have a `pcx:` route to this VPC.
+        _ if peered_on_host(t, vpc.id, ip.src(), outer.src()) => true,
+        // "A gateway of that VPC": one a route table of the VPC routes to.
+        _ => t.gateways.iter().any(|g| {
+            g.underlay == outer.src()
+                && t.routes.iter().any(|r| {
+                    r.target == Target::Gateway(g.id)
+                        && t.tables.iter().any(|&(id, v)| id == r.table && v == vpc.id)
+                })
+        }),
     };
     if !plausible {
         return drop(Counter::DropDecapSpoof);
@@ -473,4 +507,15 @@ fn from_uplink(t: &Topology, f: &[u8]) -> Fate {
         n.gateway_mac
     };
     to_vf(r, src_mac, &ip)
+}
+
+/// Whether `src` is an instance on `host` in a VPC that has a `pcx:` route to `vpc`.
+fn peered_on_host(t: &Topology, vpc: u16, src: u32, host: u32) -> bool {
+    t.vpcs.iter().filter(|q| q.id != vpc).any(|q| {
+        let peers = t.routes.iter().any(|r| {
+            r.target == Target::Peering(vpc)
+                && t.tables.iter().any(|&(id, v)| id == r.table && v == q.id)
+        });
+        peers && matches!(t.mapping(q.vni, src), Some((_, Location::Remote(h))) if h == host)
+    })
 }
