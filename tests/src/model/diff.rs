@@ -97,7 +97,7 @@ pub fn compare(fate: &Fate, seen: &Observed) -> Result<(), String> {
         }
         _ if !seen.drops.is_empty() => return Err(format!("model: {fate:?}; {}", summary())),
         Fate::ToVf { vf, frame } => {
-            if seen.to_uplink.len() != 0 || seen.to_vfs != [(*vf, frame.clone())] {
+            if !seen.to_uplink.is_empty() || seen.to_vfs != [(*vf, frame.clone())] {
                 return Err(format!(
                     "model: to VF{vf} {frame:02x?}; {} {:02x?}",
                     summary(),
