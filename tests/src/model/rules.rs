@@ -303,6 +303,9 @@ fn to_instance_mac(t: &Topology, s: &Sender, dst_mac: Mac, ip: &Ipv4) -> Option<
 /// F10 for the sender's own gateway, then F8.
 fn route(t: &Topology, s: &Sender, ip: &Ipv4) -> Fate {
     if ip.dst() == s.subnet.gateway_ip() {
+        if echo_request(ip) && checksum(ip.payload()) != 0 {
+            return Fate::Unmodelled("an echo request to the gateway with a bad ICMP checksum");
+        }
         return if echo_request(ip) {
             Fate::EchoReply {
                 vf: s.vf.vf,
