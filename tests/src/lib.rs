@@ -25,6 +25,7 @@ use vf_driver::VfDriver;
 use zerocopy::FromZeros;
 
 pub mod bin;
+pub mod model;
 pub mod topo;
 pub mod vfio_user;
 pub mod wire;
