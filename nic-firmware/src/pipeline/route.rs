@@ -53,6 +53,10 @@ pub(super) fn same_subnet_by_mac<T: Tracer>(
     hints: &Hints,
     tr: &mut T,
 ) -> Verdict {
+    // "Another instance": a frame to the sender's own MAC is no one's to deliver.
+    if dst_mac == sender.cfg.mac {
+        return sender.drop(Counter::DropDstMac);
+    }
     // The usual case: the destination address belongs to the instance with that MAC, local
     // or remote; one mapping lookup finds it.
     if sender.subnet.contains(ip.dst) {

@@ -194,14 +194,14 @@ fn from_vf(t: &Topology, vf: &Vf, f: &[u8]) -> Fate {
     if ip.fragment() && gateway_ips().any(|g| g == dst) {
         return Fate::Unmodelled("a fragment to a gateway address");
     }
-    // Known differences (regression tests in tests/differential_regressions.rs).
-    if dst_mac == vf.mac {
-        return Fate::Unmodelled("known firmware difference F7: a frame to the sender's own MAC");
-    }
     // F10 for the VF's own gateway address comes before F7 (the spec orders neither; the
     // firmware judges the address first), then F7.
     if dst_mac == subnet.gateway_mac || dst == subnet.gateway_ip() {
         return route(t, &s, &ip);
+    }
+    // F7: the sender's own MAC is not "another instance".
+    if dst_mac == vf.mac {
+        return s.drop(Counter::DropDstMac);
     }
     if let Some(fate) = to_instance_mac(t, &s, dst_mac, &ip) {
         return fate;
