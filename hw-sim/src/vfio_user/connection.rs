@@ -522,3 +522,63 @@ fn check_access(dev: &impl Backend, a: &RegionAccess) -> Result<(), Refusal> {
     }
     Ok(())
 }
+
+/// The fuzzers' way in: `data` is what one client sends on a connection (any bytes, cut
+/// anywhere), served by a function whose BAR0 is 4 KiB of plain memory. The replies are
+/// read and dropped; the server must end without panicking and hold nothing afterwards.
+#[cfg(any(test, feature = "testing"))]
+pub fn fuzz_messages(data: &[u8]) {
+    struct Memory {
+        bar: Vec<u8>,
+        maps: usize,
+    }
+    impl Backend for Memory {
+        fn log(&self, _what: &str) {}
+        fn bar_size(&self) -> u64 {
+            self.bar.len() as u64
+        }
+        fn region_read(&mut self, offset: u64, data: &mut [u8]) {
+            let at = offset as usize;
+            data.copy_from_slice(&self.bar[at..at + data.len()]);
+        }
+        fn region_write(&mut self, offset: u64, data: &[u8]) {
+            let at = offset as usize;
+            self.bar[at..at + data.len()].copy_from_slice(data);
+        }
+        fn dma_map(&mut self, _: u64, _: u64, _: File, _: u64) -> Result<(), Refusal> {
+            self.maps += 1;
+            Ok(())
+        }
+        fn dma_unmap(&mut self, _: u64, _: u64) -> Result<(), Refusal> {
+            Ok(())
+        }
+        fn set_irq(&mut self, _: u32, _: Option<File>) -> Result<(), Refusal> {
+            Ok(())
+        }
+        fn release(&mut self) {
+            self.maps = 0;
+        }
+    }
+    let Ok((mut server, client)) = UnixStream::pair() else {
+        return;
+    };
+    let input = data.to_vec();
+    // The client writes everything, hangs up its sending side, and drains the replies.
+    let Ok(talker) = std::thread::Builder::new().spawn(move || {
+        let mut c = client;
+        let _ = std::io::Write::write_all(&mut c, &input);
+        let _ = c.shutdown(std::net::Shutdown::Write);
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut c, &mut sink);
+    }) else {
+        return;
+    };
+    let mut dev = Memory {
+        bar: vec![0; 4096],
+        maps: 0,
+    };
+    let _ = serve(&mut server, &mut dev);
+    dev.release();
+    drop(server);
+    let _ = talker.join();
+}

@@ -54,6 +54,9 @@
 //! ones and a write is dropped, and the server reports it on stderr.
 pub mod client;
 mod connection;
+/// The vfio-user fuzzer's body (`hw-sim/fuzz`).
+#[cfg(any(test, feature = "testing"))]
+pub use connection::fuzz_messages;
 pub mod server;
 mod socket;
 pub mod uplink;

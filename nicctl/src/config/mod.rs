@@ -113,6 +113,36 @@ pub fn load(path: &Path, limits: &Limits) -> Result<Config, ConfigErrors> {
     parse(&text, limits)
 }
 
+/// The VPC-file fuzzer's body (`nicctl/fuzz`): any bytes through parsing and validation;
+/// a valid file through every host's plan, and through the cluster's records and back,
+/// which must give the same records (nothing refused, nothing lost).
+pub fn fuzz_vpc_file(data: &[u8]) {
+    use crate::cluster::layout;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(config) = parse(text, &Limits::vfs(64)) else {
+        return;
+    };
+    for h in &config.hosts {
+        if let Ok(p) = plan(&config, &h.name) {
+            let _ = p.desired();
+        }
+    }
+    let records = layout::records_of(&config);
+    let bytes = records
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::to_vec(v).unwrap_or_default()))
+        .collect();
+    let back = layout::read(&bytes, &Limits::vfs(u32::MAX));
+    assert!(
+        back.refused.is_empty(),
+        "a valid file's records are refused: {:?}",
+        back.refused
+    );
+    assert_eq!(layout::records_of(&back.config), records);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +225,36 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("unknown vpc \"nope\" (known: prod)"), "{err}");
+    }
+
+    /// The fuzzer's body over its seeds and a few thousand mutations of them.
+    #[test]
+    fn the_vpc_file_fuzzer_body_holds_on_its_seeds_and_mutations() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/vpc_file");
+        let seeds: Vec<Vec<u8>> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .collect();
+        assert!(seeds.len() >= 4, "seeds in {dir}");
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..3000 {
+            let mut m = seeds[round % seeds.len()].clone();
+            for _ in 0..(next() % 3) {
+                if m.is_empty() {
+                    break;
+                }
+                let i = (next() as usize) % m.len();
+                m[i] = b"0123456789./=\"[a-z] \n"[(next() % 20) as usize];
+            }
+            fuzz_vpc_file(&m);
+        }
     }
 
     #[test]
