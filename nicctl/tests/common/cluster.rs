@@ -264,6 +264,12 @@ impl AgentProc {
         self.process.as_ref().map(|p| p.text()).unwrap_or_default()
     }
 
+    /// Whether it logs `needle` within `timeout` (its output is read by another thread, a
+    /// moment after the agent writes it).
+    pub fn logs(&self, needle: &str, timeout: Duration) -> bool {
+        eventually(timeout, || self.log().contains(needle))
+    }
+
     /// Its NIC's tables, read back through its control socket.
     pub fn tables(&self) -> NicTables {
         let out = nicctl(&[
