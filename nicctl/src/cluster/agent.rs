@@ -353,16 +353,8 @@ impl Agent {
     }
 
     fn bring(&self, config: &Config) -> Result<(Plan, Vec<reconcile::Change>), config::ApplyError> {
-        let held = config::held(&self.driver)?;
-        let num_vfs = u16::try_from(self.driver.info().num_vfs).unwrap_or(u16::MAX);
-        let plan = config::plan_against(config, &self.opts.host, &held, num_vfs)?;
-        let changes = reconcile::diff(&plan.desired(), &held);
-        reconcile::apply(&self.driver, &changes, |_, _| {}).map_err(|error| {
-            config::ApplyError::Refused {
-                total: changes.len(),
-                error,
-            }
-        })?;
+        let (plan, changes) = config::plan::plan_nic(&self.driver, config, &self.opts.host)?;
+        config::plan::make(&self.driver, &changes, |_, _| {})?;
         Ok((plan, changes))
     }
 

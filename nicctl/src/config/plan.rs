@@ -347,11 +347,35 @@ pub fn apply(
     progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Change>, ApplyError> {
     let changes = reconcile::diff(&plan.desired(), &held(drv)?);
-    reconcile::apply(drv, &changes, progress).map_err(|error| ApplyError::Refused {
+    make(drv, &changes, progress)?;
+    Ok(changes)
+}
+
+/// Host `host`'s plan for `config` on the NIC `drv` and the changes that bring the NIC to
+/// it: what the NIC holds is read back and keeps its IDs. Nothing is changed yet ([`make`]).
+pub fn plan_nic(
+    drv: &PfDriver,
+    config: &Config,
+    host: &str,
+) -> Result<(Plan, Vec<Change>), ApplyError> {
+    let held = held(drv)?;
+    let num_vfs = u16::try_from(drv.info().num_vfs).unwrap_or(u16::MAX);
+    let plan = plan_against(config, host, &held, num_vfs)?;
+    let changes = reconcile::diff(&plan.desired(), &held);
+    Ok((plan, changes))
+}
+
+/// Makes `changes` on `drv`, calling `progress(done, total)` after each; stops at the first
+/// refusal, naming the object and the status.
+pub fn make(
+    drv: &PfDriver,
+    changes: &[Change],
+    progress: impl FnMut(usize, usize),
+) -> Result<(), ApplyError> {
+    reconcile::apply(drv, changes, progress).map_err(|error| ApplyError::Refused {
         total: changes.len(),
         error,
-    })?;
-    Ok(changes)
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use super::instance::{Placement, VmSpec};
 use super::netns::IpError;
 use crate::config::model::Config;
 use crate::config::plan::{self, ApplyError, Plan};
-use host_driver::reconcile::{self, Change, Kind};
+use host_driver::reconcile::{Change, Kind};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -204,11 +204,7 @@ impl Deployment {
     /// the plans (which name VFs and IDs) match the file now run, as far as the NIC got.
     fn replan(&mut self) {
         for host in &mut self.hosts {
-            let num_vfs = u16::try_from(host.ports.len()).unwrap_or(u16::MAX);
-            let Ok(held) = plan::held(&host.driver) else {
-                continue;
-            };
-            if let Ok(p) = plan::plan_against(&self.config, &host.name, &held, num_vfs) {
+            if let Ok((p, _)) = plan::plan_nic(&host.driver, &self.config, &host.name) {
                 host.plan = p;
             }
         }
@@ -415,16 +411,10 @@ impl Deployment {
     /// what it has keeps its ID.
     fn plan_host(&self, h: usize, config: &Config) -> Result<(Plan, Vec<Change>), LiveError> {
         let host = &self.hosts[h];
-        let fail = |error| LiveError::Nic {
+        plan::plan_nic(&host.driver, config, &host.name).map_err(|error| LiveError::Nic {
             host: host.name.clone(),
             error,
-        };
-        let held = plan::held(&host.driver).map_err(fail)?;
-        let num_vfs = u16::try_from(host.ports.len()).unwrap_or(u16::MAX);
-        let plan =
-            plan::plan_against(config, &host.name, &held, num_vfs).map_err(|e| fail(e.into()))?;
-        let changes = reconcile::diff(&plan.desired(), &held);
-        Ok((plan, changes))
+        })
     }
 
     /// Makes host `h`'s `changes`, then holds `plan` as its plan.
@@ -435,12 +425,9 @@ impl Deployment {
         changes: &[Change],
     ) -> Result<(), LiveError> {
         let host = &mut self.hosts[h];
-        reconcile::apply(&host.driver, changes, |_, _| {}).map_err(|error| LiveError::Nic {
+        plan::make(&host.driver, changes, |_, _| {}).map_err(|error| LiveError::Nic {
             host: host.name.clone(),
-            error: ApplyError::Refused {
-                total: changes.len(),
-                error,
-            },
+            error,
         })?;
         host.plan = plan;
         Ok(())
