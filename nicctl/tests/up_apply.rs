@@ -7,7 +7,9 @@
 //!                           h2 (192.0.2.2): a2 10.0.1.11, b1 10.0.2.10
 //! ```
 mod common;
-use common::{example, ping, ping_answers, ping_fails, run_in, wait_listening, Bg, TempFile, Up};
+use common::{
+    example, ping, ping_answers, ping_fails, ping_loss, run_in, wait_listening, Bg, TempFile, Up,
+};
 use std::time::Duration;
 
 fn two_hosts() -> String {
@@ -22,31 +24,10 @@ fn a2_on(host: &str) -> String {
     text.replace(from, &format!("ip = \"10.0.1.11\"\nhost = \"{host}\""))
 }
 
-/// What a `ping -i INTERVAL -c COUNT` lost: `(sent, lost, milliseconds of traffic lost)`
-/// (each lost request stands for the time between two requests as they were really sent).
-fn loss(text: &str) -> (u64, u64, f64) {
-    let line = text
-        .lines()
-        .find(|l| l.contains(" packets transmitted, "))
-        .unwrap_or_else(|| panic!("no ping summary: {text}"));
-    let number_before = |marker: &str| -> f64 {
-        let head = line.split(marker).next().unwrap_or("");
-        head.rsplit([' ', ','])
-            .find(|w| !w.is_empty())
-            .and_then(|w| w.parse().ok())
-            .unwrap_or_else(|| panic!("no number before {marker:?}: {line}"))
-    };
-    let sent = number_before(" packets transmitted") as u64;
-    let received = number_before(" received") as u64;
-    let millis = number_before("ms");
-    let lost = sent - received;
-    (sent, lost, lost as f64 * millis / sent as f64)
-}
-
 #[test]
 fn ping_loss_is_read_from_its_summary() {
     let text = "...\n1400 packets transmitted, 1397 received, 0.2% packet loss, time 7000ms\n";
-    assert_eq!(loss(text), (1400, 3, 15.0));
+    assert_eq!(ping_loss(text), (1400, 3, 15.0));
 }
 
 /// Moving a2 from h2 to h1 and back while an iperf3 TCP connection from it runs and a1
@@ -117,7 +98,7 @@ fn an_instance_moved_to_another_host_keeps_its_tcp_connection() {
         .filter(|(_, i)| i["sum"]["bytes"].as_u64() == Some(0))
         .map(|(n, _)| n)
         .collect();
-    let (sent, lost, millis) = loss(&pings.stdout());
+    let (sent, lost, millis) = ping_loss(&pings.stdout());
     println!(
         "two moves of a2 (h2 -> h1 -> h2): {lost} of {sent} pings lost at 5 ms intervals, \
          {millis:.0} ms of traffic in all; iperf3 TCP carried {bytes} bytes, stalled seconds: \

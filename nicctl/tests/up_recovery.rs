@@ -3,24 +3,9 @@
 //! reprogrammed and its VMs' VFs started again by `up` itself. The outage is measured in
 //! lost pings; afterwards the NIC holds what a fresh NIC programmed from the file holds.
 mod common;
-use common::{example, ping_answers, Bg, Up};
+use common::{example, ping_answers, ping_loss, Bg, Up};
 use host_driver::table_read::NicTables;
 use std::time::Duration;
-
-fn lost_ms(summary: &str, interval_ms: f64) -> (u64, f64) {
-    let line = summary
-        .lines()
-        .find(|l| l.contains(" packets transmitted, "))
-        .unwrap_or_else(|| panic!("no ping summary: {summary}"));
-    let n: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|w| !w.is_empty())
-        .take(2)
-        .map(|w| w.parse().unwrap())
-        .collect();
-    let lost = n[0] - n[1];
-    (lost, lost as f64 * interval_ms)
-}
 
 #[test]
 #[cfg_attr(
@@ -43,7 +28,7 @@ fn a_hung_or_dead_nic_is_reset_and_reprogrammed_by_up_itself() {
             "ping did not end"
         );
         let summary = pings.stdout();
-        let (lost, ms) = lost_ms(&summary, 2.0);
+        let (_, lost, ms) = ping_loss(&summary);
         let rtt = summary.lines().last().unwrap_or("").trim().to_string();
         let status = up.nicctl(&["status"]).expect_ok();
         let reset = status

@@ -19,8 +19,8 @@ pub mod proc;
 pub mod up;
 
 pub use netns::{
-    ip_json, namespace_exists, namespaces, ping, ping_answers, ping_fails, ping_line, sh_in,
-    wait_listening, Sniffer, TempNamespaces,
+    ip_json, namespace_exists, namespaces, ping, ping_answers, ping_fails, ping_line, ping_loss,
+    sh_in, wait_listening, Sniffer, TempNamespaces,
 };
 pub use proc::{run, run_in, Bg, Run};
 pub use up::{serial, Up};

@@ -112,6 +112,27 @@ pub fn ping_line(ns: &str, args: &str) -> Ping {
     ping(ns, &argv)
 }
 
+/// What a `ping -i INTERVAL -c COUNT` lost: `(sent, lost, milliseconds of traffic lost)`
+/// (each lost request stands for the time between two requests as they were really sent).
+pub fn ping_loss(text: &str) -> (u64, u64, f64) {
+    let line = text
+        .lines()
+        .find(|l| l.contains(" packets transmitted, "))
+        .unwrap_or_else(|| panic!("no ping summary: {text}"));
+    let number_before = |marker: &str| -> f64 {
+        let head = line.split(marker).next().unwrap_or("");
+        head.rsplit([' ', ','])
+            .find(|w| !w.is_empty())
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("no number before {marker:?}: {line}"))
+    };
+    let sent = number_before(" packets transmitted") as u64;
+    let received = number_before(" received") as u64;
+    let millis = number_before("ms");
+    let lost = sent - received;
+    (sent, lost, lost as f64 * millis / sent as f64)
+}
+
 /// One ping from `ns` to `dst` that must be answered; returns it.
 pub fn ping_answers(ns: &str, dst: &str) -> Ping {
     let p = ping(ns, &["-c", "1", "-W", "2", dst]);
