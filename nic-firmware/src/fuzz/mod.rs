@@ -184,6 +184,9 @@ pub fn admin(data: &[u8]) -> Vec<Status> {
     let mut rest = data;
     let mut tail = 0u32;
     let mut statuses = Vec::new();
+    // The tables only change inside `poll`, so what they hold after one command is what
+    // they held before the next: one snapshot per command.
+    let mut before = snapshot(fw.tables());
     while rest.len() >= CMD_SIZE {
         let (raw, after) = rest.split_at(CMD_SIZE);
         let mut cmd = AdminCmd::read_from_bytes(raw).unwrap();
@@ -199,7 +202,6 @@ pub fn admin(data: &[u8]) -> Vec<Status> {
         p.dma_write(Function::Pf, slot, cmd.as_bytes()).unwrap();
         tail = (tail + 1) % ADMINQ_ENTRIES;
         p.write_reg(Function::Pf, shared_regs::pf::ADMINQ_TAIL, tail);
-        let before = snapshot(fw.tables());
         poll(&mut fw, &mut p);
         let mut back = [0u8; CMD_SIZE];
         p.dma_read(Function::Pf, slot, &mut back).unwrap();
@@ -218,13 +220,15 @@ pub fn admin(data: &[u8]) -> Vec<Status> {
         );
         assert_eq!(done.cookie.get(), cmd.cookie.get(), "cookie changed");
         let status = Status::from_u16(done.status.get());
+        let after = snapshot(fw.tables());
         if status != Status::Ok {
             assert!(
-                snapshot(fw.tables()) == before,
+                after == before,
                 "admin command {:#06x} was refused ({status:?}) but changed the tables",
                 cmd.opcode.get()
             );
         }
+        before = after;
         statuses.push(status);
     }
     statuses
