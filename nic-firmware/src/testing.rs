@@ -12,13 +12,13 @@
 extern crate std;
 
 use crate::platform::{DmaError, Function, Platform};
+use core::hash::BuildHasherDefault;
 use core::net::Ipv4Addr;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Icmpv4Packet, Icmpv4Repr, IpProtocol,
     Ipv4Packet, Ipv4Repr,
 };
-use core::hash::BuildHasherDefault;
 use std::collections::{HashMap, VecDeque};
 use std::vec;
 use std::vec::Vec;

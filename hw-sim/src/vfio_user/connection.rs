@@ -14,6 +14,10 @@
 //!   serve: each gets an error reply (`EINVAL`, or `ENOTSUP` for what is not served), and
 //!   the connection goes on. Nothing is allocated from a count before it is checked.
 //! - Descriptors that come with a message that takes none, or is refused, are closed.
+//! - A message, once begun, must arrive whole within [`MESSAGE_TIMEOUT`]; a client that
+//!   stalls inside one (a VMM whose writer died with its process alive) loses the
+//!   connection, so the function can serve its next client. Between messages a client may
+//!   stay silent as long as it likes: a VM's VMM does.
 //!
 //! An error reply is padded to the size of the command's reply ([`wire::reply_body_size`]),
 //! so the `vfio_user` 0.1 client, which reads that size and ignores the error flag, stays
@@ -118,6 +122,20 @@ impl Broken {
             reason: format!("{what}: {e}"),
         }
     }
+
+    /// A read inside a message failed: a stall past [`MESSAGE_TIMEOUT`] says so.
+    fn inside(what: &str, e: std::io::Error) -> Broken {
+        match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Broken::io(
+                what,
+                format!(
+                    "the client stalled inside the message for {:?}",
+                    MESSAGE_TIMEOUT
+                ),
+            ),
+            _ => Broken::io(what, e),
+        }
+    }
 }
 
 /// Serves the client on `stream` until it hangs up (`Ok`) or the connection cannot go on
@@ -144,16 +162,28 @@ pub(super) fn serve(stream: &mut UnixStream, dev: &mut impl Backend) -> Result<(
     }
 }
 
+/// How long the rest of a message may take once its first bytes have come.
+#[cfg(not(test))]
+pub(super) const MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+#[cfg(test)]
+pub(super) const MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Reads the next message whole, or `None` when the client hung up between messages.
 fn read_message(stream: &mut UnixStream) -> Result<Option<Message>, Broken> {
+    stream
+        .set_read_timeout(None)
+        .map_err(|e| Broken::io("waiting for a message", e))?;
     let mut raw = [0u8; HEADER_SIZE];
     let (got, fds) = recv_with_fds(stream, &mut raw)?;
     if got == 0 {
         return Ok(None);
     }
     stream
+        .set_read_timeout(Some(MESSAGE_TIMEOUT))
+        .map_err(|e| Broken::io("reading a message", e))?;
+    stream
         .read_exact(&mut raw[got..])
-        .map_err(|e| Broken::io("reading a message header", e))?;
+        .map_err(|e| Broken::inside("reading a message header", e))?;
     let header = Header::read_from_bytes(&raw)
         .map_err(|_| Broken::io("reading a message header", "short header"))?;
     let size = header.message_size;
@@ -169,7 +199,7 @@ fn read_message(stream: &mut UnixStream) -> Result<Option<Message>, Broken> {
     }
     let mut body = vec![0u8; size as usize - HEADER_SIZE];
     stream.read_exact(&mut body).map_err(|e| {
-        Broken::io(
+        Broken::inside(
             &format!("reading the {size}-byte message {}", header.message_id),
             e,
         )

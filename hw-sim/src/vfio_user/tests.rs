@@ -688,3 +688,30 @@ fn the_message_fuzzer_body_holds_on_its_seeds_and_random_bytes() {
         }
     }
 }
+
+#[test]
+fn a_client_that_stalls_inside_a_message_loses_its_connection_not_the_function() {
+    let (_nic, path, _dir) = served();
+    let vf1 = vf_socket(&path, 1);
+    // Half a header, then nothing: a VMM whose writer died mid-message while its process
+    // (and so the socket) lives on.
+    let mut stalled = Raw::connect(&vf1);
+    stalled.send(&header(1, REGION_READ, HEADER + 16)[..8]);
+    let start = Instant::now();
+    assert!(
+        stalled.reply().is_none(),
+        "the server answers half a header"
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited >= super::connection::MESSAGE_TIMEOUT / 2 && waited < Duration::from_secs(9),
+        "the connection ended after {waited:?}"
+    );
+    answers(&vf1, Function::Vf(1));
+
+    // Idle between messages is no stall: a VM's VMM stays connected and silent for long.
+    let mut idle = Raw::connect(&vf1);
+    std::thread::sleep(super::connection::MESSAGE_TIMEOUT * 2);
+    let read = idle.region_read(2, u64::from(vf::VF_INDEX), 4).unwrap();
+    assert!(!read.is_error(), "{read:?}");
+}
