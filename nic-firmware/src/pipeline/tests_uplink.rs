@@ -285,6 +285,43 @@ fn f15_unmapped_inner_destination_is_dropped() {
 }
 
 #[test]
+fn f15_a_middlebox_with_its_check_off_takes_traffic_for_others_from_another_host() {
+    // An `eni:` route (F8) or a frame to its MAC (F7) on another host sends the packet here
+    // with the appliance's MAC and a destination that is not the appliance's.
+    let mut nic = nic();
+    let f = from_remote(REMOTE_HOST, VNI, "10.0.2.30", "198.51.100.7");
+    nic.platform.uplink_in.push_back(f.clone());
+    nic.poll();
+    assert_eq!(nic.recv(0), None, "check on: not a middlebox");
+    assert_eq!(nic.counters(UPLINK_FN).get(Counter::DropNoMapping), 1);
+
+    let flags = VfFlagsEntry {
+        vf: Le16::new(0),
+        flags: Le16::new(0),
+    };
+    nic.admin(Opcode::VfFlagsSet, &flags).unwrap();
+    nic.platform.uplink_in.push_back(f.clone());
+    nic.poll();
+    let got = nic.recv(0).expect("delivered to the middlebox VF0");
+    assert_eq!(&got[0..6], &MAC0);
+    assert_eq!(&got[12..], &f[50 + 12..], "inner packet unchanged");
+
+    // F15's other checks still hold: a spoofed inner source, another VPC's VNI.
+    let spoofed = from_remote(0xC000_0263, VNI, "10.0.2.30", "198.51.100.7");
+    nic.platform.uplink_in.push_back(spoofed);
+    nic.poll();
+    assert_eq!(nic.recv(0), None);
+    assert_eq!(nic.counters(UPLINK_FN).get(Counter::DropDecapSpoof), 1);
+    // A MAC that is no VF's: nowhere to go.
+    let mut stray = from_remote(REMOTE_HOST, VNI, "10.0.2.30", "198.51.100.7");
+    stray[50..56].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
+    nic.platform.uplink_in.push_back(stray);
+    nic.poll();
+    assert_eq!(nic.recv(0), None);
+    assert_eq!(nic.counters(UPLINK_FN).get(Counter::DropNoMapping), 2);
+}
+
+#[test]
 fn underlay_arp_for_this_host_is_answered() {
     let mut nic = nic();
     let req = arp_request(NEXT_HOP_MAC, ip("192.0.2.254"), Ipv4Addr::from(UPLINK));

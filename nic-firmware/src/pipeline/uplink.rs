@@ -9,6 +9,7 @@ use crate::tables::mapping::Location;
 use crate::tables::{Tables, Uplink};
 use crate::wire::{self, VxlanPacket, VxlanRepr};
 use shared_regs::stats::Counter;
+use shared_regs::trace::DstMacClass;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IpProtocol, Ipv4Address, UdpPacket, UdpRepr,
@@ -120,11 +121,11 @@ fn decapsulate<T: Tracer>(
     if !frame.pop_front(OVERHEAD) {
         return drop(Counter::DropMalformed);
     }
-    match eth::Header::parse(frame.data()) {
-        Some(h) if h.ethertype == eth::ETHERTYPE_IPV4 => {}
+    let inner_dst_mac = match eth::Header::parse(frame.data()) {
+        Some(h) if h.ethertype == eth::ETHERTYPE_IPV4 => h.dst,
         Some(_) => return drop(Counter::DropEthertype),
         None => return drop(Counter::DropMalformed),
-    }
+    };
     let Some(inner) = ipv4::validate(frame, tr) else {
         return drop(Counter::DropMalformed);
     };
@@ -139,7 +140,16 @@ fn decapsulate<T: Tracer>(
     }
     let vf = match lookup(tables, outer.vni, inner.dst, &Hints::NONE, tr).map(|m| m.location) {
         Some(Location::LocalVf(vf)) => vf,
-        _ => return drop(Counter::DropNoMapping),
+        _ => match middlebox(tables, outer.vpc, inner_dst_mac) {
+            Some(vf) => {
+                tr.step(Step::DstMac {
+                    vf: Some(vf),
+                    class: DstMacClass::Instance,
+                });
+                vf
+            }
+            None => return drop(Counter::DropNoMapping),
+        },
     };
     if !plausible_source(tables, &outer, inner.src, tr) {
         return drop(Counter::DropDecapSpoof);
@@ -149,6 +159,22 @@ fn decapsulate<T: Tracer>(
         vni: outer.vni,
     };
     to_local_vf(tables, Port::Uplink, origin, vf, inner.dst, frame, tr)
+}
+
+/// F15 for a middlebox: a packet whose inner destination is no local instance's address
+/// may still be for the local VF of VPC `vpc` that the inner frame is addressed to, when
+/// that VF has its source/destination check off. That is how an `eni:` route (F8) or a
+/// frame to an appliance's MAC (F7) reaches an appliance on another host; a VF with its
+/// check on takes only its own addresses, so for it the packet stays `drop_no_mapping`.
+fn middlebox(tables: &Tables<'_>, vpc: u16, dst_mac: [u8; 6]) -> Option<u16> {
+    let vf = tables.vfs.iter().position(|c| {
+        c.is_some_and(|c| {
+            c.mac == dst_mac
+                && !c.src_dst_check
+                && tables.subnet(c.subnet).is_some_and(|n| n.vpc == vpc)
+        })
+    })?;
+    u16::try_from(vf).ok()
 }
 
 /// F15: the inner source lives on the outer source host in this VPC, or in a VPC that

@@ -510,7 +510,12 @@ fn uplink_frame(t: &Topology, rng: &mut Rng) -> Vec<u8> {
             .into_iter()
             .chain(v.secondaries.clone())
             .collect();
-        (rng.pick(&all), v.mac)
+        if rng.chance(20) {
+            // For someone else, by the VF's MAC: a middlebox reached from another host.
+            (addresses(t, rng), v.mac)
+        } else {
+            (rng.pick(&all), v.mac)
+        }
     } else {
         (addresses(t, rng), [0x02, 0x0c, 8, 8, 8, 8])
     };

@@ -475,8 +475,29 @@ fn from_uplink(t: &Topology, f: &[u8]) -> Fate {
         port: Port::Uplink,
         reason,
     };
-    let Some((_, Location::LocalVf(r))) = t.mapping(vni, ip.dst()) else {
-        return drop(Counter::DropNoMapping);
+    // The inner destination is a local instance's address; or, for a middlebox reached
+    // from another host (an `eni:` route, F8), the inner frame is addressed to a local VF
+    // of this VPC with its check off (F5): the F15 reading of this project, which lets F8
+    // reach an appliance wherever it runs.
+    let r = match t.mapping(vni, ip.dst()) {
+        Some((_, Location::LocalVf(r))) => r,
+        _ => {
+            let dst_mac = mac_at(inner, 0);
+            // The first such VF by index, should two share a MAC.
+            let middlebox = t
+                .vfs
+                .iter()
+                .filter(|v| {
+                    v.mac == dst_mac
+                        && !v.check
+                        && t.subnet(v.subnet).is_some_and(|n| n.vpc == vpc.id)
+                })
+                .min_by_key(|v| v.vf);
+            match middlebox {
+                Some(v) => v.vf,
+                None => return drop(Counter::DropNoMapping),
+            }
+        }
     };
     let plausible = match t.mapping(vni, ip.src()) {
         Some((_, Location::Remote(host))) if host == outer.src() => true,
