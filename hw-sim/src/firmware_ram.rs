@@ -3,6 +3,10 @@
 use crate::nic::SimConfig;
 use nic_firmware::memory::heap::{OwnedMemory, Sizes};
 
+/// Flows the simulated NIC's flow cache holds: 65,536 x 64 B = 4 MiB, as a NIC's SRAM
+/// cache for the flows of its VMs.
+const FLOW_CACHE: usize = 1 << 16;
+
 /// Storage for the capacities of `cfg` (which [`SimConfig::validate`] has checked).
 pub(crate) fn allocate(cfg: &SimConfig) -> OwnedMemory {
     OwnedMemory::new(Sizes {
@@ -14,5 +18,6 @@ pub(crate) fn allocate(cfg: &SimConfig) -> OwnedMemory {
         mapping_buckets: cfg.mapping_buckets as usize,
         gateways: usize::from(cfg.gateways),
         batch: usize::from(cfg.batch),
+        flow_cache: FLOW_CACHE,
     })
 }

@@ -3,13 +3,14 @@
 //! The board has 256 KiB of SRAM; the capacities below keep the tables and buffers at
 //! 56 KiB (`size_of::<BoardMemory>()`, at most [`BUDGET`], checked at build time), the rest
 //! being stack, the firmware's own state and room to grow: 8 VFs, 16 VPCs, 32 subnets,
-//! 16 route tables of 16 routes, 512 mappings, 8 gateways, a batch of 4 jumbo frames. A bigger part raises them here; the host driver
+//! 16 route tables of 16 routes, 512 mappings, 8 gateways, a batch of 4 jumbo frames, 64 flows. A bigger part raises them here; the host driver
 //! reads them from the PF's `CAP_*` registers.
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, Ordering};
 use nic_firmware::counters::CounterBlock;
 use nic_firmware::frame::FrameBuf;
+use nic_firmware::pipeline::FlowEntry;
 use nic_firmware::rings::VfRings;
 use nic_firmware::tables::lpm::RouteSlot;
 use nic_firmware::tables::mapping::MappingBucket;
@@ -28,6 +29,8 @@ pub const MAPPING_BUCKETS: usize = 64;
 pub const GATEWAYS: usize = 8;
 /// Frames per pipeline batch: each buffer holds a jumbo frame (9.3 KiB).
 pub const BATCH: usize = 4;
+/// Flows the flow cache holds, 64 bytes each.
+pub const FLOW_CACHE: usize = 64;
 
 /// Bytes of RAM the board memory may take.
 pub const BUDGET: usize = 120 * 1024;
@@ -44,6 +47,7 @@ pub struct BoardMemory {
     mapping_buckets: [MappingBucket; MAPPING_BUCKETS],
     gateways: [Slot<Gateway>; GATEWAYS],
     batch: [FrameBuf; BATCH],
+    flow_cache: [FlowEntry; FLOW_CACHE],
 }
 
 const _: () = assert!(core::mem::size_of::<BoardMemory>() <= BUDGET);
@@ -62,6 +66,7 @@ impl BoardMemory {
         mapping_buckets: [MappingBucket::EMPTY; MAPPING_BUCKETS],
         gateways: [None; GATEWAYS],
         batch: [FrameBuf::EMPTY; BATCH],
+        flow_cache: [FlowEntry::EMPTY; FLOW_CACHE],
     };
 
     /// Lends the storage to the firmware.
@@ -78,6 +83,7 @@ impl BoardMemory {
             mapping_buckets: &mut self.mapping_buckets,
             gateways: &mut self.gateways,
             batch: &mut self.batch,
+            flow_cache: &mut self.flow_cache,
         }
     }
 }

@@ -34,6 +34,8 @@ const BATCH: usize = 32;
 const VFS: usize = 256;
 /// VPCs with instances on this NIC: every 64th of the 4,096.
 const LOCAL_VPC_STRIDE: usize = VRFS / (VFS / 4);
+/// Flows the flow cache holds (8 MiB): room for the 100,000 flows of the flow benches.
+const FLOW_CACHE: usize = 1 << 17;
 /// Batches per criterion iteration (from consecutive VFs).
 const BATCHES_PER_ITER: usize = 8;
 
@@ -397,6 +399,7 @@ fn main() {
         mapping_buckets: 131_072,
         gateways: 64,
         batch: BATCH,
+        flow_cache: FLOW_CACHE,
     };
     let mut owned = OwnedMemory::new(sizes);
     let mut mem = owned.memory();
@@ -443,6 +446,18 @@ fn main() {
             }
         }
         black_box(&verdicts);
+        return;
+    }
+
+    // For `valgrind --tool=callgrind`: `PIPELINE_COUNT=<rounds>` runs the mix and then each
+    // kind alone through its own never-inlined function, and prints the packets each took,
+    // so that instructions per packet are the function's inclusive count divided by them
+    // (benches/instructions.sh does both).
+    if let Some(rounds) = std::env::var("PIPELINE_COUNT")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+    {
+        count_instructions(&tables, batch, &batches, rounds, &mut rng);
         return;
     }
 
@@ -553,4 +568,61 @@ fn time_batches(
         0
     });
     (pipe, copy)
+}
+
+/// One batch through the pipeline, in a function of its own per kind of frame, so that
+/// callgrind counts each kind's instructions apart (the copy into the batch is outside).
+macro_rules! counted {
+    ($($name:ident),*) => {$(
+        #[inline(never)]
+        fn $name(tables: &Tables<'_>, vf: u16, batch: &mut [FrameBuf], v: &mut [Verdict; BATCH]) {
+            process_batch(tables, Port::Vf(vf), batch, v);
+        }
+    )*};
+}
+counted!(
+    counted_mix,
+    counted_same_subnet,
+    counted_cross_subnet,
+    counted_remote_vxlan,
+    counted_arp_request
+);
+
+type Counted = fn(&Tables<'_>, u16, &mut [FrameBuf], &mut [Verdict; BATCH]);
+
+fn count_instructions(
+    tables: &Tables<'_>,
+    batch: &mut [FrameBuf],
+    mix: &[(u16, Vec<Vec<u8>>)],
+    rounds: usize,
+    rng: &mut Rng,
+) {
+    let kinds: [(Kind, Counted); 4] = [
+        (Kind::SameSubnet, counted_same_subnet),
+        (Kind::CrossSubnet, counted_cross_subnet),
+        (Kind::RemoteVxlan, counted_remote_vxlan),
+        (Kind::ArpRequest, counted_arp_request),
+    ];
+    let mut runs: Vec<(&str, Counted, Vec<(u16, Vec<Vec<u8>>)>)> =
+        vec![("counted_mix", counted_mix, mix.to_vec())];
+    for (kind, f) in kinds {
+        let name = match kind {
+            Kind::SameSubnet => "counted_same_subnet",
+            Kind::CrossSubnet => "counted_cross_subnet",
+            Kind::RemoteVxlan => "counted_remote_vxlan",
+            Kind::ArpRequest => "counted_arp_request",
+        };
+        runs.push((name, f, make_batches(tables, batch, &[kind; BATCH], rng)));
+    }
+    let mut verdicts = [Verdict::ToUplink; BATCH];
+    for (name, f, batches) in runs {
+        let n = rounds.max(1) * batches.len();
+        for i in 0..n {
+            let (vf, frames) = &batches[i % batches.len()];
+            load_batch(batch, frames);
+            f(tables, *vf, batch, &mut verdicts);
+        }
+        black_box(&verdicts);
+        println!("COUNT {name} packets {}", n * BATCH);
+    }
 }

@@ -3,7 +3,7 @@ use crate::admin::{self, AdminQueue};
 use crate::counters::CounterBlock;
 use crate::frame::FrameBuf;
 use crate::memory::FirmwareMemory;
-use crate::pipeline::{process_batch, Port, Verdict};
+use crate::pipeline::{process_batch, process_batch_cached, FlowCache, Port, Verdict};
 use crate::platform::{Function, Platform};
 use crate::port::PortState;
 use crate::rings::{VfRings, MAX_BATCH};
@@ -20,6 +20,7 @@ pub struct Firmware<'m> {
     counters: &'m mut [CounterBlock],
     rings: &'m mut [VfRings],
     batch: &'m mut [FrameBuf],
+    flows: FlowCache<'m>,
     verdicts: [Verdict; MAX_BATCH],
     adminq: AdminQueue,
     port: PortState,
@@ -36,6 +37,7 @@ impl<'m> Firmware<'m> {
             counters: mem.counters,
             rings: mem.vf_rings,
             batch: mem.batch,
+            flows: FlowCache::new(mem.flow_cache),
             verdicts: [Verdict::drop(Port::Uplink, Counter::DropUnsupported); MAX_BATCH],
             adminq: AdminQueue::default(),
             port: PortState::NEW,
@@ -73,6 +75,10 @@ impl<'m> Firmware<'m> {
             rings: self.rings,
             port: &mut self.port,
         });
+        // Whatever a command changed, no flow may go on as the old tables had it.
+        if busy {
+            self.flows.invalidate();
+        }
         // Every ring follows its ENABLE before any frame moves, so a frame for a VF whose
         // driver has just enabled it finds its RX ring.
         for (index, rings) in (0..self.tables.num_vfs()).zip(self.rings.iter_mut()) {
@@ -103,6 +109,7 @@ impl<'m> Firmware<'m> {
     /// Empties every table and counter, stops every queue, and announces readiness.
     fn reset<P: Platform>(&mut self, p: &mut P) {
         self.tables.clear();
+        self.flows.invalidate();
         self.counters.fill(CounterBlock::ZERO);
         self.rings.fill(VfRings::EMPTY);
         self.adminq.stop();
@@ -194,7 +201,13 @@ impl<'m> Firmware<'m> {
         }
         let frames = self.batch.get_mut(..batch.loaded).unwrap_or(&mut []);
         let verdicts = self.verdicts.get_mut(..batch.loaded).unwrap_or(&mut []);
-        process_batch(&self.tables, Port::Vf(index), frames, verdicts);
+        process_batch_cached(
+            &self.tables,
+            &mut self.flows,
+            Port::Vf(index),
+            frames,
+            verdicts,
+        );
         let mut out = Output {
             p: &mut *p,
             rings: self.rings,

@@ -2,6 +2,7 @@
 //! hw-sim gives heap allocations. Every slice's length is that table's capacity.
 use crate::counters::CounterBlock;
 use crate::frame::FrameBuf;
+use crate::pipeline::FlowEntry;
 use crate::rings::VfRings;
 use crate::tables::lpm::RouteSlot;
 use crate::tables::mapping::MappingBucket;
@@ -28,6 +29,8 @@ pub struct FirmwareMemory<'m> {
     pub gateways: &'m mut [Slot<Gateway>],
     /// The pipeline batch: frames taken from a ring in one go (32 is a good size).
     pub batch: &'m mut [FrameBuf],
+    /// The flow cache: a power of two of entries (64 bytes each), or none to go without.
+    pub flow_cache: &'m mut [FlowEntry],
 }
 
 /// Firmware memory on the heap, for the simulator, tests and benchmarks (feature `alloc`;
@@ -50,6 +53,8 @@ pub mod heap {
         pub mapping_buckets: usize,
         pub gateways: usize,
         pub batch: usize,
+        /// Flows the flow cache holds (a power of two; 0: no cache).
+        pub flow_cache: usize,
     }
 
     impl Default for Sizes {
@@ -64,6 +69,7 @@ pub mod heap {
                 mapping_buckets: 256,
                 gateways: 8,
                 batch: 8,
+                flow_cache: 256,
             }
         }
     }
@@ -81,6 +87,7 @@ pub mod heap {
         mapping_buckets: Vec<MappingBucket>,
         gateways: Vec<Slot<Gateway>>,
         batch: Vec<FrameBuf>,
+        flow_cache: Vec<FlowEntry>,
     }
 
     impl OwnedMemory {
@@ -99,6 +106,7 @@ pub mod heap {
                 mapping_buckets: vec![MappingBucket::EMPTY; s.mapping_buckets],
                 gateways: vec![None; s.gateways],
                 batch: vec![FrameBuf::EMPTY; s.batch],
+                flow_cache: vec![FlowEntry::EMPTY; s.flow_cache],
             }
         }
 
@@ -116,6 +124,7 @@ pub mod heap {
                 mapping_buckets: &mut self.mapping_buckets,
                 gateways: &mut self.gateways,
                 batch: &mut self.batch,
+                flow_cache: &mut self.flow_cache,
             }
         }
     }

@@ -83,6 +83,8 @@ pub fn pipeline(data: &[u8]) {
     let mut verdicts = vec![Verdict::ToUplink; loaded.len()];
     process_batch(&tables, src, &mut batch, &mut verdicts);
 
+    cached_pipeline(&tables, src, &loaded);
+
     let mut single = FrameBuf::EMPTY;
     for ((f, verdict), out) in loaded.iter().zip(&verdicts).zip(&batch) {
         assert!(single.load(f));
@@ -106,6 +108,36 @@ pub fn pipeline(data: &[u8]) {
             if let Some(n) = n {
                 assert_eq!(n, sent, "fragments counted and sent differ");
             }
+        }
+    }
+}
+
+/// The same batch through the flow cache, twice (the second pass finds the flows the first
+/// learnt): each frame must get the per-frame verdict and bytes both times.
+fn cached_pipeline(tables: &crate::tables::Tables<'_>, src: Port, loaded: &[&[u8]]) {
+    use crate::pipeline::{process_batch_cached, FlowCache, FlowEntry};
+    let mut storage = vec![FlowEntry::EMPTY; topology::SIZES.flow_cache];
+    let mut cache = FlowCache::new(&mut storage);
+    let mut batch = vec![FrameBuf::EMPTY; loaded.len()];
+    let mut single = FrameBuf::EMPTY;
+    for pass in 0..2 {
+        for (buf, f) in batch.iter_mut().zip(loaded) {
+            assert!(buf.load(f));
+        }
+        let mut verdicts = vec![Verdict::ToUplink; loaded.len()];
+        process_batch_cached(tables, &mut cache, src, &mut batch, &mut verdicts);
+        for ((f, verdict), out) in loaded.iter().zip(&verdicts).zip(&batch) {
+            assert!(single.load(f));
+            let want = process_frame(tables, src, &mut single);
+            assert_eq!(
+                *verdict, want,
+                "pass {pass}: cached and per-frame verdicts differ: {f:02x?}"
+            );
+            assert_eq!(
+                out.data(),
+                single.data(),
+                "pass {pass}: cached and per-frame bytes differ: {f:02x?}"
+            );
         }
     }
 }
@@ -151,6 +183,7 @@ const ADMIN_SIZES: Sizes = Sizes {
     mapping_buckets: 1,
     gateways: 4,
     batch: 4,
+    flow_cache: 4,
 };
 const ADMINQ_ENTRIES: u32 = 8;
 /// Where each record's buffer bytes are put; a command's `buf_addr` may point anywhere.

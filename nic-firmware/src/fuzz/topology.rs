@@ -23,6 +23,8 @@ pub const SIZES: Sizes = Sizes {
     mapping_buckets: 64,
     gateways: 8,
     batch: 1,
+    // Few entries: flows share them, so evictions happen.
+    flow_cache: 16,
 };
 
 /// The topology's tables in `owned` (made with [`SIZES`]).

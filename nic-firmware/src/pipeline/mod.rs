@@ -11,6 +11,7 @@ mod batch;
 pub mod deliver;
 pub mod dhcp;
 mod eth;
+pub mod flow_cache;
 pub mod ipv4;
 pub mod mtu;
 pub mod route;
@@ -24,6 +25,7 @@ use crate::tables::lpm::Route;
 use crate::tables::mapping::{Mapping, MappingKey};
 use crate::tables::vpc::{Subnet, VfConfig, Vpc};
 use crate::tables::Tables;
+pub use flow_cache::{FlowCache, FlowEntry};
 use shared_regs::entry::UPLINK_FUNCTION;
 use shared_regs::stats::Counter;
 use trace::{NoTrace, Step, Tracer};
@@ -100,12 +102,29 @@ pub fn process_batch(
     verdicts: &mut [Verdict],
 ) {
     match src {
-        Port::Vf(vf) => batch::from_vf(tables, vf, frames, verdicts),
+        Port::Vf(vf) => batch::from_vf(tables, None, vf, frames, verdicts),
         Port::Uplink => {
             for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
                 *verdict = process_frame(tables, src, frame);
             }
         }
+    }
+}
+
+/// [`process_batch`] with a flow cache in front (see [`flow_cache`]): the same verdicts
+/// and bytes, as long as `cache` was invalidated after every change to `tables`.
+pub fn process_batch_cached(
+    tables: &Tables<'_>,
+    cache: &mut FlowCache<'_>,
+    src: Port,
+    frames: &mut [FrameBuf],
+    verdicts: &mut [Verdict],
+) {
+    match src {
+        Port::Vf(vf) if cache.capacity() > 0 => {
+            batch::from_vf(tables, Some(cache), vf, frames, verdicts)
+        }
+        _ => process_batch(tables, src, frames, verdicts),
     }
 }
 

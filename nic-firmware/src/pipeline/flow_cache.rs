@@ -1,0 +1,354 @@
+//! The flow cache in front of the pipeline, as SmartNICs keep one (Azure's GFT, OVS's
+//! exact-match cache): the first packet of a flow from a VF takes the whole pipeline, and
+//! what it resolved to (the VF it went to and the MACs it got, or the VXLAN destination and
+//! inner MACs) is kept in a fixed-size, direct-mapped table; the flow's next packets skip
+//! the rules and the lookups.
+//!
+//! # Why a hit decides as the pipeline would
+//!
+//! The key is what a forwarding decision of IPv4 from a VF reads besides per-packet
+//! fields: the sender VF (its MAC, subnet, check and VPC), the destination MAC (F6, F7, the
+//! gateway MAC of F8) and both addresses (F5 at both ends, F6, F10, F8's lookups). Each
+//! rule that could decide otherwise for the same key reads something per packet, and a hit
+//! checks it again or leaves the packet to the pipeline:
+//!
+//! - F1, F2, F4: the ethertype and source MAC are compared, and the IPv4 header is checked
+//!   here as F4 does (version, checksum, lengths); a header with options goes to the pipeline.
+//! - F13: the VF MTU, and the path MTU of an encapsulated flow (a longer packet goes to
+//!   the pipeline, which fragments or answers frag-needed).
+//! - F9 (DHCP) needs a destination that is broadcast or the gateway, and F10 the gateway
+//!   address: no cached flow has either, since only plain deliveries are cached.
+//! - F14's UDP source port hashes the ports: computed for each packet.
+//!
+//! Any change to the tables (every admin command the firmware completes) moves the
+//! cache's generation, and an entry of an older generation is a miss: nothing stale is
+//! ever used, at the cost of refilling after a change. Frames from the uplink, ARP and
+//! everything else go through the pipeline as before.
+use super::ipv4::Ipv4Info;
+use super::trace::{Step, Tracer};
+use super::vxlan::{self, Encap, OVERHEAD};
+use super::{eth, Sender, Verdict};
+use crate::frame::FrameBuf;
+use crate::tables::Tables;
+use shared_regs::stats::Counter;
+use shared_regs::trace::MtuAction;
+use shared_regs::{ETH_HEADER_LEN, VF_MTU};
+use smoltcp::wire::IpProtocol;
+
+/// What a flow's packets are looked up by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct FlowKey {
+    pub vf: u16,
+    pub dst_mac: [u8; 6],
+    pub src: u32,
+    pub dst: u32,
+}
+
+/// What a flow resolved to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Deliver to local VF `vf` with these destination and source MACs (F12).
+    ToVf { vf: u16, macs: [u8; 12] },
+    /// Encapsulate toward `underlay` with `vni` (F14), the inner frame with these MACs, on
+    /// a path of `mtu` bytes (F13).
+    ToUplink {
+        underlay: u32,
+        vni: u32,
+        mtu: u16,
+        macs: [u8; 12],
+    },
+}
+
+/// One cached flow. Generation 0 is an empty entry (the cache's generation starts at 1).
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub struct FlowEntry {
+    generation: u32,
+    key: FlowKey,
+    action: Action,
+}
+
+const _: () = assert!(core::mem::size_of::<FlowEntry>() == 64);
+
+impl FlowEntry {
+    /// An empty entry, to fill storage with.
+    pub const EMPTY: FlowEntry = FlowEntry {
+        generation: 0,
+        key: FlowKey {
+            vf: 0,
+            dst_mac: [0; 6],
+            src: 0,
+            dst: 0,
+        },
+        action: Action::ToVf {
+            vf: 0,
+            macs: [0; 12],
+        },
+    };
+}
+
+/// The flow cache over storage the platform provides. Its length, a power of two, is the
+/// number of flows it holds; an empty slice turns it off.
+pub struct FlowCache<'m> {
+    entries: &'m mut [FlowEntry],
+    mask: usize,
+    generation: u32,
+    hits: u64,
+}
+
+impl<'m> FlowCache<'m> {
+    /// A cache over `entries`, emptied. A length that is not a power of two is cut to the
+    /// largest power of two below it.
+    pub fn new(entries: &'m mut [FlowEntry]) -> Self {
+        let usable = match entries.len() {
+            0 => 0,
+            n => 1usize << n.ilog2(),
+        };
+        let (entries, _) = entries.split_at_mut(usable);
+        entries.fill(FlowEntry::EMPTY);
+        FlowCache {
+            mask: usable.wrapping_sub(1),
+            entries,
+            generation: 1,
+            hits: 0,
+        }
+    }
+
+    /// Number of flows it can hold.
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Packets decided by a cached flow since the cache was made.
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
+
+    pub(crate) fn count_hits(&mut self, n: u64) {
+        self.hits = self.hits.wrapping_add(n);
+    }
+
+    /// Flows of the current generation it holds (for tests: a linear scan).
+    pub fn occupied(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.generation == self.generation)
+            .count()
+    }
+
+    /// Forgets every flow: the tables changed.
+    pub fn invalidate(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // After 2^32 changes the oldest generations come round again: start clean.
+            self.entries.fill(FlowEntry::EMPTY);
+            self.generation = 1;
+        }
+    }
+
+    #[inline(always)]
+    fn index(&self, key: &FlowKey) -> usize {
+        let mac = self::mac_bits(&key.dst_mac);
+        let mut h = (u64::from(key.src) << 32 | u64::from(key.dst))
+            ^ mac.rotate_left(17)
+            ^ u64::from(key.vf).rotate_left(49);
+        // The murmur3 finaliser: every key bit moves every index bit.
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        (h as usize) & self.mask
+    }
+
+    /// Starts bringing the entry of `key` into the cache. Changes nothing.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, key: &FlowKey) {
+        if let Some(e) = self.entries.get(self.index(key)) {
+            crate::tables::mapping::prefetch((e as *const FlowEntry).cast::<u8>());
+        }
+    }
+
+    /// The action cached for `key`, if any of this generation.
+    #[inline(always)]
+    pub(crate) fn get(&self, key: &FlowKey) -> Option<Action> {
+        let e = self.entries.get(self.index(key))?;
+        (e.generation == self.generation && e.key == *key).then_some(e.action)
+    }
+
+    /// Caches `action` for `key`, in place of whatever shared its entry.
+    pub(crate) fn insert(&mut self, key: FlowKey, action: Action) {
+        let i = self.index(&key);
+        let generation = self.generation;
+        if let Some(e) = self.entries.get_mut(i) {
+            *e = FlowEntry {
+                generation,
+                key,
+                action,
+            };
+        }
+    }
+}
+
+fn mac_bits(mac: &[u8; 6]) -> u64 {
+    let [a, b, c, d, e, f] = *mac;
+    u64::from_be_bytes([0, 0, a, b, c, d, e, f])
+}
+
+/// The big-endian half-word at `at`.
+#[inline(always)]
+fn be16(data: &[u8], at: usize) -> Option<u16> {
+    let b = data.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes(b.try_into().ok()?))
+}
+
+/// The big-endian word at `at`.
+#[inline(always)]
+fn be32(data: &[u8], at: usize) -> Option<u32> {
+    let b = data.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes(b.try_into().ok()?))
+}
+
+/// The flow key of an IPv4 frame from VF `vf` (`None` for anything else, or too short).
+#[inline(always)]
+pub(crate) fn key_of(vf: u16, data: &[u8]) -> Option<FlowKey> {
+    if be16(data, 12)? != eth::ETHERTYPE_IPV4 {
+        return None;
+    }
+    let dst_mac = data.get(0..6)?.try_into().ok()?;
+    Some(FlowKey {
+        vf,
+        dst_mac,
+        src: be32(data, ETH_HEADER_LEN + 12)?,
+        dst: be32(data, ETH_HEADER_LEN + 16)?,
+    })
+}
+
+/// F4 for the common header, 20 bytes without options, as [`super::ipv4::parse`] decides
+/// it: the same fields, or `None` for a header the pipeline must judge (options, or
+/// anything F4 refuses).
+#[inline(always)]
+fn plain_header(data: &[u8]) -> Option<Ipv4Info> {
+    let header = data.get(ETH_HEADER_LEN..ETH_HEADER_LEN.checked_add(20)?)?;
+    if header.first() != Some(&0x45) {
+        return None;
+    }
+    let total_len = usize::from(be16(header, 2)?);
+    let available = data.len().saturating_sub(ETH_HEADER_LEN);
+    if total_len < 20 || total_len > available {
+        return None;
+    }
+    // RFC 1071: the ones' complement sum of a valid header is all ones.
+    let mut sum = 0u32;
+    for pair in header.chunks_exact(2) {
+        if let [a, b] = pair {
+            sum = sum.wrapping_add(u32::from(u16::from_be_bytes([*a, *b])));
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff).wrapping_add(sum >> 16);
+    }
+    if sum != 0xffff {
+        return None;
+    }
+    let frag = be16(header, 6)?;
+    Some(Ipv4Info {
+        src: be32(header, 12)?,
+        dst: be32(header, 16)?,
+        protocol: IpProtocol::from(*header.get(9)?),
+        header_len: 20,
+        total_len,
+        dont_frag: frag & 0x4000 != 0,
+        later_fragment: frag & 0x1fff != 0,
+    })
+}
+
+/// Carries out a cached action on a frame of its flow from `sender`, as the pipeline would
+/// have decided it. `None`: this packet needs the pipeline (its header, its length, or a
+/// wrong source MAC), and the frame is as it was but for Ethernet padding.
+#[inline(always)]
+pub(crate) fn apply(
+    tables: &Tables<'_>,
+    sender: &Sender<'_>,
+    action: Action,
+    frame: &mut FrameBuf,
+) -> Option<Verdict> {
+    let data = frame.data();
+    if data.get(6..12)? != sender.cfg.mac.as_slice() {
+        return None;
+    }
+    let ip = plain_header(data)?;
+    if ip.total_len > VF_MTU as usize {
+        return None;
+    }
+    frame.truncate(ETH_HEADER_LEN.saturating_add(ip.total_len));
+    match action {
+        Action::ToVf { vf, macs } => {
+            frame.data_mut().get_mut(..12)?.copy_from_slice(&macs);
+            Some(Verdict::ToVf { vf })
+        }
+        Action::ToUplink {
+            underlay,
+            vni,
+            mtu,
+            macs,
+        } => {
+            if ip.total_len > usize::from(mtu) {
+                return None;
+            }
+            let uplink = tables.uplink?;
+            let encap = Encap::new(underlay, vni, &ip, frame.data());
+            frame.data_mut().get_mut(..12)?.copy_from_slice(&macs);
+            Some(if vxlan::encapsulate(frame, &uplink, &encap) {
+                Verdict::ToUplink
+            } else {
+                sender.drop(Counter::DropOversize)
+            })
+        }
+    }
+}
+
+/// Watches the pipeline decide a flow's first packet, for what to cache.
+#[derive(Default)]
+pub(crate) struct Learner {
+    rewrite: Option<u16>,
+    encap: Option<(u32, u32)>,
+    fits: Option<u16>,
+}
+
+impl Tracer for Learner {
+    #[inline(always)]
+    fn step(&mut self, step: Step) {
+        match step {
+            Step::Rewrite { vf, .. } => self.rewrite = Some(vf),
+            Step::Encap { underlay, vni, .. } => self.encap = Some((underlay.into(), vni)),
+            Step::Mtu {
+                mtu,
+                action: MtuAction::Fits,
+                ..
+            } => self.fits = Some(mtu),
+            _ => {}
+        }
+    }
+}
+
+impl Learner {
+    /// What to cache for the packet the pipeline just decided `verdict` on, leaving
+    /// `frame` as it made it: only plain deliveries and encapsulations.
+    pub(crate) fn action(&self, verdict: Verdict, frame: &[u8]) -> Option<Action> {
+        match (verdict, self.rewrite, self.encap, self.fits) {
+            (Verdict::ToVf { vf }, Some(to), None, _) if vf == to => Some(Action::ToVf {
+                vf,
+                macs: frame.get(..12)?.try_into().ok()?,
+            }),
+            (Verdict::ToUplink, None, Some((underlay, vni)), Some(mtu)) => Some(Action::ToUplink {
+                underlay,
+                vni,
+                mtu,
+                macs: frame
+                    .get(OVERHEAD..OVERHEAD.checked_add(12)?)?
+                    .try_into()
+                    .ok()?,
+            }),
+            _ => None,
+        }
+    }
+}
