@@ -32,3 +32,18 @@ pub fn as_u128(k: &[u8; 16]) -> u128 {
 pub fn ipv4_as_u128(ip: u32) -> u128 {
     u128::from(ip) << 96
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vrf_then_address_then_zeros() {
+        let k = vrf_key(0x0102, 0x0a0b_0c0d);
+        assert_eq!(k, [1, 2, 10, 11, 12, 13, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(as_u128(&k) >> 80, 0x0102_0a0b_0c0d);
+        assert_eq!(vrf_depth(0), 16);
+        assert_eq!(vrf_depth(32), 48);
+        assert_eq!(ipv4_as_u128(0x0a00_0001) >> 96, 0x0a00_0001);
+    }
+}

@@ -80,12 +80,18 @@ pub fn bytes(b: usize) -> String {
     }
 }
 
+/// Lookup rows first, then builds, each in the order measured.
+fn ordered(rows: &[Row]) -> impl Iterator<Item = &Row> {
+    let of = move |k: Kind| rows.iter().filter(move |r| r.kind == k);
+    of(Kind::Lookup).chain(of(Kind::Build))
+}
+
 /// The table: each row's best method on each side, the ratio, the memory.
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
         "| work | vpcnic | DPDK | ratio | memory |\n| --- | --- | --- | --- | --- |\n",
     );
-    for r in rows {
+    for r in ordered(rows) {
         let ours = best(&r.ours).map_or("-".into(), |m| cost(r.kind, m));
         let dpdk = best(&r.dpdk).map_or("-".into(), |m| cost(r.kind, m));
         let ratio = r.ratio().map_or("-".into(), |x| format!("{x:.2}x"));
@@ -103,7 +109,7 @@ pub fn markdown(rows: &[Row]) -> String {
 /// Every method of every row, for the record.
 pub fn details(rows: &[Row]) -> String {
     let mut s = String::from("| work | side | method | cost |\n| --- | --- | --- | --- |\n");
-    for r in rows {
+    for r in ordered(rows) {
         for (side, ms) in [("vpcnic", &r.ours), ("DPDK", &r.dpdk)] {
             for m in ms.iter() {
                 let c = match r.kind {
@@ -115,4 +121,27 @@ pub fn details(rows: &[Row]) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_is_our_speed_over_dpdks_best_against_best() {
+        let row = Row {
+            work: "w".into(),
+            kind: Kind::Lookup,
+            ours: vec![Method::new("a", 40.0), Method::new("b", 20.0)],
+            dpdk: vec![Method::new("c", 10.0), Method::new("d", 30.0)],
+            ours_bytes: 65_536_000,
+            dpdk_bytes: 2_200_000_000,
+        };
+        assert_eq!(row.ratio(), Some(0.5));
+        let md = markdown(&[row]);
+        assert!(md.starts_with("| work | vpcnic | DPDK | ratio | memory |\n"));
+        assert!(md.contains(
+            "| w | b: 20.0 ns, 50.0 M/s | c: 10.0 ns, 100.0 M/s | 0.50x | 65.5 MB vs 2.20 GB |"
+        ));
+    }
 }

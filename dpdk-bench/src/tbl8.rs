@@ -62,3 +62,45 @@ pub fn fib6_reserved(prefixes: impl IntoIterator<Item = (u128, u8)>) -> usize {
     }
     reserved
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(a: u32, len: u8) -> (u128, u8) {
+        (u128::from(a) << 96, len)
+    }
+
+    #[test]
+    fn trie_groups_one_per_byte_boundary_and_leading_bits() {
+        assert_eq!(trie_groups([v4(0x0a00_0000, 8), v4(0, 0)]), 0);
+        assert_eq!(trie_groups([v4(0x0a01_0200, 25)]), 1);
+        // Two hosts of one /24 share its group; another /24 has its own.
+        assert_eq!(trie_groups([v4(0x0a01_0201, 32), v4(0x0a01_0202, 32)]), 1);
+        assert_eq!(trie_groups([v4(0x0a01_0201, 32), v4(0x0a01_0301, 32)]), 2);
+        // A 48-bit prefix crosses the boundaries at 24, 32 and 40.
+        assert_eq!(trie_groups([(1u128 << 100, 48)]), 3);
+    }
+
+    #[test]
+    fn fib6_reserves_worst_case_below_the_covering_route() {
+        // Alone, a /40 may need the groups at 24 and 32 (and the one at 40 is its own).
+        assert_eq!(fib6_reserved([(1u128 << 100, 40)]), 2);
+        // Below a /32 that covers it, only one more.
+        assert_eq!(
+            fib6_reserved([(1u128 << 100, 32), (1u128 << 100, 40)]),
+            1 + 1
+        );
+        // A /26 under a /25 of the same /24: the /24's group is already there.
+        assert_eq!(fib6_reserved([v4(0x0a01_0200, 25), v4(0x0a01_0240, 26)]), 1);
+        // Routes of /24 and shorter reserve nothing; a repeated route nothing more.
+        assert_eq!(
+            fib6_reserved([
+                v4(0x0a01_0200, 24),
+                v4(0x0a01_0200, 25),
+                v4(0x0a01_0200, 25)
+            ]),
+            1
+        );
+    }
+}

@@ -51,6 +51,27 @@ pub fn routes_of(
         .collect()
 }
 
+/// `rte_lpm` takes no /0 route (depth 1 to 32), so, as DPDK applications do, a table's
+/// default route is its answer when the lookup misses: each MISS of `out` becomes the id
+/// of the default route of its key's table, if that table has one.
+pub fn default_on_miss(ids: &RouteIds, keys: &[(u16, u32)], out: &mut [u32]) {
+    let defaults: Vec<u32> = ids
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(t, rs)| {
+            rs.iter()
+                .position(|r| r.len == 0)
+                .map_or(MISS, |i| ids.id(t, i) as u32)
+        })
+        .collect();
+    for (&(t, _), a) in keys.iter().zip(out.iter_mut()) {
+        if *a == MISS {
+            *a = defaults.get(usize::from(t)).copied().unwrap_or(MISS);
+        }
+    }
+}
+
 /// Our answers agree with the oracle on every `every`th key.
 pub fn oracle(
     what: &str,

@@ -252,7 +252,9 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
             for (t, routes) in ids.tables.iter().enumerate().take(s.hot_vrfs) {
                 let tbl8s = trie_groups(routes.iter().map(|r| (ipv4_as_u128(r.prefix), r.len)));
                 let mut l = Lpm::new(routes.len() as u32, tbl8s as u32)?;
-                for (i, r) in routes.iter().enumerate() {
+                // No /0 in rte_lpm: the default route is the answer on a miss
+                // (check::default_on_miss).
+                for (i, r) in routes.iter().enumerate().filter(|(_, r)| r.len > 0) {
                     l.add(r.prefix, r.len, ids.id(t, i) as u32)?;
                 }
                 tables.push(l);
@@ -268,6 +270,7 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
         let keys = VrfKeys::new(&hot.vrf_ip);
         let mut out = vec![0u32; keys.len()];
         set.single(&keys, Some(&mut out));
+        check::default_on_miss(&ids, &hot.vrf_ip, &mut out);
         same(
             "rte_lpm_lookup per VRF",
             &hot.vrf_ip,
