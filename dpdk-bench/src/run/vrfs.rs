@@ -59,14 +59,14 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
         ctx,
         &rt,
         &oracle,
-        format!("keys over {} VRFs", s.vrfs),
+        format!("keys over {} VRFs", thousands(s.vrfs)),
         cold,
     )?;
     let hot = our_answers(
         ctx,
         &rt,
         &oracle,
-        format!("keys over {} VRFs", s.hot_vrfs),
+        format!("keys over {} VRFs (cache-warm)", s.hot_vrfs),
         hot,
     )?;
 
