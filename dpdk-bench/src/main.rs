@@ -62,7 +62,8 @@ fn bench(quick: bool, only: Option<&str>) -> ExitCode {
         "One core, thread CPU time, best of {} passes over {} pre-generated keys; every answer \
          cross-checked between both sides and against the oracle. Ratio: our lookups (or builds) \
          per second over DPDK's, best method of each side.\n",
-        scale.passes, scale.keys
+        scale.passes,
+        run::thousands(scale.keys)
     );
     println!("{}", report::details(&rows));
     println!("{}", report::markdown(&rows));

@@ -30,18 +30,6 @@ pub fn seconds<T>(f: impl FnOnce() -> T) -> (T, f64) {
     (out, s)
 }
 
-/// The best of `passes` runs of `f`, which does `ops` operations, in ns per operation.
-/// `f` returns a checksum of its answers, kept from the optimiser by `black_box`.
-pub fn best_ns_per_op(passes: usize, ops: usize, mut f: impl FnMut() -> u64) -> f64 {
-    let mut best = f64::INFINITY;
-    for _ in 0..passes.max(1) {
-        let (sum, s) = seconds(&mut f);
-        black_box(sum);
-        best = best.min(s * 1e9 / ops.max(1) as f64);
-    }
-    best
-}
-
 /// Times contenders side by side: each pass runs each of them once, in turn, so that a
 /// change in the machine's load during the run touches all of them alike. Returns each
 /// one's best ns per operation, in order.

@@ -156,11 +156,9 @@ fn our_mapping_table_agrees_with_the_oracle_at_the_benches_load() {
 }
 
 #[test]
-fn timing_reports_a_positive_cost() {
-    let ns = dpdk_bench::timing::best_ns_per_op(2, 1000, || {
-        (0..1000u64).map(std::hint::black_box).sum()
-    });
-    assert!(ns.is_finite() && ns > 0.0);
-    let t = dpdk_bench::timing::race(1, 10, &mut [&mut || 1, &mut || 2]);
+fn timing_reports_a_positive_cost_per_contender() {
+    let mut sum = || (0..1000u64).map(std::hint::black_box).sum();
+    let t = dpdk_bench::timing::race(2, 1000, &mut [&mut sum, &mut || 2]);
     assert_eq!(t.len(), 2);
+    assert!(t.iter().all(|ns| ns.is_finite() && *ns >= 0.0), "{t:?}");
 }
