@@ -18,7 +18,7 @@ PIPELINE_COUNT=$rounds valgrind --tool=callgrind --callgrind-out-file="$out/cg" 
 callgrind_annotate --inclusive=yes "$out/cg" >"$out/annotated"
 echo "| frames | instructions per packet |"
 echo "| --- | ---: |"
-grep '^COUNT' "$out/stdout" | while read -r _ name _ packets; do
+grep "^COUNT" "$out/stdout" | while read -r _ name _ packets _; do
     ir=$(grep -E "pipeline::${name}[ (]|pipeline::${name}\$" "$out/annotated" | head -1 \
         | awk '{gsub(",", "", $1); print $1}')
     echo "| ${name#counted_} | $(( ir / packets )) |"

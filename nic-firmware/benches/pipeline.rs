@@ -18,7 +18,9 @@ use common::*;
 use core::net::Ipv4Addr;
 use criterion::Throughput;
 use nic_firmware::frame::FrameBuf;
-use nic_firmware::pipeline::{process_batch, Port, Verdict};
+use nic_firmware::pipeline::{
+    process_batch, process_batch_cached, FlowCache, FlowEntry, Port, Verdict,
+};
 use nic_firmware::tables::lpm::Target;
 use nic_firmware::tables::mapping::{Location, Mapping, MappingKey};
 use nic_firmware::tables::vpc::{Gateway, RouteTable, Subnet, VfConfig, Vpc};
@@ -36,6 +38,10 @@ const VFS: usize = 256;
 const LOCAL_VPC_STRIDE: usize = VRFS / (VFS / 4);
 /// Flows the flow cache holds (8 MiB): room for the 100,000 flows of the flow benches.
 const FLOW_CACHE: usize = 1 << 17;
+/// Flows of the flow-cache workloads (5-tuples), spread evenly over the VFs.
+const FLOWS: usize = 100_000;
+/// Batches pre-generated for each flow-cache workload.
+const FLOW_BATCHES: usize = 8192;
 /// Batches per criterion iteration (from consecutive VFs).
 const BATCHES_PER_ITER: usize = 8;
 
@@ -453,11 +459,18 @@ fn main() {
     // kind alone through its own never-inlined function, and prints the packets each took,
     // so that instructions per packet are the function's inclusive count divided by them
     // (benches/instructions.sh does both).
+    let mut flow_storage = vec![FlowEntry::EMPTY; FLOW_CACHE];
+    let zipf = flow_workload(&tables, batch, &mut rng, true);
+    let uniform = flow_workload(&tables, batch, &mut rng, false);
     if let Some(rounds) = std::env::var("PIPELINE_COUNT")
         .ok()
         .and_then(|s| s.parse::<usize>().ok())
     {
         count_instructions(&tables, batch, &batches, rounds, &mut rng);
+        let mut cache = FlowCache::new(&mut flow_storage);
+        count_cached(&tables, &mut cache, batch, &zipf, "counted_flows_zipf");
+        let mut cache = FlowCache::new(&mut flow_storage);
+        count_cached(&tables, &mut cache, batch, &uniform, "counted_flows_uniform");
         return;
     }
 
@@ -505,6 +518,24 @@ fn main() {
         pipe - copy,
         1e3 / (pipe - copy)
     );
+    // The flow cache: 100,000 flows, Zipf-distributed and uniform.
+    for (name, batches) in [("Zipf", &zipf), ("uniform", &uniform)] {
+        let mut cache = FlowCache::new(&mut flow_storage);
+        let (cached, copy, plain, hit_rate) =
+            time_flows(&tables, &mut cache, batch, &batches.batches);
+        println!(
+            "SUMMARY flow cache, {name} over {FLOWS} flows ({} cache keys, {} entries): {:.2} ns/packet with the copy, {:.2} ns/packet own cost ({:.1} Mpackets/s), {:.0} % hits | baseline copy only: {copy:.2} ns/packet, {:.1} Mpackets/s | without the cache: {:.2} ns/packet own cost ({:.1} Mpackets/s)",
+            batches.keys,
+            cache.capacity(),
+            cached,
+            cached - copy,
+            1e3 / (cached - copy),
+            100.0 * hit_rate,
+            1e3 / copy,
+            plain - copy,
+            1e3 / (plain - copy),
+        );
+    }
     // The same, one kind of frame at a time: where the time goes.
     for (kind, _) in MIX {
         let batches = make_batches(&tables, batch, &[kind; BATCH], &mut rng);
@@ -576,6 +607,8 @@ macro_rules! counted {
     ($($name:ident),*) => {$(
         #[inline(never)]
         fn $name(tables: &Tables<'_>, vf: u16, batch: &mut [FrameBuf], v: &mut [Verdict; BATCH]) {
+            // A body of its own: identical functions would be merged into one.
+            black_box(stringify!($name));
             process_batch(tables, Port::Vf(vf), batch, v);
         }
     )*};
@@ -625,4 +658,196 @@ fn count_instructions(
         black_box(&verdicts);
         println!("COUNT {name} packets {}", n * BATCH);
     }
+}
+
+/// A flow-cache workload: batches of frames of [`FLOWS`] UDP flows, each batch from one VF
+/// (the VFs in turn), its frames drawn from that VF's flows.
+struct Flows {
+    batches: Vec<(u16, Vec<Vec<u8>>)>,
+    /// Distinct flow-cache keys among the flows (ports are not part of the key).
+    keys: usize,
+}
+
+/// Each VF's flows: UDP to the other VF of its subnet, to a VF of its other subnet, or to
+/// a remote instance of its VPC (10 : 10 : 8, as the mix), with random ports. Frames are
+/// drawn Zipf-distributed over a VF's flows (s = 1, the first flow the most popular), or
+/// uniformly.
+fn flow_workload(tables: &Tables<'_>, batch: &mut [FrameBuf], rng: &mut Rng, zipf: bool) -> Flows {
+    let per_vf = FLOWS / VFS;
+    let mut keys = std::collections::HashSet::new();
+    let flows: Vec<Vec<Vec<u8>>> = (0..VFS)
+        .map(|vf| {
+            let (vpc, s, ip, mac) = vf_identity(vf);
+            let src = Ipv4Addr::from(ip);
+            (0..per_vf)
+                .map(|_| {
+                    let pick = rng.range(0, 27);
+                    let (dst_mac, dst) = if pick < 10 {
+                        let (_, _, peer_ip, peer_mac) = vf_identity(vf ^ 1);
+                        (peer_mac, peer_ip)
+                    } else if pick < 20 {
+                        let other = (vf ^ 2) ^ (rng.range(0, 1) as usize);
+                        (gateway_mac(2 * vpc + s), vf_identity(other).2)
+                    } else {
+                        let n = rng.range(0, REMOTES_PER_VPC - 1);
+                        (gateway_mac(2 * vpc + s), remote_ip(vpc, n))
+                    };
+                    keys.insert((vf, dst_mac, dst));
+                    let (sport, dport) = (rng.range(1024, 65535), rng.range(1, 65535));
+                    ipv4_frame(
+                        dst_mac,
+                        mac,
+                        src,
+                        Ipv4Addr::from(dst),
+                        IpProtocol::Udp,
+                        64,
+                        &udp(sport as u16, dport as u16, &[0x5a; 18]),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    // Zipf's cumulative weights over a VF's flows.
+    let weights: Vec<f64> = (1..=per_vf).map(|r| 1.0 / r as f64).collect();
+    let total: f64 = weights.iter().sum();
+    let cdf: Vec<f64> = weights
+        .iter()
+        .scan(0.0, |acc, w| {
+            *acc += w / total;
+            Some(*acc)
+        })
+        .collect();
+    let batches: Vec<(u16, Vec<Vec<u8>>)> = (0..FLOW_BATCHES)
+        .map(|b| {
+            let vf = b % VFS;
+            let frames = (0..BATCH)
+                .map(|_| {
+                    let i = if zipf {
+                        let u = rng.next_u64() as f64 / u64::MAX as f64;
+                        cdf.partition_point(|&c| c < u).min(per_vf - 1)
+                    } else {
+                        rng.below(per_vf as u64) as usize
+                    };
+                    flows[vf][i].clone()
+                })
+                .collect();
+            (vf as u16, frames)
+        })
+        .collect();
+    // Every frame forwards (no drop would be cached).
+    for (vf, frames) in batches.iter().take(VFS) {
+        let mut verdicts = [Verdict::ToUplink; BATCH];
+        load_batch(batch, frames);
+        process_batch(tables, Port::Vf(*vf), batch, &mut verdicts);
+        assert!(
+            verdicts
+                .iter()
+                .all(|v| matches!(v, Verdict::ToVf { .. } | Verdict::ToUplink)),
+            "{verdicts:?}"
+        );
+    }
+    Flows {
+        batches,
+        keys: keys.len(),
+    }
+}
+
+/// ns per packet over `batches` in turn: copy + the pipeline with the flow cache (after a
+/// warm-up pass), the copy alone, and copy + the pipeline without the cache; and the share
+/// of packets the warm cache decided.
+fn time_flows(
+    tables: &Tables<'_>,
+    cache: &mut FlowCache<'_>,
+    batch: &mut [FrameBuf],
+    batches: &[(u16, Vec<Vec<u8>>)],
+) -> (f64, f64, f64, f64) {
+    let rounds = batches.len();
+    let packets = rounds * BATCH;
+    let mut verdicts = [Verdict::ToUplink; BATCH];
+    let mut cached_pass = |cache: &mut FlowCache<'_>| {
+        for (vf, frames) in batches {
+            load_batch(batch, frames);
+            process_batch_cached(tables, cache, Port::Vf(*vf), batch, &mut verdicts);
+        }
+        black_box(&verdicts);
+        0
+    };
+    cached_pass(cache);
+    let before = cache.hits();
+    cached_pass(cache);
+    let hit_rate = (cache.hits() - before) as f64 / packets as f64;
+    let cached = ns_per_op(5, packets, || cached_pass(cache));
+    let mut verdicts = [Verdict::ToUplink; BATCH];
+    let copy = ns_per_op(5, packets, || {
+        for (_, frames) in batches {
+            load_batch(batch, frames);
+            black_box(&mut *batch);
+        }
+        0
+    });
+    let plain = ns_per_op(5, packets, || {
+        for (vf, frames) in batches {
+            load_batch(batch, frames);
+            process_batch(tables, Port::Vf(*vf), batch, &mut verdicts);
+        }
+        black_box(&verdicts);
+        0
+    });
+    (cached, copy, plain, hit_rate)
+}
+
+#[inline(never)]
+fn counted_flows_zipf(
+    tables: &Tables<'_>,
+    cache: &mut FlowCache<'_>,
+    vf: u16,
+    batch: &mut [FrameBuf],
+    v: &mut [Verdict; BATCH],
+) {
+    black_box("zipf");
+    process_batch_cached(tables, cache, Port::Vf(vf), batch, v);
+}
+
+#[inline(never)]
+fn counted_flows_uniform(
+    tables: &Tables<'_>,
+    cache: &mut FlowCache<'_>,
+    vf: u16,
+    batch: &mut [FrameBuf],
+    v: &mut [Verdict; BATCH],
+) {
+    black_box("uniform");
+    process_batch_cached(tables, cache, Port::Vf(vf), batch, v);
+}
+
+/// The flow workload through the cache: one warm-up pass uncounted (outside the counted
+/// function), then one counted pass.
+fn count_cached(
+    tables: &Tables<'_>,
+    cache: &mut FlowCache<'_>,
+    batch: &mut [FrameBuf],
+    flows: &Flows,
+    name: &str,
+) {
+    let mut verdicts = [Verdict::ToUplink; BATCH];
+    for (vf, frames) in &flows.batches {
+        load_batch(batch, frames);
+        process_batch_cached(tables, cache, Port::Vf(*vf), batch, &mut verdicts);
+    }
+    let counted = if name == "counted_flows_zipf" {
+        counted_flows_zipf
+    } else {
+        counted_flows_uniform
+    };
+    let before = cache.hits();
+    for (vf, frames) in &flows.batches {
+        load_batch(batch, frames);
+        counted(tables, cache, *vf, batch, &mut verdicts);
+    }
+    black_box(&verdicts);
+    let packets = flows.batches.len() * BATCH;
+    println!(
+        "COUNT {name} packets {packets} hits {}",
+        cache.hits() - before
+    );
 }
