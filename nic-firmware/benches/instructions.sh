@@ -2,7 +2,8 @@
 # Instructions per packet of the pipeline, by frame kind, on the `pipeline` bench's tables
 # and frames: callgrind counts instructions, not time, so the figure is the same on a busy
 # machine. Usage: nic-firmware/benches/instructions.sh [ROUNDS]   (default 2: each of the
-# 256 VFs' batches twice per kind). Needs valgrind. Prints a markdown table.
+# 256 VFs' batches twice per kind). Needs valgrind. Prints a markdown table; with
+# CALLGRIND_OUT=FILE it keeps callgrind's profile there, for callgrind_annotate.
 set -eu
 rounds=${1:-2}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -15,6 +16,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 PIPELINE_COUNT=$rounds valgrind --tool=callgrind --callgrind-out-file="$out/cg" \
     --toggle-collect='pipeline::counted_*' "$bin" --bench >"$out/stdout" 2>"$out/stderr"
+if [ -n "${CALLGRIND_OUT:-}" ]; then cp "$out/cg" "$CALLGRIND_OUT"; fi
 callgrind_annotate --inclusive=yes "$out/cg" >"$out/annotated"
 echo "| frames | instructions per packet |"
 echo "| --- | ---: |"

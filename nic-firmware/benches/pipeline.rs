@@ -470,7 +470,13 @@ fn main() {
         let mut cache = FlowCache::new(&mut flow_storage);
         count_cached(&tables, &mut cache, batch, &zipf, "counted_flows_zipf");
         let mut cache = FlowCache::new(&mut flow_storage);
-        count_cached(&tables, &mut cache, batch, &uniform, "counted_flows_uniform");
+        count_cached(
+            &tables,
+            &mut cache,
+            batch,
+            &uniform,
+            "counted_flows_uniform",
+        );
         return;
     }
 

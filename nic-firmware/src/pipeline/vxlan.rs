@@ -4,14 +4,10 @@ use super::trace::{Step, Tracer};
 use super::{mtu, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::{Tables, Uplink};
-use crate::wire::{self, VxlanPacket, VxlanRepr};
+use crate::wire;
 use shared_regs::stats::Counter;
 use shared_regs::ETH_HEADER_LEN;
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol,
-    Ipv4Address, UdpPacket, UdpRepr, UDP_HEADER_LEN,
-};
+use smoltcp::wire::{IpProtocol, UDP_HEADER_LEN};
 
 /// Bytes VXLAN puts in front of the inner Ethernet frame: outer Ethernet, IPv4, UDP, VXLAN.
 pub const OVERHEAD: usize =
@@ -91,47 +87,149 @@ pub(super) fn to_uplink<T: Tracer>(
 /// Writes the outer headers into the first [`OVERHEAD`] bytes of `frame`, in front of the
 /// inner Ethernet frame that fills the rest. False if `frame` is shorter than the outer
 /// headers, or too long for one outer IPv4 packet.
+///
+/// Every encapsulated packet pays for this, so the 50 bytes are written directly rather
+/// than through smoltcp's emitters (about a fifth of a cached packet's instructions);
+/// a test holds them byte for byte to what smoltcp emits: outer IPv4 without options, TTL
+/// 64, DF, identification 0 and a valid checksum; UDP checksum 0 (RFC 7348 allows it over
+/// IPv4, and the inner packet carries its own); VXLAN with the I flag.
 pub fn write_outer(frame: &mut [u8], uplink: &Uplink, e: &Encap) -> bool {
-    if frame.len() < OVERHEAD || u16::try_from(frame.len().saturating_sub(ETH_HEADER_LEN)).is_err()
-    {
-        return false;
-    }
-    let Some((l2, rest)) = frame.split_at_mut_checked(ETH_HEADER_LEN) else {
+    let Ok(ip_len) = u16::try_from(frame.len().saturating_sub(ETH_HEADER_LEN)) else {
         return false;
     };
-    let Some((l3, datagram)) = rest.split_at_mut_checked(ipv4::HEADER_LEN) else {
+    let Some(outer) = frame.get_mut(..OVERHEAD) else {
         return false;
     };
-    EthernetRepr {
-        src_addr: EthernetAddress(uplink.mac),
-        dst_addr: EthernetAddress(uplink.next_hop_mac),
-        ethertype: EthernetProtocol::Ipv4,
-    }
-    .emit(&mut EthernetFrame::new_unchecked(l2));
-    let (src, dst) = (uplink.underlay_ip, e.underlay_dst);
-    if !ipv4::write_header(l3, src, dst, IpProtocol::Udp, datagram.len(), true) {
-        return false;
-    }
-    let vxlan = VxlanRepr { vni: e.vni };
-    // The length check above keeps the datagram within 16 bits, as `emit` needs.
-    let payload_len = datagram.len().saturating_sub(UDP_HEADER_LEN);
-    let udp = UdpRepr {
-        src_port: e.src_port,
-        dst_port: wire::vxlan::UDP_PORT,
-    };
-    udp.emit(
-        &mut UdpPacket::new_unchecked(datagram),
-        &IpAddress::from(Ipv4Address::from(src)),
-        &IpAddress::from(Ipv4Address::from(dst)),
-        payload_len,
-        |payload| vxlan.emit(&mut VxlanPacket::new_unchecked(payload)),
-        // Checksum 0: RFC 7348 allows it over IPv4, and the inner packet carries its own.
-        &ChecksumCapabilities::ignored(),
-    );
+    let udp_len = ip_len.saturating_sub(ipv4::HEADER_LEN as u16);
+    let [s0, s1, s2, s3] = uplink.underlay_ip.to_be_bytes();
+    let [d0, d1, d2, d3] = e.underlay_dst.to_be_bytes();
+    let [l0, l1] = ip_len.to_be_bytes();
+    let ip = [
+        0x45, 0, l0, l1, 0, 0, 0x40, 0, 64, 17, 0, 0, s0, s1, s2, s3, d0, d1, d2, d3,
+    ];
+    let [c0, c1] = ipv4_checksum(&ip).to_be_bytes();
+    let [m0, m1, m2, m3, m4, m5] = uplink.next_hop_mac;
+    let [n0, n1, n2, n3, n4, n5] = uplink.mac;
+    let [u0, u1] = udp_len.to_be_bytes();
+    let [p0, p1] = e.src_port.to_be_bytes();
+    let [q0, q1] = wire::vxlan::UDP_PORT.to_be_bytes();
+    let [_, v0, v1, v2] = e.vni.to_be_bytes();
+    #[rustfmt::skip]
+    let headers: [u8; OVERHEAD] = [
+        // Ethernet: next hop, this host, IPv4.
+        m0, m1, m2, m3, m4, m5, n0, n1, n2, n3, n4, n5, 0x08, 0x00,
+        // IPv4: IHL 5, length, ident 0, DF, TTL 64, UDP, checksum, addresses.
+        0x45, 0, l0, l1, 0, 0, 0x40, 0, 64, 17, c0, c1, s0, s1, s2, s3, d0, d1, d2, d3,
+        // UDP: ports, length, checksum 0.
+        p0, p1, q0, q1, u0, u1, 0, 0,
+        // VXLAN: I flag, VNI.
+        0x08, 0, 0, 0, v0, v1, v2, 0,
+    ];
+    outer.copy_from_slice(&headers);
     true
+}
+
+/// RFC 1071: the checksum of a 20-byte IPv4 header whose checksum field is zero.
+#[inline(always)]
+fn ipv4_checksum(header: &[u8; 20]) -> u16 {
+    let mut sum = 0u32;
+    for pair in header.chunks_exact(2) {
+        if let [a, b] = pair {
+            sum = sum.wrapping_add(u32::from(u16::from_be_bytes([*a, *b])));
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff).wrapping_add(sum >> 16);
+    }
+    !(sum as u16)
 }
 
 /// Encapsulates the inner frame in `frame` in place, using its headroom.
 pub fn encapsulate(frame: &mut FrameBuf, uplink: &Uplink, e: &Encap) -> bool {
     frame.push_front(OVERHEAD).is_some() && write_outer(frame.data_mut(), uplink, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Rng;
+    use crate::wire::{VxlanPacket, VxlanRepr};
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{
+        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, Ipv4Address,
+        UdpPacket, UdpRepr,
+    };
+
+    /// The outer headers as smoltcp's emitters write them: what `write_outer` must equal.
+    fn reference(frame: &mut [u8], uplink: &Uplink, e: &Encap) -> bool {
+        if frame.len() < OVERHEAD || u16::try_from(frame.len() - ETH_HEADER_LEN).is_err() {
+            return false;
+        }
+        let (l2, rest) = frame.split_at_mut(ETH_HEADER_LEN);
+        let (l3, datagram) = rest.split_at_mut(ipv4::HEADER_LEN);
+        EthernetRepr {
+            src_addr: EthernetAddress(uplink.mac),
+            dst_addr: EthernetAddress(uplink.next_hop_mac),
+            ethertype: EthernetProtocol::Ipv4,
+        }
+        .emit(&mut EthernetFrame::new_unchecked(l2));
+        let (src, dst) = (uplink.underlay_ip, e.underlay_dst);
+        assert!(ipv4::write_header(
+            l3,
+            src,
+            dst,
+            IpProtocol::Udp,
+            datagram.len(),
+            true
+        ));
+        let vxlan = VxlanRepr { vni: e.vni };
+        let payload_len = datagram.len() - UDP_HEADER_LEN;
+        UdpRepr {
+            src_port: e.src_port,
+            dst_port: wire::vxlan::UDP_PORT,
+        }
+        .emit(
+            &mut UdpPacket::new_unchecked(datagram),
+            &IpAddress::from(Ipv4Address::from(src)),
+            &IpAddress::from(Ipv4Address::from(dst)),
+            payload_len,
+            |payload| vxlan.emit(&mut VxlanPacket::new_unchecked(payload)),
+            &ChecksumCapabilities::ignored(),
+        );
+        true
+    }
+
+    #[test]
+    fn outer_headers_are_what_smoltcp_emits() {
+        let mut rng = Rng(5);
+        for _ in 0..2000 {
+            let mac = |rng: &mut Rng| {
+                let b = rng.next_u64().to_be_bytes();
+                [b[0], b[1], b[2], b[3], b[4], b[5]]
+            };
+            let uplink = Uplink {
+                mac: mac(&mut rng),
+                next_hop_mac: mac(&mut rng),
+                underlay_ip: rng.next_u32(),
+                mtu: 9000,
+            };
+            let e = Encap {
+                underlay_dst: rng.next_u32(),
+                vni: rng.next_u32() & 0xff_ffff,
+                src_port: rng.next_u32() as u16,
+            };
+            let len = match rng.below(4) {
+                0 => rng.below(OVERHEAD as u64 + 2) as usize,
+                1 => 65_535 + ETH_HEADER_LEN - 1 + rng.below(3) as usize,
+                _ => OVERHEAD + rng.below(9000) as usize,
+            };
+            let inner: Vec<u8> = (0..len).map(|_| rng.next_u32() as u8).collect();
+            let (mut fast, mut slow) = (inner.clone(), inner.clone());
+            let ok = write_outer(&mut fast, &uplink, &e);
+            assert_eq!(ok, reference(&mut slow, &uplink, &e), "length {len}");
+            if ok {
+                assert_eq!(fast, slow, "length {len}");
+            }
+        }
+    }
 }
