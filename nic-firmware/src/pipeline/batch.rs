@@ -117,21 +117,24 @@ fn chunk(
     // Stage 0, with a cache: each IPv4 frame's flow, its entry prefetched, then the hits
     // carried out. `done[i]`: frame i has its verdict.
     let mut flows = [None::<FlowKey>; CHUNK];
+    let mut slots = [0usize; CHUNK];
     let mut done = [false; CHUNK];
     if let Some(cache) = cache.as_deref() {
-        for (frame, flow) in frames.iter().zip(flows.iter_mut()) {
+        for ((frame, flow), slot) in frames.iter().zip(flows.iter_mut()).zip(slots.iter_mut()) {
             *flow = flow_cache::key_of(sender.vf, frame.data());
             if let Some(k) = flow {
-                cache.prefetch(k);
+                *slot = cache.slot(k);
+                cache.prefetch(*slot);
             }
         }
-        for (((frame, v), flow), d) in frames
+        for ((((frame, v), flow), slot), d) in frames
             .iter_mut()
             .zip(verdicts.iter_mut())
             .zip(flows.iter())
+            .zip(slots)
             .zip(done.iter_mut())
         {
-            let hit = flow.as_ref().and_then(|k| cache.get(k));
+            let hit = flow.as_ref().and_then(|k| cache.get(slot, k));
             if let Some(verdict) = hit.and_then(|a| flow_cache::apply(tables, sender, a, frame)) {
                 *v = verdict;
                 *d = true;

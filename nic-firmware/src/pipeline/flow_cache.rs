@@ -24,7 +24,6 @@
 //! cache's generation, and an entry of an older generation is a miss: nothing stale is
 //! ever used, at the cost of refilling after a change. Frames from the uplink, ARP and
 //! everything else go through the pipeline as before.
-use super::ipv4::Ipv4Info;
 use super::trace::{Step, Tracer};
 use super::vxlan::{self, Encap, OVERHEAD};
 use super::{eth, Sender, Verdict};
@@ -33,7 +32,7 @@ use crate::tables::Tables;
 use shared_regs::stats::Counter;
 use shared_regs::trace::MtuAction;
 use shared_regs::{ETH_HEADER_LEN, VF_MTU};
-use smoltcp::wire::IpProtocol;
+use zerocopy::{FromBytes, Immutable, KnownLayout};
 
 /// What a flow's packets are looked up by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -146,8 +145,9 @@ impl<'m> FlowCache<'m> {
         }
     }
 
+    /// The entry `key` lives in.
     #[inline(always)]
-    fn index(&self, key: &FlowKey) -> usize {
+    pub(crate) fn slot(&self, key: &FlowKey) -> usize {
         let mac = self::mac_bits(&key.dst_mac);
         let mut h = (u64::from(key.src) << 32 | u64::from(key.dst))
             ^ mac.rotate_left(17)
@@ -159,24 +159,24 @@ impl<'m> FlowCache<'m> {
         (h as usize) & self.mask
     }
 
-    /// Starts bringing the entry of `key` into the cache. Changes nothing.
+    /// Starts bringing entry `slot` into the cache. Changes nothing.
     #[inline(always)]
-    pub(crate) fn prefetch(&self, key: &FlowKey) {
-        if let Some(e) = self.entries.get(self.index(key)) {
+    pub(crate) fn prefetch(&self, slot: usize) {
+        if let Some(e) = self.entries.get(slot) {
             crate::tables::mapping::prefetch((e as *const FlowEntry).cast::<u8>());
         }
     }
 
-    /// The action cached for `key`, if any of this generation.
+    /// The action cached for `key` (whose entry is `slot`), if any of this generation.
     #[inline(always)]
-    pub(crate) fn get(&self, key: &FlowKey) -> Option<Action> {
-        let e = self.entries.get(self.index(key))?;
+    pub(crate) fn get(&self, slot: usize, key: &FlowKey) -> Option<Action> {
+        let e = self.entries.get(slot)?;
         (e.generation == self.generation && e.key == *key).then_some(e.action)
     }
 
     /// Caches `action` for `key`, in place of whatever shared its entry.
     pub(crate) fn insert(&mut self, key: FlowKey, action: Action) {
-        let i = self.index(&key);
+        let i = self.slot(&key);
         let generation = self.generation;
         if let Some(e) = self.entries.get_mut(i) {
             *e = FlowEntry {
@@ -193,71 +193,78 @@ fn mac_bits(mac: &[u8; 6]) -> u64 {
     u64::from_be_bytes([0, 0, a, b, c, d, e, f])
 }
 
-/// The big-endian half-word at `at`.
-#[inline(always)]
-fn be16(data: &[u8], at: usize) -> Option<u16> {
-    let b = data.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes(b.try_into().ok()?))
+/// The Ethernet and IPv4 headers of an IPv4 frame without IP options, in wire order.
+#[derive(FromBytes, KnownLayout, Immutable)]
+#[repr(C)]
+struct Headers {
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    ethertype: [u8; 2],
+    ip: [[u8; 4]; 5],
 }
 
-/// The big-endian word at `at`.
-#[inline(always)]
-fn be32(data: &[u8], at: usize) -> Option<u32> {
-    let b = data.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes(b.try_into().ok()?))
+const _: () = assert!(core::mem::size_of::<Headers>() == ETH_HEADER_LEN + 20);
+
+impl Headers {
+    fn of(data: &[u8]) -> Option<&Headers> {
+        Headers::ref_from_prefix(data).ok().map(|(h, _)| h)
+    }
+
+    fn word(&self, i: usize) -> u32 {
+        self.ip.get(i).map_or(0, |w| u32::from_be_bytes(*w))
+    }
 }
 
 /// The flow key of an IPv4 frame from VF `vf` (`None` for anything else, or too short).
 #[inline(always)]
 pub(crate) fn key_of(vf: u16, data: &[u8]) -> Option<FlowKey> {
-    if be16(data, 12)? != eth::ETHERTYPE_IPV4 {
+    let h = Headers::of(data)?;
+    if u16::from_be_bytes(h.ethertype) != eth::ETHERTYPE_IPV4 {
         return None;
     }
-    let dst_mac = data.get(0..6)?.try_into().ok()?;
     Some(FlowKey {
         vf,
-        dst_mac,
-        src: be32(data, ETH_HEADER_LEN + 12)?,
-        dst: be32(data, ETH_HEADER_LEN + 16)?,
+        dst_mac: h.dst_mac,
+        src: h.word(3),
+        dst: h.word(4),
     })
 }
 
+/// What a cached packet needs of its IPv4 header.
+struct Plain {
+    total_len: usize,
+    protocol: u8,
+    later_fragment: bool,
+}
+
 /// F4 for the common header, 20 bytes without options, as [`super::ipv4::parse`] decides
-/// it: the same fields, or `None` for a header the pipeline must judge (options, or
+/// it, in a frame of `len` bytes; `None` for a header the pipeline must judge (options, or
 /// anything F4 refuses).
 #[inline(always)]
-fn plain_header(data: &[u8]) -> Option<Ipv4Info> {
-    let header = data.get(ETH_HEADER_LEN..ETH_HEADER_LEN.checked_add(20)?)?;
-    if header.first() != Some(&0x45) {
+fn plain_header(h: &Headers, len: usize) -> Option<Plain> {
+    let first = h.word(0);
+    if first >> 24 != 0x45 {
         return None;
     }
-    let total_len = usize::from(be16(header, 2)?);
-    let available = data.len().saturating_sub(ETH_HEADER_LEN);
-    if total_len < 20 || total_len > available {
+    let total_len = (first & 0xffff) as usize;
+    if total_len < 20 || total_len > len.saturating_sub(ETH_HEADER_LEN) {
         return None;
     }
-    // RFC 1071: the ones' complement sum of a valid header is all ones.
-    let mut sum = 0u32;
-    for pair in header.chunks_exact(2) {
-        if let [a, b] = pair {
-            sum = sum.wrapping_add(u32::from(u16::from_be_bytes([*a, *b])));
-        }
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff).wrapping_add(sum >> 16);
-    }
+    // RFC 1071 over 32-bit words: the end-around carries fold to the same 16-bit sum as
+    // over 16-bit words, and a valid header sums to all ones.
+    let mut sum: u64 = (0..5).map(|i| u64::from(h.word(i))).sum();
+    sum = (sum & 0xffff_ffff).wrapping_add(sum >> 32);
+    sum = (sum & 0xffff).wrapping_add(sum >> 16);
+    sum = (sum & 0xffff).wrapping_add(sum >> 16);
+    sum = (sum & 0xffff).wrapping_add(sum >> 16);
     if sum != 0xffff {
         return None;
     }
-    let frag = be16(header, 6)?;
-    Some(Ipv4Info {
-        src: be32(header, 12)?,
-        dst: be32(header, 16)?,
-        protocol: IpProtocol::from(*header.get(9)?),
-        header_len: 20,
+    let second = h.word(1);
+    Some(Plain {
         total_len,
-        dont_frag: frag & 0x4000 != 0,
-        later_fragment: frag & 0x1fff != 0,
+        protocol: (h.word(2) >> 16) as u8,
+        later_fragment: second & 0x1fff != 0,
     })
 }
 
@@ -272,13 +279,25 @@ pub(crate) fn apply(
     frame: &mut FrameBuf,
 ) -> Option<Verdict> {
     let data = frame.data();
-    if data.get(6..12)? != sender.cfg.mac.as_slice() {
+    let h = Headers::of(data)?;
+    if h.src_mac != sender.cfg.mac {
         return None;
     }
-    let ip = plain_header(data)?;
+    let ip = plain_header(h, data.len())?;
     if ip.total_len > VF_MTU as usize {
         return None;
     }
+    let (src, dst) = (h.word(3), h.word(4));
+    // F14's source port hashes the ports of TCP and UDP, when the packet has them.
+    let ports = match ip.protocol {
+        6 | 17 if !ip.later_fragment && ip.total_len >= 24 => {
+            let at = ETH_HEADER_LEN.saturating_add(20);
+            data.get(at..at.saturating_add(4))
+                .and_then(|p| p.try_into().ok())
+                .map_or(0, u32::from_be_bytes)
+        }
+        _ => 0,
+    };
     frame.truncate(ETH_HEADER_LEN.saturating_add(ip.total_len));
     match action {
         Action::ToVf { vf, macs } => {
@@ -295,7 +314,11 @@ pub(crate) fn apply(
                 return None;
             }
             let uplink = tables.uplink?;
-            let encap = Encap::new(underlay, vni, &ip, frame.data());
+            let encap = Encap {
+                underlay_dst: underlay,
+                vni,
+                src_port: vxlan::port_hash(src, dst, ip.protocol, ports),
+            };
             frame.data_mut().get_mut(..12)?.copy_from_slice(&macs);
             Some(if vxlan::encapsulate(frame, &uplink, &encap) {
                 Verdict::ToUplink
@@ -350,5 +373,63 @@ impl Learner {
             }),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Rng;
+
+    /// `plain_header` accepts exactly the option-less headers F4 accepts, with the same
+    /// fields: random headers, half of them with a right checksum.
+    #[test]
+    fn plain_header_decides_as_f4() {
+        let mut rng = Rng(3);
+        let mut accepted = 0;
+        for _ in 0..200_000 {
+            let len = ETH_HEADER_LEN + 20 + rng.below(60) as usize;
+            let mut frame: std::vec::Vec<u8> = (0..len).map(|_| rng.next_u32() as u8).collect();
+            frame[14] = if rng.chance(80) {
+                0x45
+            } else {
+                rng.next_u32() as u8
+            };
+            let total = if rng.chance(80) {
+                len - 14 - rng.below(4) as usize
+            } else {
+                rng.below(80) as usize
+            };
+            frame[16..18].copy_from_slice(&(total as u16).to_be_bytes());
+            if rng.chance(50) {
+                frame[24..26].copy_from_slice(&[0, 0]);
+                let mut sum: u32 = frame[14..34]
+                    .chunks(2)
+                    .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                    .sum();
+                while sum > 0xffff {
+                    sum = (sum & 0xffff) + (sum >> 16);
+                }
+                frame[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+            }
+            let h = Headers::of(&frame).unwrap();
+            let fast = plain_header(h, frame.len());
+            let slow = super::super::ipv4::parse(&frame[14..]).filter(|ip| ip.header_len == 20);
+            match (&fast, &slow) {
+                (Some(f), Some(s)) => {
+                    accepted += 1;
+                    assert_eq!(f.total_len, s.total_len);
+                    assert_eq!(f.protocol, u8::from(s.protocol));
+                    assert_eq!(f.later_fragment, s.later_fragment);
+                }
+                (None, None) => {}
+                _ => panic!(
+                    "fast {} slow {}: {frame:02x?}",
+                    fast.is_some(),
+                    slow.is_some()
+                ),
+            }
+        }
+        assert!(accepted > 10_000, "{accepted}");
     }
 }
