@@ -73,6 +73,25 @@ fn main() {
         t0.elapsed()
     );
 
+    // `LPM_PROFILE=<seconds>[,hot]` runs only batched lookups, that long, for `perf record`
+    // (over 16 VRFs with `,hot`); the set-up otherwise dominates a profile.
+    if let Ok(v) = std::env::var("LPM_PROFILE") {
+        let secs: f64 = v.split(',').next().and_then(|s| s.parse().ok()).unwrap_or(10.0);
+        let keys = if v.ends_with(",hot") {
+            lpm_keys(&routes[..16], KEYS, &mut rng)
+        } else {
+            keys
+        };
+        let mut out = vec![None; 64];
+        let t = Instant::now();
+        let mut acc = 0u64;
+        while t.elapsed().as_secs_f64() < secs {
+            acc = acc.wrapping_add(batch_lookups(&rt, &keys, &mut out));
+        }
+        println!("profile run done ({acc})");
+        return;
+    }
+
     let mut c = criterion();
     {
         let mut g = c.benchmark_group("lpm");

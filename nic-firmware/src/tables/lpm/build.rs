@@ -53,18 +53,10 @@ impl Layout {
         if let Some(s) = ib.get_mut(H_SEPS..) {
             s.fill(0);
         }
-        let mut w = Writer {
-            lay: self,
-            leaves,
-            ib,
-            count: 0,
-            last: 0,
-            pending: None,
-        };
+        let mut w = Writer::new(self, leaves, ib);
         intervals(recs, prefixes, n, &mut w);
-        w.flush();
+        let used = w.finish();
         let bounds = w.count.saturating_sub(1);
-        let used = bounds.wrapping_div(LEAF_FAN).wrapping_add(1);
         let unused = used.wrapping_mul(LEAF_WORDS)..old_leaves.wrapping_mul(LEAF_WORDS);
         if let Some(s) = w.leaves.get_mut(unused) {
             s.fill(0);
@@ -130,17 +122,40 @@ fn permute(order: &mut [u16], recs: &mut [u32], prefixes: &mut [u32], n: usize) 
 
 /// Writes intervals `(start, answer)` into leaves, and each leaf's separator into the level
 /// above. Merges an interval into the one before when both have the same answer; a later
-/// interval at the same start replaces the earlier (a longer route starting there).
+/// interval at the same start replaces the earlier (a longer route starting there). A leaf
+/// is assembled in `line` and stored whole, so every word of it is written once.
 struct Writer<'a, 'l> {
     lay: &'a Layout,
     leaves: &'l mut [u32],
     ib: &'l mut [u32],
+    /// Intervals written.
     count: usize,
+    /// The leaf being assembled, its index and the intervals in it.
+    line: [u32; LEAF_WORDS],
+    leaf: usize,
+    fill: usize,
+    /// The answer of the last interval written.
     last: u32,
+    /// The interval not written yet: a route starting at the same address may replace it.
     pending: Option<(u32, u32)>,
 }
 
-impl Writer<'_, '_> {
+impl<'a, 'l> Writer<'a, 'l> {
+    fn new(lay: &'a Layout, leaves: &'l mut [u32], ib: &'l mut [u32]) -> Self {
+        Writer {
+            lay,
+            leaves,
+            ib,
+            count: 0,
+            line: [0; LEAF_WORDS],
+            leaf: 0,
+            fill: 0,
+            last: 0,
+            pending: None,
+        }
+    }
+
+    #[inline(always)]
     fn emit(&mut self, start: u32, answer: u32) {
         match &mut self.pending {
             Some((s, a)) if *s == start => *a = answer,
@@ -151,6 +166,7 @@ impl Writer<'_, '_> {
         }
     }
 
+    #[inline(always)]
     fn flush(&mut self) {
         let Some((start, answer)) = self.pending.take() else {
             return;
@@ -158,33 +174,45 @@ impl Writer<'_, '_> {
         if self.count > 0 && answer == self.last {
             return;
         }
-        self.put(self.count, start, answer);
         self.count = self.count.wrapping_add(1);
         self.last = answer;
+        if self.fill == LEAF_FAN {
+            self.store();
+            self.leaf = self.leaf.wrapping_add(1);
+            self.fill = 0;
+            self.separator(self.leaf, !start.wrapping_sub(1));
+        }
+        let p = self.fill;
+        // Key p - 1 is `!(start - 1)`, so unused keys (0) never count; the leaf's first
+        // interval starts at its separator.
+        if let Some(k) = p.checked_sub(1).and_then(|k| self.line.get_mut(k)) {
+            *k = !start.wrapping_sub(1);
+        }
+        if let Some(w) = self.line.get_mut(LEAF_KEYS.wrapping_add(p >> 1)) {
+            *w |= (answer & 0xffff) << ((p & 1) << 4);
+        }
+        self.fill = p.wrapping_add(1);
     }
 
-    /// Interval `i`: key `!(start - 1)` (so unused keys, 0, never count), answer in its
-    /// half word.
-    fn put(&mut self, i: usize, start: u32, answer: u32) {
-        let leaf = i.wrapping_div(LEAF_FAN);
-        let p = i.wrapping_rem(LEAF_FAN);
-        let base = leaf.wrapping_mul(LEAF_WORDS);
-        let key = !start.wrapping_sub(1);
-        if p == 0 {
-            if let Some(l) = self.leaves.get_mut(base..base.wrapping_add(LEAF_WORDS)) {
-                l.fill(0);
-            }
-            if leaf > 0 {
-                self.separator(leaf, key);
-            }
-        } else if let Some(k) = self.leaves.get_mut(base.wrapping_add(p).wrapping_sub(1)) {
-            *k = key;
+    /// Writes the leaf being assembled and starts the next one empty.
+    #[inline(always)]
+    fn store(&mut self) {
+        let at = self.leaf.wrapping_mul(LEAF_WORDS);
+        if let Some(l) = self
+            .leaves
+            .get_mut(at..)
+            .and_then(|s| s.first_chunk_mut::<LEAF_WORDS>())
+        {
+            *l = self.line;
         }
-        let at = base.wrapping_add(LEAF_KEYS).wrapping_add(p >> 1);
-        if let Some(word) = self.leaves.get_mut(at) {
-            let shift = (p & 1) << 4;
-            *word = (*word & !(0xffff << shift)) | ((answer & 0xffff) << shift);
-        }
+        self.line = [0; LEAF_WORDS];
+    }
+
+    /// The last leaf; returns the leaves used.
+    fn finish(&mut self) -> usize {
+        self.flush();
+        self.store();
+        self.leaf.wrapping_add(1)
     }
 
     /// Leaf `leaf`'s separator goes to the lowest level where the leaf's ancestor is not
@@ -208,8 +236,8 @@ impl Writer<'_, '_> {
             }
             child = node;
         }
-        // child >= 1: leaf >= 1 and a first child at every level means child was divided
-        // down from a multiple of NODE_FAN^depth >= 1.
+        // child >= 1: leaf >= 1, and a first child at every level divides down to the
+        // top level's node index.
         if let Some(k) = self.ib.get_mut(H_SEPS.wrapping_add(child).wrapping_sub(1)) {
             *k = key;
         }
@@ -224,25 +252,25 @@ fn intervals(recs: &[u32], prefixes: &[u32], n: usize, w: &mut Writer<'_, '_>) {
     let mut stack = [(0u32, 0u32); MAX_DEPTH];
     let mut depth = 0usize;
     w.emit(0, 0);
-    let close = |stack: &[(u32, u32); MAX_DEPTH], depth: usize, w: &mut Writer<'_, '_>| {
-        let end = stack.get(depth).map_or(u32::MAX, |e| e.0);
-        let below = depth
-            .checked_sub(1)
-            .and_then(|d| stack.get(d))
-            .map_or(0, |e| e.1);
-        if end != u32::MAX {
-            w.emit(end.wrapping_add(1), below);
-        }
-    };
-    for i in 0..n {
-        let (Some(&start), Some(&info)) = (prefixes.get(i), recs.get(i.wrapping_mul(2))) else {
-            break;
-        };
+    let routes = prefixes
+        .iter()
+        .zip(recs.chunks_exact(2))
+        .take(n)
+        .enumerate();
+    for (i, (&start, rec)) in routes {
+        let info = rec.first().copied().unwrap_or(0);
+        // Close the open routes that end before this one starts.
         while let Some(top) = depth.checked_sub(1) {
-            if stack.get(top).is_some_and(|e| e.0 >= start) {
+            let end = stack.get(top).map_or(u32::MAX, |e| e.0);
+            if end >= start {
                 break;
             }
-            close(&stack, top, w);
+            let below = top
+                .checked_sub(1)
+                .and_then(|d| stack.get(d))
+                .map_or(0, |e| e.1);
+            // end < start <= u32::MAX: no overflow.
+            w.emit(end.wrapping_add(1), below);
             depth = top;
         }
         let answer = (i as u32).wrapping_add(1);
@@ -253,7 +281,14 @@ fn intervals(recs: &[u32], prefixes: &[u32], n: usize, w: &mut Writer<'_, '_>) {
         }
     }
     while let Some(top) = depth.checked_sub(1) {
-        close(&stack, top, w);
+        let end = stack.get(top).map_or(u32::MAX, |e| e.0);
+        let below = top
+            .checked_sub(1)
+            .and_then(|d| stack.get(d))
+            .map_or(0, |e| e.1);
+        if end != u32::MAX {
+            w.emit(end.wrapping_add(1), below);
+        }
         depth = top;
     }
 }

@@ -54,15 +54,26 @@ impl Target {
         }
     }
 
+    /// Written as a chain of selects over values all built up front, not a `match`: the
+    /// kinds of successive lookups are random, and a jump on them is mispredicted about
+    /// every other time (a quarter of a batched lookup's time in cache).
+    #[inline(always)]
     fn decode(kind: u32, arg: u32) -> Option<Target> {
-        Some(match kind {
-            KIND_LOCAL => Target::Local,
-            KIND_BLACKHOLE => Target::Blackhole,
-            KIND_GATEWAY => Target::Gateway((arg & 0xffff) as u16),
-            KIND_PEERING => Target::Peering((arg & 0xffff) as u16),
-            KIND_INSTANCE => Target::Instance(arg),
-            _ => return None,
-        })
+        let gateway = Target::Gateway((arg & 0xffff) as u16);
+        let peering = Target::Peering((arg & 0xffff) as u16);
+        let instance = Target::Instance(arg);
+        let t = if kind == KIND_INSTANCE {
+            instance
+        } else if kind == KIND_PEERING {
+            peering
+        } else if kind == KIND_GATEWAY {
+            gateway
+        } else if kind == KIND_BLACKHOLE {
+            Target::Blackhole
+        } else {
+            Target::Local
+        };
+        (KIND_LOCAL..=KIND_INSTANCE).contains(&kind).then_some(t)
     }
 }
 
@@ -125,7 +136,7 @@ pub fn prefix_mask(len: u8) -> u32 {
 /// bigger ones wait for [`RouteTables::commit`].
 const EAGER_REBUILD: usize = 4096;
 /// Lookups [`RouteTables::lookup_batch`] runs side by side.
-const GROUP: usize = 32;
+const GROUP: usize = 16;
 /// Marks a batch lookup that takes the slow path, or has no table.
 const SLOW: usize = usize::MAX;
 const NO_TABLE: usize = usize::MAX - 1;
