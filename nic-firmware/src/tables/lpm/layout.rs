@@ -39,12 +39,47 @@ const LINEAR_MAX: usize = 64;
 
 /// The number of keys above `nip`. Keys are inverted (`!k`), so with `nip = !ip` this counts
 /// boundaries `<= ip`; unused keys are 0 and never count. A branch-free compare of the
-/// whole line (four SSE2 compares and a population count on x86-64) costs less than a
-/// binary search's chain of dependent loads.
+/// whole line costs less than a binary search's chain of dependent loads.
 #[inline(always)]
 pub(super) fn count_gt<const N: usize>(keys: &[u32; N], nip: u32) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if N == 12 || N == 16 {
+        return sse2::count_gt(keys, nip);
+    }
     keys.iter()
         .fold(0u32, |a, &k| a.wrapping_add(u32::from(k > nip))) as usize
+}
+
+/// The inner levels' compares on x86-64. What the compiler makes of the portable loop
+/// (compares, then a population count emulated in a dozen instructions, as the baseline
+/// instruction set has none) costs a quarter of a lookup in cache; the keys of a line are
+/// sorted, so the keys above `nip` are a prefix of it and one bit scan of the compare mask
+/// counts them. Measured on the leaves (10 keys), the portable loop does as well.
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use core::arch::x86_64::{
+        __m128i, _mm_cmpgt_epi32, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16,
+        _mm_packs_epi32, _mm_set1_epi32, _mm_setzero_si128, _mm_xor_si128,
+    };
+
+    #[inline(always)]
+    pub fn count_gt<const N: usize>(keys: &[u32; N], nip: u32) -> usize {
+        let p = keys.as_ptr().cast::<__m128i>();
+        #[allow(unsafe_code)]
+        // SAFETY: SSE2 is part of x86-64. The caller passes N = 12 or 16: the loads (16
+        // bytes at keys + 0, 16, 32, and 48 when N = 16) read inside `keys`; loadu takes
+        // any alignment.
+        let mask = unsafe {
+            // Unsigned compare as signed, both sides shifted by 2^31.
+            let bias = _mm_set1_epi32(i32::MIN);
+            let x = _mm_xor_si128(_mm_set1_epi32(nip as i32), bias);
+            let gt = |i: usize| _mm_cmpgt_epi32(_mm_xor_si128(_mm_loadu_si128(p.add(i)), bias), x);
+            let lo = _mm_packs_epi32(gt(0), gt(1));
+            let hi = _mm_packs_epi32(gt(2), if N > 12 { gt(3) } else { _mm_setzero_si128() });
+            _mm_movemask_epi8(_mm_packs_epi16(lo, hi)) as u32
+        };
+        mask.trailing_ones() as usize
+    }
 }
 
 /// The `N` words at `off`.

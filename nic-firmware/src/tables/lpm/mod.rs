@@ -512,7 +512,7 @@ impl<'m> RouteTables<'m> {
                         Some(node) => {
                             *p = Layout::step(node, *p, !ip);
                             if level > 1 {
-                                fetch(iplane, i.wrapping_add(lay.node_off(level - 1, *p)));
+                                fetch(iplane, i.wrapping_add(lay.node_off(level.wrapping_sub(1), *p)));
                             } else {
                                 fetch(dplane, d.wrapping_add(p.wrapping_mul(LEAF_WORDS)));
                             }

@@ -75,7 +75,7 @@ fn layout_aligns_blocks_when_there_is_room() {
     let mut s = vec![RouteSlot::EMPTY; 3 * 1000 + 16];
     // Start the storage off a cache line boundary, like a heap allocation can.
     let skip = (0..16)
-        .find(|&k| (s[k..].as_ptr() as usize) % 64 != 0)
+        .find(|&k| !(s[k..].as_ptr() as usize).is_multiple_of(64))
         .unwrap();
     let t = RouteTables::new(&mut s[skip..skip + 3000], 1000);
     let lay = t.layout;
