@@ -202,7 +202,7 @@ impl Areas<'_> {
 /// Where everything sits, the same for every table of a [`super::RouteTables`]. The
 /// storage holds two planes: first every table's index block (header line and inner
 /// levels: small, and shared by every lookup of the table, so it stays in cache), then
-/// every table's data block (leaves, route records, prefixes, order).
+/// every table's data block (leaves, route records, prefixes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Layout {
     /// Routes a table holds.
