@@ -242,7 +242,7 @@ fn one_big_table(tbl24: &[u32], rng: &mut Rng) {
     }
     let mut slots = table_memory(BIG, RouteSlot::EMPTY);
     let mut rt = RouteTables::new(&mut slots, BIG);
-    let build = ns_per_op(3, 1, || {
+    let build = ns_per_op(3, BIG, || {
         rt.clear_table(0);
         for r in &routes {
             rt.insert(0, *r).unwrap();
@@ -250,7 +250,7 @@ fn one_big_table(tbl24: &[u32], rng: &mut Rng) {
         rt.commit();
         rt.len(0) as u64
     });
-    let tree = ns_per_op(3, 1, || {
+    let tree = ns_per_op(3, BIG, || {
         let mut m = BTreeMap::new();
         for r in &routes {
             m.insert((r.prefix, r.len), r.target);
@@ -278,10 +278,15 @@ fn one_big_table(tbl24: &[u32], rng: &mut Rng) {
     let batch = ns_per_op(5, KEYS, || batch_lookups(&rt, &keys, &mut out));
     summary(
         "lpm build, 65535 routes in one table (random order, commit)",
-        "build",
+        "route",
         build,
         "std BTreeMap inserts",
         tree,
+    );
+    println!(
+        "lpm build: 65535 routes in {:.3} s (BTreeMap {:.3} s)",
+        build * BIG as f64 / 1e9,
+        tree * BIG as f64 / 1e9
     );
     summary(
         "lpm lookup, one table of 65535 routes",
