@@ -85,7 +85,11 @@ fn huge_share() -> String {
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    format!("{:.0} % of {:.0} MB", 100.0 * kb("AnonHugePages:") / kb("Rss:"), kb("Rss:") / 1e3)
+    format!(
+        "{:.0} % of {:.0} MB",
+        100.0 * kb("AnonHugePages:") / kb("Rss:"),
+        kb("Rss:") / 1e3
+    )
 }
 
 fn main() {
@@ -326,7 +330,10 @@ fn one_change(rng: &mut Rng) {
         len: 33,
         target: Target::Local,
     };
-    let mut tree: BTreeMap<_, _> = routes.iter().map(|r| ((r.prefix, r.len), r.target)).collect();
+    let mut tree: BTreeMap<_, _> = routes
+        .iter()
+        .map(|r| ((r.prefix, r.len), r.target))
+        .collect();
     const CHANGES: usize = 2000;
     let change = ns_per_op(3, CHANGES, || {
         for _ in 0..CHANGES / 2 {

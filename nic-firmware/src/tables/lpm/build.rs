@@ -1,8 +1,8 @@
 //! The rebuild of a table: routes into (prefix, length) order, then the intervals, leaves,
 //! inner levels and header, in one pass over the routes.
 use super::layout::{
-    info_len, order_mut, AreasMut, Layout, H_BOUNDS, STALE, H_COUNT, H_LENS, H_SEPS, LEAF_FAN,
-    LEAF_KEYS, LEAF_WORDS, NODE_FAN,
+    info_len, order_mut, AreasMut, Layout, H_BOUNDS, H_COUNT, H_LENS, H_SEPS, LEAF_FAN, LEAF_KEYS,
+    LEAF_WORDS, NODE_FAN, STALE,
 };
 use super::prefix_mask;
 
@@ -85,18 +85,19 @@ fn permute(order: &mut [u16], recs: &mut [u32], prefixes: &mut [u32], n: usize) 
             prefixes.get(i).copied().unwrap_or(0),
         )
     };
-    let set = |recs: &mut [u32], prefixes: &mut [u32], i: usize, (info, arg, p): (u32, u32, u32)| {
-        if let Some([x, y]) = recs
-            .get_mut(i.wrapping_mul(2)..)
-            .and_then(|s| s.first_chunk_mut::<2>())
-        {
-            *x = info;
-            *y = arg;
-        }
-        if let Some(x) = prefixes.get_mut(i) {
-            *x = p;
-        }
-    };
+    let set =
+        |recs: &mut [u32], prefixes: &mut [u32], i: usize, (info, arg, p): (u32, u32, u32)| {
+            if let Some([x, y]) = recs
+                .get_mut(i.wrapping_mul(2)..)
+                .and_then(|s| s.first_chunk_mut::<2>())
+            {
+                *x = info;
+                *y = arg;
+            }
+            if let Some(x) = prefixes.get_mut(i) {
+                *x = p;
+            }
+        };
     for r in 0..n {
         if order.get(r).is_none_or(|&o| usize::from(o) == r) {
             continue;

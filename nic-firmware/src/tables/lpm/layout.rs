@@ -392,7 +392,9 @@ impl Layout {
     /// The leaf's answer for `nip`: route index + 1, or 0.
     #[inline(always)]
     pub fn in_leaf(leaf: &[u32; LEAF_WORDS], nip: u32) -> u32 {
-        let keys = leaf.first_chunk::<LEAF_KEYS>().map_or(0, |k| count_gt(k, nip));
+        let keys = leaf
+            .first_chunk::<LEAF_KEYS>()
+            .map_or(0, |k| count_gt(k, nip));
         leaf_answer(leaf, keys)
     }
 

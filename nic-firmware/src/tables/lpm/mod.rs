@@ -66,8 +66,7 @@ mod tests;
 
 use super::TableError;
 use layout::{
-    line, order_mut, Layout, HDR_WORDS, H_COUNT, H_LENS, LEAF_WORDS, MAX_ROUTES, NODE_KEYS,
-    STALE,
+    line, order_mut, Layout, HDR_WORDS, H_COUNT, H_LENS, LEAF_WORDS, MAX_ROUTES, NODE_KEYS, STALE,
 };
 use shared_regs::entry::RouteTarget;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -164,7 +163,6 @@ pub struct Route {
     pub len: u8,
     pub target: Target,
 }
-
 
 /// 28 bytes of route table storage, one route of capacity: the tables lay their index and
 /// data planes over the slots as one word array (see the module documentation).
@@ -334,7 +332,8 @@ impl<'m> RouteTables<'m> {
         } else {
             // Routes stay in rank order: those after it move up one.
             let r2 = rank.wrapping_mul(2);
-            a.recs.copy_within(r2..n.wrapping_mul(2), r2.wrapping_add(2));
+            a.recs
+                .copy_within(r2..n.wrapping_mul(2), r2.wrapping_add(2));
             a.prefixes.copy_within(rank..n, rank.wrapping_add(1));
             rank
         };
@@ -480,7 +479,8 @@ impl<'m> RouteTables<'m> {
             a.recs.copy_within(l2..l2.wrapping_add(2), i2);
             a.prefixes.copy_within(last..n, i);
         } else {
-            a.recs.copy_within(i2.wrapping_add(2)..n.wrapping_mul(2), i2);
+            a.recs
+                .copy_within(i2.wrapping_add(2)..n.wrapping_mul(2), i2);
             a.prefixes.copy_within(i.wrapping_add(1)..n, i);
         }
         for x in a.recs.get_mut(l2..l2.wrapping_add(2)).into_iter().flatten() {
@@ -559,8 +559,7 @@ impl<'m> RouteTables<'m> {
                 }
             }
             for level in (1..=lay.depth).rev() {
-                for (((&(_, ip), &i), &d), p) in keys.iter().zip(&ib).zip(&db).zip(pos.iter_mut())
-                {
+                for (((&(_, ip), &i), &d), p) in keys.iter().zip(&ib).zip(&db).zip(pos.iter_mut()) {
                     if *p >= NO_TABLE {
                         continue;
                     }
@@ -568,7 +567,10 @@ impl<'m> RouteTables<'m> {
                         Some(node) => {
                             *p = Layout::step(node, *p, !ip);
                             if level > 1 {
-                                fetch(iplane, i.wrapping_add(lay.node_off(level.wrapping_sub(1), *p)));
+                                fetch(
+                                    iplane,
+                                    i.wrapping_add(lay.node_off(level.wrapping_sub(1), *p)),
+                                );
                             } else {
                                 fetch(dplane, d.wrapping_add(p.wrapping_mul(LEAF_WORDS)));
                             }
@@ -578,11 +580,8 @@ impl<'m> RouteTables<'m> {
                 }
             }
             // The leaf: the route's index (+ 1, 0 for none), then its record.
-            for (((&(_, ip), &d), p), o) in keys
-                .iter()
-                .zip(&db)
-                .zip(pos.iter_mut())
-                .zip(out.iter_mut())
+            for (((&(_, ip), &d), p), o) in
+                keys.iter().zip(&db).zip(pos.iter_mut()).zip(out.iter_mut())
             {
                 if *p >= NO_TABLE {
                     continue;
@@ -600,8 +599,7 @@ impl<'m> RouteTables<'m> {
                     None => *p = SLOW,
                 }
             }
-            for (((&(t, ip), &d), &p), o) in keys.iter().zip(&db).zip(&pos).zip(out.iter_mut())
-            {
+            for (((&(t, ip), &d), &p), o) in keys.iter().zip(&db).zip(&pos).zip(out.iter_mut()) {
                 *o = match p {
                     NO_TABLE => None,
                     SLOW => self.lookup(t, ip),
@@ -627,7 +625,9 @@ impl<'m> RouteTables<'m> {
     /// Every route of `table`, by prefix then length.
     pub fn routes(&self, table: u16) -> impl Iterator<Item = Route> + '_ {
         let b = self.blocks(table);
-        let n = b.map_or(0, |(i, _)| i.get(H_COUNT).map_or(0, |&c| self.layout.count(c)));
+        let n = b.map_or(0, |(i, _)| {
+            i.get(H_COUNT).map_or(0, |&c| self.layout.count(c))
+        });
         let a = b.and_then(|(i, d)| self.layout.areas(i, d));
         (0..n).filter_map(move |r| {
             let a = a.as_ref()?;

@@ -1,6 +1,6 @@
 use super::*;
-use zerocopy::IntoBytes;
 use proptest::prelude::*;
+use zerocopy::IntoBytes;
 
 fn route(prefix: u32, len: u8, target: Target) -> Route {
     Route {
@@ -92,7 +92,13 @@ fn layout_aligns_blocks_when_there_is_room() {
         assert_eq!((base + 4 * (d + lay.recs)) % 64, 0);
         assert!(d + lay.data_words <= 7 * 3000);
     }
-    for (cap, fast) in [(8usize, false), (16, false), (40, true), (64, true), (100, true)] {
+    for (cap, fast) in [
+        (8usize, false),
+        (16, false),
+        (40, true),
+        (64, true),
+        (100, true),
+    ] {
         let mut s = vec![RouteSlot::EMPTY; 4 * cap];
         let t = RouteTables::new(&mut s, cap);
         assert_eq!(t.layout.fast, fast, "{cap} routes a table");
@@ -531,7 +537,10 @@ fn sixty_five_thousand_routes_insert_in_well_under_a_second() {
         assert_eq!(t.lookup(0, ip), reference(&want, ip), "stale, {ip:#010x}");
     }
     assert_eq!(t.insert(0, want[77]), Err(TableError::Exists));
-    assert_eq!(t.insert(0, route(1, 32, Target::Local)), Err(TableError::Full));
+    assert_eq!(
+        t.insert(0, route(1, 32, Target::Local)),
+        Err(TableError::Full)
+    );
     let start = std::time::Instant::now();
     t.commit();
     let committed = start.elapsed();
