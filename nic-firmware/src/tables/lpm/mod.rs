@@ -290,7 +290,9 @@ impl<'m> RouteTables<'m> {
     }
 
     /// Adds a route; `Exists` for the same prefix and length, `Full` when the table is full,
-    /// `NotFound` for a table index past the storage.
+    /// `NotFound` for a table index past the storage. A table of more than 4,096 routes is
+    /// only rebuilt by [`RouteTables::commit`] (as after [`RouteTables::remove`]): call it
+    /// once a batch of changes is made, or its lookups stay on the slow path.
     pub fn insert(&mut self, table: u16, route: Route) -> Result<(), TableError> {
         let len = route.len.min(32);
         let prefix = route.prefix & prefix_mask(len);
