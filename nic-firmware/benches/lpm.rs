@@ -1,6 +1,7 @@
 //! `lpm`: longest-prefix-match lookups per second over 4,096 route tables of up to 1,000
-//! routes, on random (table, address) keys, beside a baseline measured in the same run.
-//! See benches/README.md for the route and key mix and the choice of baseline.
+//! routes, on random (table, address) keys, beside a baseline measured in the same run; then
+//! one table of 65,535 routes (its build and its lookups) and the cost of one change to a
+//! 1,000-route table. See benches/README.md for the route and key mix and the baselines.
 // Bench code, like the crate's tests, may panic on a broken set-up.
 #![allow(
     clippy::unwrap_used,
@@ -13,7 +14,8 @@ mod common;
 
 use common::*;
 use criterion::Throughput;
-use nic_firmware::tables::lpm::{Route, RouteSlot, RouteTables};
+use nic_firmware::tables::lpm::{prefix_mask, Route, RouteSlot, RouteTables, Target};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Folds a lookup result into a checksum so that no lookup can be optimised away.
@@ -48,12 +50,56 @@ fn tbl24_loads(tbl24: &[u32], keys: &[(u16, u32)]) -> u64 {
     })
 }
 
+/// `n` copies of `v`, on 2 MiB pages where the kernel grants them (unless
+/// `LPM_SMALL_PAGES` is set). DPDK runs its tables on hugepages, and a NIC's table memory has
+/// no TLB to miss: random lookups over 115 MB of 4 KiB pages also measure page walks.
+fn table_memory<T: Clone>(n: usize, v: T) -> Vec<T> {
+    let mut mem = Vec::with_capacity(n);
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("LPM_SMALL_PAGES").is_none() {
+        extern "C" {
+            fn madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
+        }
+        const MADV_HUGEPAGE: i32 = 14;
+        const HUGE: usize = 2 << 20;
+        let start = (mem.as_ptr() as usize).next_multiple_of(HUGE);
+        let end = (mem.as_ptr() as usize + n * std::mem::size_of::<T>()) & !(HUGE - 1);
+        if end > start {
+            // SAFETY: advice about pages of this Vec's own allocation, not yet touched; it
+            // changes no content, and failing (no THP) leaves 4 KiB pages.
+            unsafe { madvise(start as *mut u8, end - start, MADV_HUGEPAGE) };
+        }
+    }
+    mem.resize(n, v);
+    mem
+}
+
+/// Share of the process's memory on 2 MiB pages, for the set-up line.
+fn huge_share() -> String {
+    let Ok(s) = std::fs::read_to_string("/proc/self/smaps_rollup") else {
+        return "unknown".into();
+    };
+    let kb = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    format!(
+        "{:.0} % of {:.0} MB",
+        100.0 * kb("AnonHugePages:") / kb("Rss:"),
+        kb("Rss:") / 1e3
+    )
+}
+
 fn main() {
     let t0 = Instant::now();
-    let mut slots = vec![RouteSlot::EMPTY; VRFS * ROUTES_PER_TABLE];
+    let mut slots = table_memory(VRFS * ROUTES_PER_TABLE, RouteSlot::EMPTY);
     let mut rt = RouteTables::new(&mut slots, ROUTES_PER_TABLE);
     let mut rng = Rng::new(1);
     let routes = fill_route_tables(&mut rt, &mut rng);
+    // Tables of 1,000 routes are rebuilt at each insert; this is where an admin batch ends.
+    rt.commit();
     let total: usize = routes.iter().map(Vec::len).sum();
     let keys = lpm_keys(&routes, KEYS, &mut rng);
     // The set-up is checked against a linear scan on a sample of the keys.
@@ -63,15 +109,40 @@ fn main() {
             reference_lookup(&routes[usize::from(t)], a)
         );
     }
-    let tbl24: Vec<u32> = (0..1u32 << 24)
-        .map(|i| i.wrapping_mul(2_654_435_761))
-        .collect();
+    let mut tbl24 = table_memory(1 << 24, 0u32);
+    for (i, x) in tbl24.iter_mut().enumerate() {
+        *x = (i as u32).wrapping_mul(2_654_435_761);
+    }
     println!(
         "lpm set-up: {VRFS} tables x {ROUTES_PER_TABLE} route slots ({:.1} MB), {total} routes, \
-         {KEYS} keys, in {:.2?}",
+         {KEYS} keys, in {:.2?}; 2 MiB pages: {}",
         (slots_bytes(VRFS * ROUTES_PER_TABLE)) as f64 / 1e6,
-        t0.elapsed()
+        t0.elapsed(),
+        huge_share()
     );
+
+    // `LPM_PROFILE=<seconds>[,hot]` runs only batched lookups, that long, for `perf record`
+    // (over 16 VRFs with `,hot`); the set-up otherwise dominates a profile.
+    if let Ok(v) = std::env::var("LPM_PROFILE") {
+        let secs: f64 = v
+            .split(',')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10.0);
+        let keys = if v.ends_with(",hot") {
+            lpm_keys(&routes[..16], KEYS, &mut rng)
+        } else {
+            keys
+        };
+        let mut out = vec![None; 64];
+        let t = Instant::now();
+        let mut acc = 0u64;
+        while t.elapsed().as_secs_f64() < secs {
+            acc = acc.wrapping_add(batch_lookups(&rt, &keys, &mut out));
+        }
+        println!("profile run done ({acc})");
+        return;
+    }
 
     let mut c = criterion();
     {
@@ -121,7 +192,7 @@ fn main() {
         "rte_lpm-style tbl24 load",
         base,
     );
-    // The same key mix over 16 tables, whose 256 KB stay in cache: the compute cost, and
+    // The same key mix over 16 tables, whose 450 KB stay in cache: the compute cost, and
     // what the pipeline sees for the VPCs of a host's own VFs.
     let hot = lpm_keys(&routes[..16], KEYS, &mut rng);
     let lpm = ns_per_op(5, KEYS, || lookups(&rt, &hot));
@@ -139,6 +210,150 @@ fn main() {
         "lookup",
         batch,
         "rte_lpm-style tbl24 load",
+        base,
+    );
+    // The 115 MB of the 4,096 tables are freed before the next parts.
+    drop(slots);
+
+    one_big_table(&tbl24, &mut rng);
+    one_change(&mut rng);
+}
+
+/// One table of 65,535 routes, the most a table holds: inserted in random order, then
+/// committed (the rebuild deferred past 4,096 routes), against inserting the same routes
+/// into a `BTreeMap`; then lookups in it.
+fn one_big_table(tbl24: &[u32], rng: &mut Rng) {
+    const BIG: usize = 0xffff;
+    let mut routes = Vec::with_capacity(BIG);
+    let mut seen = std::collections::HashSet::new();
+    while routes.len() < BIG {
+        // Mostly /24s, as in an Internet table, with shorter and longer ones around them.
+        let len = match rng.range(0, 99) {
+            0..=49 => 24,
+            50..=84 => rng.range(16, 23),
+            85..=89 => rng.range(8, 15),
+            _ => rng.range(25, 32),
+        } as u8;
+        let prefix = rng.next_u32() & prefix_mask(len);
+        if seen.insert((prefix, len)) {
+            let target = Target::Gateway(rng.range(0, 63) as u16);
+            routes.push(Route {
+                prefix,
+                len,
+                target,
+            });
+        }
+    }
+    let mut slots = table_memory(BIG, RouteSlot::EMPTY);
+    let mut rt = RouteTables::new(&mut slots, BIG);
+    let build = ns_per_op(3, BIG, || {
+        rt.clear_table(0);
+        for r in &routes {
+            rt.insert(0, *r).unwrap();
+        }
+        rt.commit();
+        rt.len(0) as u64
+    });
+    let tree = ns_per_op(3, BIG, || {
+        let mut m = BTreeMap::new();
+        for r in &routes {
+            m.insert((r.prefix, r.len), r.target);
+        }
+        m.len() as u64
+    });
+    let keys: Vec<(u16, u32)> = (0..KEYS)
+        .map(|_| {
+            let r = rng.next_u32();
+            let a = if rng.chance(50) {
+                let route = rng.pick(&routes);
+                route.prefix | (r & !prefix_mask(route.len))
+            } else {
+                r
+            };
+            (0, a)
+        })
+        .collect();
+    for &(_, a) in keys.iter().step_by(4099) {
+        assert_eq!(rt.lookup(0, a), reference_lookup(&routes, a));
+    }
+    let mut out = vec![None; 64];
+    let base = ns_per_op(5, KEYS, || tbl24_loads(tbl24, &keys));
+    let lpm = ns_per_op(5, KEYS, || lookups(&rt, &keys));
+    let batch = ns_per_op(5, KEYS, || batch_lookups(&rt, &keys, &mut out));
+    summary(
+        "lpm build, 65535 routes in one table (random order, commit)",
+        "route",
+        build,
+        "std BTreeMap inserts",
+        tree,
+    );
+    println!(
+        "lpm build: 65535 routes in {:.3} s (BTreeMap {:.3} s)",
+        build * BIG as f64 / 1e9,
+        tree * BIG as f64 / 1e9
+    );
+    summary(
+        "lpm lookup, one table of 65535 routes",
+        "lookup",
+        lpm,
+        "rte_lpm-style tbl24 load",
+        base,
+    );
+    summary(
+        "lpm lookup_batch, one table of 65535 routes",
+        "lookup",
+        batch,
+        "rte_lpm-style tbl24 load",
+        base,
+    );
+}
+
+/// One change to a table of 1,000 routes (an insert or a remove, each rebuilding the table),
+/// against the same change to a `BTreeMap` of its routes.
+fn one_change(rng: &mut Rng) {
+    let mut slots = table_memory(ROUTES_PER_TABLE, RouteSlot::EMPTY);
+    let mut rt = RouteTables::new(&mut slots, ROUTES_PER_TABLE);
+    let mut routes = Vec::new();
+    while routes.len() < ROUTES_PER_TABLE - 1 {
+        let len = rng.range(8, 32) as u8;
+        let r = Route {
+            prefix: rng.next_u32() & prefix_mask(len),
+            len,
+            target: Target::Blackhole,
+        };
+        if rt.insert(0, r).is_ok() {
+            routes.push(r);
+        }
+    }
+    let extra = Route {
+        prefix: 0x0a00_0000,
+        len: 33,
+        target: Target::Local,
+    };
+    let mut tree: BTreeMap<_, _> = routes
+        .iter()
+        .map(|r| ((r.prefix, r.len), r.target))
+        .collect();
+    const CHANGES: usize = 2000;
+    let change = ns_per_op(3, CHANGES, || {
+        for _ in 0..CHANGES / 2 {
+            rt.insert(0, extra).unwrap();
+            rt.remove(0, extra.prefix, extra.len).unwrap();
+        }
+        rt.len(0) as u64
+    });
+    let base = ns_per_op(3, CHANGES, || {
+        for _ in 0..CHANGES / 2 {
+            tree.insert((extra.prefix, extra.len), extra.target);
+            tree.remove(&(extra.prefix, extra.len));
+        }
+        tree.len() as u64
+    });
+    summary(
+        "lpm change (insert or remove, rebuild included), 1000-route table",
+        "change",
+        change,
+        "std BTreeMap insert or remove",
         base,
     );
 }
