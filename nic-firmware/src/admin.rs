@@ -103,6 +103,9 @@ impl AdminQueue {
                 .write_reg(Function::Pf, pf::ADMINQ_HEAD, self.head);
             done = done.saturating_add(1);
         }
+        // Route tables too big to rebuild at every change (see `RouteTables::commit`) are
+        // rebuilt once the round's commands are done, before the data plane runs again.
+        ctx.tables.routes.commit();
         if done > 0 {
             ctx.platform
                 .raise_irq(Function::Pf, pf::Intr::ADMINQ.bits());

@@ -32,6 +32,9 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
             rt.insert(0, *r)
                 .map_err(|e| format!("insert {r:?}: {e:?}"))?;
         }
+        // A table past 4,096 routes is rebuilt once at the end, as the firmware does at
+        // the end of an admin batch: part of the build.
+        rt.commit();
         Ok(())
     });
     built?;

@@ -45,6 +45,7 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
             rt.insert(t as u16, r)
                 .map_err(|e| format!("insert {r:?}: {e:?}"))?;
         }
+        rt.commit();
         Ok(())
     });
     built?;
