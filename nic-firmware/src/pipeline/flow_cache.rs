@@ -250,14 +250,7 @@ fn plain_header(h: &Headers, len: usize) -> Option<Plain> {
     if total_len < 20 || total_len > len.saturating_sub(ETH_HEADER_LEN) {
         return None;
     }
-    // RFC 1071 over 32-bit words: the end-around carries fold to the same 16-bit sum as
-    // over 16-bit words, and a valid header sums to all ones.
-    let mut sum: u64 = (0..5).map(|i| u64::from(h.word(i))).sum();
-    sum = (sum & 0xffff_ffff).wrapping_add(sum >> 32);
-    sum = (sum & 0xffff).wrapping_add(sum >> 16);
-    sum = (sum & 0xffff).wrapping_add(sum >> 16);
-    sum = (sum & 0xffff).wrapping_add(sum >> 16);
-    if sum != 0xffff {
+    if super::ipv4::ones_complement_sum((0..5).map(|i| h.word(i))) != 0xffff {
         return None;
     }
     let second = h.word(1);

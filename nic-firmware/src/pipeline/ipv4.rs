@@ -75,6 +75,20 @@ pub(super) fn validate<T: Tracer>(frame: &mut FrameBuf, tr: &mut T) -> Option<Ip
     Some(ip)
 }
 
+/// RFC 1071: the ones' complement sum of a header given as big-endian 32-bit words,
+/// folded to 16 bits. The end-around carries fold a sum of 32-bit words to the same value
+/// as a sum of 16-bit words: a valid header sums to all ones, and a header whose checksum
+/// field is zero takes the complement as its checksum.
+#[inline(always)]
+pub(super) fn ones_complement_sum(words: impl IntoIterator<Item = u32>) -> u16 {
+    let mut sum: u64 = words.into_iter().map(u64::from).sum();
+    sum = (sum & 0xffff_ffff).wrapping_add(sum >> 32);
+    sum = (sum & 0xffff).wrapping_add(sum >> 16);
+    sum = (sum & 0xffff).wrapping_add(sum >> 16);
+    sum = (sum & 0xffff).wrapping_add(sum >> 16);
+    sum as u16
+}
+
 /// Bytes of an IPv4 header without options.
 pub(super) const HEADER_LEN: usize = 20;
 

@@ -138,16 +138,11 @@ pub fn write_outer(frame: &mut [u8], uplink: &Uplink, e: &Encap) -> bool {
 /// RFC 1071: the checksum of a 20-byte IPv4 header whose checksum field is zero.
 #[inline(always)]
 fn ipv4_checksum(header: &[u8; 20]) -> u16 {
-    let mut sum = 0u32;
-    for pair in header.chunks_exact(2) {
-        if let [a, b] = pair {
-            sum = sum.wrapping_add(u32::from(u16::from_be_bytes([*a, *b])));
-        }
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff).wrapping_add(sum >> 16);
-    }
-    !(sum as u16)
+    !ipv4::ones_complement_sum(
+        header
+            .chunks_exact(4)
+            .map(|w| w.try_into().map_or(0, u32::from_be_bytes)),
+    )
 }
 
 /// Encapsulates the inner frame in `frame` in place, using its headroom.
