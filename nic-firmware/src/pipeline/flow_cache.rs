@@ -148,15 +148,10 @@ impl<'m> FlowCache<'m> {
     /// The entry `key` lives in.
     #[inline(always)]
     pub(crate) fn slot(&self, key: &FlowKey) -> usize {
-        let mac = self::mac_bits(&key.dst_mac);
-        let mut h = (u64::from(key.src) << 32 | u64::from(key.dst))
-            ^ mac.rotate_left(17)
+        let h = (u64::from(key.src) << 32 | u64::from(key.dst))
+            ^ mac_bits(&key.dst_mac).rotate_left(17)
             ^ u64::from(key.vf).rotate_left(49);
-        // The murmur3 finaliser: every key bit moves every index bit.
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        (h as usize) & self.mask
+        (crate::tables::mapping::fmix64_round(h) as usize) & self.mask
     }
 
     /// Starts bringing entry `slot` into the cache. Changes nothing.

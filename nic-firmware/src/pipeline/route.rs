@@ -73,11 +73,7 @@ pub(super) fn same_subnet_by_mac<T: Tracer>(
     }
     // Otherwise the MAC alone decides: a local VF of the same subnet, whatever the address
     // (an appliance as next hop).
-    let by_mac = tables
-        .vfs
-        .iter()
-        .position(|c| c.is_some_and(|c| c.mac == dst_mac && c.subnet == sender.cfg.subnet))
-        .and_then(|i| u16::try_from(i).ok());
+    let by_mac = tables.vf_with_mac(dst_mac, |c| c.subnet == sender.cfg.subnet);
     match by_mac {
         Some(vf) => {
             tr.step(Step::DstMac {

@@ -167,14 +167,9 @@ fn decapsulate<T: Tracer>(
 /// frame to an appliance's MAC (F7) reaches an appliance on another host; a VF with its
 /// check on takes only its own addresses, so for it the packet stays `drop_no_mapping`.
 fn middlebox(tables: &Tables<'_>, vpc: u16, dst_mac: [u8; 6]) -> Option<u16> {
-    let vf = tables.vfs.iter().position(|c| {
-        c.is_some_and(|c| {
-            c.mac == dst_mac
-                && !c.src_dst_check
-                && tables.subnet(c.subnet).is_some_and(|n| n.vpc == vpc)
-        })
-    })?;
-    u16::try_from(vf).ok()
+    tables.vf_with_mac(dst_mac, |c| {
+        !c.src_dst_check && tables.subnet(c.subnet).is_some_and(|n| n.vpc == vpc)
+    })
 }
 
 /// F15: the inner source lives on the outer source host in this VPC, or in a VPC that

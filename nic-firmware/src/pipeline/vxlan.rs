@@ -52,13 +52,8 @@ fn flow_port(ip: &Ipv4Info, frame: &[u8]) -> u16 {
 /// [`flow_port`] takes none).
 #[inline(always)]
 pub(super) fn port_hash(src: u32, dst: u32, proto: u8, ports: u32) -> u16 {
-    let mut h =
-        (u64::from(src) << 32 | u64::from(dst)) ^ (u64::from(ports) << 8) ^ u64::from(proto);
-    // The murmur3 finaliser: every input bit moves every output bit.
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    0xC000 | (h as u16 & 0x3FFF)
+    let h = (u64::from(src) << 32 | u64::from(dst)) ^ (u64::from(ports) << 8) ^ u64::from(proto);
+    0xC000 | (crate::tables::mapping::fmix64_round(h) as u16 & 0x3FFF)
 }
 
 /// F14 toward `encap.underlay_dst` on a path of `mtu` bytes: F13 first (fits,

@@ -235,11 +235,19 @@ struct Hashed {
 }
 
 /// murmur3 `fmix64`: a fast, well-mixing 64-bit finaliser.
-fn fmix64(mut x: u64) -> u64 {
+fn fmix64(x: u64) -> u64 {
+    let mut x = fmix64_round(x);
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    x
+}
+
+/// The first round of [`fmix64`]: one multiply, enough that every input bit moves every
+/// output bit for a port hash or a direct-mapped index (F14's source port, the flow cache).
+#[inline(always)]
+pub(crate) fn fmix64_round(mut x: u64) -> u64 {
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     x ^= x >> 33;
     x
 }

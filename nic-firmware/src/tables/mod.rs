@@ -81,6 +81,16 @@ impl Tables<'_> {
         self.uplink = None;
     }
 
+    /// The first assigned VF, by index, with MAC `mac` whose instance `fits` (a linear scan
+    /// of the VFs: frames addressed by MAC rather than by address, F7 and F15).
+    pub fn vf_with_mac(&self, mac: [u8; 6], fits: impl Fn(&VfConfig) -> bool) -> Option<u16> {
+        let i = self
+            .vfs
+            .iter()
+            .position(|c| c.as_ref().is_some_and(|c| c.mac == mac && fits(c)))?;
+        u16::try_from(i).ok()
+    }
+
     /// The VF's instance, if it is assigned.
     pub fn vf(&self, vf: u16) -> Option<&VfConfig> {
         self.vfs.get(usize::from(vf))?.as_ref()
