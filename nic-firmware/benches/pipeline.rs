@@ -455,10 +455,11 @@ fn main() {
         return;
     }
 
-    // For `valgrind --tool=callgrind`: `PIPELINE_COUNT=<rounds>` runs the mix and then each
-    // kind alone through its own never-inlined function, and prints the packets each took,
-    // so that instructions per packet are the function's inclusive count divided by them
-    // (benches/instructions.sh does both).
+    // For `valgrind --tool=callgrind`: `PIPELINE_COUNT=<rounds>` runs the mix, each kind
+    // alone, then the mix and both flow workloads through the flow cache, each through its
+    // own never-inlined function, and prints the packets each took, so that instructions
+    // per packet are the function's inclusive count divided by them (benches/instructions.sh
+    // does both).
     let mut flow_storage = vec![FlowEntry::EMPTY; FLOW_CACHE];
     let zipf = flow_workload(&tables, batch, &mut rng, true);
     let uniform = flow_workload(&tables, batch, &mut rng, false);
@@ -466,15 +467,56 @@ fn main() {
         .ok()
         .and_then(|s| s.parse::<usize>().ok())
     {
-        count_instructions(&tables, batch, &batches, rounds, &mut rng);
-        for (name, batches) in [
-            ("counted_mix_cached", &batches),
-            ("counted_flows_zipf", &zipf.batches),
-            ("counted_flows_uniform", &uniform.batches),
-        ] {
-            let mut cache = FlowCache::new(&mut flow_storage);
-            count_cached(&tables, &mut cache, batch, batches, name);
+        let mut runs = vec![Run {
+            name: "counted_mix",
+            f: counted_mix,
+            batches: batches.clone(),
+            cached: false,
+        }];
+        let kinds: [(Kind, &str, Counted); 4] = [
+            (Kind::SameSubnet, "counted_same_subnet", counted_same_subnet),
+            (
+                Kind::CrossSubnet,
+                "counted_cross_subnet",
+                counted_cross_subnet,
+            ),
+            (
+                Kind::RemoteVxlan,
+                "counted_remote_vxlan",
+                counted_remote_vxlan,
+            ),
+            (Kind::ArpRequest, "counted_arp_request", counted_arp_request),
+        ];
+        for (kind, name, f) in kinds {
+            let batches = make_batches(&tables, batch, &[kind; BATCH], &mut rng);
+            runs.push(Run {
+                name,
+                f,
+                batches,
+                cached: false,
+            });
         }
+        for (name, f, batches) in [
+            (
+                "counted_mix_cached",
+                counted_mix_cached as Counted,
+                &batches,
+            ),
+            ("counted_flows_zipf", counted_flows_zipf, &zipf.batches),
+            (
+                "counted_flows_uniform",
+                counted_flows_uniform,
+                &uniform.batches,
+            ),
+        ] {
+            runs.push(Run {
+                name,
+                f,
+                batches: batches.clone(),
+                cached: true,
+            });
+        }
+        count_instructions(&tables, batch, &mut flow_storage, runs, rounds);
         return;
     }
 
@@ -605,15 +647,25 @@ fn time_batches(
     (pipe, copy)
 }
 
-/// One batch through the pipeline, in a function of its own per kind of frame, so that
-/// callgrind counts each kind's instructions apart (the copy into the batch is outside).
+/// One batch through the pipeline, in a function of its own per kind of frame and with or
+/// without the flow cache, so that callgrind counts each apart (the copy into the batch is
+/// outside).
 macro_rules! counted {
     ($($name:ident),*) => {$(
         #[inline(never)]
-        fn $name(tables: &Tables<'_>, vf: u16, batch: &mut [FrameBuf], v: &mut [Verdict; BATCH]) {
+        fn $name(
+            tables: &Tables<'_>,
+            cache: Option<&mut FlowCache<'_>>,
+            vf: u16,
+            batch: &mut [FrameBuf],
+            v: &mut [Verdict; BATCH],
+        ) {
             // A body of its own: identical functions would be merged into one.
             black_box(stringify!($name));
-            process_batch(tables, Port::Vf(vf), batch, v);
+            match cache {
+                Some(cache) => process_batch_cached(tables, cache, Port::Vf(vf), batch, v),
+                None => process_batch(tables, Port::Vf(vf), batch, v),
+            }
         }
     )*};
 }
@@ -622,45 +674,60 @@ counted!(
     counted_same_subnet,
     counted_cross_subnet,
     counted_remote_vxlan,
-    counted_arp_request
+    counted_arp_request,
+    counted_mix_cached,
+    counted_flows_zipf,
+    counted_flows_uniform
 );
 
-type Counted = fn(&Tables<'_>, u16, &mut [FrameBuf], &mut [Verdict; BATCH]);
+type Counted =
+    fn(&Tables<'_>, Option<&mut FlowCache<'_>>, u16, &mut [FrameBuf], &mut [Verdict; BATCH]);
 
+/// One batch from a VF: its frames.
+type VfBatch = (u16, Vec<Vec<u8>>);
+
+/// Batches to count through one of the `counted` functions.
+struct Run {
+    name: &'static str,
+    f: Counted,
+    batches: Vec<VfBatch>,
+    /// Through a fresh flow cache, warmed by one uncounted pass.
+    cached: bool,
+}
+
+/// Each run's batches `rounds` times through its function; prints the packets it took
+/// (and, with the cache, how many the cache decided).
 fn count_instructions(
     tables: &Tables<'_>,
     batch: &mut [FrameBuf],
-    mix: &[(u16, Vec<Vec<u8>>)],
+    flow_storage: &mut [FlowEntry],
+    runs: Vec<Run>,
     rounds: usize,
-    rng: &mut Rng,
 ) {
-    let kinds: [(Kind, Counted); 4] = [
-        (Kind::SameSubnet, counted_same_subnet),
-        (Kind::CrossSubnet, counted_cross_subnet),
-        (Kind::RemoteVxlan, counted_remote_vxlan),
-        (Kind::ArpRequest, counted_arp_request),
-    ];
-    let mut runs: Vec<(&str, Counted, Vec<VfBatch>)> =
-        vec![("counted_mix", counted_mix, mix.to_vec())];
-    for (kind, f) in kinds {
-        let name = match kind {
-            Kind::SameSubnet => "counted_same_subnet",
-            Kind::CrossSubnet => "counted_cross_subnet",
-            Kind::RemoteVxlan => "counted_remote_vxlan",
-            Kind::ArpRequest => "counted_arp_request",
-        };
-        runs.push((name, f, make_batches(tables, batch, &[kind; BATCH], rng)));
-    }
     let mut verdicts = [Verdict::ToUplink; BATCH];
-    for (name, f, batches) in runs {
-        let n = rounds.max(1) * batches.len();
+    for run in runs {
+        let mut cache = FlowCache::new(flow_storage);
+        if run.cached {
+            for (vf, frames) in &run.batches {
+                load_batch(batch, frames);
+                process_batch_cached(tables, &mut cache, Port::Vf(*vf), batch, &mut verdicts);
+            }
+        }
+        let before = cache.hits();
+        let n = rounds.max(1) * run.batches.len();
         for i in 0..n {
-            let (vf, frames) = &batches[i % batches.len()];
+            let (vf, frames) = &run.batches[i % run.batches.len()];
             load_batch(batch, frames);
-            f(tables, *vf, batch, &mut verdicts);
+            let cache = run.cached.then_some(&mut cache);
+            (run.f)(tables, cache, *vf, batch, &mut verdicts);
         }
         black_box(&verdicts);
-        println!("COUNT {name} packets {}", n * BATCH);
+        println!(
+            "COUNT {} packets {} hits {}",
+            run.name,
+            n * BATCH,
+            cache.hits() - before
+        );
     }
 }
 
@@ -798,78 +865,4 @@ fn time_flows(
         0
     });
     (cached, copy, plain, hit_rate)
-}
-
-/// One batch from a VF: its frames.
-type VfBatch = (u16, Vec<Vec<u8>>);
-
-type CountedCached =
-    fn(&Tables<'_>, &mut FlowCache<'_>, u16, &mut [FrameBuf], &mut [Verdict; BATCH]);
-
-#[inline(never)]
-fn counted_mix_cached(
-    tables: &Tables<'_>,
-    cache: &mut FlowCache<'_>,
-    vf: u16,
-    batch: &mut [FrameBuf],
-    v: &mut [Verdict; BATCH],
-) {
-    black_box("mix");
-    process_batch_cached(tables, cache, Port::Vf(vf), batch, v);
-}
-
-#[inline(never)]
-fn counted_flows_zipf(
-    tables: &Tables<'_>,
-    cache: &mut FlowCache<'_>,
-    vf: u16,
-    batch: &mut [FrameBuf],
-    v: &mut [Verdict; BATCH],
-) {
-    black_box("zipf");
-    process_batch_cached(tables, cache, Port::Vf(vf), batch, v);
-}
-
-#[inline(never)]
-fn counted_flows_uniform(
-    tables: &Tables<'_>,
-    cache: &mut FlowCache<'_>,
-    vf: u16,
-    batch: &mut [FrameBuf],
-    v: &mut [Verdict; BATCH],
-) {
-    black_box("uniform");
-    process_batch_cached(tables, cache, Port::Vf(vf), batch, v);
-}
-
-/// The flow workload through the cache: one warm-up pass uncounted (outside the counted
-/// function), then one counted pass.
-fn count_cached(
-    tables: &Tables<'_>,
-    cache: &mut FlowCache<'_>,
-    batch: &mut [FrameBuf],
-    batches: &[VfBatch],
-    name: &str,
-) {
-    let mut verdicts = [Verdict::ToUplink; BATCH];
-    for (vf, frames) in batches {
-        load_batch(batch, frames);
-        process_batch_cached(tables, cache, Port::Vf(*vf), batch, &mut verdicts);
-    }
-    let counted: CountedCached = match name {
-        "counted_mix_cached" => counted_mix_cached,
-        "counted_flows_zipf" => counted_flows_zipf,
-        _ => counted_flows_uniform,
-    };
-    let before = cache.hits();
-    for (vf, frames) in batches {
-        load_batch(batch, frames);
-        counted(tables, cache, *vf, batch, &mut verdicts);
-    }
-    black_box(&verdicts);
-    let packets = batches.len() * BATCH;
-    println!(
-        "COUNT {name} packets {packets} hits {}",
-        cache.hits() - before
-    );
 }
