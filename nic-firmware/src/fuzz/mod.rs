@@ -85,30 +85,55 @@ pub fn pipeline(data: &[u8]) {
 
     cached_pipeline(&tables, src, &loaded);
 
+    like_per_frame(
+        &tables,
+        src,
+        &loaded,
+        &verdicts,
+        &batch,
+        "batch",
+        |want, single| {
+            if let Verdict::Fragment { encap, mtu } = want {
+                let uplink = tables.uplink.expect("a fragment verdict without an uplink");
+                let mut sent = 0;
+                let n = mtu::fragment(single.data(), &uplink, &encap, mtu, |wire| {
+                    well_formed_outer_ipv4(wire);
+                    sent += 1;
+                });
+                if let Some(n) = n {
+                    assert_eq!(n, sent, "fragments counted and sent differ");
+                }
+            }
+        },
+    );
+}
+
+/// Each frame of `loaded` through the per-frame path: the verdict and the bytes `what`
+/// gave it (`verdicts`, `out`) must be the same. `each` then sees every per-frame verdict
+/// and frame.
+fn like_per_frame(
+    tables: &crate::tables::Tables<'_>,
+    src: Port,
+    loaded: &[&[u8]],
+    verdicts: &[Verdict],
+    out: &[FrameBuf],
+    what: &str,
+    mut each: impl FnMut(Verdict, &FrameBuf),
+) {
     let mut single = FrameBuf::EMPTY;
-    for ((f, verdict), out) in loaded.iter().zip(&verdicts).zip(&batch) {
+    for ((f, verdict), out) in loaded.iter().zip(verdicts).zip(out) {
         assert!(single.load(f));
-        let want = process_frame(&tables, src, &mut single);
+        let want = process_frame(tables, src, &mut single);
         assert_eq!(
             *verdict, want,
-            "batch and per-frame verdicts differ: {f:02x?}"
+            "{what} and per-frame verdicts differ: {f:02x?}"
         );
         assert_eq!(
             out.data(),
             single.data(),
-            "batch and per-frame bytes differ"
+            "{what} and per-frame bytes differ: {f:02x?}"
         );
-        if let Verdict::Fragment { encap, mtu } = want {
-            let uplink = tables.uplink.expect("a fragment verdict without an uplink");
-            let mut sent = 0;
-            let n = mtu::fragment(single.data(), &uplink, &encap, mtu, |wire| {
-                well_formed_outer_ipv4(wire);
-                sent += 1;
-            });
-            if let Some(n) = n {
-                assert_eq!(n, sent, "fragments counted and sent differ");
-            }
-        }
+        each(want, &single);
     }
 }
 
@@ -119,26 +144,14 @@ fn cached_pipeline(tables: &crate::tables::Tables<'_>, src: Port, loaded: &[&[u8
     let mut storage = vec![FlowEntry::EMPTY; topology::SIZES.flow_cache];
     let mut cache = FlowCache::new(&mut storage);
     let mut batch = vec![FrameBuf::EMPTY; loaded.len()];
-    let mut single = FrameBuf::EMPTY;
     for pass in 0..2 {
         for (buf, f) in batch.iter_mut().zip(loaded) {
             assert!(buf.load(f));
         }
         let mut verdicts = vec![Verdict::ToUplink; loaded.len()];
         process_batch_cached(tables, &mut cache, src, &mut batch, &mut verdicts);
-        for ((f, verdict), out) in loaded.iter().zip(&verdicts).zip(&batch) {
-            assert!(single.load(f));
-            let want = process_frame(tables, src, &mut single);
-            assert_eq!(
-                *verdict, want,
-                "pass {pass}: cached and per-frame verdicts differ: {f:02x?}"
-            );
-            assert_eq!(
-                out.data(),
-                single.data(),
-                "pass {pass}: cached and per-frame bytes differ: {f:02x?}"
-            );
-        }
+        let what = std::format!("pass {pass}: cached");
+        like_per_frame(tables, src, loaded, &verdicts, &batch, &what, |_, _| {});
     }
 }
 
