@@ -24,14 +24,16 @@
 //! cache's generation, and an entry of an older generation is a miss: nothing stale is
 //! ever used, at the cost of refilling after a change. Frames from the uplink, ARP and
 //! everything else go through the pipeline as before.
+use super::ipv4::Ipv4Info;
 use super::trace::{Step, Tracer};
 use super::vxlan::{self, Encap, OVERHEAD};
-use super::{eth, Sender, Verdict};
+use super::{eth, mtu, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
 use shared_regs::trace::MtuAction;
-use shared_regs::{ETH_HEADER_LEN, VF_MTU};
+use shared_regs::ETH_HEADER_LEN;
+use smoltcp::wire::IpProtocol;
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
 /// What a flow's packets are looked up by.
@@ -225,18 +227,11 @@ pub(crate) fn key_of(vf: u16, data: &[u8]) -> Option<FlowKey> {
     })
 }
 
-/// What a cached packet needs of its IPv4 header.
-struct Plain {
-    total_len: usize,
-    protocol: u8,
-    later_fragment: bool,
-}
-
 /// F4 for the common header, 20 bytes without options, as [`super::ipv4::parse`] decides
 /// it, in a frame of `len` bytes; `None` for a header the pipeline must judge (options, or
 /// anything F4 refuses).
 #[inline(always)]
-fn plain_header(h: &Headers, len: usize) -> Option<Plain> {
+fn plain_header(h: &Headers, len: usize) -> Option<Ipv4Info> {
     let first = h.word(0);
     if first >> 24 != 0x45 {
         return None;
@@ -248,11 +243,15 @@ fn plain_header(h: &Headers, len: usize) -> Option<Plain> {
     if super::ipv4::ones_complement_sum((0..5).map(|i| h.word(i))) != 0xffff {
         return None;
     }
-    let second = h.word(1);
-    Some(Plain {
+    let flags_offset = h.word(1);
+    Some(Ipv4Info {
+        src: h.word(3),
+        dst: h.word(4),
+        protocol: IpProtocol::from((h.word(2) >> 16) as u8),
+        header_len: 20,
         total_len,
-        protocol: (h.word(2) >> 16) as u8,
-        later_fragment: second & 0x1fff != 0,
+        dont_frag: flags_offset & 0x4000 != 0,
+        later_fragment: flags_offset & 0x1fff != 0,
     })
 }
 
@@ -272,20 +271,9 @@ pub(crate) fn apply(
         return None;
     }
     let ip = plain_header(h, data.len())?;
-    if ip.total_len > VF_MTU as usize {
+    if mtu::exceeds_vf_mtu(&ip) {
         return None;
     }
-    let (src, dst) = (h.word(3), h.word(4));
-    // F14's source port hashes the ports of TCP and UDP, when the packet has them.
-    let ports = match ip.protocol {
-        6 | 17 if !ip.later_fragment && ip.total_len >= 24 => {
-            let at = ETH_HEADER_LEN.saturating_add(20);
-            data.get(at..at.saturating_add(4))
-                .and_then(|p| p.try_into().ok())
-                .map_or(0, u32::from_be_bytes)
-        }
-        _ => 0,
-    };
     frame.truncate(ETH_HEADER_LEN.saturating_add(ip.total_len));
     match action {
         Action::ToVf { vf, macs } => {
@@ -302,11 +290,7 @@ pub(crate) fn apply(
                 return None;
             }
             let uplink = tables.uplink?;
-            let encap = Encap {
-                underlay_dst: underlay,
-                vni,
-                src_port: vxlan::port_hash(src, dst, ip.protocol, ports),
-            };
+            let encap = Encap::new(underlay, vni, &ip, frame.data());
             frame.data_mut().get_mut(..12)?.copy_from_slice(&macs);
             Some(if vxlan::encapsulate(frame, &uplink, &encap) {
                 Verdict::ToUplink
@@ -407,8 +391,9 @@ mod tests {
                 (Some(f), Some(s)) => {
                     accepted += 1;
                     assert_eq!(f.total_len, s.total_len);
-                    assert_eq!(f.protocol, u8::from(s.protocol));
+                    assert_eq!(f.protocol, s.protocol);
                     assert_eq!(f.later_fragment, s.later_fragment);
+                    assert_eq!((f.src, f.dst, f.dont_frag), (s.src, s.dst, s.dont_frag));
                 }
                 (None, None) => {}
                 _ => panic!(

@@ -37,6 +37,7 @@ impl Encap {
 /// 49152 + a hash of the inner 5-tuple (addresses and protocol only for fragments and
 /// protocols without ports), in 49152..=65535.
 fn flow_port(ip: &Ipv4Info, frame: &[u8]) -> u16 {
+    let proto = u8::from(ip.protocol);
     let ports = match ip.protocol {
         IpProtocol::Tcp | IpProtocol::Udp => ip
             .l4(frame)
@@ -45,14 +46,8 @@ fn flow_port(ip: &Ipv4Info, frame: &[u8]) -> u16 {
             .map_or(0, u32::from_be_bytes),
         _ => 0,
     };
-    port_hash(ip.src, ip.dst, u8::from(ip.protocol), ports)
-}
-
-/// The UDP source port of F14 from the inner addresses, protocol and ports (0 where
-/// [`flow_port`] takes none).
-#[inline(always)]
-pub(super) fn port_hash(src: u32, dst: u32, proto: u8, ports: u32) -> u16 {
-    let h = (u64::from(src) << 32 | u64::from(dst)) ^ (u64::from(ports) << 8) ^ u64::from(proto);
+    let h =
+        (u64::from(ip.src) << 32 | u64::from(ip.dst)) ^ (u64::from(ports) << 8) ^ u64::from(proto);
     0xC000 | (crate::tables::mapping::fmix64_round(h) as u16 & 0x3FFF)
 }
 
