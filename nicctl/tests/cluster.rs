@@ -158,6 +158,56 @@ fn three_agents_follow_every_change_and_serve_only_their_vpcs() {
     drop(stray);
 }
 
+/// An apply is one etcd transaction, but an agent receives it through several watches (the
+/// hosts, its served VPCs, the desired-state key), each in a response of its own. An agent
+/// that reported the transaction's revision on the first of them told `nicctl status` it
+/// was in step while its NIC still held the old state (CI saw a NIC missing its VPC after
+/// `wait_in_step`). Every status the agent writes is recorded here: each one that claims a
+/// revision must describe the same NIC as the last one claiming it.
+#[test]
+fn an_agent_reports_a_revision_only_once_all_of_its_transaction_is_in() {
+    let etcd = Etcd::start();
+    let log = etcd.record_statuses("h3");
+    let agent = AgentProc::start(&etcd, "h3", "sim");
+    // Each step changes what h3 holds: w4 comes, w3 moves in, w2 goes, and back.
+    for (n, step) in [1, 2, 3, 2, 1, 3, 0, 1, 2].into_iter().enumerate() {
+        let file = TempFile::with(&format!("cl-r{n}"), "toml", &changed(step));
+        etcd.apply(file.path());
+        etcd.wait_in_step(&["h3"]);
+        assert_holds(
+            &agent,
+            &load(file.path()),
+            &format!("change {n} (step {step})"),
+        );
+    }
+    // The last status is written after the last reconcile; wait for the log to have it.
+    let last = etcd.status().desired_revision;
+    assert!(
+        common::eventually(Duration::from_secs(10), || log
+            .statuses()
+            .iter()
+            .any(|s| s.applied_revision >= last)),
+        "{:#?}",
+        log.statuses()
+    );
+    let statuses = log.statuses();
+    let nic = |s: &nicctl::cluster::AgentStatus| (s.vpcs.clone(), s.vfs.clone(), s.mappings);
+    for s in statuses.iter().filter(|s| s.health == "ok") {
+        let final_word = statuses
+            .iter()
+            .rev()
+            .find(|t| t.health == "ok" && t.applied_revision == s.applied_revision)
+            .expect("itself at least");
+        assert_eq!(
+            nic(s),
+            nic(final_word),
+            "two statuses claim revision {} with different NICs: the first was written \
+             before all of its transaction had arrived",
+            s.applied_revision
+        );
+    }
+}
+
 #[test]
 fn an_agent_killed_and_restarted_converges_without_duplicates() {
     let etcd = Etcd::start();

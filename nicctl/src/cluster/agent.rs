@@ -2,7 +2,8 @@
 //!
 //! It reads everything the host serves at one revision (hosts, gateways, the VPCs listed
 //! under `serves/<host>/`), reconciles the NIC, then watches all of it from the next
-//! revision and reconciles after each change. The NIC is read back before every reconcile
+//! revision and reconciles after each change, once all of it has arrived
+//! ([`super::arrival`]). The NIC is read back before every reconcile
 //! and only the difference is made, so a restarted agent, or one that missed changes,
 //! repairs exactly what differs. A compaction past the watched revision, or a change of the
 //! VPCs the host serves, ends the watch and the agent reads everything again. After a lost
@@ -13,6 +14,7 @@
 //!
 //! Its status ([`AgentStatus`]) lives under a lease at `/vpcnic/v1/agents/<host>`, renewed
 //! every second: an agent that dies disappears from `nicctl status` by itself.
+use super::arrival::Arrivals;
 use super::layout::{self, Refusal};
 use super::{AgentStatus, StoreError};
 use crate::config::{self, Config, Limits, Plan};
@@ -22,7 +24,7 @@ use host_driver::reconcile;
 use host_driver::PfDriver;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 /// How long an agent's status outlives it.
@@ -31,6 +33,9 @@ pub const LEASE_TTL_SECS: i64 = 5;
 const TICK: Duration = Duration::from_secs(1);
 /// Longest wait between attempts to reach etcd.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long part of a revision waits for the rest before the agent reconciles what came
+/// (records written behind `nicctl apply`'s back say nothing of what is to come).
+const ARRIVAL_LIMIT: Duration = Duration::from_secs(3);
 
 /// What the agent drives and where the store is.
 pub struct AgentOptions {
@@ -54,8 +59,10 @@ pub struct Agent {
     plan: Option<Plan>,
     /// The store revision the NIC is at (every relevant change up to it is applied).
     applied: i64,
-    /// The revision read or watched last.
+    /// The revision read or watched last (every record up to it is in `store`).
     seen: i64,
+    /// Revisions received in part, not yet reconciled.
+    arrivals: Arrivals,
     health: String,
     refused: Vec<Refusal>,
     /// The status last written, and the lease it was written under.
@@ -73,6 +80,7 @@ impl Agent {
         // Other hosts' instances are not this NIC's VFs; its own are checked by the NIC.
         limits.vfs = u32::MAX;
         Agent {
+            arrivals: Arrivals::new(&opts.host),
             opts,
             driver,
             limits,
@@ -134,6 +142,8 @@ impl Agent {
         // was missed, unless it has compacted it, and then everything is read again.
         let mut resume = self.seen > 0;
         loop {
+            // Whatever arrived in part is sent again, or read again.
+            self.arrivals.clear();
             let revision = if resume {
                 resume = false;
                 info!(
@@ -192,17 +202,8 @@ impl Agent {
                             // progress for watches not caught up yet.)
                             continue;
                         }
-                        let at = response
-                            .events()
-                            .iter()
-                            .filter_map(|e| e.kv().map(|kv| kv.mod_revision()))
-                            .max()
-                            .unwrap_or(self.seen);
+                        let now = Instant::now();
                         let mut serves_changed = false;
-                        // Only the desired-state key: another host's change, nothing here.
-                        let only_desired = response.events().iter().all(|e| {
-                            e.kv().is_some_and(|kv| kv.key() == layout::DESIRED.as_bytes())
-                        });
                         for event in response.events() {
                             let Some(kv) = event.kv() else { continue };
                             let key = String::from_utf8_lossy(kv.key()).into_owned();
@@ -210,6 +211,7 @@ impl Agent {
                             if key.starts_with(&layout::serves_prefix(&self.opts.host)) {
                                 serves_changed = true;
                             }
+                            self.arrivals.note(kv.mod_revision(), &key, kv.value(), now);
                             match event.event_type() {
                                 EventType::Put => {
                                     self.store.insert(key, kv.value().to_vec());
@@ -220,20 +222,28 @@ impl Agent {
                             }
                         }
                         if serves_changed {
-                            info!(revision = at, "the VPCs this host serves changed; reading again");
+                            info!("the VPCs this host serves changed; reading again");
                             break;
                         }
-                        if only_desired && self.health == "ok" {
-                            self.applied = at;
-                            self.seen = at;
-                        } else {
-                            self.reconcile(at);
+                        if let Some(arrived) = self.arrivals.take_complete() {
+                            self.settle(arrived.revision, arrived.records);
                         }
                         self.publish(&mut client, lease).await?;
                     }
                     _ = tick.tick() => {
                         keeper.keep_alive().await?;
-                        if self.health != "ok" && self.seen > 0 {
+                        if self.arrivals.overdue(Instant::now(), ARRIVAL_LIMIT) {
+                            if let Some(arrived) = self.arrivals.take_all() {
+                                warn!(
+                                    revision = arrived.revision,
+                                    "records arrived without the rest of an apply (written \
+                                     behind nicctl apply's back?); reconciling what came"
+                                );
+                                self.settle(arrived.revision, arrived.records);
+                                self.publish(&mut client, lease).await?;
+                            }
+                        }
+                        if self.health != "ok" && self.seen > 0 && self.arrivals.is_empty() {
                             let at = self.seen;
                             self.reconcile(at);
                             self.publish(&mut client, lease).await?;
@@ -309,6 +319,17 @@ impl Agent {
             if !self.served.contains(vpc) {
                 self.foreign += bytes;
             }
+        }
+    }
+
+    /// Takes revisions up to `revision` as wholly arrived: reconciles if they brought
+    /// records (or the NIC is not at the last state), else only moves the revisions on.
+    fn settle(&mut self, revision: i64, records: bool) {
+        if records || self.health != "ok" {
+            self.reconcile(revision);
+        } else {
+            self.applied = revision;
+            self.seen = revision;
         }
     }
 

@@ -6,7 +6,7 @@
 //!
 //! | key | record |
 //! | --- | --- |
-//! | `/vpcnic/v1/desired` | [`Desired`]: the file last applied; every apply writes it |
+//! | `/vpcnic/v1/desired` | [`Desired`]: the file last applied, and how many of each agent's watches its transaction wrote to; every apply writes it |
 //! | `/vpcnic/v1/hosts/<host>` | `{"underlay": "192.0.2.1"}` |
 //! | `/vpcnic/v1/gateways/<gateway>` | `{"kind", "hosts", "underlay"}` |
 //! | `/vpcnic/v1/serves/<host>/<vpc>` | `{}`: the host's NIC needs that VPC |
@@ -21,6 +21,7 @@
 //! so a host never receives the records of a VPC it does not serve (as OVN's port bindings
 //! reach only the chassis that need them). Hosts and gateways are few and every agent
 //! reads them all.
+pub use super::arrival::WatchCounts;
 use crate::config::model::{Config, Target};
 use crate::config::text::cidr_text;
 use crate::config::{self, ConfigErrors, Limits};
@@ -46,6 +47,28 @@ pub struct Desired {
     pub file: String,
     /// How many records the apply left in the store.
     pub records: usize,
+    /// How many of each agent's watches the apply's transaction wrote to, so that an agent
+    /// knows when all of it has arrived (absent: written by a nicctl that did not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watches: Option<WatchCounts>,
+}
+
+/// The prefix an agent watches that `key` falls under: [`HOSTS`], [`GATEWAYS`],
+/// `serves/<host>/` or `vpcs/<vpc>/`; `None` for [`DESIRED`] (a watch of its own) and
+/// for keys no agent watches.
+pub fn watch_of(key: &str) -> Option<&str> {
+    for p in [HOSTS, GATEWAYS] {
+        if key.starts_with(p) {
+            return key.get(..p.len());
+        }
+    }
+    for p in [SERVES, VPCS] {
+        if let Some(rest) = key.strip_prefix(p) {
+            let (name, _) = rest.split_once('/')?;
+            return key.get(..p.len() + name.len() + 1);
+        }
+    }
+    None
 }
 
 /// The prefix of host `host`'s served VPCs.

@@ -8,6 +8,7 @@
 //! the store's ([`status`]). Without `--etcd` nothing here runs: the single machine needs
 //! no server.
 pub mod agent;
+pub mod arrival;
 pub mod layout;
 pub mod publish;
 pub mod status;

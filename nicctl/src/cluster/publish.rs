@@ -2,7 +2,7 @@
 //! transaction that puts only what changed and deletes what went, guarded by the revision
 //! of [`layout::DESIRED`] it read (so two applies at once cannot interleave: the second is
 //! refused and says to apply again).
-use super::layout::{self, Desired};
+use super::layout::{self, Desired, WatchCounts};
 use super::StoreError;
 use crate::config::Config;
 use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp};
@@ -69,6 +69,10 @@ pub async fn publish(
     let desired = Desired {
         file: file.to_string(),
         records: wanted.len(),
+        watches: Some(WatchCounts::of(
+            put.iter().chain(&deleted).map(String::as_str),
+            held.keys().map(String::as_str),
+        )),
     };
     let mut ops: Vec<TxnOp> = Vec::with_capacity(put.len() + deleted.len() + 1);
     // Deletions first: an instance moving from one VPC's key to another's is never in two.

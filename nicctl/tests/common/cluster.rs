@@ -8,10 +8,12 @@ use host_driver::table_read::NicTables;
 use host_driver::PfDriver;
 use nicctl::cluster::layout;
 use nicctl::cluster::status::ClusterStatus;
+use nicctl::cluster::AgentStatus;
 use nicctl::config::{self, Config, Limits};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long the agents may take to reach the desired state.
@@ -150,6 +152,48 @@ impl Etcd {
             file.to_str().expect("UTF-8"),
         ])
         .expect_ok()
+    }
+
+    /// Records every status host `host`'s agent writes from now on, as etcd's watch
+    /// delivers each write (a poll would miss the short-lived ones).
+    pub fn record_statuses(&self, host: &str) -> StatusLog {
+        let url = self.url();
+        let key = layout::agent_key(host);
+        let seen: Arc<Mutex<Vec<AgentStatus>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let thread = {
+            let (seen, stop) = (seen.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let rt = nicctl::cluster::runtime().expect("a tokio runtime");
+                rt.block_on(async move {
+                    let mut c = nicctl::cluster::connect(&url).await.expect("etcd answers");
+                    let (_watcher, mut stream) = c.watch(key, None).await.expect("watch");
+                    let _ = ready_tx.send(());
+                    while !stop.load(Ordering::Relaxed) {
+                        let next =
+                            tokio::time::timeout(Duration::from_millis(100), stream.message());
+                        let Ok(message) = next.await else { continue };
+                        let Some(response) = message.expect("the status watch") else {
+                            break;
+                        };
+                        for kv in response.events().iter().filter_map(|e| e.kv()) {
+                            if let Ok(s) = serde_json::from_slice::<AgentStatus>(kv.value()) {
+                                seen.lock().expect("status log").push(s);
+                            }
+                        }
+                    }
+                })
+            })
+        };
+        ready
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the status watch is set up");
+        StatusLog {
+            seen,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// Waits until every agent of `hosts` has applied the desired state and is healthy.
@@ -325,4 +369,27 @@ pub fn assert_holds(agent: &AgentProc, config: &Config, what: &str) {
         "{what}: host {}: entries twice or missing",
         agent.host
     );
+}
+
+/// Every status an agent wrote while it was recorded ([`Etcd::record_statuses`]).
+pub struct StatusLog {
+    seen: Arc<Mutex<Vec<AgentStatus>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StatusLog {
+    /// The statuses so far, in the order written.
+    pub fn statuses(&self) -> Vec<AgentStatus> {
+        self.seen.lock().expect("status log").clone()
+    }
+}
+
+impl Drop for StatusLog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
