@@ -129,14 +129,12 @@ fn write_reply(frame: &mut FrameBuf, req: &Arp, answer: [u8; 6]) -> bool {
         tpa: req.spa.to_be_bytes(),
     };
     let end = ETH_HEADER_LEN.saturating_add(core::mem::size_of::<ArpWire>());
+    // The request is at least `end` long (it parsed): cut to the reply, then zero-pad.
     frame.truncate(end);
     if !frame.extend_to(eth::MIN_FRAME) {
         return false;
     }
     let data = frame.data_mut();
-    if let Some(pad) = data.get_mut(end..) {
-        pad.fill(0);
-    }
     eth::set_macs(data, req.sha, answer);
     match data.get_mut(ETH_HEADER_LEN..end) {
         Some(at) => {

@@ -30,6 +30,8 @@ use shared_regs::ETH_HEADER_LEN;
 
 /// Frames staged together; a longer batch goes in chunks of this many.
 const CHUNK: usize = 32;
+/// Frames left after the flow cache's hits that are decided one by one, unstaged.
+const FEW: usize = 4;
 /// Offset in a frame of the IPv4 destination address.
 const IPV4_DST: usize = ETH_HEADER_LEN + 16;
 /// Offset in a frame of the ARP target protocol address.
@@ -119,6 +121,7 @@ fn chunk(
     let mut flows = [None::<FlowKey>; CHUNK];
     let mut slots = [0usize; CHUNK];
     let mut done = [false; CHUNK];
+    let mut hits = 0usize;
     if let Some(cache) = cache.as_deref() {
         for ((frame, flow), slot) in frames.iter().zip(flows.iter_mut()).zip(slots.iter_mut()) {
             *flow = flow_cache::key_of(sender.vf, frame.data());
@@ -134,18 +137,42 @@ fn chunk(
             .zip(slots)
             .zip(done.iter_mut())
         {
-            let hit = flow.as_ref().and_then(|k| cache.get(slot, k));
-            if let Some(verdict) = hit.and_then(|a| flow_cache::apply(tables, sender, a, frame)) {
+            let Some(action) = flow.as_ref().and_then(|k| cache.get(slot, k)) else {
+                continue;
+            };
+            if let Some(verdict) = flow_cache::apply(tables, sender, action, frame) {
                 *v = verdict;
                 *d = true;
+                hits = hits.wrapping_add(1);
             }
         }
     }
-    let hits = done.iter().take(frames.len()).filter(|d| **d).count();
     if let Some(cache) = cache.as_deref_mut() {
         cache.count_hits(hits as u64);
     }
-    if hits == frames.len().min(CHUNK) {
+    let left = frames.len().min(CHUNK).saturating_sub(hits);
+    if left == 0 {
+        return;
+    }
+    if hits > 0 && left <= FEW {
+        // A few flows the cache has not seen: staging them would cost more than it saves.
+        for (((frame, v), flow), d) in frames
+            .iter_mut()
+            .zip(verdicts.iter_mut())
+            .zip(flows.iter())
+            .zip(done)
+        {
+            if !d {
+                *v = decide_one(
+                    tables,
+                    cache.as_deref_mut(),
+                    sender,
+                    flow,
+                    frame,
+                    &Hints::NONE,
+                );
+            }
+        }
         return;
     }
     let mut hdrs = [None::<eth::Header>; CHUNK];
@@ -218,16 +245,54 @@ fn chunk(
         .zip(hdrs.iter().zip(hints.iter()))
         .zip(flows.iter().zip(done))
     {
-        match (cache.as_deref_mut(), flow) {
-            _ if d => {}
-            (Some(cache), Some(flow)) => {
-                let mut learner = Learner::default();
-                *v = decide(tables, sender, *hdr, frame, hint, &mut learner);
-                if let Some(action) = learner.action(*v, frame.data()) {
-                    cache.insert(*flow, action);
-                }
-            }
-            _ => *v = decide(tables, sender, *hdr, frame, hint, &mut NoTrace),
+        if !d {
+            *v = decide_parsed(
+                tables,
+                cache.as_deref_mut(),
+                sender,
+                flow,
+                *hdr,
+                frame,
+                hint,
+            );
         }
+    }
+}
+
+/// Decides one frame with the per-frame code, and caches its flow's outcome.
+#[inline(always)]
+fn decide_one(
+    tables: &Tables<'_>,
+    cache: Option<&mut FlowCache<'_>>,
+    sender: &Sender<'_>,
+    flow: &Option<FlowKey>,
+    frame: &mut FrameBuf,
+    hint: &Hints,
+) -> Verdict {
+    let hdr = eth::Header::parse(frame.data());
+    decide_parsed(tables, cache, sender, flow, hdr, frame, hint)
+}
+
+/// [`decide_one`] for a frame whose Ethernet header is parsed.
+#[inline(always)]
+fn decide_parsed(
+    tables: &Tables<'_>,
+    cache: Option<&mut FlowCache<'_>>,
+    sender: &Sender<'_>,
+    flow: &Option<FlowKey>,
+    hdr: Option<eth::Header>,
+    frame: &mut FrameBuf,
+    hint: &Hints,
+) -> Verdict {
+    match (cache, flow) {
+        (Some(cache), Some(flow)) => {
+            let mut learner = Learner::default();
+            let v = decide(tables, sender, hdr, frame, hint, &mut learner);
+            if let Some(action) = learner.action(v, frame.data()) {
+                cache.insert(*flow, action);
+            }
+            v
+        }
+        _ => decide(tables, sender, hdr, frame, hint, &mut NoTrace),
     }
 }

@@ -34,15 +34,16 @@ use shared_regs::stats::Counter;
 use shared_regs::trace::MtuAction;
 use shared_regs::ETH_HEADER_LEN;
 use smoltcp::wire::IpProtocol;
-use zerocopy::{FromBytes, Immutable, KnownLayout};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-/// What a flow's packets are looked up by.
+/// What a flow's packets are looked up by: the sender VF, the destination MAC and both
+/// addresses, packed in two words so that a lookup compares two integers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub(crate) struct FlowKey {
-    pub vf: u16,
-    pub dst_mac: [u8; 6],
-    pub src: u32,
-    pub dst: u32,
+    /// Source address (high half) and destination address, as the header has them.
+    addrs: u64,
+    /// Destination MAC (high 48 bits) and VF.
+    mac_vf: u64,
 }
 
 /// What a flow resolved to.
@@ -76,10 +77,8 @@ impl FlowEntry {
     pub const EMPTY: FlowEntry = FlowEntry {
         generation: 0,
         key: FlowKey {
-            vf: 0,
-            dst_mac: [0; 6],
-            src: 0,
-            dst: 0,
+            addrs: 0,
+            mac_vf: 0,
         },
         action: Action::ToVf {
             vf: 0,
@@ -150,9 +149,7 @@ impl<'m> FlowCache<'m> {
     /// The entry `key` lives in.
     #[inline(always)]
     pub(crate) fn slot(&self, key: &FlowKey) -> usize {
-        let h = (u64::from(key.src) << 32 | u64::from(key.dst))
-            ^ mac_bits(&key.dst_mac).rotate_left(17)
-            ^ u64::from(key.vf).rotate_left(49);
+        let h = key.addrs ^ key.mac_vf.rotate_left(17);
         (crate::tables::mapping::fmix64_round(h) as usize) & self.mask
     }
 
@@ -185,19 +182,17 @@ impl<'m> FlowCache<'m> {
     }
 }
 
-fn mac_bits(mac: &[u8; 6]) -> u64 {
-    let [a, b, c, d, e, f] = *mac;
-    u64::from_be_bytes([0, 0, a, b, c, d, e, f])
-}
-
 /// The Ethernet and IPv4 headers of an IPv4 frame without IP options, in wire order.
-#[derive(FromBytes, KnownLayout, Immutable)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 struct Headers {
     dst_mac: [u8; 6],
     src_mac: [u8; 6],
     ethertype: [u8; 2],
-    ip: [[u8; 4]; 5],
+    /// The IPv4 header's first three words.
+    ip: [[u8; 4]; 3],
+    /// Source and destination address.
+    addrs: [u8; 8],
 }
 
 const _: () = assert!(core::mem::size_of::<Headers>() == ETH_HEADER_LEN + 20);
@@ -207,8 +202,17 @@ impl Headers {
         Headers::ref_from_prefix(data).ok().map(|(h, _)| h)
     }
 
-    fn word(&self, i: usize) -> u32 {
-        self.ip.get(i).map_or(0, |w| u32::from_be_bytes(*w))
+    /// Writes the destination and source MAC (F12's rewrite, as cached).
+    #[inline(always)]
+    fn set_macs(&mut self, macs: [u8; 12]) {
+        let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = macs;
+        self.dst_mac = [d0, d1, d2, d3, d4, d5];
+        self.src_mac = [s0, s1, s2, s3, s4, s5];
+    }
+
+    #[inline(always)]
+    fn addrs(&self) -> u64 {
+        u64::from_be_bytes(self.addrs)
     }
 }
 
@@ -219,11 +223,10 @@ pub(crate) fn key_of(vf: u16, data: &[u8]) -> Option<FlowKey> {
     if u16::from_be_bytes(h.ethertype) != eth::ETHERTYPE_IPV4 {
         return None;
     }
+    let [a, b, c, d, e, f] = h.dst_mac;
     Some(FlowKey {
-        vf,
-        dst_mac: h.dst_mac,
-        src: h.word(3),
-        dst: h.word(4),
+        addrs: h.addrs(),
+        mac_vf: u64::from_be_bytes([a, b, c, d, e, f, 0, 0]) | u64::from(vf),
     })
 }
 
@@ -232,7 +235,9 @@ pub(crate) fn key_of(vf: u16, data: &[u8]) -> Option<FlowKey> {
 /// anything F4 refuses).
 #[inline(always)]
 fn plain_header(h: &Headers, len: usize) -> Option<Ipv4Info> {
-    let first = h.word(0);
+    let [first, flags_offset, ttl_protocol] = h.ip.map(u32::from_be_bytes);
+    let addrs = h.addrs();
+    let (src, dst) = ((addrs >> 32) as u32, addrs as u32);
     if first >> 24 != 0x45 {
         return None;
     }
@@ -240,19 +245,30 @@ fn plain_header(h: &Headers, len: usize) -> Option<Ipv4Info> {
     if total_len < 20 || total_len > len.saturating_sub(ETH_HEADER_LEN) {
         return None;
     }
-    if super::ipv4::ones_complement_sum((0..5).map(|i| h.word(i))) != 0xffff {
+    let words = [first, flags_offset, ttl_protocol, src, dst];
+    if super::ipv4::ones_complement_sum(words) != 0xffff {
         return None;
     }
-    let flags_offset = h.word(1);
     Some(Ipv4Info {
-        src: h.word(3),
-        dst: h.word(4),
-        protocol: IpProtocol::from((h.word(2) >> 16) as u8),
+        src,
+        dst,
+        protocol: protocol((ttl_protocol >> 16) as u8),
         header_len: 20,
         total_len,
         dont_frag: flags_offset & 0x4000 != 0,
         later_fragment: flags_offset & 0x1fff != 0,
     })
+}
+
+/// `IpProtocol::from(p)`, the flows' usual protocols first (smoltcp's conversion is a
+/// long match).
+#[inline(always)]
+fn protocol(p: u8) -> IpProtocol {
+    match p {
+        6 => IpProtocol::Tcp,
+        17 => IpProtocol::Udp,
+        other => IpProtocol::from(other),
+    }
 }
 
 /// Carries out a cached action on a frame of its flow from `sender`, as the pipeline would
@@ -265,19 +281,20 @@ pub(crate) fn apply(
     action: Action,
     frame: &mut FrameBuf,
 ) -> Option<Verdict> {
-    let data = frame.data();
-    let h = Headers::of(data)?;
+    let len = frame.len();
+    let (h, _) = Headers::mut_from_prefix(frame.data_mut()).ok()?;
     if h.src_mac != sender.cfg.mac {
         return None;
     }
-    let ip = plain_header(h, data.len())?;
+    let ip = plain_header(h, len)?;
     if mtu::exceeds_vf_mtu(&ip) {
         return None;
     }
-    frame.truncate(ETH_HEADER_LEN.saturating_add(ip.total_len));
+    let end = ETH_HEADER_LEN.saturating_add(ip.total_len);
     match action {
         Action::ToVf { vf, macs } => {
-            frame.data_mut().get_mut(..12)?.copy_from_slice(&macs);
+            h.set_macs(macs);
+            frame.truncate(end);
             Some(Verdict::ToVf { vf })
         }
         Action::ToUplink {
@@ -290,8 +307,9 @@ pub(crate) fn apply(
                 return None;
             }
             let uplink = tables.uplink?;
+            h.set_macs(macs);
+            frame.truncate(end);
             let encap = Encap::new(underlay, vni, &ip, frame.data());
-            frame.data_mut().get_mut(..12)?.copy_from_slice(&macs);
             Some(if vxlan::encapsulate(frame, &uplink, &encap) {
                 Verdict::ToUplink
             } else {
@@ -352,6 +370,13 @@ impl Learner {
 mod tests {
     use super::*;
     use crate::testing::Rng;
+
+    #[test]
+    fn protocol_is_smoltcps_conversion() {
+        for p in 0..=u8::MAX {
+            assert_eq!(protocol(p), IpProtocol::from(p), "{p}");
+        }
+    }
 
     /// `plain_header` accepts exactly the option-less headers F4 accepts, with the same
     /// fields: random headers, half of them with a right checksum.
