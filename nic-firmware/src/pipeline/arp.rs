@@ -36,6 +36,7 @@ const OPER_REQUEST: [u8; 2] = [0, 1];
 const OPER_REPLY: [u8; 2] = [0, 2];
 
 /// What a well-formed Ethernet/IPv4 ARP message says.
+#[derive(Clone, Copy)]
 struct Arp {
     /// Request, reply, or another operation (`None`).
     op: Option<ArpOperation>,
@@ -60,6 +61,34 @@ fn parse(payload: &[u8]) -> Option<Arp> {
         sha: w.sha,
         spa: u32::from_be_bytes(w.spa),
         tpa: u32::from_be_bytes(w.tpa),
+    })
+}
+
+/// The sender and target address of the ARP message in `frame` (sender in the high
+/// half), as the flow cache keys an ARP request; `None` when it is not Ethernet/IPv4 ARP.
+#[inline(always)]
+pub(super) fn addrs(frame: &[u8]) -> Option<u64> {
+    let a = parse(eth::payload(frame))?;
+    Some(u64::from(a.spa) << 32 | u64::from(a.tpa))
+}
+
+/// The reply to the request in `frame`, answered `answer` when its flow was cached (the
+/// sender's VF, source MAC and both addresses as when the pipeline answered it): what
+/// [`from_vf`] would do. `None` for anything but a well-formed request.
+#[inline(always)]
+pub(super) fn cached_reply(
+    sender: &Sender<'_>,
+    frame: &mut FrameBuf,
+    answer: [u8; 6],
+) -> Option<Verdict> {
+    let arp = parse(eth::payload(frame.data()))?;
+    if arp.op != Some(ArpOperation::Request) {
+        return None;
+    }
+    Some(if write_reply(frame, &arp, answer) {
+        Verdict::Reply { vf: sender.vf }
+    } else {
+        sender.drop(Counter::DropMalformed)
     })
 }
 

@@ -18,7 +18,7 @@
 //! a miss is decided as above while a [`Learner`] watches, and its outcome cached.
 //!
 //! Everything lives in fixed arrays on the stack: no heap.
-use super::flow_cache::{self, FlowCache, FlowKey, Learner};
+use super::flow_cache::{self, Action, FlowCache, FlowKey, Learner};
 use super::trace::NoTrace;
 use super::{eth, from_vf as decide, sender, Hints, Port, Sender, Verdict};
 use crate::frame::FrameBuf;
@@ -140,7 +140,11 @@ fn chunk(
             let Some(action) = flow.as_ref().and_then(|k| cache.get(slot, k)) else {
                 continue;
             };
-            if let Some(verdict) = flow_cache::apply(tables, sender, action, frame) {
+            let verdict = match action {
+                Action::ArpReply { mac } => flow_cache::apply_arp(sender, mac, frame),
+                _ => flow_cache::apply(tables, sender, action, frame),
+            };
+            if let Some(verdict) = verdict {
                 *v = verdict;
                 *d = true;
                 hits = hits.wrapping_add(1);

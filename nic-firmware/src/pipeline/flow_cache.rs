@@ -27,7 +27,7 @@
 use super::ipv4::Ipv4Info;
 use super::trace::{Step, Tracer};
 use super::vxlan::{self, Encap, OVERHEAD};
-use super::{eth, mtu, Sender, Verdict};
+use super::{arp, eth, mtu, Sender, Verdict};
 use crate::frame::FrameBuf;
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
@@ -37,7 +37,9 @@ use smoltcp::wire::IpProtocol;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// What a flow's packets are looked up by: the sender VF, the destination MAC and both
-/// addresses, packed in two words so that a lookup compares two integers.
+/// addresses (of an ARP request: the sender's and the target's), packed in two words so
+/// that a lookup compares two integers. An IPv4 flow and an ARP request may share a key;
+/// the action then says which one it was cached for, and the other misses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub(crate) struct FlowKey {
     /// Source address (high half) and destination address, as the header has them.
@@ -59,6 +61,8 @@ pub(crate) enum Action {
         mtu: u16,
         macs: [u8; 12],
     },
+    /// Answer an ARP request with `mac` (F3).
+    ArpReply { mac: [u8; 6] },
 }
 
 /// One cached flow. Generation 0 is an empty entry (the cache's generation starts at 1).
@@ -216,16 +220,19 @@ impl Headers {
     }
 }
 
-/// The flow key of an IPv4 frame from VF `vf` (`None` for anything else, or too short).
+/// The flow key of an IPv4 frame or an ARP message from VF `vf` (`None` for anything
+/// else, or too short).
 #[inline(always)]
 pub(crate) fn key_of(vf: u16, data: &[u8]) -> Option<FlowKey> {
     let h = Headers::of(data)?;
-    if u16::from_be_bytes(h.ethertype) != eth::ETHERTYPE_IPV4 {
-        return None;
-    }
+    let addrs = match u16::from_be_bytes(h.ethertype) {
+        eth::ETHERTYPE_IPV4 => h.addrs(),
+        eth::ETHERTYPE_ARP => arp::addrs(data)?,
+        _ => return None,
+    };
     let [a, b, c, d, e, f] = h.dst_mac;
     Some(FlowKey {
-        addrs: h.addrs(),
+        addrs,
         mac_vf: u64::from_be_bytes([a, b, c, d, e, f, 0, 0]) | u64::from(vf),
     })
 }
@@ -286,6 +293,9 @@ pub(crate) fn apply(
     if h.src_mac != sender.cfg.mac {
         return None;
     }
+    if u16::from_be_bytes(h.ethertype) != eth::ETHERTYPE_IPV4 {
+        return None;
+    }
     let ip = plain_header(h, len)?;
     if mtu::exceeds_vf_mtu(&ip) {
         return None;
@@ -316,12 +326,31 @@ pub(crate) fn apply(
                 sender.drop(Counter::DropOversize)
             })
         }
+        // An ARP answer's key on an IPv4 packet: a miss.
+        Action::ArpReply { .. } => None,
     }
+}
+
+/// Answers an ARP request from `sender` with the cached answer `mac`, as the pipeline
+/// would. `None`: the frame needs the pipeline (not a well-formed request from the
+/// sender's MAC). Out of line: the IPv4 hits stay short.
+#[inline(never)]
+pub(crate) fn apply_arp(
+    sender: &Sender<'_>,
+    mac: [u8; 6],
+    frame: &mut FrameBuf,
+) -> Option<Verdict> {
+    let h = Headers::of(frame.data())?;
+    if h.src_mac != sender.cfg.mac || u16::from_be_bytes(h.ethertype) != eth::ETHERTYPE_ARP {
+        return None;
+    }
+    arp::cached_reply(sender, frame, mac)
 }
 
 /// Watches the pipeline decide a flow's first packet, for what to cache.
 #[derive(Default)]
 pub(crate) struct Learner {
+    arp_answer: Option<[u8; 6]>,
     rewrite: Option<u16>,
     encap: Option<(u32, u32)>,
     fits: Option<u16>,
@@ -332,6 +361,7 @@ impl Tracer for Learner {
     fn step(&mut self, step: Step) {
         match step {
             Step::Rewrite { vf, .. } => self.rewrite = Some(vf),
+            Step::ArpAnswer { mac, .. } => self.arp_answer = Some(mac),
             Step::Encap { underlay, vni, .. } => self.encap = Some((underlay.into(), vni)),
             Step::Mtu {
                 mtu,
@@ -345,8 +375,11 @@ impl Tracer for Learner {
 
 impl Learner {
     /// What to cache for the packet the pipeline just decided `verdict` on, leaving
-    /// `frame` as it made it: only plain deliveries and encapsulations.
+    /// `frame` as it made it: only plain deliveries, encapsulations and ARP answers.
     pub(crate) fn action(&self, verdict: Verdict, frame: &[u8]) -> Option<Action> {
+        if let (Verdict::Reply { .. }, Some(mac)) = (verdict, self.arp_answer) {
+            return Some(Action::ArpReply { mac });
+        }
         match (verdict, self.rewrite, self.encap, self.fits) {
             (Verdict::ToVf { vf }, Some(to), None, _) if vf == to => Some(Action::ToVf {
                 vf,

@@ -148,3 +148,42 @@ fn cached_batch_matches_frame_by_frame() {
     );
     t.mappings.clear();
 }
+
+/// An ARP request answered once is answered from the flow cache after: the same reply
+/// bytes (the request's own sender MAC and address), for the gateway, an instance and an
+/// address outside the subnet.
+#[test]
+fn arp_answers_come_from_the_cache_once_learned() {
+    use super::flow_cache::FlowCache;
+    use super::{process_batch_cached, FlowEntry};
+    use crate::testing::arp_request;
+    use std::net::Ipv4Addr;
+    let mut owned = OwnedMemory::new(SIZES);
+    let t = tables(&mut owned);
+    let mut storage = vec![FlowEntry::EMPTY; 256];
+    let mut cache = FlowCache::new(&mut storage);
+    let (vf, _, own, _) = VFS[0];
+    let targets = [0x0a00_0101u32, 0x0a00_010b, 0x0808_0808];
+    let frames: Vec<Vec<u8>> = targets
+        .iter()
+        .map(|t| arp_request(vf_mac(vf), Ipv4Addr::from(own), Ipv4Addr::from(*t)))
+        .collect();
+    let mut batch = vec![FrameBuf::EMPTY; frames.len()];
+    let mut single = FrameBuf::EMPTY;
+    for pass in 0..2 {
+        for (buf, f) in batch.iter_mut().zip(&frames) {
+            assert!(buf.load(f));
+        }
+        let before = cache.hits();
+        let mut verdicts = vec![Verdict::ToUplink; frames.len()];
+        process_batch_cached(&t, &mut cache, Port::Vf(vf), &mut batch, &mut verdicts);
+        for (i, f) in frames.iter().enumerate() {
+            assert!(single.load(f));
+            assert_eq!(verdicts[i], process_frame(&t, Port::Vf(vf), &mut single));
+            assert_eq!(verdicts[i], Verdict::Reply { vf }, "target {i}");
+            assert_eq!(batch[i].data(), single.data(), "pass {pass} target {i}");
+        }
+        let hits = cache.hits() - before;
+        assert_eq!(hits, if pass == 0 { 0 } else { frames.len() as u64 });
+    }
+}
