@@ -163,9 +163,14 @@ impl Slot {
         MappingKey::unpacked(self.key & KEY_MASK)
     }
 
+    #[inline(always)]
     fn mac(self) -> [u8; 6] {
-        let [m0, m1, m2, m3, m4, m5, _, _] = self.value.to_le_bytes();
-        [m0, m1, m2, m3, m4, m5]
+        let mut mac = [0; 6];
+        let bytes = self.value.to_le_bytes();
+        if let Some(b) = bytes.get(..6) {
+            mac.copy_from_slice(b);
+        }
+        mac
     }
 
     fn field(self) -> u16 {
@@ -223,9 +228,25 @@ impl MappingBucket {
         self.slots.iter().position(|s| s.is_free())
     }
 
+    /// One bit per slot holding `key` (a key word without kind, at most 56 bits): all
+    /// four compared without a branch per slot, as where a key sits in its bucket is
+    /// random. A slot holds it when its key word differs from it in the kind byte only,
+    /// and the kind is not 0: rotated left by a byte, the difference is then 1..=255.
     #[inline(always)]
-    fn find(&self, key: u64) -> Option<Slot> {
-        self.slots.iter().copied().find(|s| s.holds(key))
+    fn hits(&self, key: u64) -> u32 {
+        let mut hits = 0u32;
+        for (i, s) in self.slots.iter().enumerate() {
+            let diff = (s.key ^ key).rotate_left(8);
+            hits |= u32::from(diff.wrapping_sub(1) < 0xff) << i;
+        }
+        hits
+    }
+
+    /// The first slot of `hits` (slot 0 when there is none).
+    #[inline(always)]
+    fn first(&self, hits: u32) -> Slot {
+        let i = (hits.trailing_zeros() as usize) % SLOTS;
+        self.slots.get(i).copied().unwrap_or(Slot::EMPTY)
     }
 
     fn position(&self, key: u64) -> Option<usize> {
@@ -356,15 +377,25 @@ struct Hashed {
 }
 
 impl Hashed {
-    const NONE: Hashed = Hashed {
-        key: 0,
-        primary: 0,
-        dist: 0,
-    };
-
     fn alternate(&self) -> usize {
         self.primary ^ self.dist
     }
+}
+
+/// What a batched lookup keeps of a key between its passes.
+#[derive(Clone, Copy)]
+struct Probe {
+    key: u64,
+    primary: u32,
+    alternate: u32,
+}
+
+impl Probe {
+    const NONE: Probe = Probe {
+        key: 0,
+        primary: 0,
+        alternate: 0,
+    };
 }
 
 /// murmur3 `fmix64`: a fast, well-mixing 64-bit finaliser.
@@ -395,12 +426,6 @@ struct Node {
 }
 
 const NO_PARENT: u16 = u16::MAX;
-
-/// Where a new entry goes: a free slot of one of its buckets, or the end of a cuckoo path.
-enum Room {
-    Free { bucket: usize, slot: usize },
-    Path { end: usize, free: usize },
-}
 
 /// The mapping table over storage the platform provides.
 pub struct MappingTable<'m> {
@@ -482,6 +507,25 @@ impl<'m> MappingTable<'m> {
             key: packed,
             primary,
             dist,
+        }
+    }
+
+    /// What a lookup of `key` reads and compares. A key no slot can hold (a VNI wider
+    /// than 24 bits) gets buckets out of range and key 0, which no slot matches there.
+    #[inline(always)]
+    fn probe(&self, key: MappingKey) -> Probe {
+        let h = self.hashed(key);
+        if h.key > KEY_MASK || self.nbuckets == 0 {
+            return Probe {
+                key: 0,
+                primary: u32::MAX,
+                alternate: u32::MAX,
+            };
+        }
+        Probe {
+            key: h.key,
+            primary: h.primary as u32,
+            alternate: h.alternate() as u32,
         }
     }
 
@@ -572,34 +616,32 @@ impl<'m> MappingTable<'m> {
         if h.key > KEY_MASK {
             return Err(TableError::Full);
         }
-        let mut queue = [NODE_EMPTY; BFS_QUEUE];
-        let room = self.room(&h, &mut queue).ok_or(TableError::Full)?;
-        // Interned only once the entry is sure of a slot: a refusal changes nothing.
-        let new = self.encode(h.key, value)?;
-        match room {
-            Room::Free { bucket, slot } => {
-                if let Some(s) = self.slot_mut(bucket, slot) {
-                    s.publish(new.key, new.value);
-                }
+        let b1 = h.primary;
+        let b2 = h.alternate();
+        let free = [b1, b2]
+            .into_iter()
+            .find_map(|b| Some((b, self.bucket(b)?.free_slot()?)));
+        if let Some((bucket, slot)) = free {
+            // Interned only once the entry is sure of a slot: a refusal changes nothing.
+            let new = self.encode(h.key, value)?;
+            if let Some(s) = self.slot_mut(bucket, slot) {
+                s.publish(new.key, new.value);
             }
-            Room::Path { end, free } => self.move_along(&queue, end, free, new),
+        } else {
+            let mut queue = [NODE_ZERO; BFS_QUEUE];
+            let (end, free) = self.cuckoo_path(&h, &mut queue).ok_or(TableError::Full)?;
+            let new = self.encode(h.key, value)?;
+            self.move_along(&queue, end, free, new);
         }
         self.len = self.len.saturating_add(1);
         Ok(())
     }
 
-    /// A free slot of the primary bucket, else of the alternate, else a cuckoo path found
-    /// breadth first (in `queue`); nothing is changed.
-    fn room(&self, h: &Hashed, queue: &mut [Node; BFS_QUEUE]) -> Option<Room> {
+    /// A cuckoo path for `h`, whose two buckets are full, found breadth first (in
+    /// `queue`): the node whose bucket has a free slot, and that slot. Changes nothing.
+    fn cuckoo_path(&self, h: &Hashed, queue: &mut [Node; BFS_QUEUE]) -> Option<(usize, usize)> {
         let b1 = h.primary;
         let b2 = h.alternate();
-        let primary = self.bucket(b1)?;
-        if let Some(slot) = primary.free_slot() {
-            return Some(Room::Free { bucket: b1, slot });
-        }
-        if let Some(slot) = self.bucket(b2)?.free_slot() {
-            return Some(Room::Free { bucket: b2, slot });
-        }
         let mut tail = 0usize;
         for b in [b1, b2] {
             if let Some(n) = queue.get_mut(tail) {
@@ -614,13 +656,14 @@ impl<'m> MappingTable<'m> {
                 break;
             }
         }
+        // The roots are full (the caller looked). Each node's children are checked for a free
+        // slot as they are queued, a level before their turn to be expanded: the children
+        // of one node are read together, so their cache misses overlap.
         let mut head = 0usize;
         while head < tail {
             let node = *queue.get(head)?;
             let bucket = self.bucket(node.bucket as usize)?;
-            if let Some(free) = bucket.free_slot() {
-                return Some(Room::Path { end: head, free });
-            }
+            let first_child = tail;
             for (slot, s) in bucket.slots.iter().enumerate() {
                 if tail >= BFS_QUEUE {
                     break;
@@ -629,6 +672,7 @@ impl<'m> MappingTable<'m> {
                 if on_path(queue, head, alt) {
                     continue;
                 }
+                self.prefetch_bucket(alt as u32);
                 if let Some(n) = queue.get_mut(tail) {
                     *n = Node {
                         bucket: alt as u32,
@@ -636,6 +680,12 @@ impl<'m> MappingTable<'m> {
                         slot: slot as u8,
                     };
                     tail = tail.saturating_add(1);
+                }
+            }
+            for child in first_child..tail {
+                let b = queue.get(child)?.bucket as usize;
+                if let Some(free) = self.bucket(b)?.free_slot() {
+                    return Some((child, free));
                 }
             }
             head = head.saturating_add(1);
@@ -744,12 +794,9 @@ impl<'m> MappingTable<'m> {
     /// key is not in the primary.
     #[inline]
     pub fn get(&self, key: MappingKey) -> Option<Mapping> {
-        let h = self.hashed(key);
-        let found = match self.bucket(h.primary)?.find(h.key) {
-            Some(s) => s,
-            None => self.bucket(h.alternate())?.find(h.key)?,
-        };
-        self.value(found)
+        let p = self.probe(key);
+        self.find(p.primary, p.key)
+            .or_else(|| self.find(p.alternate, p.key))
     }
 
     /// [`MappingTable::get`] for each key of `keys`, into `out` (the shorter of the two
@@ -759,49 +806,72 @@ impl<'m> MappingTable<'m> {
     /// the others; answer those. Within a pass the reads of different keys do not depend
     /// on each other, so their cache misses overlap.
     pub fn get_batch(&self, keys: &[MappingKey], out: &mut [Option<Mapping>]) {
-        const GROUP: usize = 16;
-        for (keys, out) in keys.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-            let mut hs = [Hashed::NONE; GROUP];
-            for (k, h) in keys.iter().zip(hs.iter_mut()) {
-                *h = self.hashed(*k);
-                self.prefetch_bucket(h.primary);
+        self.batch::<16>(keys, out);
+    }
+
+    /// [`Self::get_batch`] in groups of `G` keys (at most 64).
+    #[inline(always)]
+    fn batch<const G: usize>(&self, keys: &[MappingKey], out: &mut [Option<Mapping>]) {
+        let mut probes = [Probe::NONE; G];
+        for (keys, out) in keys.chunks(G).zip(out.chunks_mut(G)) {
+            for (k, p) in keys.iter().zip(probes.iter_mut()) {
+                *p = self.probe(*k);
+                self.prefetch_bucket(p.primary);
             }
-            // Keys not in their primary bucket, one bit each.
-            let mut rest = 0u32;
-            for (i, (h, o)) in hs.iter().zip(out.iter_mut()).enumerate() {
-                match self.bucket(h.primary).and_then(|b| b.find(h.key)) {
-                    Some(s) => *o = self.value(s),
-                    None => {
-                        rest |= 1 << i;
-                        self.prefetch_bucket(h.alternate());
-                    }
-                }
+            // Keys not in their primary bucket, one bit each. Nothing here branches on
+            // whether a key was found: that is random, so a branch would mispredict.
+            let mut rest = 0u64;
+            for (i, (p, o)) in probes.iter().zip(out.iter_mut()).enumerate() {
+                let bucket = self.bucket_or_empty(p.primary);
+                let hits = bucket.hits(p.key);
+                let missed = hits == 0;
+                rest |= u64::from(missed) << i;
+                self.prefetch_bucket(if missed { p.alternate } else { p.primary });
+                // A wrong answer for a key not found here; the last pass overwrites it.
+                *o = self.value(bucket.first(hits));
             }
-            for (i, (h, o)) in hs.iter().zip(out.iter_mut()).enumerate() {
-                if rest & (1 << i) != 0 {
-                    *o = self
-                        .bucket(h.alternate())
-                        .and_then(|b| b.find(h.key))
-                        .and_then(|s| self.value(s));
+            while rest != 0 {
+                let i = rest.trailing_zeros() as usize;
+                rest &= rest.wrapping_sub(1);
+                if let (Some(p), Some(o)) = (probes.get(i), out.get_mut(i)) {
+                    *o = self.find(p.alternate, p.key);
                 }
             }
         }
     }
 
+    /// The mapping of a probed key in bucket `bucket`, if it is there.
     #[inline(always)]
-    fn prefetch_bucket(&self, i: usize) {
-        if let Some(b) = self.bucket(i) {
-            prefetch((b as *const MappingBucket).cast::<u8>());
+    fn find(&self, bucket: u32, key: u64) -> Option<Mapping> {
+        let b = self.bucket_or_empty(bucket);
+        let hits = b.hits(key);
+        if hits == 0 {
+            return None;
         }
+        self.value(b.first(hits))
+    }
+
+    /// Bucket `i`, or an empty one for an index out of range (an empty table's, or the
+    /// [`Probe`] of a key no slot can hold).
+    #[inline(always)]
+    fn bucket_or_empty(&self, i: u32) -> &MappingBucket {
+        self.bucket(i as usize).unwrap_or(&MappingBucket::EMPTY)
+    }
+
+    /// Prefetches bucket `i`. No bounds check: a prefetch of any address is harmless,
+    /// and a branch here would cost more than the rare useless prefetch.
+    #[inline(always)]
+    fn prefetch_bucket(&self, i: u32) {
+        prefetch(self.buckets.as_ptr().wrapping_add(i as usize).cast::<u8>());
     }
 
     /// Starts bringing the buckets `key` lives in into the cache, for a lookup soon after
     /// (the staged pipeline batch). Changes nothing.
     #[inline(always)]
     pub fn prefetch(&self, key: MappingKey) {
-        let h = self.hashed(key);
-        self.prefetch_bucket(h.primary);
-        self.prefetch_bucket(h.alternate());
+        let p = self.probe(key);
+        self.prefetch_bucket(p.primary);
+        self.prefetch_bucket(p.alternate);
     }
 
     /// Every entry, in storage order.
@@ -831,9 +901,10 @@ impl<'m> MappingTable<'m> {
     }
 }
 
-const NODE_EMPTY: Node = Node {
+/// An unused queue entry (all zero, so a queue is quick to make).
+const NODE_ZERO: Node = Node {
     bucket: 0,
-    parent: NO_PARENT,
+    parent: 0,
     slot: 0,
 };
 
