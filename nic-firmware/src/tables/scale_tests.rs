@@ -84,7 +84,7 @@ fn mapping_table_holds_a_million_mappings() {
             (i >> 8) as u8,
             i as u8,
         ],
-        location: if i % 4 == 0 {
+        location: if i.is_multiple_of(4) {
             Location::LocalVf((i % 256) as u16)
         } else {
             Location::Remote {
