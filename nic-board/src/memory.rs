@@ -1,7 +1,7 @@
 //! The firmware's tables in static memory, with the board image's capacities.
 //!
 //! The board has 256 KiB of SRAM; the capacities below keep the tables and buffers at
-//! 63 KiB (`size_of::<BoardMemory>()`, at most [`BUDGET`], checked at build time), the rest
+//! 61 KiB (`size_of::<BoardMemory>()`, at most [`BUDGET`], checked at build time), the rest
 //! being stack, the firmware's own state and room to grow: 8 VFs, 16 VPCs, 32 subnets,
 //! 16 route tables of 16 routes, 512 mappings of 64 remote hosts, 8 gateways, a batch of 4 jumbo frames, 64 flows. A bigger part raises them here; the host driver
 //! reads them from the PF's `CAP_*` registers.
@@ -128,7 +128,7 @@ impl<T> TakeOnce<T> {
 ///
 /// A `static` of [`BoardMemory::EMPTY`] would do, but some empty entries (`None` of a type
 /// with a niche) are not zero bytes, so the linker would keep the whole block in `.data`:
-/// ~63 KiB of flash copied to RAM at boot. This fills it in place instead.
+/// ~61 KiB of flash copied to RAM at boot. This fills it in place instead.
 pub struct StaticMemory {
     taken: AtomicBool,
     value: UnsafeCell<MaybeUninit<BoardMemory>>,

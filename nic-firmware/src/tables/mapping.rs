@@ -618,13 +618,12 @@ impl<'m> MappingTable<'m> {
         if h.key > KEY_MASK {
             return Err(TableError::Full);
         }
-        let b1 = h.primary;
-        let b2 = h.alternate();
-        let free = [b1, b2]
+        // The underlay address is interned only once the entry is sure of a slot, so that
+        // a refusal changes nothing.
+        let free = [h.primary, h.alternate()]
             .into_iter()
             .find_map(|b| Some((b, self.bucket(b)?.free_slot()?)));
         if let Some((bucket, slot)) = free {
-            // Interned only once the entry is sure of a slot: a refusal changes nothing.
             let new = self.encode(h.key, value)?;
             if let Some(s) = self.slot_mut(bucket, slot) {
                 s.publish(new.key, new.value);
