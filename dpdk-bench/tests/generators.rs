@@ -11,11 +11,11 @@ use dpdk_bench::oracle::{linear_lookup, LpmOracle, MappingOracle};
 use dpdk_bench::ours;
 use dpdk_bench::scale::Scale;
 use dpdk_bench::workload::bgp::{bgp_keys, bgp_routes};
-use dpdk_bench::workload::mapping::{mapping_keys, value};
+use dpdk_bench::workload::mapping::{mapping_keys, value, HOSTS};
 use dpdk_bench::workload::vrf::{fill_route_tables, lpm_keys, ROUTES_PER_TABLE};
 use dpdk_bench::workload::{Rng, RouteIds};
 use nic_firmware::tables::lpm::{prefix_mask, RouteSlot, RouteTables};
-use nic_firmware::tables::mapping::{MappingBucket, MappingTable};
+use nic_firmware::tables::mapping::{MappingBucket, MappingTable, UnderlaySlot};
 
 const S: Scale = Scale::TEST;
 
@@ -139,7 +139,8 @@ fn our_mapping_table_agrees_with_the_oracle_at_the_benches_load() {
     assert_eq!(Scale::FULL.mappings(), 1_000_000);
     let mk = mapping_keys(n, S.keys, &mut Rng::new(2));
     let mut storage = vec![MappingBucket::EMPTY; S.mapping_slots / MappingTable::SLOTS_PER_BUCKET];
-    let mut table = MappingTable::new(&mut storage);
+    let mut underlays = vec![UnderlaySlot::EMPTY; 2 * HOSTS as usize];
+    let mut table = MappingTable::new(&mut storage, &mut underlays);
     for (i, k) in mk.stored.iter().enumerate() {
         table.insert(*k, value(i as u32)).unwrap();
     }

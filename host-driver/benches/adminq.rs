@@ -31,7 +31,7 @@ fn loc(i: u32) -> MappingLocationSpec {
     if i.is_multiple_of(64) {
         MappingLocationSpec::LocalVf((i % 16) as u16)
     } else {
-        MappingLocationSpec::Remote(Ipv4Addr::from(0x6400_0000 | (i & 0xff_ffff)))
+        MappingLocationSpec::Remote(Ipv4Addr::from(0x6400_0000 | (i & 0xfff)))
     }
 }
 

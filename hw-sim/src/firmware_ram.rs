@@ -16,6 +16,7 @@ pub(crate) fn allocate(cfg: &SimConfig) -> OwnedMemory {
         route_tables: usize::from(cfg.route_tables),
         routes_per_table: usize::from(cfg.routes_per_table),
         mapping_buckets: cfg.mapping_buckets as usize,
+        underlays: cfg.underlays as usize,
         gateways: usize::from(cfg.gateways),
         batch: usize::from(cfg.batch),
         flow_cache: FLOW_CACHE,

@@ -37,8 +37,11 @@ pub struct SimConfig {
     pub route_tables: u16,
     /// Routes per route table, the local route included.
     pub routes_per_table: u16,
-    /// Buckets of the mapping table, a power of two; each holds 8 mappings.
+    /// Buckets of the mapping table, a power of two; each holds 4 mappings.
     pub mapping_buckets: u32,
+    /// Distinct underlay addresses (hosts of remote instances) the mappings may use, at
+    /// most 65,536.
+    pub underlays: u32,
     /// Capacity of the gateway table.
     pub gateways: u16,
     /// Frames the firmware takes from a ring in one batch (at least 1).
@@ -56,7 +59,8 @@ impl Default for SimConfig {
             subnets: 256,
             route_tables: 256,
             routes_per_table: 64,
-            mapping_buckets: 2048,
+            mapping_buckets: 4096,
+            underlays: 4096,
             gateways: 16,
             batch: 32,
             sfp: Some(SfpEeprom::default_module()),
@@ -75,7 +79,8 @@ impl SimConfig {
             subnets: 8192,
             route_tables: 4096,
             routes_per_table: 1000,
-            mapping_buckets: 131_072,
+            mapping_buckets: 262_144,
+            underlays: 16_384,
             gateways: 64,
             batch: 32,
             sfp: Some(SfpEeprom::default_module()),
@@ -101,11 +106,17 @@ impl SimConfig {
                 self.mapping_buckets
             )));
         }
-        if self.mapping_buckets > 1 << 24 {
+        if self.mapping_buckets > 1 << 25 {
             return Err(SimError::Config(format!(
                 "{} mapping buckets requested, at most {} fit device memory",
                 self.mapping_buckets,
-                1u32 << 24
+                1u32 << 25
+            )));
+        }
+        if self.underlays > 1 << 16 {
+            return Err(SimError::Config(format!(
+                "{} underlay addresses requested: a mapping refers to one by a 16-bit index",
+                self.underlays
             )));
         }
         Ok(())
@@ -390,7 +401,7 @@ mod tests {
             ),
             (8, 64, 256, 256, 64)
         );
-        assert_eq!((c.mapping_buckets, c.batch), (2048, 32));
+        assert_eq!((c.mapping_buckets, c.underlays, c.batch), (4096, 4096, 32));
     }
 
     #[test]

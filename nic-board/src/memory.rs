@@ -1,9 +1,9 @@
 //! The firmware's tables in static memory, with the board image's capacities.
 //!
 //! The board has 256 KiB of SRAM; the capacities below keep the tables and buffers at
-//! 63 KiB (`size_of::<BoardMemory>()`, at most [`BUDGET`], checked at build time), the rest
+//! 61 KiB (`size_of::<BoardMemory>()`, at most [`BUDGET`], checked at build time), the rest
 //! being stack, the firmware's own state and room to grow: 8 VFs, 16 VPCs, 32 subnets,
-//! 16 route tables of 16 routes, 512 mappings, 8 gateways, a batch of 4 jumbo frames, 64 flows. A bigger part raises them here; the host driver
+//! 16 route tables of 16 routes, 512 mappings of 64 remote hosts, 8 gateways, a batch of 4 jumbo frames, 64 flows. A bigger part raises them here; the host driver
 //! reads them from the PF's `CAP_*` registers.
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
@@ -13,7 +13,7 @@ use nic_firmware::frame::FrameBuf;
 use nic_firmware::pipeline::FlowEntry;
 use nic_firmware::rings::VfRings;
 use nic_firmware::tables::lpm::RouteSlot;
-use nic_firmware::tables::mapping::MappingBucket;
+use nic_firmware::tables::mapping::{MappingBucket, UnderlaySlot};
 use nic_firmware::tables::vpc::{Gateway, RouteTable, Slot, Subnet, VfConfig, Vpc};
 use nic_firmware::FirmwareMemory;
 
@@ -24,8 +24,10 @@ pub const SUBNETS: usize = 32;
 pub const ROUTE_TABLES: usize = 16;
 /// Routes per route table, the local route included.
 pub const ROUTES_PER_TABLE: usize = 16;
-/// Mapping buckets of 8 slots: 512 mappings.
-pub const MAPPING_BUCKETS: usize = 64;
+/// Mapping buckets of 4 slots: 512 mappings.
+pub const MAPPING_BUCKETS: usize = 128;
+/// Underlay addresses (hosts of remote instances) the mappings may use.
+pub const UNDERLAYS: usize = 64;
 pub const GATEWAYS: usize = 8;
 /// Frames per pipeline batch: each buffer holds a jumbo frame (9.3 KiB).
 pub const BATCH: usize = 4;
@@ -45,6 +47,7 @@ pub struct BoardMemory {
     route_tables: [Slot<RouteTable>; ROUTE_TABLES],
     routes: [RouteSlot; ROUTE_TABLES * ROUTES_PER_TABLE],
     mapping_buckets: [MappingBucket; MAPPING_BUCKETS],
+    underlays: [UnderlaySlot; UNDERLAYS],
     gateways: [Slot<Gateway>; GATEWAYS],
     batch: [FrameBuf; BATCH],
     flow_cache: [FlowEntry; FLOW_CACHE],
@@ -64,6 +67,7 @@ impl BoardMemory {
         route_tables: [None; ROUTE_TABLES],
         routes: [RouteSlot::EMPTY; ROUTE_TABLES * ROUTES_PER_TABLE],
         mapping_buckets: [MappingBucket::EMPTY; MAPPING_BUCKETS],
+        underlays: [UnderlaySlot::EMPTY; UNDERLAYS],
         gateways: [None; GATEWAYS],
         batch: [FrameBuf::EMPTY; BATCH],
         flow_cache: [FlowEntry::EMPTY; FLOW_CACHE],
@@ -81,6 +85,7 @@ impl BoardMemory {
             routes: &mut self.routes,
             routes_per_table: ROUTES_PER_TABLE,
             mapping_buckets: &mut self.mapping_buckets,
+            underlays: &mut self.underlays,
             gateways: &mut self.gateways,
             batch: &mut self.batch,
             flow_cache: &mut self.flow_cache,
@@ -123,7 +128,7 @@ impl<T> TakeOnce<T> {
 ///
 /// A `static` of [`BoardMemory::EMPTY`] would do, but some empty entries (`None` of a type
 /// with a niche) are not zero bytes, so the linker would keep the whole block in `.data`:
-/// ~63 KiB of flash copied to RAM at boot. This fills it in place instead.
+/// ~61 KiB of flash copied to RAM at boot. This fills it in place instead.
 pub struct StaticMemory {
     taken: AtomicBool,
     value: UnsafeCell<MaybeUninit<BoardMemory>>,
@@ -177,6 +182,7 @@ impl StaticMemory {
             fill(&raw mut (*m).route_tables, || None);
             fill(&raw mut (*m).routes, || RouteSlot::EMPTY);
             fill(&raw mut (*m).mapping_buckets, || MappingBucket::EMPTY);
+            fill(&raw mut (*m).underlays, || UnderlaySlot::EMPTY);
             fill(&raw mut (*m).gateways, || None);
             fill(&raw mut (*m).batch, || FrameBuf::EMPTY);
             Some(&mut *m)

@@ -71,6 +71,8 @@ const MIX: [(Kind, usize); 4] = [
 ];
 /// Remote instances per VPC among the 1M mappings (1M / 4,096, rounded down).
 const REMOTES_PER_VPC: u32 = (MAPPINGS / VRFS) as u32 - 4;
+/// Hosts the remote instances live on.
+const UNDERLAY_HOSTS: u32 = 4096;
 
 fn vpc_vni(v: usize) -> u32 {
     1000 + v as u32
@@ -286,7 +288,7 @@ fn load_tables(t: &mut Tables<'_>, rng: &mut Rng) -> usize {
         let m = Mapping {
             mac: [0x02, 0x0c, b[0], b[1], b[2], b[3]],
             location: Location::Remote {
-                underlay_ip: 0x6440_0000 | (n & 0x3f_ffff),
+                underlay_ip: 0x6440_0000 | (n % UNDERLAY_HOSTS),
             },
         };
         t.mappings.insert(key, m).unwrap();
@@ -306,9 +308,9 @@ fn memory_report(sizes: &Sizes, tables: &Tables<'_>) {
     use nic_firmware::counters::CounterBlock;
     use nic_firmware::rings::VfRings;
     use nic_firmware::tables::lpm::RouteSlot;
-    use nic_firmware::tables::mapping::MappingBucket;
+    use nic_firmware::tables::mapping::{MappingBucket, UnderlaySlot};
     use std::mem::size_of;
-    let rows: [(&str, usize, usize, &str); 10] = [
+    let rows: [(&str, usize, usize, &str); 11] = [
         (
             "route slots (LPM)",
             size_of::<RouteSlot>(),
@@ -319,7 +321,13 @@ fn memory_report(sizes: &Sizes, tables: &Tables<'_>) {
             "mapping buckets",
             size_of::<MappingBucket>(),
             sizes.mapping_buckets,
-            "x 8 entries: 20 B per entry",
+            "x 4 entries: 16 B per entry",
+        ),
+        (
+            "underlay addresses (UnderlaySlot)",
+            size_of::<UnderlaySlot>(),
+            sizes.underlays,
+            "",
         ),
         ("VPCs (Slot<Vpc>)", size_of::<Option<Vpc>>(), sizes.vpcs, ""),
         (
@@ -402,7 +410,8 @@ fn main() {
         route_tables: VRFS,
         routes_per_table: ROUTES_PER_TABLE,
         // 1M mappings in the least power-of-two storage that holds them (95 % full).
-        mapping_buckets: 131_072,
+        mapping_buckets: 262_144,
+        underlays: 2 * UNDERLAY_HOSTS as usize,
         gateways: 64,
         batch: BATCH,
         flow_cache: FLOW_CACHE,

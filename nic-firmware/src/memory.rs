@@ -5,7 +5,7 @@ use crate::frame::FrameBuf;
 use crate::pipeline::FlowEntry;
 use crate::rings::VfRings;
 use crate::tables::lpm::RouteSlot;
-use crate::tables::mapping::MappingBucket;
+use crate::tables::mapping::{MappingBucket, UnderlaySlot};
 use crate::tables::vpc::{Gateway, RouteTable, Slot, Subnet, VfConfig, Vpc};
 
 /// Storage for every table, counter and batch buffer of the firmware.
@@ -25,7 +25,10 @@ pub struct FirmwareMemory<'m> {
     pub routes: &'m mut [RouteSlot],
     /// Routes each route table holds, the local route included.
     pub routes_per_table: usize,
+    /// Mapping table buckets of 4 entries (a power of two of them).
     pub mapping_buckets: &'m mut [MappingBucket],
+    /// The underlay addresses of remote mappings, each once (at most 65,536 are used).
+    pub underlays: &'m mut [UnderlaySlot],
     pub gateways: &'m mut [Slot<Gateway>],
     /// The pipeline batch: frames taken from a ring in one go (32 is a good size).
     pub batch: &'m mut [FrameBuf],
@@ -50,7 +53,10 @@ pub mod heap {
         pub subnets: usize,
         pub route_tables: usize,
         pub routes_per_table: usize,
+        /// Mapping table buckets, 4 entries each (a power of two).
         pub mapping_buckets: usize,
+        /// Distinct underlay addresses (remote hosts) the mappings may use.
+        pub underlays: usize,
         pub gateways: usize,
         pub batch: usize,
         /// Flows the flow cache holds (a power of two; 0: no cache).
@@ -66,7 +72,8 @@ pub mod heap {
                 subnets: 32,
                 route_tables: 16,
                 routes_per_table: 32,
-                mapping_buckets: 256,
+                mapping_buckets: 512,
+                underlays: 1024,
                 gateways: 8,
                 batch: 8,
                 flow_cache: 256,
@@ -85,6 +92,7 @@ pub mod heap {
         routes: Vec<RouteSlot>,
         routes_per_table: usize,
         mapping_buckets: Vec<MappingBucket>,
+        underlays: Vec<UnderlaySlot>,
         gateways: Vec<Slot<Gateway>>,
         batch: Vec<FrameBuf>,
         flow_cache: Vec<FlowEntry>,
@@ -104,6 +112,7 @@ pub mod heap {
                 routes: vec![RouteSlot::EMPTY; s.route_tables.saturating_mul(s.routes_per_table)],
                 routes_per_table: s.routes_per_table,
                 mapping_buckets: vec![MappingBucket::EMPTY; s.mapping_buckets],
+                underlays: vec![UnderlaySlot::EMPTY; s.underlays],
                 gateways: vec![None; s.gateways],
                 batch: vec![FrameBuf::EMPTY; s.batch],
                 flow_cache: vec![FlowEntry::EMPTY; s.flow_cache],
@@ -122,6 +131,7 @@ pub mod heap {
                 routes: &mut self.routes,
                 routes_per_table: self.routes_per_table,
                 mapping_buckets: &mut self.mapping_buckets,
+                underlays: &mut self.underlays,
                 gateways: &mut self.gateways,
                 batch: &mut self.batch,
                 flow_cache: &mut self.flow_cache,

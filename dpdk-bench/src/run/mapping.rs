@@ -7,9 +7,12 @@ use crate::oracle::MappingOracle;
 use crate::ours;
 use crate::report::{Kind, Method, Row};
 use crate::timing::{race, seconds};
-use crate::workload::mapping::{mapping_keys, value};
+use crate::workload::mapping::{mapping_keys, value, HOSTS};
 use crate::workload::Rng;
-use nic_firmware::tables::mapping::{Mapping, MappingBucket, MappingTable};
+use nic_firmware::tables::mapping::{Mapping, MappingBucket, MappingTable, UnderlaySlot};
+
+/// Underlay slots of our table: room for the workload's hosts, twice over.
+const UNDERLAYS: usize = 2 * HOSTS as usize;
 
 pub fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
     let s = ctx.scale;
@@ -24,7 +27,8 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
 
     let buckets = s.mapping_slots / MappingTable::SLOTS_PER_BUCKET;
     let mut storage = vec![MappingBucket::EMPTY; buckets];
-    let mut table = MappingTable::new(&mut storage);
+    let mut underlays = vec![UnderlaySlot::EMPTY; UNDERLAYS];
+    let mut table = MappingTable::new(&mut storage, &mut underlays);
     let (built, ours_build) = seconds(|| -> Result<(), String> {
         for (i, k) in mk.stored.iter().enumerate() {
             table
@@ -34,7 +38,8 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
         Ok(())
     });
     built?;
-    let ours_bytes = buckets * std::mem::size_of::<MappingBucket>();
+    let ours_bytes = buckets * std::mem::size_of::<MappingBucket>()
+        + UNDERLAYS * std::mem::size_of::<UnderlaySlot>();
     ctx.log(format!("  ours: built in {ours_build:.2} s"));
 
     let before = dpdk::allocated();

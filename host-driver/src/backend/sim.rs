@@ -113,7 +113,7 @@ mod tests {
             subnets: 7,
             route_tables: 9,
             routes_per_table: 11,
-            mapping_buckets: 64,
+            mapping_buckets: 128,
             ..SimConfig::default()
         }
     }

@@ -193,7 +193,9 @@ const ADMIN_SIZES: Sizes = Sizes {
     subnets: 4,
     route_tables: 4,
     routes_per_table: 4,
-    mapping_buckets: 1,
+    // 8 entries and 2 remote hosts.
+    mapping_buckets: 2,
+    underlays: 2,
     gateways: 4,
     batch: 4,
     flow_cache: 4,

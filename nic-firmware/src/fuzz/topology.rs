@@ -20,7 +20,8 @@ pub const SIZES: Sizes = Sizes {
     subnets: 16,
     route_tables: 8,
     routes_per_table: 32,
-    mapping_buckets: 64,
+    mapping_buckets: 128,
+    underlays: 16,
     gateways: 8,
     batch: 1,
     // Few entries: flows share them, so evictions happen.

@@ -2,49 +2,68 @@
 //!
 //! # Design
 //!
-//! A hardware-style bucketed cuckoo hash, in the manner of DPDK `rte_hash`:
+//! A hardware-style bucketed cuckoo hash in which a bucket is one 64-byte cache line, so
+//! that a lookup usually reads one line of table memory (DPDK's `rte_hash` reads three:
+//! two bucket lines and the key store's):
 //!
-//! - The 64-bit key `vni << 32 | ip` is mixed by a multiply-xorshift finaliser (murmur3
-//!   `fmix64`). Its low bits pick the primary bucket, bits 32.. an XOR distance `d` to the
-//!   alternate bucket (`b2 = b1 ^ d`, `d != 0`, so the two buckets differ whenever there are
-//!   two or more), and its top 14 bits are the entry's tag (signature; never zero).
-//! - A bucket holds [`MappingTable::SLOTS_PER_BUCKET`] = 8 slots. A slot's tag is 0 when the
-//!   slot is empty. The eight tags of a bucket sit in its first 16 bytes, so a lookup
-//!   compares tags first and only reads the key of a slot whose tag matches (a false match
-//!   is 1 in 16,383 per occupied slot). A lookup touches at most its 2 buckets.
+//! - The 64-bit key `vni << 32 | ip` is mixed by a multiply-xorshift round (the first of
+//!   murmur3's `fmix64`: the second changed neither the load reached nor the share of
+//!   entries in their primary bucket, and cost a batched lookup 2 ns). Its low bits pick
+//!   the primary bucket, bits 32.. an XOR distance `d` to the alternate bucket (`b2 = b1 ^ d`, `d != 0`, so the two buckets differ whenever there are
+//!   two or more), so an entry's other bucket follows from its key and the bucket it is in.
+//! - A bucket holds [`MappingTable::SLOTS_PER_BUCKET`] = 4 slots of two words. The key word
+//!   is the key itself (a VNI has 24 bits) with the location kind in its top byte, 0 for an
+//!   empty slot; the value word is the MAC (48 bits) and a 16-bit location field: the VF,
+//!   the VPC, or for a remote instance the index of its host's address in the underlay
+//!   table. A lookup compares the four key words of the primary bucket and reads the
+//!   alternate bucket only when the key is not there; insert tries the primary bucket
+//!   first, so most entries are found in one line (at 95 % load about 71 % of them: a hit
+//!   reads 1.3 lines on average, a miss 2).
+//! - The underlay table interns the underlay IPv4 addresses of remote instances (hosts are
+//!   few: thousands, against a million instances): open addressing by address hash with
+//!   linear probing, a reference count per address, and an index that stays put while any
+//!   mapping refers to it (a slot whose count drops to 0 is free again). It is small enough
+//!   to stay in cache, so reading a remote instance's address costs no further miss.
 //! - Insert puts the key in a free slot of either bucket. When both are full it searches a
-//!   cuckoo path breadth first (at most [`BFS_QUEUE`] buckets, so at most a few hundred
-//!   bucket reads and a path of a handful of moves), without changing anything. Only when a
+//!   cuckoo path breadth first (at most [`BFS_QUEUE`] buckets, usually a few dozen bucket
+//!   reads, and a path of a handful of moves), without changing anything. Only when a
 //!   path ending in a free slot is found does it move entries, from the path's end backwards:
 //!   each entry is first copied into its alternate bucket and only then overwritten, so every
 //!   entry is findable at every instant (at worst twice, with equal values). When no path is
-//!   found the result is [`TableError::Full`] and the table is exactly as it was.
-//! - [`MappingTable::get_batch`] looks up many keys in three passes (tags of both buckets,
-//!   then the matching slot's key and value, then the compare), as DPDK's bulk lookup does,
-//!   so that the cache misses of 16 keys overlap; on 1M entries it takes 0.6 to 0.8 times
-//!   the time of single lookups (`cargo bench -p nic-firmware --features testing --bench
-//!   mapping`).
-//! - Writes publish a slot by writing its key and value first and its tag last (with a
-//!   compiler fence between), and retire it by clearing the tag first, so a lookup never
-//!   sees a half-written entry.
-//! - [`MappingTable::replace`] changes a value make-before-break: it publishes the new value
-//!   in a free slot of one of the key's two buckets, then retires the old slot, so a lookup
-//!   finds the old value or the new one at every instant, never a mix and never none. Only
-//!   when both buckets are full is the slot rewritten in place (retired, written, published
-//!   again): a lookup racing that on hardware would miss the key for that moment (never see
-//!   a mix); the firmware runs commands between pipeline batches, so it never does here.
+//!   found, or a new underlay address finds the underlay table full, the result is
+//!   [`TableError::Full`] and both tables are exactly as they were.
+//! - [`MappingTable::get_batch`] looks up many keys in three passes (hash and prefetch the
+//!   primary lines; answer the keys found there and prefetch the alternate lines of the
+//!   rest; answer the rest), so that the cache misses of 16 keys overlap. Nothing in the
+//!   first two passes branches on where a key is, which is random: at 1M entries a hit
+//!   takes 14 to 15 ns, about 1.7x DPDK's `rte_hash_lookup_bulk_data` on the same keys
+//!   (`cargo run --release -p dpdk-bench --features dpdk -- --only mapping`; groups of 8,
+//!   32 or 64, prefetching both lines up front, or pipelining groups were no faster).
+//! - Writes publish a slot by writing its value word first and its key word last (with a
+//!   compiler fence between), and retire it by clearing the key word's kind first, so a
+//!   lookup never sees a half-written entry. The key word goes in two steps, first without
+//!   its kind and then with it, so that each store changes only one 32-bit half that
+//!   matters: a 32-bit core (the board's RISC-V) writes a 64-bit word as two stores.
+//! - [`MappingTable::replace`] changes a value make-before-break: it interns the new
+//!   underlay address, publishes the new value in a free slot of one of the key's two
+//!   buckets, then retires the old slot and only then releases the old address, so a
+//!   lookup finds the old value or the new one at every instant, never a mix and never
+//!   none. Only when both buckets are full is the slot rewritten in place (retired, written,
+//!   published again): a lookup racing that on hardware would miss the key for that moment
+//!   (never see a mix); the firmware runs commands between pipeline batches, so it never
+//!   does here.
 //!
 //! # Capacity and memory
 //!
 //! The table uses the largest power-of-two prefix of the bucket slice it is given (a slice
-//! of 1,000 buckets uses 512 of them; give a power of two). Capacity is buckets x 8 entries.
-//! Measured load at the first `Full` is about 98.7 to 100 % for random keys (the tests assert
-//! >= 90 %).
+//! of 1,000 buckets uses 512 of them; give a power of two). Capacity is buckets x 4 entries.
+//! Measured load at the first `Full` is about 95 to 98 % for random keys (96.7 % at 262,144
+//! buckets; the tests assert >= 90 %). A key whose VNI is wider than 24 bits is never stored (`Full`) nor found.
 //!
-//! A bucket is 160 bytes (tags and location kinds 16, keys 64, underlay address or VF 32,
-//! MACs 48), so an entry costs **20 bytes** of device memory per slot, about 20.3 bytes per
-//! stored entry at the load reached at `Full`. The hash is fixed (hardware tables use a
-//! fixed CRC as well); keys are chosen by the operator, not by remote parties.
+//! A bucket is 64 bytes, so an entry costs **16 bytes** of device memory per slot, about
+//! 16.8 bytes per stored entry at 95 % load, plus 8 bytes per underlay slot (the underlay
+//! slice, at most 65,536 slots: the location field's reach). The hash is fixed (hardware
+//! tables use a fixed CRC as well); keys are chosen by the operator, not by remote parties.
 use super::TableError;
 use core::sync::atomic::{compiler_fence, Ordering};
 
@@ -101,149 +120,296 @@ pub struct Mapping {
     pub location: Location,
 }
 
-/// Slots per bucket.
-const SLOTS: usize = 8;
-/// The tag bits of a slot's meta word; 0 means empty.
-const TAG_MASK: u16 = 0x3fff;
-/// The meta bits of the location kind.
-const KIND_LOCAL: u16 = 0;
-const KIND_REMOTE: u16 = 0x4000;
-const KIND_GATEWAY: u16 = 0x8000;
-const KIND_VPC: u16 = 0xc000;
-const KIND_MASK: u16 = 0xc000;
-/// The address word of a [`Location::Broadcast`] entry (kind [`KIND_GATEWAY`]).
-const BROADCAST_ADDR: u32 = 1;
-/// Buckets the cuckoo path search visits at most (2 roots, 16 at depth 1, 128 at depth 2,
-/// the rest at depth 3). 256 x 8 bytes of stack.
-pub const BFS_QUEUE: usize = 256;
+/// Slots per bucket: 4 of 16 bytes fill one cache line.
+const SLOTS: usize = 4;
+/// The key bits of a key word: `vni << 32 | ip` with a 24-bit VNI.
+const KEY_MASK: u64 = (1 << 56) - 1;
+/// Where the location kind sits in a key word (its top byte; 0 is an empty slot).
+const KIND_SHIFT: u32 = 56;
+const KIND_LOCAL: u8 = 1;
+const KIND_REMOTE: u8 = 2;
+const KIND_GATEWAY: u8 = 3;
+const KIND_BROADCAST: u8 = 4;
+const KIND_VPC: u8 = 5;
+/// Buckets the cuckoo path search queues at most (2 roots, 8 at depth 1, 32 at depth 2,
+/// 128 at depth 3, 512 at depth 4, the rest at depth 5), 8 bytes each, on the stack of an
+/// insert that needs it. 256 reached 94.7 % load at 262,144 buckets, less than the 95.4 %
+/// of 1M mappings in 2^20 slots; 1,024 reaches 96.7 %.
+pub const BFS_QUEUE: usize = 1024;
+/// Underlay slots a table uses at most: a mapping's location field holds 16 bits.
+const MAX_UNDERLAYS: usize = 1 << 16;
 
-/// One bucket of table storage: 8 slots, 160 bytes.
+/// One slot of a bucket: an entry, or nothing when the key word's kind is 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
-pub struct MappingBucket {
-    /// Per slot: tag (bits 0..14, 0 = empty) and location kind (bits 14..16).
-    meta: [u16; SLOTS],
-    /// Per slot: `vni << 32 | ip`.
-    keys: [u64; SLOTS],
-    /// Per slot: underlay IPv4, or the VF index.
-    addrs: [u32; SLOTS],
-    /// Per slot: instance MAC.
-    macs: [[u8; 6]; SLOTS],
+struct Slot {
+    /// `kind << 56 | vni << 32 | ip`.
+    key: u64,
+    /// The MAC in bits 0..48 (its bytes in order from the lowest), the location field in
+    /// bits 48..64.
+    value: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<MappingBucket>() == 160);
+impl Slot {
+    const EMPTY: Slot = Slot { key: 0, value: 0 };
+
+    fn kind(self) -> u8 {
+        (self.key >> KIND_SHIFT) as u8
+    }
+
+    fn is_free(self) -> bool {
+        self.kind() == 0
+    }
+
+    /// True when the slot holds `key` (a key word without kind; a wider VNI never matches).
+    #[inline(always)]
+    fn holds(self, key: u64) -> bool {
+        self.key & KEY_MASK == key && self.key > KEY_MASK
+    }
+
+    fn mapping_key(self) -> MappingKey {
+        MappingKey::unpacked(self.key & KEY_MASK)
+    }
+
+    #[inline(always)]
+    fn mac(self) -> [u8; 6] {
+        let mut mac = [0; 6];
+        let bytes = self.value.to_le_bytes();
+        if let Some(b) = bytes.get(..6) {
+            mac.copy_from_slice(b);
+        }
+        mac
+    }
+
+    fn field(self) -> u16 {
+        (self.value >> 48) as u16
+    }
+
+    fn value_word(mac: [u8; 6], field: u16) -> u64 {
+        let [m0, m1, m2, m3, m4, m5] = mac;
+        let [f0, f1] = field.to_le_bytes();
+        u64::from_le_bytes([m0, m1, m2, m3, m4, m5, f0, f1])
+    }
+
+    /// Writes an entry over this slot, free or not: retires what it holds, writes the
+    /// value, then the key without its kind (still free), then the key with it.
+    fn publish(&mut self, key: u64, value: u64) {
+        if !self.is_free() {
+            self.retire();
+        }
+        self.key = key & KEY_MASK;
+        compiler_fence(Ordering::Release);
+        self.value = value;
+        compiler_fence(Ordering::Release);
+        self.key = key;
+    }
+
+    /// Clears the kind first (the slot reads as free from then on), then the rest.
+    fn retire(&mut self) {
+        self.key &= KEY_MASK;
+        compiler_fence(Ordering::Release);
+        *self = Slot::EMPTY;
+    }
+}
+
+/// One bucket of table storage: 4 slots, one 64-byte cache line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(64))]
+pub struct MappingBucket {
+    slots: [Slot; SLOTS],
+}
+
+const _: () = assert!(core::mem::size_of::<MappingBucket>() == 64);
+const _: () = assert!(core::mem::align_of::<MappingBucket>() == 64);
 
 impl MappingBucket {
     /// An empty bucket, to fill storage with.
     pub const EMPTY: MappingBucket = MappingBucket {
-        meta: [0; SLOTS],
-        keys: [0; SLOTS],
-        addrs: [0; SLOTS],
-        macs: [[0; 6]; SLOTS],
+        slots: [Slot::EMPTY; SLOTS],
     };
 
-    fn tag(&self, slot: usize) -> u16 {
-        self.meta.get(slot).map_or(0, |m| m & TAG_MASK)
+    fn slot(&self, slot: usize) -> Option<Slot> {
+        self.slots.get(slot).copied()
     }
 
     fn free_slot(&self) -> Option<usize> {
-        self.meta.iter().position(|m| m & TAG_MASK == 0)
+        self.slots.iter().position(|s| s.is_free())
     }
 
-    /// The first slot holding `tag`.
-    fn tag_match(&self, tag: u16) -> Option<usize> {
-        self.meta.iter().position(|m| m & TAG_MASK == tag)
-    }
-
-    fn find(&self, tag: u16, key: u64) -> Option<usize> {
-        self.meta
-            .iter()
-            .zip(self.keys.iter())
-            .position(|(m, k)| m & TAG_MASK == tag && *k == key)
-    }
-
-    fn entry(&self, slot: usize) -> Option<(MappingKey, Mapping)> {
-        let meta = *self.meta.get(slot)?;
-        if meta & TAG_MASK == 0 {
-            return None;
+    /// One bit per slot holding `key` (a key word without kind, at most 56 bits): all
+    /// four compared without a branch per slot, as where a key sits in its bucket is
+    /// random. A slot holds it when its key word differs from it in the kind byte only,
+    /// and the kind is not 0: rotated left by a byte, the difference is then 1..=255.
+    #[inline(always)]
+    fn hits(&self, key: u64) -> u32 {
+        let mut hits = 0u32;
+        for (i, s) in self.slots.iter().enumerate() {
+            let diff = (s.key ^ key).rotate_left(8);
+            hits |= u32::from(diff.wrapping_sub(1) < 0xff) << i;
         }
-        let key = MappingKey::unpacked(*self.keys.get(slot)?);
-        let addr = *self.addrs.get(slot)?;
-        let location = match meta & KIND_MASK {
-            KIND_REMOTE => Location::Remote { underlay_ip: addr },
-            KIND_GATEWAY if addr == BROADCAST_ADDR => Location::Broadcast,
-            KIND_GATEWAY => Location::Gateway,
-            KIND_VPC => Location::Vpc((addr & 0xffff) as u16),
-            _ => Location::LocalVf((addr & 0xffff) as u16),
-        };
-        let mac = *self.macs.get(slot)?;
-        Some((key, Mapping { mac, location }))
+        hits
     }
 
-    /// Writes key and value, then publishes the tag.
-    fn publish(&mut self, slot: usize, tag: u16, key: u64, value: Mapping) {
-        let (addr, kind) = match value.location {
-            Location::LocalVf(vf) => (u32::from(vf), KIND_LOCAL),
-            Location::Remote { underlay_ip } => (underlay_ip, KIND_REMOTE),
-            Location::Gateway => (0, KIND_GATEWAY),
-            Location::Broadcast => (BROADCAST_ADDR, KIND_GATEWAY),
-            Location::Vpc(id) => (u32::from(id), KIND_VPC),
+    /// The first slot of `hits` (slot 0 when there is none).
+    #[inline(always)]
+    fn first(&self, hits: u32) -> Slot {
+        let i = (hits.trailing_zeros() as usize) % SLOTS;
+        self.slots.get(i).copied().unwrap_or(Slot::EMPTY)
+    }
+
+    fn position(&self, key: u64) -> Option<usize> {
+        self.slots.iter().position(|s| s.holds(key))
+    }
+}
+
+/// One interned underlay address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct UnderlaySlot {
+    /// The address, host byte order.
+    ip: u32,
+    /// Mappings whose location is this address; 0: the slot is free.
+    refs: u32,
+}
+
+impl UnderlaySlot {
+    /// A free slot, to fill storage with.
+    pub const EMPTY: UnderlaySlot = UnderlaySlot { ip: 0, refs: 0 };
+}
+
+/// The underlay table: each address of a remote instance's host once, with a count of the
+/// mappings that use it.
+struct Underlays<'m> {
+    slots: &'m mut [UnderlaySlot],
+    /// The longest probe an address in use took, so a search stops after it. Removals
+    /// leave free slots inside probe sequences (an index in use must not move), so an
+    /// empty slot does not end a search; `reach` does.
+    reach: usize,
+    /// Addresses in use.
+    len: usize,
+}
+
+impl<'m> Underlays<'m> {
+    fn new(slots: &'m mut [UnderlaySlot]) -> Self {
+        let usable = slots.len().min(MAX_UNDERLAYS);
+        let mut u = Underlays {
+            slots: slots.get_mut(..usable).unwrap_or_default(),
+            reach: 0,
+            len: 0,
         };
-        if let (Some(k), Some(a), Some(m)) = (
-            self.keys.get_mut(slot),
-            self.addrs.get_mut(slot),
-            self.macs.get_mut(slot),
-        ) {
-            *k = key;
-            *a = addr;
-            *m = value.mac;
-        } else {
+        u.clear();
+        u
+    }
+
+    fn clear(&mut self) {
+        self.slots.fill(UnderlaySlot::EMPTY);
+        self.reach = 0;
+        self.len = 0;
+    }
+
+    /// The first slot of `ip`'s probe sequence: multiply-shift range reduction of a hash,
+    /// so any slice length works without a division.
+    fn home(&self, ip: u32) -> usize {
+        let h = fmix64_round(u64::from(ip)) >> 32;
+        (h.wrapping_mul(self.slots.len() as u64) >> 32) as usize
+    }
+
+    /// The address at `index` (0 for a free slot, which no entry refers to).
+    #[inline(always)]
+    fn ip(&self, index: u16) -> u32 {
+        self.slots.get(usize::from(index)).map_or(0, |s| s.ip)
+    }
+
+    /// The index of `ip`, which now has one more reference: its slot if it is in use,
+    /// else the first free slot of its probe sequence. `Full` (nothing changed) when no
+    /// slot is free.
+    fn intern(&mut self, ip: u32) -> Result<u16, TableError> {
+        let n = self.slots.len();
+        let home = self.home(ip);
+        let mut free = None;
+        for step in 0..n {
+            let i = wrap(home.wrapping_add(step), n);
+            let s = self.slots.get_mut(i).ok_or(TableError::Full)?;
+            if s.refs != 0 && s.ip == ip {
+                s.refs = s.refs.checked_add(1).ok_or(TableError::Full)?;
+                return u16::try_from(i).map_err(|_| TableError::Full);
+            }
+            if s.refs == 0 && free.is_none() {
+                free = Some((i, step));
+            }
+            // No address in use lies further along than `reach`.
+            if step >= self.reach && free.is_some() {
+                break;
+            }
+        }
+        let (i, step) = free.ok_or(TableError::Full)?;
+        let index = u16::try_from(i).map_err(|_| TableError::Full)?;
+        let s = self.slots.get_mut(i).ok_or(TableError::Full)?;
+        *s = UnderlaySlot { ip, refs: 1 };
+        self.reach = self.reach.max(step);
+        self.len = self.len.saturating_add(1);
+        Ok(index)
+    }
+
+    /// Drops one reference to `index`; the last frees the slot.
+    fn release(&mut self, index: u16) {
+        let Some(s) = self.slots.get_mut(usize::from(index)) else {
             return;
-        }
-        compiler_fence(Ordering::Release);
-        if let Some(m) = self.meta.get_mut(slot) {
-            *m = (tag & TAG_MASK) | kind;
+        };
+        match s.refs {
+            0 => {}
+            1 => {
+                *s = UnderlaySlot::EMPTY;
+                self.len = self.len.saturating_sub(1);
+                if self.len == 0 {
+                    self.reach = 0;
+                }
+            }
+            r => s.refs = r.saturating_sub(1),
         }
     }
+}
 
-    /// Clears the tag first, then the data.
-    fn retire(&mut self, slot: usize) {
-        if let Some(m) = self.meta.get_mut(slot) {
-            *m = 0;
-        }
-        compiler_fence(Ordering::Release);
-        if let (Some(k), Some(a), Some(m)) = (
-            self.keys.get_mut(slot),
-            self.addrs.get_mut(slot),
-            self.macs.get_mut(slot),
-        ) {
-            *k = 0;
-            *a = 0;
-            *m = [0; 6];
-        }
-    }
+/// `i` for `i < n`, else `i - n` (for `i < 2n`).
+fn wrap(i: usize, n: usize) -> usize {
+    i.checked_sub(n).unwrap_or(i)
 }
 
 /// A key's hash-derived placement.
 #[derive(Clone, Copy)]
 struct Hashed {
+    /// `vni << 32 | ip`; wider than [`KEY_MASK`] for a VNI no slot can hold.
     key: u64,
-    tag: u16,
     primary: usize,
     /// XOR distance between the two buckets (non-zero when there are >= 2 buckets).
     dist: usize,
 }
 
-/// murmur3 `fmix64`: a fast, well-mixing 64-bit finaliser.
-fn fmix64(x: u64) -> u64 {
-    let mut x = fmix64_round(x);
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^= x >> 33;
-    x
+impl Hashed {
+    fn alternate(&self) -> usize {
+        self.primary ^ self.dist
+    }
 }
 
-/// The first round of [`fmix64`]: one multiply, enough that every input bit moves every
-/// output bit for a port hash or a direct-mapped index (F14's source port, the flow cache).
+/// What a batched lookup keeps of a key between its passes.
+#[derive(Clone, Copy)]
+struct Probe {
+    key: u64,
+    primary: u32,
+    alternate: u32,
+}
+
+impl Probe {
+    const NONE: Probe = Probe {
+        key: 0,
+        primary: 0,
+        alternate: 0,
+    };
+}
+
+/// The first round of murmur3's `fmix64` finaliser: one multiply, enough that every input
+/// bit moves every output bit for a port hash, a direct-mapped index (F14's source port,
+/// the flow cache) or the mapping table's two buckets.
 #[inline(always)]
 pub(crate) fn fmix64_round(mut x: u64) -> u64 {
     x ^= x >> 33;
@@ -270,14 +436,16 @@ pub struct MappingTable<'m> {
     mask: usize,
     nbuckets: usize,
     len: usize,
+    underlays: Underlays<'m>,
 }
 
 impl<'m> MappingTable<'m> {
     /// Entries one bucket holds.
     pub const SLOTS_PER_BUCKET: usize = SLOTS;
 
-    /// A table over `buckets`, emptied. Uses the largest power-of-two prefix of the slice.
-    pub fn new(buckets: &'m mut [MappingBucket]) -> Self {
+    /// A table over `buckets` and the underlay table `underlays`, both emptied. Uses the
+    /// largest power-of-two prefix of `buckets` and at most 65,536 underlay slots.
+    pub fn new(buckets: &'m mut [MappingBucket], underlays: &'m mut [UnderlaySlot]) -> Self {
         // Bucket indexes travel as u32 in the path search.
         let usable = buckets.len().min(1 << 31);
         let nbuckets = if usable == 0 {
@@ -290,12 +458,13 @@ impl<'m> MappingTable<'m> {
             mask: nbuckets.saturating_sub(1),
             nbuckets,
             len: 0,
+            underlays: Underlays::new(underlays),
         };
         t.clear();
         t
     }
 
-    /// Nominal capacity in entries (buckets in use x 8). Random keys fill about 99 % of it.
+    /// Nominal capacity in entries (buckets in use x 4). Random keys fill about 97 % of it.
     pub fn capacity(&self) -> usize {
         self.nbuckets.saturating_mul(Self::SLOTS_PER_BUCKET)
     }
@@ -315,19 +484,22 @@ impl<'m> MappingTable<'m> {
         self.len == 0
     }
 
+    /// Distinct underlay addresses the remote entries use, and room for them.
+    pub fn underlays(&self) -> (usize, usize) {
+        (self.underlays.len, self.underlays.slots.len())
+    }
+
     /// Removes every entry.
     pub fn clear(&mut self) {
         self.buckets.fill(MappingBucket::EMPTY);
+        self.underlays.clear();
         self.len = 0;
     }
 
+    #[inline(always)]
     fn hashed(&self, key: MappingKey) -> Hashed {
         let packed = key.packed();
-        let h = fmix64(packed);
-        let tag = match ((h >> 50) as u16) & TAG_MASK {
-            0 => 1,
-            t => t,
-        };
+        let h = fmix64_round(packed);
         let primary = (h as usize) & self.mask;
         let dist = match ((h >> 32) as usize) & self.mask {
             0 => 1 & self.mask,
@@ -335,12 +507,31 @@ impl<'m> MappingTable<'m> {
         };
         Hashed {
             key: packed,
-            tag,
             primary,
             dist,
         }
     }
 
+    /// What a lookup of `key` reads and compares. A key no slot can hold (a VNI wider
+    /// than 24 bits) gets buckets out of range and key 0, which no slot matches there.
+    #[inline(always)]
+    fn probe(&self, key: MappingKey) -> Probe {
+        let h = self.hashed(key);
+        if h.key > KEY_MASK || self.nbuckets == 0 {
+            return Probe {
+                key: 0,
+                primary: u32::MAX,
+                alternate: u32::MAX,
+            };
+        }
+        Probe {
+            key: h.key,
+            primary: h.primary as u32,
+            alternate: h.alternate() as u32,
+        }
+    }
+
+    #[inline(always)]
     fn bucket(&self, i: usize) -> Option<&MappingBucket> {
         if self.nbuckets == 0 {
             return None;
@@ -348,23 +539,74 @@ impl<'m> MappingTable<'m> {
         self.buckets.get(i)
     }
 
+    fn slot_mut(&mut self, bucket: usize, slot: usize) -> Option<&mut Slot> {
+        self.buckets.get_mut(bucket)?.slots.get_mut(slot)
+    }
+
+    /// The entry a slot holds, its underlay address looked up.
+    fn entry(&self, s: Slot) -> Option<(MappingKey, Mapping)> {
+        Some((s.mapping_key(), self.value(s)?))
+    }
+
+    #[inline(always)]
+    fn value(&self, s: Slot) -> Option<Mapping> {
+        let field = s.field();
+        let location = match s.kind() {
+            KIND_LOCAL => Location::LocalVf(field),
+            KIND_REMOTE => Location::Remote {
+                underlay_ip: self.underlays.ip(field),
+            },
+            KIND_GATEWAY => Location::Gateway,
+            KIND_BROADCAST => Location::Broadcast,
+            KIND_VPC => Location::Vpc(field),
+            _ => return None,
+        };
+        Some(Mapping {
+            mac: s.mac(),
+            location,
+        })
+    }
+
+    /// The key word (kind included) and value word of a new entry, interning its underlay
+    /// address; `Full` (nothing changed) when the underlay table has no room for it.
+    fn encode(&mut self, key: u64, value: Mapping) -> Result<Slot, TableError> {
+        let (kind, field) = match value.location {
+            Location::LocalVf(vf) => (KIND_LOCAL, vf),
+            Location::Remote { underlay_ip } => (KIND_REMOTE, self.underlays.intern(underlay_ip)?),
+            Location::Gateway => (KIND_GATEWAY, 0),
+            Location::Broadcast => (KIND_BROADCAST, 0),
+            Location::Vpc(id) => (KIND_VPC, id),
+        };
+        Ok(Slot {
+            key: (u64::from(kind) << KIND_SHIFT) | (key & KEY_MASK),
+            value: Slot::value_word(value.mac, field),
+        })
+    }
+
+    /// Drops the underlay reference of an entry that is gone.
+    fn release(&mut self, s: Slot) {
+        if s.kind() == KIND_REMOTE {
+            self.underlays.release(s.field());
+        }
+    }
+
     /// (bucket, slot) of `key`.
     fn locate(&self, h: &Hashed) -> Option<(usize, usize)> {
         let b1 = h.primary;
-        if let Some(s) = self.bucket(b1).and_then(|b| b.find(h.tag, h.key)) {
+        if let Some(s) = self.bucket(b1).and_then(|b| b.position(h.key)) {
             return Some((b1, s));
         }
-        let b2 = b1 ^ h.dist;
+        let b2 = h.alternate();
         if b2 != b1 {
-            if let Some(s) = self.bucket(b2).and_then(|b| b.find(h.tag, h.key)) {
+            if let Some(s) = self.bucket(b2).and_then(|b| b.position(h.key)) {
                 return Some((b2, s));
             }
         }
         None
     }
 
-    /// Adds a mapping; `Exists` if the key is there, `Full` if there is no room. A refused
-    /// insert changes nothing.
+    /// Adds a mapping; `Exists` if the key is there, `Full` if there is no room (for the
+    /// entry, or for a new underlay address). A refused insert changes nothing.
     pub fn insert(&mut self, key: MappingKey, value: Mapping) -> Result<(), TableError> {
         if self.nbuckets == 0 {
             return Err(TableError::Full);
@@ -373,30 +615,34 @@ impl<'m> MappingTable<'m> {
         if self.locate(&h).is_some() {
             return Err(TableError::Exists);
         }
-        let b1 = h.primary;
-        let b2 = b1 ^ h.dist;
-        for b in [b1, b2] {
-            if let Some(bucket) = self.buckets.get_mut(b) {
-                if let Some(s) = bucket.free_slot() {
-                    bucket.publish(s, h.tag, h.key, value);
-                    self.len = self.len.saturating_add(1);
-                    return Ok(());
-                }
-            }
+        if h.key > KEY_MASK {
+            return Err(TableError::Full);
         }
-        self.cuckoo_insert(&h, value)
+        // The underlay address is interned only once the entry is sure of a slot, so that
+        // a refusal changes nothing.
+        let free = [h.primary, h.alternate()]
+            .into_iter()
+            .find_map(|b| Some((b, self.bucket(b)?.free_slot()?)));
+        if let Some((bucket, slot)) = free {
+            let new = self.encode(h.key, value)?;
+            if let Some(s) = self.slot_mut(bucket, slot) {
+                s.publish(new.key, new.value);
+            }
+        } else {
+            let mut queue = [NODE_ZERO; BFS_QUEUE];
+            let (end, free) = self.cuckoo_path(&h, &mut queue).ok_or(TableError::Full)?;
+            let new = self.encode(h.key, value)?;
+            self.move_along(&queue, end, free, new);
+        }
+        self.len = self.len.saturating_add(1);
+        Ok(())
     }
 
-    /// Both buckets are full: search a path breadth first, then move along it.
-    fn cuckoo_insert(&mut self, h: &Hashed, value: Mapping) -> Result<(), TableError> {
-        let empty = Node {
-            bucket: 0,
-            parent: NO_PARENT,
-            slot: 0,
-        };
-        let mut queue = [empty; BFS_QUEUE];
+    /// A cuckoo path for `h`, whose two buckets are full, found breadth first (in
+    /// `queue`): the node whose bucket has a free slot, and that slot. Changes nothing.
+    fn cuckoo_path(&self, h: &Hashed, queue: &mut [Node; BFS_QUEUE]) -> Option<(usize, usize)> {
         let b1 = h.primary;
-        let b2 = b1 ^ h.dist;
+        let b2 = h.alternate();
         let mut tail = 0usize;
         for b in [b1, b2] {
             if let Some(n) = queue.get_mut(tail) {
@@ -411,29 +657,23 @@ impl<'m> MappingTable<'m> {
                 break;
             }
         }
+        // The roots are full (the caller looked). Each node's children are checked for a free
+        // slot as they are queued, a level before their turn to be expanded: the children
+        // of one node are read together, so their cache misses overlap.
         let mut head = 0usize;
         while head < tail {
-            let node = *queue.get(head).ok_or(TableError::Full)?;
-            let bucket = self
-                .buckets
-                .get(node.bucket as usize)
-                .ok_or(TableError::Full)?;
-            if let Some(free) = bucket.free_slot() {
-                self.move_along(&queue, head, free, h, value);
-                self.len = self.len.saturating_add(1);
-                return Ok(());
-            }
-            for slot in 0..SLOTS {
+            let node = *queue.get(head)?;
+            let bucket = self.bucket(node.bucket as usize)?;
+            let first_child = tail;
+            for (slot, s) in bucket.slots.iter().enumerate() {
                 if tail >= BFS_QUEUE {
                     break;
                 }
-                let Some((k, _)) = bucket.entry(slot) else {
-                    continue;
-                };
-                let alt = node.bucket as usize ^ self.hashed(k).dist;
-                if on_path(&queue, head, alt) {
+                let alt = node.bucket as usize ^ self.hashed(s.mapping_key()).dist;
+                if on_path(queue, head, alt) {
                     continue;
                 }
+                self.prefetch_bucket(alt as u32);
                 if let Some(n) = queue.get_mut(tail) {
                     *n = Node {
                         bucket: alt as u32,
@@ -443,79 +683,94 @@ impl<'m> MappingTable<'m> {
                     tail = tail.saturating_add(1);
                 }
             }
+            for child in first_child..tail {
+                let b = queue.get(child)?.bucket as usize;
+                if let Some(free) = self.bucket(b)?.free_slot() {
+                    return Some((child, free));
+                }
+            }
             head = head.saturating_add(1);
         }
-        Err(TableError::Full)
+        None
     }
 
     /// Moves entries along the path ending at `queue[end]` (whose bucket has slot `free`
     /// empty), from the end backwards, then writes the new entry at the path's root.
-    fn move_along(&mut self, queue: &[Node], end: usize, free: usize, h: &Hashed, value: Mapping) {
+    fn move_along(&mut self, queue: &[Node], end: usize, free: usize, new: Slot) {
         let mut cur = end;
         let mut dst_slot = free;
         while let Some(node) = queue.get(cur) {
             let dst = node.bucket as usize;
             if node.parent == NO_PARENT {
-                if let Some(b) = self.buckets.get_mut(dst) {
-                    b.publish(dst_slot, h.tag, h.key, value);
+                if let Some(s) = self.slot_mut(dst, dst_slot) {
+                    s.publish(new.key, new.value);
                 }
                 return;
             }
             let Some(parent) = queue.get(usize::from(node.parent)) else {
                 return;
             };
-            let src = parent.bucket as usize;
             let src_slot = usize::from(node.slot);
-            let Some(moved) = self.buckets.get(src).and_then(|b| b.entry(src_slot)) else {
+            let Some(moved) = self
+                .bucket(parent.bucket as usize)
+                .and_then(|b| b.slot(src_slot))
+            else {
                 return;
             };
-            let tag = self.bucket(src).map_or(0, |b| b.tag(src_slot));
             // Copy first: the entry is in both buckets until its old slot is overwritten.
-            if let Some(b) = self.buckets.get_mut(dst) {
-                b.publish(dst_slot, tag, moved.0.packed(), moved.1);
+            if let Some(s) = self.slot_mut(dst, dst_slot) {
+                s.publish(moved.key, moved.value);
             }
             #[cfg(test)]
-            tests::observe_move(self);
+            tests::observe(self);
             dst_slot = src_slot;
             cur = usize::from(node.parent);
         }
     }
 
     /// Sets the value of the existing `key` and returns the old one; `NotFound` (and nothing
-    /// changed) when the key is absent. Never `Full`: see the module documentation.
+    /// changed) when the key is absent, `Full` (nothing changed) when a new underlay address
+    /// finds no room. See the module documentation for what a lookup meanwhile sees.
     pub fn replace(&mut self, key: MappingKey, value: Mapping) -> Result<Mapping, TableError> {
         let h = self.hashed(key);
         let (b, s) = self.locate(&h).ok_or(TableError::NotFound)?;
-        let old = self
+        let old_slot = self
             .bucket(b)
-            .and_then(|bucket| bucket.entry(s))
-            .map(|(_, v)| v)
+            .and_then(|bucket| bucket.slot(s))
             .ok_or(TableError::NotFound)?;
+        let old = self.value(old_slot).ok_or(TableError::NotFound)?;
+        // The new address is held before the old is let go: an index both use stays put.
+        let new = self.encode(h.key, value)?;
         let b1 = h.primary;
-        let b2 = b1 ^ h.dist;
+        let b2 = h.alternate();
         // A free slot in the primary bucket first: lookups look there first.
         let free = [b1, b2]
             .into_iter()
-            .find_map(|x| Some((x, self.buckets.get(x)?.free_slot()?)));
+            .find_map(|x| Some((x, self.bucket(x)?.free_slot()?)));
         match free {
             Some((fb, fs)) => {
-                if let Some(bucket) = self.buckets.get_mut(fb) {
-                    bucket.publish(fs, h.tag, h.key, value);
+                if let Some(slot) = self.slot_mut(fb, fs) {
+                    slot.publish(new.key, new.value);
                 }
+                #[cfg(test)]
+                tests::observe(self);
                 // Both copies are complete; the old one goes.
                 compiler_fence(Ordering::Release);
-                if let Some(bucket) = self.buckets.get_mut(b) {
-                    bucket.retire(s);
+                if let Some(slot) = self.slot_mut(b, s) {
+                    slot.retire();
                 }
             }
             None => {
-                if let Some(bucket) = self.buckets.get_mut(b) {
-                    bucket.retire(s);
+                if let Some(slot) = self.slot_mut(b, s) {
+                    slot.retire();
                     compiler_fence(Ordering::Release);
-                    bucket.publish(s, h.tag, h.key, value);
+                    slot.publish(new.key, new.value);
                 }
             }
         }
+        #[cfg(test)]
+        tests::observe(self);
+        self.release(old_slot);
         Ok(old)
     }
 
@@ -523,91 +778,112 @@ impl<'m> MappingTable<'m> {
     pub fn remove(&mut self, key: MappingKey) -> Result<Mapping, TableError> {
         let h = self.hashed(key);
         let (b, s) = self.locate(&h).ok_or(TableError::NotFound)?;
-        let bucket = self.buckets.get_mut(b).ok_or(TableError::NotFound)?;
-        let (_, v) = bucket.entry(s).ok_or(TableError::NotFound)?;
-        bucket.retire(s);
+        let old_slot = self
+            .bucket(b)
+            .and_then(|bucket| bucket.slot(s))
+            .ok_or(TableError::NotFound)?;
+        let old = self.value(old_slot).ok_or(TableError::NotFound)?;
+        if let Some(slot) = self.slot_mut(b, s) {
+            slot.retire();
+        }
+        self.release(old_slot);
         self.len = self.len.saturating_sub(1);
-        Ok(v)
+        Ok(old)
     }
 
-    /// The mapping for `key`. Reads at most 2 buckets.
+    /// The mapping for `key`. Reads the primary bucket, and the alternate only when the
+    /// key is not in the primary.
     pub fn get(&self, key: MappingKey) -> Option<Mapping> {
-        let h = self.hashed(key);
-        let (b, s) = self.locate(&h)?;
-        self.bucket(b)?.entry(s).map(|(_, v)| v)
+        let p = self.probe(key);
+        let mut bucket = self.bucket_or_empty(p.primary);
+        let mut hits = bucket.hits(p.key);
+        if hits == 0 {
+            bucket = self.bucket_or_empty(p.alternate);
+            hits = bucket.hits(p.key);
+        }
+        if hits == 0 {
+            return None;
+        }
+        self.value(bucket.first(hits))
     }
 
     /// [`MappingTable::get`] for each key of `keys`, into `out` (the shorter of the two
     /// bounds the work). The same answers, faster on a table larger than the cache: the
-    /// keys go in groups of 16 through three passes, as DPDK's `rte_hash_lookup_bulk`
-    /// does: hash and read the tags of both candidate buckets; pick the slot whose tag
-    /// matches and read its key and value; compare the key and answer. Within a pass the
-    /// reads of different keys do not depend on each other, so their cache misses overlap.
+    /// keys go in groups of 16 through three passes: hash each key and prefetch its
+    /// primary bucket; answer the keys found there and prefetch the alternate bucket of
+    /// the others; answer those. Within a pass the reads of different keys do not depend
+    /// on each other, so their cache misses overlap.
     pub fn get_batch(&self, keys: &[MappingKey], out: &mut [Option<Mapping>]) {
-        const GROUP: usize = 16;
-        let none = Hashed {
-            key: 0,
-            tag: 0,
-            primary: 0,
-            dist: 0,
+        // The fastest of 8, 16, 32 and 64 (at most 64: one bit each in `rest`).
+        const G: usize = 16;
+        let n = keys.len().min(out.len());
+        let (Some(keys), Some(out)) = (keys.get(..n), out.get_mut(..n)) else {
+            return;
         };
-        for (keys, out) in keys.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-            let mut hs = [none; GROUP];
-            let mut touched = 0u64;
-            for (k, h) in keys.iter().zip(hs.iter_mut()) {
-                *h = self.hashed(*k);
-                for b in [h.primary, h.primary ^ h.dist] {
-                    touched ^= self.bucket(b).map_or(0, |b| u64::from(b.meta[0]));
-                }
+        let mut probes = [Probe::NONE; G];
+        for (keys, out) in keys.chunks(G).zip(out.chunks_mut(G)) {
+            for (k, p) in keys.iter().zip(probes.iter_mut()) {
+                *p = self.probe(*k);
+                self.prefetch_bucket(p.primary);
             }
-            // The first slot whose tag matches, in either bucket (usually the only one).
-            let mut cand = [(0usize, SLOTS); GROUP];
-            for (h, c) in hs.iter().zip(cand.iter_mut()) {
-                for b in [h.primary, h.primary ^ h.dist] {
-                    if let Some(s) = self.bucket(b).and_then(|bk| bk.tag_match(h.tag)) {
-                        *c = (b, s);
-                        break;
-                    }
-                }
-                if let Some(bk) = self.bucket(c.0) {
-                    touched ^= bk.keys.get(c.1).copied().unwrap_or(0);
-                    touched ^= u64::from(bk.macs.get(c.1).map_or(0, |m| m[5]));
-                }
+            // Keys not in their primary bucket, one bit each. Nothing here branches on
+            // whether a key was found: that is random, so a branch would mispredict.
+            let mut rest = 0u64;
+            for (i, (p, o)) in probes.iter().zip(out.iter_mut()).enumerate() {
+                let bucket = self.bucket_or_empty(p.primary);
+                let hits = bucket.hits(p.key);
+                let missed = hits == 0;
+                rest |= u64::from(missed) << i;
+                // The alternate bucket if the key was not here, else this one again (in
+                // cache already): chosen by a mask, as a compiler may make a branch of an
+                // `if`.
+                let pick = u32::from(missed).wrapping_neg();
+                self.prefetch_bucket(p.primary ^ ((p.primary ^ p.alternate) & pick));
+                // A wrong answer for a key not found here; the last pass overwrites it.
+                *o = self.value(bucket.first(hits));
             }
-            // The loads above only bring lines into the cache: keep them.
-            core::hint::black_box(touched);
-            for ((h, c), o) in hs.iter().zip(cand.iter()).zip(out.iter_mut()) {
-                let quick = self
-                    .bucket(c.0)
-                    .filter(|bk| bk.keys.get(c.1) == Some(&h.key))
-                    .and_then(|bk| bk.entry(c.1));
-                *o = match quick {
-                    Some((_, v)) => Some(v),
-                    // No tag matched, or the first match was another key's: the full search.
-                    None if c.1 >= SLOTS => None,
-                    None => self
-                        .locate(h)
-                        .and_then(|(b, s)| self.bucket(b)?.entry(s))
-                        .map(|(_, v)| v),
-                };
+            while rest != 0 {
+                let i = rest.trailing_zeros() as usize;
+                rest &= rest.wrapping_sub(1);
+                if let (Some(p), Some(o)) = (probes.get(i), out.get_mut(i)) {
+                    *o = self.find(p.alternate, p.key);
+                }
             }
         }
+    }
+
+    /// The mapping of a probed key in bucket `bucket`, if it is there.
+    #[inline(always)]
+    fn find(&self, bucket: u32, key: u64) -> Option<Mapping> {
+        let b = self.bucket_or_empty(bucket);
+        let hits = b.hits(key);
+        if hits == 0 {
+            return None;
+        }
+        self.value(b.first(hits))
+    }
+
+    /// Bucket `i`, or an empty one for an index out of range (an empty table's, or the
+    /// [`Probe`] of a key no slot can hold).
+    #[inline(always)]
+    fn bucket_or_empty(&self, i: u32) -> &MappingBucket {
+        self.bucket(i as usize).unwrap_or(&MappingBucket::EMPTY)
+    }
+
+    /// Prefetches bucket `i`. No bounds check: a prefetch of any address is harmless,
+    /// and a branch here would cost more than the rare useless prefetch.
+    #[inline(always)]
+    fn prefetch_bucket(&self, i: u32) {
+        prefetch(self.buckets.as_ptr().wrapping_add(i as usize).cast::<u8>());
     }
 
     /// Starts bringing the buckets `key` lives in into the cache, for a lookup soon after
     /// (the staged pipeline batch). Changes nothing.
     #[inline(always)]
     pub fn prefetch(&self, key: MappingKey) {
-        let h = self.hashed(key);
-        for b in [h.primary, h.primary ^ h.dist] {
-            if let Some(bucket) = self.bucket(b) {
-                let p = (bucket as *const MappingBucket).cast::<u8>();
-                // A bucket is 160 bytes: it spans three or four lines.
-                for off in [0usize, 64, 128, 159] {
-                    prefetch(p.wrapping_add(off));
-                }
-            }
-        }
+        let p = self.probe(key);
+        self.prefetch_bucket(p.primary);
+        self.prefetch_bucket(p.alternate);
     }
 
     /// Every entry, in storage order.
@@ -616,7 +892,7 @@ impl<'m> MappingTable<'m> {
             .get(..self.nbuckets)
             .unwrap_or_default()
             .iter()
-            .flat_map(|b| (0..SLOTS).filter_map(move |s| b.entry(s)))
+            .flat_map(|b| b.slots.iter().filter_map(|s| self.entry(*s)))
     }
 
     /// Storage positions: entries are found at `0 .. positions()` by [`Self::at`].
@@ -626,15 +902,23 @@ impl<'m> MappingTable<'m> {
 
     /// The entry at storage position `pos`, if that slot holds one (for table dumps).
     pub fn at(&self, pos: usize) -> Option<(MappingKey, Mapping)> {
-        self.buckets.get(pos / SLOTS)?.entry(pos % SLOTS)
+        let s = self.bucket(pos / SLOTS)?.slot(pos % SLOTS)?;
+        self.entry(s)
     }
 
     /// The two candidate buckets of `key` (equal only when the table has one bucket).
     pub fn candidate_buckets(&self, key: MappingKey) -> (usize, usize) {
         let h = self.hashed(key);
-        (h.primary, h.primary ^ h.dist)
+        (h.primary, h.alternate())
     }
 }
+
+/// An unused queue entry (all zero, so a queue is quick to make).
+const NODE_ZERO: Node = Node {
+    bucket: 0,
+    parent: 0,
+    slot: 0,
+};
 
 /// Asks the CPU to bring the cache line holding `p` toward the core, ahead of a read. Only
 /// a hint: it changes no result, and needs no valid address.
@@ -674,21 +958,46 @@ mod tests {
     use std::cell::RefCell;
     use std::collections::{HashMap, HashSet};
 
-    /// The entries of a table at one instant.
-    type Snapshot = Vec<(MappingKey, Mapping)>;
+    /// What lookups of the watched keys answered at one instant.
+    type Snapshot = Vec<Option<Mapping>>;
 
     std::thread_local! {
-        /// When set, every intermediate state of a cuckoo move is recorded here.
-        static MOVES: RefCell<Option<Vec<Snapshot>>> = const { RefCell::new(None) };
+        /// When set, the keys whose lookups are recorded at every intermediate state of a
+        /// cuckoo move or a replace, and the records.
+        static WATCH: RefCell<Option<(Vec<MappingKey>, Vec<Snapshot>)>> =
+            const { RefCell::new(None) };
     }
 
-    /// Called after each single entry move of a cuckoo insert.
-    pub(super) fn observe_move(t: &MappingTable<'_>) {
-        MOVES.with(|m| {
-            if let Some(v) = m.borrow_mut().as_mut() {
-                v.push(t.iter().collect());
+    /// Called between the single writes of a cuckoo insert or a replace.
+    pub(super) fn observe(t: &MappingTable<'_>) {
+        WATCH.with(|w| {
+            if let Some((keys, states)) = w.borrow_mut().as_mut() {
+                states.push(keys.iter().map(|k| t.get(*k)).collect());
             }
         });
+    }
+
+    /// Runs `f` with lookups of `keys` recorded at every intermediate state.
+    fn watching<R>(keys: Vec<MappingKey>, f: impl FnOnce() -> R) -> (R, Vec<Snapshot>) {
+        WATCH.with(|w| *w.borrow_mut() = Some((keys, Vec::new())));
+        let r = f();
+        let states = WATCH.with(|w| w.borrow_mut().take()).unwrap().1;
+        (r, states)
+    }
+
+    /// murmur3 `fmix64`, for random test keys.
+    fn fmix64(x: u64) -> u64 {
+        let mut x = fmix64_round(x);
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^= x >> 33;
+        x
+    }
+
+    /// Underlay hosts the test values spread over: few, so that entries share them.
+    const HOSTS: u32 = 10;
+
+    fn host(n: u32) -> u32 {
+        0xC000_0200 | (n % HOSTS)
     }
 
     fn val(n: u32) -> Mapping {
@@ -701,24 +1010,51 @@ mod tests {
                 Location::Gateway
             } else {
                 Location::Remote {
-                    underlay_ip: n.wrapping_mul(2_654_435_761),
+                    underlay_ip: host(n),
                 }
             },
         }
     }
 
-    /// Every entry sits in one of its two buckets, no key is stored twice, len matches.
+    fn remote(mac: u8, underlay_ip: u32) -> Mapping {
+        Mapping {
+            mac: [2, 0, 0, 0, 0, mac],
+            location: Location::Remote { underlay_ip },
+        }
+    }
+
+    /// Storage for a table of `nbuckets` buckets and `nunderlays` underlay slots.
+    fn storage(nbuckets: usize, nunderlays: usize) -> (Vec<MappingBucket>, Vec<UnderlaySlot>) {
+        (
+            vec![MappingBucket::EMPTY; nbuckets],
+            vec![UnderlaySlot::EMPTY; nunderlays],
+        )
+    }
+
+    /// Both tables' storage, for "nothing changed" checks.
+    fn bytes(t: &MappingTable<'_>) -> (Vec<MappingBucket>, Vec<UnderlaySlot>) {
+        (t.buckets.to_vec(), t.underlays.slots.to_vec())
+    }
+
+    /// Every entry sits in one of its two buckets, no key is stored twice, len matches;
+    /// every underlay slot in use is referenced by exactly its count of remote entries,
+    /// holds an address no other slot holds, and is found by a search.
     fn check_invariants(t: &MappingTable<'_>) {
         let mut seen = HashSet::new();
+        let mut refs: HashMap<u16, u32> = HashMap::new();
         for (bi, b) in t.buckets[..t.nbuckets].iter().enumerate() {
-            for s in 0..SLOTS {
-                if let Some((k, _)) = b.entry(s) {
-                    let (c1, c2) = t.candidate_buckets(k);
-                    assert!(bi == c1 || bi == c2, "{k:?} in bucket {bi}, not {c1}/{c2}");
-                    assert_eq!(b.tag(s), t.hashed(k).tag);
-                    assert!(seen.insert(k), "{k:?} stored twice");
-                } else {
-                    assert_eq!(b.meta[s], 0);
+            for s in b.slots {
+                if s.is_free() {
+                    assert_eq!(s, Slot::EMPTY);
+                    continue;
+                }
+                let k = s.mapping_key();
+                let (c1, c2) = t.candidate_buckets(k);
+                assert!(bi == c1 || bi == c2, "{k:?} in bucket {bi}, not {c1}/{c2}");
+                assert!(seen.insert(k), "{k:?} stored twice");
+                assert!(t.value(s).is_some(), "{k:?}: kind {}", s.kind());
+                if s.kind() == KIND_REMOTE {
+                    *refs.entry(s.field()).or_default() += 1;
                 }
             }
         }
@@ -726,6 +1062,24 @@ mod tests {
         for b in &t.buckets[t.nbuckets..] {
             assert_eq!(*b, MappingBucket::EMPTY);
         }
+        let u = &t.underlays;
+        let mut ips = HashSet::new();
+        for (i, s) in u.slots.iter().enumerate() {
+            assert_eq!(
+                s.refs,
+                refs.get(&(i as u16)).copied().unwrap_or(0),
+                "slot {i}"
+            );
+            if s.refs == 0 {
+                assert_eq!(*s, UnderlaySlot::EMPTY);
+                continue;
+            }
+            assert!(ips.insert(s.ip), "{:#x} interned twice", s.ip);
+            let n = u.slots.len();
+            let step = (i + n - u.home(s.ip)) % n;
+            assert!(step <= u.reach, "slot {i} beyond reach {}", u.reach);
+        }
+        assert_eq!(ips.len(), u.len);
     }
 
     /// `get_batch` answers as `get` does, key by key, whatever the group boundaries.
@@ -736,12 +1090,18 @@ mod tests {
         for (k, got) in keys.iter().zip(&out) {
             assert_eq!(*got, t.get(*k), "{k:?}");
         }
-        // A shorter output bounds the work.
+        // A shorter output bounds the work; so do shorter keys, the rest left as it was.
         let mut short = vec![None; keys.len() / 2];
         t.get_batch(&keys, &mut short);
         for (k, got) in keys.iter().zip(&short) {
             assert_eq!(*got, t.get(*k), "{k:?}");
         }
+        let mut long = vec![Some(val(777)); keys.len() + 21];
+        t.get_batch(&keys, &mut long);
+        for (k, got) in keys.iter().zip(&long) {
+            assert_eq!(*got, t.get(*k), "{k:?}");
+        }
+        assert!(long[keys.len()..].iter().all(|o| *o == Some(val(777))));
     }
 
     fn random_keys(seed: u64) -> impl Iterator<Item = MappingKey> {
@@ -760,9 +1120,9 @@ mod tests {
     fn replace_changes_the_value_in_place_and_never_loses_the_key() {
         // One bucket: both candidates are the same, so a full bucket takes the in-place path.
         for nbuckets in [1usize, 2, 64] {
-            let mut storage = vec![MappingBucket::EMPTY; nbuckets];
-            let mut t = MappingTable::new(&mut storage);
-            let keys: Vec<MappingKey> = random_keys(7).take(8 * nbuckets).collect();
+            let (mut b, mut u) = storage(nbuckets, 64);
+            let mut t = MappingTable::new(&mut b, &mut u);
+            let keys: Vec<MappingKey> = random_keys(7).take(SLOTS * nbuckets).collect();
             let mut stored = Vec::new();
             for (i, k) in keys.iter().enumerate() {
                 if t.insert(*k, val(i as u32)).is_ok() {
@@ -780,53 +1140,102 @@ mod tests {
                 assert_eq!(t.get(*k), Some(val(1_000_000 + n as u32)), "{k:?}");
             }
             let absent = random_keys(99).find(|k| t.get(*k).is_none()).unwrap();
-            let before: Vec<_> = t.iter().collect();
+            let before = bytes(&t);
             assert_eq!(t.replace(absent, val(1)), Err(TableError::NotFound));
-            assert_eq!(t.iter().collect::<Vec<_>>(), before);
+            assert_eq!(bytes(&t), before);
         }
     }
 
+    /// With a free slot in either bucket, a lookup of the key answers the old value or the
+    /// new one at every step of a replace, and the other entries never change.
     #[test]
-    fn bucket_is_160_bytes_20_per_entry() {
-        assert_eq!(core::mem::size_of::<MappingBucket>(), 160);
+    fn replace_is_make_before_break() {
+        let (mut b, mut u) = storage(16, 16);
+        let mut t = MappingTable::new(&mut b, &mut u);
+        let keys: Vec<MappingKey> = random_keys(3).take(40).collect();
+        for (i, k) in keys.iter().enumerate() {
+            t.insert(*k, val(i as u32)).unwrap();
+        }
+        let mut in_place = 0;
+        for (i, k) in keys.iter().enumerate() {
+            let (c1, c2) = t.candidate_buckets(*k);
+            let room = t.buckets[c1].free_slot().is_some() || t.buckets[c2].free_slot().is_some();
+            let old = val(i as u32);
+            let new = remote(i as u8, 0x0a00_0000 | (i as u32 % 3));
+            let (r, states) = watching(keys.clone(), || t.replace(*k, new));
+            assert_eq!(r, Ok(old));
+            assert!(!states.is_empty());
+            for state in &states {
+                for (j, (other, got)) in keys.iter().zip(state).enumerate() {
+                    if other == k {
+                        if room {
+                            assert!(*got == Some(old) || *got == Some(new), "{got:?}");
+                        }
+                    } else if j < i {
+                        assert_eq!(*got, Some(remote(j as u8, 0x0a00_0000 | (j as u32 % 3))));
+                    } else {
+                        assert_eq!(*got, Some(val(j as u32)));
+                    }
+                }
+            }
+            in_place += usize::from(!room);
+            assert_eq!(t.get(*k), Some(new));
+            check_invariants(&t);
+        }
+        assert!(in_place < keys.len(), "no replace had a free slot");
+    }
+
+    #[test]
+    fn bucket_is_one_line_16_bytes_per_entry() {
+        assert_eq!(core::mem::size_of::<MappingBucket>(), 64);
+        assert_eq!(core::mem::align_of::<MappingBucket>(), 64);
         assert_eq!(
             core::mem::size_of::<MappingBucket>() / MappingTable::SLOTS_PER_BUCKET,
-            20
+            16
         );
+        assert_eq!(core::mem::size_of::<UnderlaySlot>(), 8);
     }
 
     #[test]
     fn power_of_two_prefix_of_storage() {
-        let mut s = vec![MappingBucket::EMPTY; 100];
-        let t = MappingTable::new(&mut s);
+        let (mut b, mut u) = storage(100, 0);
+        let t = MappingTable::new(&mut b, &mut u);
         assert_eq!(t.buckets(), 64);
-        assert_eq!(t.capacity(), 512);
-        let mut s = vec![MappingBucket::EMPTY; 1];
-        let t = MappingTable::new(&mut s);
-        assert_eq!(t.capacity(), 8);
+        assert_eq!(t.capacity(), 256);
+        let (mut b, mut u) = storage(1, 0);
+        let t = MappingTable::new(&mut b, &mut u);
+        assert_eq!(t.capacity(), 4);
+        let mut b = vec![MappingBucket::EMPTY; 1];
+        let mut u = vec![UnderlaySlot::EMPTY; MAX_UNDERLAYS + 5];
+        let t = MappingTable::new(&mut b, &mut u);
+        assert_eq!(t.underlays(), (0, MAX_UNDERLAYS));
     }
 
     #[test]
     fn empty_storage_is_always_full() {
-        let mut s: Vec<MappingBucket> = vec![];
-        let mut t = MappingTable::new(&mut s);
+        let (mut b, mut u) = storage(0, 4);
+        let mut t = MappingTable::new(&mut b, &mut u);
         let k = MappingKey { vni: 1, ip: 2 };
         assert_eq!(t.insert(k, val(1)), Err(TableError::Full));
         assert_eq!(t.get(k), None);
+        let mut out = [Some(val(1))];
+        t.get_batch(&[k], &mut out);
+        assert_eq!(out, [None]);
         assert_eq!(t.remove(k), Err(TableError::NotFound));
         assert_eq!(t.iter().count(), 0);
+        assert_eq!(t.underlays(), (0, 4));
     }
 
     #[test]
-    fn single_bucket_holds_eight() {
-        let mut s = vec![MappingBucket::EMPTY; 1];
-        let mut t = MappingTable::new(&mut s);
-        let keys: Vec<_> = random_keys(5).take(9).collect();
-        for (i, k) in keys[..8].iter().enumerate() {
+    fn single_bucket_holds_four() {
+        let (mut b, mut u) = storage(1, 8);
+        let mut t = MappingTable::new(&mut b, &mut u);
+        let keys: Vec<_> = random_keys(5).take(5).collect();
+        for (i, k) in keys[..4].iter().enumerate() {
             t.insert(*k, val(i as u32)).unwrap();
         }
-        assert_eq!(t.insert(keys[8], val(8)), Err(TableError::Full));
-        for (i, k) in keys[..8].iter().enumerate() {
+        assert_eq!(t.insert(keys[4], val(4)), Err(TableError::Full));
+        for (i, k) in keys[..4].iter().enumerate() {
             assert_eq!(t.get(*k), Some(val(i as u32)));
         }
         check_invariants(&t);
@@ -836,9 +1245,9 @@ mod tests {
     /// still found, and the load factor is at least 90 %.
     #[test]
     fn fill_to_full() {
-        for (nbuckets, seed) in [(2usize, 1u64), (16, 2), (256, 3), (1024, 4), (4096, 5)] {
-            let mut s = vec![MappingBucket::EMPTY; nbuckets];
-            let mut t = MappingTable::new(&mut s);
+        for (nbuckets, seed) in [(4usize, 1u64), (32, 2), (512, 3), (2048, 4), (8192, 5)] {
+            let (mut b, mut u) = storage(nbuckets, 16);
+            let mut t = MappingTable::new(&mut b, &mut u);
             let mut inserted = Vec::new();
             let mut keys = random_keys(seed);
             let full_key = loop {
@@ -851,18 +1260,17 @@ mod tests {
                     Err(e) => panic!("{e:?}"),
                 }
             };
-            let before: Vec<MappingBucket> = t.buckets.to_vec();
+            let before = bytes(&t);
             let len = t.len();
             // Retry the refused key, then others: a refused one changes nothing.
-            assert_eq!(t.insert(full_key, val(0)), Err(TableError::Full));
-            assert_eq!(t.buckets.to_vec(), before);
+            assert_eq!(t.insert(full_key, val(1)), Err(TableError::Full));
+            assert_eq!(bytes(&t), before);
             for k in keys.by_ref().take(50) {
-                let before: Vec<MappingBucket> = t.buckets.to_vec();
+                let before = bytes(&t);
                 match t.insert(k, val(1)) {
-                    Err(TableError::Full) => {
-                        assert_eq!(t.buckets.to_vec(), before);
+                    Err(TableError::Full) | Err(TableError::Exists) => {
+                        assert_eq!(bytes(&t), before)
                     }
-                    Err(TableError::Exists) => assert_eq!(t.buckets.to_vec(), before),
                     Ok(()) => {
                         t.remove(k).unwrap();
                     }
@@ -883,8 +1291,19 @@ mod tests {
             );
             check_invariants(&t);
             let load = len as f64 / t.capacity() as f64;
-            eprintln!("{nbuckets} buckets: load at full {:.3}", load);
-            if nbuckets >= 16 {
+            let primary = inserted
+                .iter()
+                .filter(|(k, _)| {
+                    t.buckets[t.hashed(*k).primary]
+                        .position(k.packed())
+                        .is_some()
+                })
+                .count();
+            eprintln!(
+                "{nbuckets} buckets: load at full {load:.3}, {:.3} in their primary bucket",
+                primary as f64 / len as f64
+            );
+            if nbuckets >= 32 {
                 assert!(load >= 0.90, "{nbuckets} buckets: load {load}");
             }
         }
@@ -894,19 +1313,17 @@ mod tests {
     /// value: a lookup never misses an entry mid-insert.
     #[test]
     fn no_entry_missing_mid_insert() {
-        let mut s = vec![MappingBucket::EMPTY; 64];
-        let mut t = MappingTable::new(&mut s);
+        let (mut b, mut u) = storage(128, 16);
+        let mut t = MappingTable::new(&mut b, &mut u);
         let mut inserted: Vec<(MappingKey, Mapping)> = Vec::new();
         let mut longest = 0;
         for (i, k) in random_keys(11).enumerate() {
-            MOVES.with(|m| *m.borrow_mut() = Some(Vec::new()));
-            let r = t.insert(k, val(i as u32));
-            let states = MOVES.with(|m| m.borrow_mut().take()).unwrap();
+            let watched = inserted.iter().map(|(k, _)| *k).collect();
+            let (r, states) = watching(watched, || t.insert(k, val(i as u32)));
             longest = longest.max(states.len());
             for state in &states {
-                let present: HashMap<_, _> = state.iter().copied().collect();
-                for (k, v) in &inserted {
-                    assert_eq!(present.get(k), Some(v), "{k:?} missing mid-insert");
+                for ((k, v), got) in inserted.iter().zip(state) {
+                    assert_eq!(*got, Some(*v), "{k:?} missing mid-insert");
                 }
             }
             match r {
@@ -925,38 +1342,13 @@ mod tests {
         for (k, v) in &inserted {
             assert_eq!(t.get(*k), Some(*v));
         }
-    }
-
-    /// Two keys of one tag in one bucket: the batch's first tag match may be the other
-    /// key's, and the answer must still be right.
-    #[test]
-    fn batch_with_tag_collision() {
-        let mut s = vec![MappingBucket::EMPTY; 1];
-        let mut t = MappingTable::new(&mut s);
-        let mut by_tag = HashMap::new();
-        let (a, b) = random_keys(21)
-            .find_map(|k| {
-                let tag = t.hashed(k).tag;
-                match by_tag.insert(tag, k) {
-                    Some(other) if other != k => Some((other, k)),
-                    _ => None,
-                }
-            })
-            .unwrap();
-        t.insert(a, val(1)).unwrap();
-        check_batch_matches_get(&t, [a, b].into_iter());
-        let mut out = [None; 2];
-        t.get_batch(&[b, a], &mut out);
-        assert_eq!(out, [None, Some(val(1))]);
-        t.insert(b, val(2)).unwrap();
-        t.get_batch(&[b, a], &mut out);
-        assert_eq!(out, [Some(val(2)), Some(val(1))]);
+        check_invariants(&t);
     }
 
     #[test]
     fn remove_then_reinsert() {
-        let mut s = vec![MappingBucket::EMPTY; 64];
-        let mut t = MappingTable::new(&mut s);
+        let (mut b, mut u) = storage(128, 16);
+        let mut t = MappingTable::new(&mut b, &mut u);
         let keys: Vec<_> = random_keys(9).take(400).collect();
         for (i, k) in keys.iter().enumerate() {
             t.insert(*k, val(i as u32)).unwrap();
@@ -981,14 +1373,15 @@ mod tests {
         assert!(t.is_empty());
         assert_eq!(t.iter().count(), 0);
         assert_eq!(t.get(keys[0]), None);
+        assert_eq!(t.underlays(), (0, 16));
     }
 
     #[test]
     fn location_round_trips() {
-        let mut s = vec![MappingBucket::EMPTY; 4];
-        let mut t = MappingTable::new(&mut s);
+        let (mut b, mut u) = storage(4, 4);
+        let mut t = MappingTable::new(&mut b, &mut u);
         let a = MappingKey {
-            vni: u32::MAX,
+            vni: 0xff_ffff,
             ip: u32::MAX,
         };
         let b = MappingKey { vni: 0, ip: 0 };
@@ -1010,10 +1403,23 @@ mod tests {
             mac: [2, 0, 0, 0, 0, 1],
             location: Location::Gateway,
         };
-        t.insert(a, va).unwrap();
-        t.insert(b, vb).unwrap();
-        t.insert(c, vc).unwrap();
-        assert_eq!(t.get(c), Some(vc));
+        let d = MappingKey { vni: 7, ip: 0 };
+        let vd = Mapping {
+            mac: [2, 0, 0, 0, 0, 2],
+            location: Location::Vpc(u16::MAX),
+        };
+        let e = MappingKey {
+            vni: 7,
+            ip: 0x0a00_00ff,
+        };
+        let ve = Mapping {
+            mac: [0xff, 0, 0, 0, 0, 0xfe],
+            location: Location::Broadcast,
+        };
+        for (k, v) in [(a, va), (b, vb), (c, vc), (d, vd), (e, ve)] {
+            t.insert(k, v).unwrap();
+            assert_eq!(t.get(k), Some(v));
+        }
         assert_eq!(t.remove(c), Ok(vc));
         assert_eq!(t.get(a), Some(va));
         assert_eq!(t.get(b), Some(vb));
@@ -1027,12 +1433,213 @@ mod tests {
         );
         let mut all: Vec<_> = t.iter().collect();
         all.sort_by_key(|(k, _)| k.packed());
-        assert_eq!(all, vec![(b, vb), (a, va)]);
+        assert_eq!(all, vec![(b, vb), (d, vd), (e, ve), (a, va)]);
+        check_invariants(&t);
+    }
+
+    /// A VNI wider than 24 bits has no room in a key word: never stored, never found, even
+    /// where its low 56 bits are a stored key's.
+    #[test]
+    fn wide_vni_is_refused_and_never_found() {
+        let (mut b, mut u) = storage(4, 4);
+        let mut t = MappingTable::new(&mut b, &mut u);
+        let narrow = MappingKey { vni: 5, ip: 9 };
+        t.insert(narrow, val(3)).unwrap();
+        let before = bytes(&t);
+        for vni in [1 << 24, (2 << 24) | 5, u32::MAX] {
+            let wide = MappingKey { vni, ip: 9 };
+            assert_eq!(t.insert(wide, val(3)), Err(TableError::Full));
+            assert_eq!(t.get(wide), None);
+            let mut out = [Some(val(1))];
+            t.get_batch(&[wide], &mut out);
+            assert_eq!(out, [None]);
+            assert_eq!(t.replace(wide, val(4)), Err(TableError::NotFound));
+            assert_eq!(t.remove(wide), Err(TableError::NotFound));
+        }
+        assert_eq!(bytes(&t), before);
+    }
+
+    /// Entries of one host share an underlay slot; its count follows them; the last one
+    /// out frees the slot for another host; a full underlay table refuses a new host and
+    /// changes nothing, while known hosts still come in.
+    #[test]
+    fn underlays_are_interned_counted_and_reused() {
+        let (mut b, mut u) = storage(16, 4);
+        let mut t = MappingTable::new(&mut b, &mut u);
+        let mut keys = random_keys(17);
+        let a: Vec<MappingKey> = keys.by_ref().take(3).collect();
+        for (i, k) in a.iter().enumerate() {
+            t.insert(*k, remote(i as u8, 0xA)).unwrap();
+        }
+        assert_eq!(t.underlays(), (1, 4));
+        let slot_a = t.underlays.slots.iter().position(|s| s.ip == 0xA).unwrap();
+        assert_eq!(t.underlays.slots[slot_a].refs, 3);
+        let others: Vec<MappingKey> = keys.by_ref().take(3).collect();
+        for (k, ip) in others.iter().zip([0xB, 0xC, 0xD]) {
+            t.insert(*k, remote(9, ip)).unwrap();
+        }
+        assert_eq!(t.underlays(), (4, 4));
+        check_invariants(&t);
+
+        let e = keys.next().unwrap();
+        let before = bytes(&t);
+        assert_eq!(t.insert(e, remote(1, 0xE)), Err(TableError::Full));
+        assert_eq!(bytes(&t), before);
+        assert_eq!(t.replace(a[0], remote(1, 0xE)), Err(TableError::Full));
+        assert_eq!(bytes(&t), before);
+        assert_eq!(t.get(a[0]), Some(remote(0, 0xA)));
+        // A known host needs no new slot.
+        t.insert(e, remote(1, 0xB)).unwrap();
+        assert_eq!(t.remove(e), Ok(remote(1, 0xB)));
+        assert_eq!(bytes(&t), before);
+
+        for (n, k) in a.iter().enumerate() {
+            assert_eq!(t.underlays.slots[slot_a].refs, 3 - n as u32);
+            assert_eq!(t.remove(*k), Ok(remote(n as u8, 0xA)));
+            check_invariants(&t);
+        }
+        assert_eq!(t.underlays.slots[slot_a], UnderlaySlot::EMPTY);
+        assert_eq!(t.underlays(), (3, 4));
+        t.insert(e, remote(1, 0xE)).unwrap();
+        assert_eq!(
+            t.underlays.slots[slot_a].ip, 0xE,
+            "the freed slot is reused"
+        );
+        assert_eq!(t.get(e), Some(remote(1, 0xE)));
+        for (k, ip) in others.iter().zip([0xB, 0xC, 0xD]) {
+            assert_eq!(t.get(*k), Some(remote(9, ip)));
+        }
+        check_invariants(&t);
+        for k in others.iter().chain([&e]) {
+            t.remove(*k).unwrap();
+        }
+        assert_eq!(t.underlays(), (0, 4));
+        assert_eq!(t.underlays.reach, 0);
+        assert!(t.underlays.slots.iter().all(|s| *s == UnderlaySlot::EMPTY));
+    }
+
+    /// A remote entry keeps its host's address whatever happens to others of that host:
+    /// replaced to another host, to the same host, to a local VF, removed.
+    #[test]
+    fn remote_underlay_survives_replace_and_remove_of_others() {
+        let (mut b, mut u) = storage(8, 3);
+        let mut t = MappingTable::new(&mut b, &mut u);
+        let k: Vec<MappingKey> = random_keys(23).take(3).collect();
+        for (i, key) in k.iter().enumerate() {
+            t.insert(*key, remote(i as u8, 0xA)).unwrap();
+        }
+        let slot_a = t.underlays.slots.iter().position(|s| s.ip == 0xA).unwrap();
+        let keeps = |t: &MappingTable<'_>| {
+            assert_eq!(t.get(k[0]), Some(remote(0, 0xA)));
+            let mut out = [None];
+            t.get_batch(&k[..1], &mut out);
+            assert_eq!(out, [Some(remote(0, 0xA))]);
+            assert_eq!(t.underlays.slots[slot_a].ip, 0xA);
+            check_invariants(t);
+        };
+        assert_eq!(t.replace(k[1], remote(1, 0xB)), Ok(remote(1, 0xA)));
+        keeps(&t);
+        assert_eq!(t.replace(k[2], remote(7, 0xA)), Ok(remote(2, 0xA)));
+        keeps(&t);
+        assert_eq!(t.underlays.slots[slot_a].refs, 2);
+        let local = Mapping {
+            mac: [2, 0, 0, 0, 0, 2],
+            location: Location::LocalVf(1),
+        };
+        assert_eq!(t.replace(k[2], local), Ok(remote(7, 0xA)));
+        keeps(&t);
+        assert_eq!(t.underlays.slots[slot_a].refs, 1);
+        assert_eq!(t.remove(k[1]), Ok(remote(1, 0xB)));
+        assert_eq!(t.remove(k[2]), Ok(local));
+        keeps(&t);
+        assert_eq!(t.underlays(), (1, 3));
+        // Three slots: A (k[0]), then B and C in turn for k[1]. A move to a fourth host
+        // is refused while the old one is still held, and changes nothing.
+        t.insert(k[1], remote(1, 0xB)).unwrap();
+        let mut held = remote(1, 0xB);
+        for round in 0..6u8 {
+            let to = if round % 2 == 0 { 0xC } else { 0xB };
+            assert_eq!(t.replace(k[1], remote(round, to)), Ok(held));
+            held = remote(round, to);
+            keeps(&t);
+            assert_eq!(t.underlays(), (2, 3));
+            t.insert(k[2], remote(9, 0xD)).unwrap();
+            assert_eq!(t.underlays(), (3, 3));
+            let before = bytes(&t);
+            assert_eq!(t.replace(k[1], remote(9, 0xE)), Err(TableError::Full));
+            assert_eq!(bytes(&t), before);
+            assert_eq!(t.remove(k[2]), Ok(remote(9, 0xD)));
+            keeps(&t);
+        }
+        assert_eq!(t.get(k[1]), Some(held));
+    }
+
+    /// Many hosts, removed and added again in turn: the underlay table's free slots inside
+    /// probe sequences neither lose an address in use nor let one be interned twice.
+    #[test]
+    fn underlay_churn_keeps_one_slot_per_host() {
+        let (mut b, mut u) = storage(256, 64);
+        let mut t = MappingTable::new(&mut b, &mut u);
+        let keys: Vec<MappingKey> = random_keys(31).take(600).collect();
+        let mut rng = 7u64;
+        let mut model: HashMap<MappingKey, Mapping> = HashMap::new();
+        for round in 0..20_000u32 {
+            rng = fmix64(rng.wrapping_add(round as u64));
+            let k = keys[(rng % keys.len() as u64) as usize];
+            let v = remote((rng >> 20) as u8, 0x6400_0000 | ((rng >> 32) as u32 % 80));
+            let hosts: HashSet<u32> = model
+                .values()
+                .filter_map(|m| match m.location {
+                    Location::Remote { underlay_ip } => Some(underlay_ip),
+                    _ => None,
+                })
+                .collect();
+            let new_host = match v.location {
+                Location::Remote { underlay_ip } => !hosts.contains(&underlay_ip),
+                _ => false,
+            };
+            let before = bytes(&t);
+            match model.get(&k).copied() {
+                Some(old) if rng & (1 << 60) != 0 => {
+                    assert_eq!(t.remove(k), Ok(old));
+                    model.remove(&k);
+                }
+                Some(old) => match t.replace(k, v) {
+                    Ok(got) => {
+                        assert_eq!(got, old);
+                        model.insert(k, v);
+                    }
+                    Err(e) => {
+                        assert_eq!(e, TableError::Full);
+                        assert!(new_host && hosts.len() == 64);
+                        assert_eq!(bytes(&t), before);
+                    }
+                },
+                None => match t.insert(k, v) {
+                    Ok(()) => {
+                        model.insert(k, v);
+                    }
+                    Err(e) => {
+                        assert_eq!(e, TableError::Full);
+                        assert!(new_host && hosts.len() == 64);
+                        assert_eq!(bytes(&t), before);
+                    }
+                },
+            }
+            if round % 1000 == 0 {
+                check_invariants(&t);
+            }
+        }
+        check_invariants(&t);
+        for (k, v) in &model {
+            assert_eq!(t.get(*k), Some(*v));
+        }
     }
 
     #[derive(Clone, Debug)]
     enum Op {
         Insert(MappingKey, u32),
+        Replace(MappingKey, u32),
         Remove(MappingKey),
         Get(MappingKey),
     }
@@ -1048,57 +1655,104 @@ mod tests {
     fn op_strategy() -> impl Strategy<Value = Op> {
         prop_oneof![
             3 => (key_strategy(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            1 => (key_strategy(), any::<u32>()).prop_map(|(k, v)| Op::Replace(k, v)),
             2 => key_strategy().prop_map(Op::Remove),
             1 => key_strategy().prop_map(Op::Get),
         ]
     }
 
+    /// The underlay addresses the entries of `m` use.
+    fn hosts(m: &HashMap<MappingKey, Mapping>) -> HashSet<u32> {
+        m.values()
+            .filter_map(|v| match v.location {
+                Location::Remote { underlay_ip } => Some(underlay_ip),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// True when `v` needs an underlay slot that `m` does not use yet.
+    fn new_host(m: &HashMap<MappingKey, Mapping>, v: Mapping) -> bool {
+        matches!(v.location, Location::Remote { underlay_ip } if !hosts(m).contains(&underlay_ip))
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
         #[test]
-        fn matches_hashmap(nbuckets in 1usize..12, ops in prop::collection::vec(op_strategy(), 1..300)) {
-            let mut s = vec![MappingBucket::EMPTY; nbuckets];
-            let mut t = MappingTable::new(&mut s);
+        fn matches_hashmap(
+            nbuckets in 1usize..24,
+            nunderlays in 0usize..12,
+            ops in prop::collection::vec(op_strategy(), 1..300),
+        ) {
+            let (mut b, mut u) = storage(nbuckets, nunderlays);
+            let mut t = MappingTable::new(&mut b, &mut u);
             let mut reference: HashMap<MappingKey, Mapping> = HashMap::new();
             for op in ops {
+                let before = bytes(&t);
                 match op {
                     Op::Insert(k, v) => {
-                        let before = t.buckets.to_vec();
                         let got = t.insert(k, val(v));
                         if reference.contains_key(&k) {
                             prop_assert_eq!(got, Err(TableError::Exists));
-                            prop_assert_eq!(t.buckets.to_vec(), before);
+                            prop_assert_eq!(bytes(&t), before);
                         } else if got == Err(TableError::Full) {
-                            prop_assert_eq!(t.buckets.to_vec(), before);
-                            // Both candidate buckets must be full for Full.
+                            prop_assert_eq!(bytes(&t), before);
+                            // Full: both candidate buckets are full, or the host is new and
+                            // the underlay table has no room.
                             let (c1, c2) = t.candidate_buckets(k);
-                            prop_assert!(t.buckets[c1].free_slot().is_none());
-                            prop_assert!(t.buckets[c2].free_slot().is_none());
+                            let buckets_full = t.buckets[c1].free_slot().is_none()
+                                && t.buckets[c2].free_slot().is_none();
+                            let underlays_full = new_host(&reference, val(v))
+                                && hosts(&reference).len() == nunderlays;
+                            prop_assert!(buckets_full || underlays_full);
                         } else {
                             prop_assert_eq!(got, Ok(()));
+                            prop_assert!(
+                                !new_host(&reference, val(v))
+                                    || hosts(&reference).len() < nunderlays
+                            );
                             reference.insert(k, val(v));
                         }
                     }
+                    Op::Replace(k, v) => {
+                        let got = t.replace(k, val(v));
+                        match reference.get(&k).copied() {
+                            None => {
+                                prop_assert_eq!(got, Err(TableError::NotFound));
+                                prop_assert_eq!(bytes(&t), before);
+                            }
+                            // The old host is still held while the new one is interned.
+                            Some(_) if new_host(&reference, val(v))
+                                && hosts(&reference).len() == nunderlays => {
+                                prop_assert_eq!(got, Err(TableError::Full));
+                                prop_assert_eq!(bytes(&t), before);
+                            }
+                            Some(old) => {
+                                prop_assert_eq!(got, Ok(old));
+                                reference.insert(k, val(v));
+                            }
+                        }
+                    }
                     Op::Remove(k) => {
-                        let before = t.buckets.to_vec();
                         let got = t.remove(k);
                         match reference.remove(&k) {
                             Some(v) => prop_assert_eq!(got, Ok(v)),
                             None => {
                                 prop_assert_eq!(got, Err(TableError::NotFound));
-                                prop_assert_eq!(t.buckets.to_vec(), before);
+                                prop_assert_eq!(bytes(&t), before);
                             }
                         }
                     }
                     Op::Get(k) => prop_assert_eq!(t.get(k), reference.get(&k).copied()),
                 }
                 prop_assert_eq!(t.len(), reference.len());
+                prop_assert_eq!(t.underlays().0, hosts(&reference).len());
             }
             check_invariants(&t);
             for (k, v) in &reference {
                 prop_assert_eq!(t.get(*k), Some(*v));
             }
-            // Every key of the small key space: present ones, absent ones, tag collisions.
+            // Every key of the small key space: present ones and absent ones.
             check_batch_matches_get(&t, (0u32..3).flat_map(|vni| {
                 (0u32..40).map(move |ip| MappingKey { vni, ip: ip.wrapping_mul(0x0101_0101) })
             }));

@@ -1,14 +1,16 @@
 //! The tables at the capacity a cloud NIC needs: 4,096 route tables (VRFs) of 1,000 routes
 //! each, and 1,000,000 mappings.
 use super::lpm::{prefix_mask, Route, RouteSlot, RouteTables, Target};
-use super::mapping::{Location, Mapping, MappingBucket, MappingKey, MappingTable};
+use super::mapping::{Location, Mapping, MappingBucket, MappingKey, MappingTable, UnderlaySlot};
 use super::TableError;
 
 const VRFS: usize = 4096;
 const ROUTES: usize = 1000;
 const MAPPINGS: u32 = 1_000_000;
-/// 8 entries a bucket: 1M mappings at 95% of capacity.
-const BUCKETS: usize = 131_072;
+/// 4 entries a bucket: 1M mappings at 95% of capacity.
+const BUCKETS: usize = 262_144;
+/// Remote hosts the mappings live on.
+const HOSTS: u32 = 4096;
 
 /// A small deterministic generator (xorshift), so failures reproduce.
 struct Rng(u64);
@@ -67,7 +69,8 @@ fn route_tables_hold_4096_vrfs_of_1000_routes() {
 #[test]
 fn mapping_table_holds_a_million_mappings() {
     let mut buckets = std::vec![MappingBucket::EMPTY; BUCKETS];
-    let mut t = MappingTable::new(&mut buckets);
+    let mut underlays = std::vec![UnderlaySlot::EMPTY; 2 * HOSTS as usize];
+    let mut t = MappingTable::new(&mut buckets, &mut underlays);
     let key = |i: u32| MappingKey {
         vni: 1 + i % 4096,
         ip: 0x0a00_0000 | i,
@@ -81,12 +84,19 @@ fn mapping_table_holds_a_million_mappings() {
             (i >> 8) as u8,
             i as u8,
         ],
-        location: Location::LocalVf((i % 256) as u16),
+        location: if i.is_multiple_of(4) {
+            Location::LocalVf((i % 256) as u16)
+        } else {
+            Location::Remote {
+                underlay_ip: 0x6400_0000 | ((i / 4) % HOSTS),
+            }
+        },
     };
     for i in 0..MAPPINGS {
         assert_eq!(t.insert(key(i), value(i)), Ok(()), "mapping {i}");
     }
     assert_eq!(t.len(), MAPPINGS as usize);
+    assert_eq!(t.underlays().0, HOSTS as usize);
     let mut rng = Rng(42);
     for _ in 0..10_000 {
         let i = rng.next() % MAPPINGS;
