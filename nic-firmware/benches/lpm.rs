@@ -50,30 +50,6 @@ fn tbl24_loads(tbl24: &[u32], keys: &[(u16, u32)]) -> u64 {
     })
 }
 
-/// `n` copies of `v`, on 2 MiB pages where the kernel grants them (unless
-/// `LPM_SMALL_PAGES` is set). DPDK runs its tables on hugepages, and a NIC's table memory has
-/// no TLB to miss: random lookups over 115 MB of 4 KiB pages also measure page walks.
-fn table_memory<T: Clone>(n: usize, v: T) -> Vec<T> {
-    let mut mem = Vec::with_capacity(n);
-    #[cfg(target_os = "linux")]
-    if std::env::var_os("LPM_SMALL_PAGES").is_none() {
-        extern "C" {
-            fn madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
-        }
-        const MADV_HUGEPAGE: i32 = 14;
-        const HUGE: usize = 2 << 20;
-        let start = (mem.as_ptr() as usize).next_multiple_of(HUGE);
-        let end = (mem.as_ptr() as usize + n * std::mem::size_of::<T>()) & !(HUGE - 1);
-        if end > start {
-            // SAFETY: advice about pages of this Vec's own allocation, not yet touched; it
-            // changes no content, and failing (no THP) leaves 4 KiB pages.
-            unsafe { madvise(start as *mut u8, end - start, MADV_HUGEPAGE) };
-        }
-    }
-    mem.resize(n, v);
-    mem
-}
-
 /// Share of the process's memory on 2 MiB pages, for the set-up line.
 fn huge_share() -> String {
     let Ok(s) = std::fs::read_to_string("/proc/self/smaps_rollup") else {

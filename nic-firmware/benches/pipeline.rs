@@ -469,7 +469,8 @@ fn main() {
     // own never-inlined function, and prints the packets each took, so that instructions
     // per packet are the function's inclusive count divided by them (benches/instructions.sh
     // does both).
-    let mut flow_storage = vec![FlowEntry::EMPTY; FLOW_CACHE];
+    // On 2 MiB pages, as the LPM bench's tables (`LPM_SMALL_PAGES=1`: 4 KiB).
+    let mut flow_storage = table_memory(FLOW_CACHE, FlowEntry::EMPTY);
     let zipf = flow_workload(&tables, batch, &mut rng, true);
     let uniform = flow_workload(&tables, batch, &mut rng, false);
     if let Some(rounds) = std::env::var("PIPELINE_COUNT")
@@ -529,6 +530,12 @@ fn main() {
         return;
     }
 
+    // `PIPELINE_ONLY=flows`: only the flow cache's figures, after the set-up.
+    if std::env::var("PIPELINE_ONLY").as_deref() == Ok("flows") {
+        flow_figures(&tables, batch, &mut flow_storage, &zipf, &uniform);
+        return;
+    }
+
     let mut c = criterion();
     {
         let mut g = c.benchmark_group("pipeline");
@@ -573,24 +580,7 @@ fn main() {
         pipe - copy,
         1e3 / (pipe - copy)
     );
-    // The flow cache: 100,000 flows, Zipf-distributed and uniform.
-    for (name, batches) in [("Zipf", &zipf), ("uniform", &uniform)] {
-        let mut cache = FlowCache::new(&mut flow_storage);
-        let (cached, copy, plain, hit_rate) =
-            time_flows(&tables, &mut cache, batch, &batches.batches);
-        println!(
-            "SUMMARY flow cache, {name} over {FLOWS} flows ({} cache keys, {} entries): {:.2} ns/packet with the copy, {:.2} ns/packet own cost ({:.1} Mpackets/s), {:.0} % hits | baseline copy only: {copy:.2} ns/packet, {:.1} Mpackets/s | without the cache: {:.2} ns/packet own cost ({:.1} Mpackets/s)",
-            batches.keys,
-            cache.capacity(),
-            cached,
-            cached - copy,
-            1e3 / (cached - copy),
-            100.0 * hit_rate,
-            1e3 / copy,
-            plain - copy,
-            1e3 / (plain - copy),
-        );
-    }
+    flow_figures(&tables, batch, &mut flow_storage, &zipf, &uniform);
     // The same, one kind of frame at a time: where the time goes.
     for (kind, _) in MIX {
         let batches = make_batches(&tables, batch, &[kind; BATCH], &mut rng);
@@ -874,4 +864,31 @@ fn time_flows(
         0
     });
     (cached, copy, plain, hit_rate)
+}
+
+/// The flow cache's figures: 100,000 flows, Zipf-distributed and uniform.
+fn flow_figures(
+    tables: &Tables<'_>,
+    batch: &mut [FrameBuf],
+    flow_storage: &mut [FlowEntry],
+    zipf: &Flows,
+    uniform: &Flows,
+) {
+    for (name, batches) in [("Zipf", zipf), ("uniform", uniform)] {
+        let mut cache = FlowCache::new(flow_storage);
+        let (cached, copy, plain, hit_rate) =
+            time_flows(tables, &mut cache, batch, &batches.batches);
+        println!(
+            "SUMMARY flow cache, {name} over {FLOWS} flows ({} cache keys, {} entries): {:.2} ns/packet with the copy, {:.2} ns/packet own cost ({:.1} Mpackets/s), {:.0} % hits | baseline copy only: {copy:.2} ns/packet, {:.1} Mpackets/s | without the cache: {:.2} ns/packet own cost ({:.1} Mpackets/s)",
+            batches.keys,
+            cache.capacity(),
+            cached,
+            cached - copy,
+            1e3 / (cached - copy),
+            100.0 * hit_rate,
+            1e3 / copy,
+            plain - copy,
+            1e3 / (plain - copy),
+        );
+    }
 }

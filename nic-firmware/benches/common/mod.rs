@@ -204,3 +204,27 @@ pub fn summary(bench: &str, op: &str, ns: f64, base_name: &str, base_ns: f64) {
         ns / base_ns
     );
 }
+
+/// `n` copies of `v`, on 2 MiB pages where the kernel grants them (unless
+/// `LPM_SMALL_PAGES` is set). DPDK runs its tables on hugepages, and a NIC's table memory has
+/// no TLB to miss: random lookups over many MB of 4 KiB pages also measure page walks.
+pub fn table_memory<T: Clone>(n: usize, v: T) -> Vec<T> {
+    let mut mem = Vec::with_capacity(n);
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("LPM_SMALL_PAGES").is_none() {
+        extern "C" {
+            fn madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
+        }
+        const MADV_HUGEPAGE: i32 = 14;
+        const HUGE: usize = 2 << 20;
+        let start = (mem.as_ptr() as usize).next_multiple_of(HUGE);
+        let end = (mem.as_ptr() as usize + n * std::mem::size_of::<T>()) & !(HUGE - 1);
+        if end > start {
+            // SAFETY: advice about pages of this Vec's own allocation, not yet touched; it
+            // changes no content, and failing (no THP) leaves 4 KiB pages.
+            unsafe { madvise(start as *mut u8, end - start, MADV_HUGEPAGE) };
+        }
+    }
+    mem.resize(n, v);
+    mem
+}

@@ -140,12 +140,11 @@ fn chunk(
             let Some(action) = flow.as_ref().and_then(|k| cache.get(slot, k)) else {
                 continue;
             };
-            let verdict = match action {
-                Action::ArpReply { mac } => flow_cache::apply_arp(sender, mac, frame),
-                _ => flow_cache::apply(tables, sender, action, frame),
+            let hit = match action {
+                Action::ArpReply { mac } => flow_cache::apply_arp(sender, mac, frame, v),
+                _ => flow_cache::apply(tables, sender, action, frame, v),
             };
-            if let Some(verdict) = verdict {
-                *v = verdict;
+            if hit {
                 *d = true;
                 hits = hits.wrapping_add(1);
             }

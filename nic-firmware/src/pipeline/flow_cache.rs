@@ -279,33 +279,38 @@ fn protocol(p: u8) -> IpProtocol {
 }
 
 /// Carries out a cached action on a frame of its flow from `sender`, as the pipeline would
-/// have decided it. `None`: this packet needs the pipeline (its header, its length, or a
-/// wrong source MAC), and the frame is as it was but for Ethernet padding.
+/// have decided it, writing the verdict to `verdict` (in place: a returned verdict was
+/// copied through the stack, and that copy stalled on store forwarding). False: this
+/// packet needs the pipeline (its header, its length, or a wrong source MAC), and the
+/// frame and `verdict` are as they were.
 #[inline(always)]
 pub(crate) fn apply(
     tables: &Tables<'_>,
     sender: &Sender<'_>,
     action: Action,
     frame: &mut FrameBuf,
-) -> Option<Verdict> {
+    verdict: &mut Verdict,
+) -> bool {
     let len = frame.len();
-    let (h, _) = Headers::mut_from_prefix(frame.data_mut()).ok()?;
-    if h.src_mac != sender.cfg.mac {
-        return None;
+    let Ok((h, _)) = Headers::mut_from_prefix(frame.data_mut()) else {
+        return false;
+    };
+    if h.src_mac != sender.cfg.mac || u16::from_be_bytes(h.ethertype) != eth::ETHERTYPE_IPV4 {
+        return false;
     }
-    if u16::from_be_bytes(h.ethertype) != eth::ETHERTYPE_IPV4 {
-        return None;
-    }
-    let ip = plain_header(h, len)?;
+    let Some(ip) = plain_header(h, len) else {
+        return false;
+    };
     if mtu::exceeds_vf_mtu(&ip) {
-        return None;
+        return false;
     }
     let end = ETH_HEADER_LEN.saturating_add(ip.total_len);
     match action {
         Action::ToVf { vf, macs } => {
             h.set_macs(macs);
             frame.truncate(end);
-            Some(Verdict::ToVf { vf })
+            *verdict = Verdict::ToVf { vf };
+            true
         }
         Action::ToUplink {
             underlay,
@@ -313,38 +318,47 @@ pub(crate) fn apply(
             mtu,
             macs,
         } => {
-            if ip.total_len > usize::from(mtu) {
-                return None;
-            }
-            let uplink = tables.uplink?;
+            let Some(uplink) = tables.uplink.filter(|_| ip.total_len <= usize::from(mtu)) else {
+                return false;
+            };
             h.set_macs(macs);
             frame.truncate(end);
             let encap = Encap::new(underlay, vni, &ip, frame.data());
-            Some(if vxlan::encapsulate(frame, &uplink, &encap) {
+            *verdict = if vxlan::encapsulate(frame, &uplink, &encap) {
                 Verdict::ToUplink
             } else {
                 sender.drop(Counter::DropOversize)
-            })
+            };
+            true
         }
         // An ARP answer's key on an IPv4 packet: a miss.
-        Action::ArpReply { .. } => None,
+        Action::ArpReply { .. } => false,
     }
 }
 
 /// Answers an ARP request from `sender` with the cached answer `mac`, as the pipeline
-/// would. `None`: the frame needs the pipeline (not a well-formed request from the
-/// sender's MAC). Out of line: the IPv4 hits stay short.
+/// would, into `verdict`. False: the frame needs the pipeline (not a well-formed request
+/// from the sender's MAC). Out of line: the IPv4 hits stay short.
 #[inline(never)]
 pub(crate) fn apply_arp(
     sender: &Sender<'_>,
     mac: [u8; 6],
     frame: &mut FrameBuf,
-) -> Option<Verdict> {
-    let h = Headers::of(frame.data())?;
-    if h.src_mac != sender.cfg.mac || u16::from_be_bytes(h.ethertype) != eth::ETHERTYPE_ARP {
-        return None;
+    verdict: &mut Verdict,
+) -> bool {
+    let from_sender = Headers::of(frame.data()).is_some_and(|h| {
+        h.src_mac == sender.cfg.mac && u16::from_be_bytes(h.ethertype) == eth::ETHERTYPE_ARP
+    });
+    if !from_sender {
+        return false;
     }
-    arp::cached_reply(sender, frame, mac)
+    match arp::cached_reply(sender, frame, mac) {
+        Some(v) => {
+            *verdict = v;
+            true
+        }
+        None => false,
+    }
 }
 
 /// Watches the pipeline decide a flow's first packet, for what to cache.
