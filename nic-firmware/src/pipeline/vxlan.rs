@@ -24,7 +24,9 @@ pub struct Encap {
 }
 
 impl Encap {
-    /// Encapsulation of the IPv4 packet `ip` in `frame` toward `underlay_dst`.
+    /// Encapsulation of the IPv4 packet `ip` in `frame` toward `underlay_dst`. Inlined:
+    /// out of line, its caller had to lay `ip` out in memory first.
+    #[inline(always)]
     pub(super) fn new(underlay_dst: u32, vni: u32, ip: &Ipv4Info, frame: &[u8]) -> Encap {
         Encap {
             underlay_dst,
@@ -36,6 +38,7 @@ impl Encap {
 
 /// 49152 + a hash of the inner 5-tuple (addresses and protocol only for fragments and
 /// protocols without ports), in 49152..=65535.
+#[inline(always)]
 fn flow_port(ip: &Ipv4Info, frame: &[u8]) -> u16 {
     let proto = u8::from(ip.protocol);
     let ports = match ip.protocol {
