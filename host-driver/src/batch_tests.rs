@@ -107,6 +107,42 @@ mod sim {
         drv
     }
 
+    /// A mapping to one remote host more than the NIC's underlay table holds is refused
+    /// with a status and message that name that table, not the mapping table (which has
+    /// room); hosts already known still take new mappings.
+    #[test]
+    fn a_full_underlay_table_is_named_as_such() {
+        let sim = SimBackend::start(SimConfig {
+            underlays: 2,
+            ..SimConfig::default()
+        })
+        .unwrap();
+        let drv = PfDriver::open(Box::new(sim)).unwrap();
+        drv.add_vpc(&vpc(0, None)).unwrap();
+        drv.add_mapping(100, ip(0, 1), mac(1), remote(1)).unwrap();
+        drv.add_mapping(100, ip(0, 2), mac(2), remote(2)).unwrap();
+        let err = drv
+            .add_mapping(100, ip(0, 3), mac(3), remote(3))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DriverError::Command {
+                    opcode: Opcode::MappingAdd,
+                    status: Status::UnderlayFull,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("underlay table full: no room for another remote host's address"),
+            "{err}"
+        );
+        drv.add_mapping(100, ip(0, 4), mac(4), remote(2)).unwrap();
+    }
+
     /// One change of the mixed workload.
     enum Op {
         Uplink(UplinkSpec),

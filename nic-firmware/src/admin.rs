@@ -49,6 +49,7 @@ impl From<TableError> for Status {
             TableError::Exists => Status::Exists,
             TableError::NotFound => Status::NotFound,
             TableError::Full => Status::TableFull,
+            TableError::UnderlayFull => Status::UnderlayFull,
         }
     }
 }

@@ -309,6 +309,9 @@ statuses! {
     BufferTooSmall = 8, "buffer too small";
     /// Not applied: the command carries [`CmdFlags::CHAIN`] and the one before it failed.
     Skipped = 9, "skipped: an earlier command of its chain failed";
+    /// A mapping to a remote host new to the NIC, whose underlay table (the addresses of
+    /// the remote hosts its mappings point to) is full; the mapping table itself has room.
+    UnderlayFull = 10, "underlay table full: no room for another remote host's address";
     /// A status this driver does not know.
     Unknown = 0xFFFF, "unknown status";
 }

@@ -48,7 +48,9 @@ pub const ABI_VERSION_MAJOR: u16 = 1;
 /// - 1.3: [`admin::CmdFlags::REPLACE`]: `VPC_ADD`, `SUBNET_ADD`, `ROUTE_ADD`,
 ///   `MAPPING_ADD`, `VF_SET`, `GATEWAY_ADD` and `UPLINK_SET` replace an existing entry in
 ///   place (make-before-break changes of a running VPC).
-pub const ABI_VERSION_MINOR: u16 = 3;
+/// - 1.4: [`admin::Status::UnderlayFull`]: a mapping to a new remote host when the NIC
+///   holds as many remote hosts as it can (an older driver reports an unknown status).
+pub const ABI_VERSION_MINOR: u16 = 4;
 /// The value of [`pf::ABI_VERSION`]: major in bits 31:16, minor in bits 15:0.
 pub const ABI_VERSION: u32 = ((ABI_VERSION_MAJOR as u32) << 16) | ABI_VERSION_MINOR as u32;
 

@@ -30,8 +30,9 @@
 //!   path ending in a free slot is found does it move entries, from the path's end backwards:
 //!   each entry is first copied into its alternate bucket and only then overwritten, so every
 //!   entry is findable at every instant (at worst twice, with equal values). When no path is
-//!   found, or a new underlay address finds the underlay table full, the result is
-//!   [`TableError::Full`] and both tables are exactly as they were.
+//!   found the result is [`TableError::Full`], and when a new underlay address finds the
+//!   underlay table full [`TableError::UnderlayFull`]; both tables are then exactly as they
+//!   were.
 //! - [`MappingTable::get_batch`] looks up many keys in three passes (hash and prefetch the
 //!   primary lines; answer the keys found there and prefetch the alternate lines of the
 //!   rest; answer the rest), so that the cache misses of 16 keys overlap. Nothing in the
@@ -321,18 +322,18 @@ impl<'m> Underlays<'m> {
     }
 
     /// The index of `ip`, which now has one more reference: its slot if it is in use,
-    /// else the first free slot of its probe sequence. `Full` (nothing changed) when no
-    /// slot is free.
+    /// else the first free slot of its probe sequence. `UnderlayFull` (nothing changed) when
+    /// no slot is free.
     fn intern(&mut self, ip: u32) -> Result<u16, TableError> {
         let n = self.slots.len();
         let home = self.home(ip);
         let mut free = None;
         for step in 0..n {
             let i = wrap(home.wrapping_add(step), n);
-            let s = self.slots.get_mut(i).ok_or(TableError::Full)?;
+            let s = self.slots.get_mut(i).ok_or(TableError::UnderlayFull)?;
             if s.refs != 0 && s.ip == ip {
-                s.refs = s.refs.checked_add(1).ok_or(TableError::Full)?;
-                return u16::try_from(i).map_err(|_| TableError::Full);
+                s.refs = s.refs.checked_add(1).ok_or(TableError::UnderlayFull)?;
+                return u16::try_from(i).map_err(|_| TableError::UnderlayFull);
             }
             if s.refs == 0 && free.is_none() {
                 free = Some((i, step));
@@ -342,9 +343,9 @@ impl<'m> Underlays<'m> {
                 break;
             }
         }
-        let (i, step) = free.ok_or(TableError::Full)?;
-        let index = u16::try_from(i).map_err(|_| TableError::Full)?;
-        let s = self.slots.get_mut(i).ok_or(TableError::Full)?;
+        let (i, step) = free.ok_or(TableError::UnderlayFull)?;
+        let index = u16::try_from(i).map_err(|_| TableError::UnderlayFull)?;
+        let s = self.slots.get_mut(i).ok_or(TableError::UnderlayFull)?;
         *s = UnderlaySlot { ip, refs: 1 };
         self.reach = self.reach.max(step);
         self.len = self.len.saturating_add(1);
@@ -568,7 +569,7 @@ impl<'m> MappingTable<'m> {
     }
 
     /// The key word (kind included) and value word of a new entry, interning its underlay
-    /// address; `Full` (nothing changed) when the underlay table has no room for it.
+    /// address; `UnderlayFull` (nothing changed) when the underlay table has no room for it.
     fn encode(&mut self, key: u64, value: Mapping) -> Result<Slot, TableError> {
         let (kind, field) = match value.location {
             Location::LocalVf(vf) => (KIND_LOCAL, vf),
@@ -605,8 +606,9 @@ impl<'m> MappingTable<'m> {
         None
     }
 
-    /// Adds a mapping; `Exists` if the key is there, `Full` if there is no room (for the
-    /// entry, or for a new underlay address). A refused insert changes nothing.
+    /// Adds a mapping; `Exists` if the key is there, `Full` if there is no room for the
+    /// entry, `UnderlayFull` if there is none for a new underlay address. A refused insert
+    /// changes nothing.
     pub fn insert(&mut self, key: MappingKey, value: Mapping) -> Result<(), TableError> {
         if self.nbuckets == 0 {
             return Err(TableError::Full);
@@ -729,8 +731,8 @@ impl<'m> MappingTable<'m> {
     }
 
     /// Sets the value of the existing `key` and returns the old one; `NotFound` (and nothing
-    /// changed) when the key is absent, `Full` (nothing changed) when a new underlay address
-    /// finds no room. See the module documentation for what a lookup meanwhile sees.
+    /// changed) when the key is absent, `UnderlayFull` (nothing changed) when a new underlay
+    /// address finds no room. See the module documentation for what a lookup meanwhile sees.
     pub fn replace(&mut self, key: MappingKey, value: Mapping) -> Result<Mapping, TableError> {
         let h = self.hashed(key);
         let (b, s) = self.locate(&h).ok_or(TableError::NotFound)?;
@@ -1483,9 +1485,12 @@ mod tests {
 
         let e = keys.next().unwrap();
         let before = bytes(&t);
-        assert_eq!(t.insert(e, remote(1, 0xE)), Err(TableError::Full));
+        assert_eq!(t.insert(e, remote(1, 0xE)), Err(TableError::UnderlayFull));
         assert_eq!(bytes(&t), before);
-        assert_eq!(t.replace(a[0], remote(1, 0xE)), Err(TableError::Full));
+        assert_eq!(
+            t.replace(a[0], remote(1, 0xE)),
+            Err(TableError::UnderlayFull)
+        );
         assert_eq!(bytes(&t), before);
         assert_eq!(t.get(a[0]), Some(remote(0, 0xA)));
         // A known host needs no new slot.
@@ -1566,7 +1571,10 @@ mod tests {
             t.insert(k[2], remote(9, 0xD)).unwrap();
             assert_eq!(t.underlays(), (3, 3));
             let before = bytes(&t);
-            assert_eq!(t.replace(k[1], remote(9, 0xE)), Err(TableError::Full));
+            assert_eq!(
+                t.replace(k[1], remote(9, 0xE)),
+                Err(TableError::UnderlayFull)
+            );
             assert_eq!(bytes(&t), before);
             assert_eq!(t.remove(k[2]), Ok(remote(9, 0xD)));
             keeps(&t);
@@ -1610,7 +1618,7 @@ mod tests {
                         model.insert(k, v);
                     }
                     Err(e) => {
-                        assert_eq!(e, TableError::Full);
+                        assert_eq!(e, TableError::UnderlayFull);
                         assert!(new_host && hosts.len() == 64);
                         assert_eq!(bytes(&t), before);
                     }
@@ -1620,7 +1628,7 @@ mod tests {
                         model.insert(k, v);
                     }
                     Err(e) => {
-                        assert_eq!(e, TableError::Full);
+                        assert_eq!(e, TableError::UnderlayFull);
                         assert!(new_host && hosts.len() == 64);
                         assert_eq!(bytes(&t), before);
                     }
@@ -1697,14 +1705,19 @@ mod tests {
                             prop_assert_eq!(bytes(&t), before);
                         } else if got == Err(TableError::Full) {
                             prop_assert_eq!(bytes(&t), before);
-                            // Full: both candidate buckets are full, or the host is new and
-                            // the underlay table has no room.
+                            // Full: both candidate buckets are full.
                             let (c1, c2) = t.candidate_buckets(k);
-                            let buckets_full = t.buckets[c1].free_slot().is_none()
-                                && t.buckets[c2].free_slot().is_none();
-                            let underlays_full = new_host(&reference, val(v))
-                                && hosts(&reference).len() == nunderlays;
-                            prop_assert!(buckets_full || underlays_full);
+                            prop_assert!(
+                                t.buckets[c1].free_slot().is_none()
+                                    && t.buckets[c2].free_slot().is_none()
+                            );
+                        } else if got == Err(TableError::UnderlayFull) {
+                            prop_assert_eq!(bytes(&t), before);
+                            // The host is new and the underlay table has no room.
+                            prop_assert!(
+                                new_host(&reference, val(v))
+                                    && hosts(&reference).len() == nunderlays
+                            );
                         } else {
                             prop_assert_eq!(got, Ok(()));
                             prop_assert!(
@@ -1724,7 +1737,7 @@ mod tests {
                             // The old host is still held while the new one is interned.
                             Some(_) if new_host(&reference, val(v))
                                 && hosts(&reference).len() == nunderlays => {
-                                prop_assert_eq!(got, Err(TableError::Full));
+                                prop_assert_eq!(got, Err(TableError::UnderlayFull));
                                 prop_assert_eq!(bytes(&t), before);
                             }
                             Some(old) => {

@@ -17,6 +17,9 @@ pub enum TableError {
     NotFound,
     /// No room for another entry.
     Full,
+    /// No room in the mapping table's underlay table for another remote host's address
+    /// (the mapping table itself has room).
+    UnderlayFull,
 }
 
 use lpm::RouteTables;
