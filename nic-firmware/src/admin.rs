@@ -471,7 +471,10 @@ fn route_key(t: &Tables<'_>, e: &RouteEntry) -> Result<(u16, u32, Vpc, u16), Sta
     Ok((table, prefix, vpc, rt.vpc))
 }
 
-/// Recomputes which gateways VPC `vpc` routes to: only those may send into it (F15).
+/// Recomputes which gateways VPC `vpc` routes to: only those may send into it (F15). A scan
+/// of every route of the VPC: for changes that drop a whole route table; a route's own
+/// change takes [`gateway_routed`] and [`gateway_unrouted`], so that a big table's routes
+/// are not each a scan of all the others.
 fn refresh_gateway_mask(t: &mut Tables<'_>, vpc: u16) {
     let mut mask = 0u64;
     for (id, rt) in t.route_tables.iter().enumerate() {
@@ -489,6 +492,46 @@ fn refresh_gateway_mask(t: &mut Tables<'_>, vpc: u16) {
     }
     if let Some(Some(v)) = t.vpcs.get_mut(usize::from(vpc)) {
         v.gateway_mask = mask;
+    }
+}
+
+/// The bit of gateway `g` in a VPC's gateway mask (none for a gateway past 63).
+fn gateway_bit(g: u16) -> u64 {
+    1u64.checked_shl(u32::from(g)).unwrap_or(0)
+}
+
+/// A route of VPC `vpc` now leads to gateway `g`.
+fn gateway_routed(t: &mut Tables<'_>, vpc: u16, g: u16) {
+    if let Some(Some(v)) = t.vpcs.get_mut(usize::from(vpc)) {
+        v.gateway_mask |= gateway_bit(g);
+    }
+}
+
+/// A route of VPC `vpc` to gateway `g` went: `g` leaves the VPC's mask unless another of
+/// its routes still leads there (the scan stops at the first).
+fn gateway_unrouted(t: &mut Tables<'_>, vpc: u16, g: u16) {
+    let still = t.route_tables.iter().enumerate().any(|(id, rt)| {
+        rt.is_some_and(|rt| rt.vpc == vpc)
+            && u16::try_from(id)
+                .is_ok_and(|id| t.routes.routes(id).any(|r| r.target == Target::Gateway(g)))
+    });
+    if !still {
+        if let Some(Some(v)) = t.vpcs.get_mut(usize::from(vpc)) {
+            v.gateway_mask &= !gateway_bit(g);
+        }
+    }
+}
+
+/// Keeps VPC `vpc`'s gateway mask in step with one route's target going from `old` to
+/// `new` (`None`: no route).
+fn route_target_changed(t: &mut Tables<'_>, vpc: u16, old: Option<Target>, new: Option<Target>) {
+    if let Some(Target::Gateway(g)) = new {
+        gateway_routed(t, vpc, g);
+    }
+    if let Some(Target::Gateway(g)) = old {
+        if new != Some(Target::Gateway(g)) {
+            gateway_unrouted(t, vpc, g);
+        }
     }
 }
 
@@ -512,9 +555,10 @@ fn route_add(t: &mut Tables<'_>, e: RouteEntry, replace: bool) -> Result<u32, St
         if local {
             return Err(Status::BadArgument);
         }
-        t.routes
+        let old = t
+            .routes
             .replace_target(table, prefix, e.prefix_len, target)?;
-        refresh_gateway_mask(t, vpc_id);
+        route_target_changed(t, vpc_id, Some(old.target), Some(target));
         return Ok(0);
     }
     if local {
@@ -528,7 +572,7 @@ fn route_add(t: &mut Tables<'_>, e: RouteEntry, replace: bool) -> Result<u32, St
             target,
         },
     )?;
-    refresh_gateway_mask(t, vpc_id);
+    route_target_changed(t, vpc_id, None, Some(target));
     Ok(0)
 }
 
@@ -538,8 +582,8 @@ fn route_del(t: &mut Tables<'_>, e: RouteEntry) -> Result<u32, Status> {
         // The local route cannot be removed (F8).
         return Err(Status::BadArgument);
     }
-    t.routes.remove(table, prefix, e.prefix_len)?;
-    refresh_gateway_mask(t, vpc_id);
+    let old = t.routes.remove(table, prefix, e.prefix_len)?;
+    route_target_changed(t, vpc_id, Some(old.target), None);
     Ok(0)
 }
 
@@ -948,6 +992,67 @@ mod tests {
             maps,
             t.uplink
         )
+    }
+
+    /// A VPC's gateway mask (F15), kept route by route, is what a scan of all its routes
+    /// makes, through random adds, replaces and deletes over two route tables.
+    #[test]
+    fn the_gateway_mask_kept_route_by_route_is_the_full_scans() {
+        use crate::testing::Rng;
+        let mut nic = vpc_nic();
+        nic.admin(
+            Opcode::RouteTableAdd,
+            &RouteTableEntry {
+                id: Le16::new(1),
+                vpc_id: Le16::new(0),
+            },
+        )
+        .unwrap();
+        for g in 0..4u16 {
+            let gw = GatewayEntry {
+                id: Le16::new(g),
+                kind: GatewayKind::Internet as u8,
+                underlay_ip: [192, 0, 2, 100 + g as u8],
+                mac: [2, 0, 0, 0, 0xfe, g as u8],
+                ..Default::default()
+            };
+            nic.admin(Opcode::GatewayAdd, &gw).unwrap();
+        }
+        let mut rng = Rng(9);
+        let mut masks = std::collections::HashSet::new();
+        for _ in 0..3000 {
+            let table = rng.below(2) as u16;
+            let prefix = [172, 16, rng.below(6) as u8, 0];
+            let target = match rng.below(5) {
+                4 => RouteTarget::Blackhole,
+                g => RouteTarget::Gateway(g as u16),
+            };
+            let e = route(table, prefix, 24, target);
+            let _ = match rng.below(3) {
+                0 => nic.admin(Opcode::RouteAdd, &e),
+                1 => nic.admin(Opcode::RouteDel, &e),
+                _ => nic
+                    .submit({
+                        let mut cmd = AdminCmd::new(Opcode::RouteAdd, &e);
+                        cmd.flags = Le16::new(shared_regs::admin::CmdFlags::REPLACE.bits());
+                        cmd
+                    })
+                    .completion()
+                    .unwrap(),
+            };
+            let t = nic.fw.tables();
+            let scanned = (0..2u16)
+                .flat_map(|id| t.routes.routes(id).collect::<std::vec::Vec<_>>())
+                .filter_map(|r| match r.target {
+                    crate::tables::lpm::Target::Gateway(g) => Some(1u64 << g),
+                    _ => None,
+                })
+                .fold(0, |m, b| m | b);
+            let kept = t.vpc(0).unwrap().gateway_mask;
+            assert_eq!(kept, scanned);
+            masks.insert(kept);
+        }
+        assert!(masks.len() > 8, "{masks:?}");
     }
 
     #[test]

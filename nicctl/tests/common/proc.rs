@@ -253,6 +253,7 @@ impl Bg {
     }
 
     /// Waits up to `timeout` for it to end; its exit status, or `None` when it still runs.
+    /// Once it has ended, what it printed is all in [`Bg::stdout`] and [`Bg::stderr`].
     pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
         if self.status.is_none() {
             let deadline = Instant::now() + timeout;
@@ -263,6 +264,8 @@ impl Bg {
             }
             // It has ended: this reaps it without blocking.
             self.status = Some(self.child.wait().expect("waiting for a child"));
+            // Its exit can come before the readers of its output reach the end of it.
+            self.drain();
         }
         self.status
     }
