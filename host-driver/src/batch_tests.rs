@@ -118,6 +118,7 @@ mod sim {
         })
         .unwrap();
         let drv = PfDriver::open(Box::new(sim)).unwrap();
+        assert_eq!(drv.info().underlays, 2, "CAP_UNDERLAYS");
         drv.add_vpc(&vpc(0, None)).unwrap();
         drv.add_mapping(100, ip(0, 1), mac(1), remote(1)).unwrap();
         drv.add_mapping(100, ip(0, 2), mac(2), remote(2)).unwrap();

@@ -65,6 +65,9 @@ pub struct DeviceInfo {
     pub adminq_entries: u32,
     /// Capacity of the gateway table (`CAP_GATEWAYS`, ABI 1.1; 0 on a 1.0 device).
     pub gateways: u32,
+    /// Remote hosts the mapping table can point to (`CAP_UNDERLAYS`, ABI 1.4; 0 on an
+    /// older device, which does not say).
+    pub underlays: u32,
 }
 
 impl DeviceInfo {
@@ -165,6 +168,11 @@ fn read_info(dev: &dyn Device) -> Result<DeviceInfo> {
         // The register exists from ABI 1.1 on; a 1.0 device has no gateway table.
         gateways: if abi_minor >= 1 {
             dev.read32(pf::CAP_GATEWAYS)?
+        } else {
+            0
+        },
+        underlays: if abi_minor >= 4 {
+            dev.read32(pf::CAP_UNDERLAYS)?
         } else {
             0
         },
@@ -327,6 +335,7 @@ mod tests {
             mappings: 0,
             adminq_entries: 0,
             gateways: 0,
+            underlays: 0,
         };
         assert_eq!(info.cap_names(), ["ARP_PROXY", "MULTI_VRF", "0x100000"]);
     }
@@ -429,6 +438,7 @@ mod fake_tests {
         );
         assert_eq!(info.adminq_entries, 64);
         assert_eq!(info.gateways, 60);
+        assert_eq!(info.underlays, 70);
     }
 
     #[test]
@@ -438,7 +448,7 @@ mod fake_tests {
             ..Default::default()
         });
         let info = reset(&dev, &quick()).unwrap();
-        assert_eq!((info.abi_minor, info.gateways), (0, 0));
+        assert_eq!((info.abi_minor, info.gateways, info.underlays), (0, 0, 0));
     }
 
     #[test]

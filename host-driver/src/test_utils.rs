@@ -158,6 +158,7 @@ impl FakeDevice {
                 pf::CAP_ROUTES,
                 pf::CAP_MAPPINGS,
                 pf::CAP_GATEWAYS,
+                pf::CAP_UNDERLAYS,
             ]
             .into_iter()
             .enumerate()

@@ -149,6 +149,7 @@ impl<'m> Firmware<'m> {
             (pf::CAP_ROUTE_TABLES, count(self.tables.route_tables.len())),
             (pf::CAP_ROUTES, count(self.tables.routes.routes_per_table())),
             (pf::CAP_MAPPINGS, count(self.tables.mappings.capacity())),
+            (pf::CAP_UNDERLAYS, count(self.tables.mappings.underlays().1)),
             (pf::CAP_ADMINQ_ENTRIES, admin::MAX_ENTRIES),
             (
                 pf::CAP_GATEWAYS,

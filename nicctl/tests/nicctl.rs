@@ -26,6 +26,13 @@ fn info_shows_the_simulator() {
         out.contains("  0x028  CAP_GATEWAYS        0x00000040"),
         "{out}"
     );
+    // ABI 1.4: how many remote hosts the mappings may point to (16,384 at cloud scale).
+    assert!(out.contains("remote hosts:        16384"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("0x02c  CAP_UNDERLAYS") && l.contains("0x00004000")),
+        "{out}"
+    );
 }
 
 #[test]

@@ -49,7 +49,8 @@ pub const ABI_VERSION_MAJOR: u16 = 1;
 ///   `MAPPING_ADD`, `VF_SET`, `GATEWAY_ADD` and `UPLINK_SET` replace an existing entry in
 ///   place (make-before-break changes of a running VPC).
 /// - 1.4: [`admin::Status::UnderlayFull`]: a mapping to a new remote host when the NIC
-///   holds as many remote hosts as it can (an older driver reports an unknown status).
+///   holds as many remote hosts as it can (an older driver reports an unknown status);
+///   [`pf::CAP_UNDERLAYS`] says how many that is.
 pub const ABI_VERSION_MINOR: u16 = 4;
 /// The value of [`pf::ABI_VERSION`]: major in bits 31:16, minor in bits 15:0.
 pub const ABI_VERSION: u32 = ((ABI_VERSION_MAJOR as u32) << 16) | ABI_VERSION_MINOR as u32;

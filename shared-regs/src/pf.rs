@@ -36,6 +36,8 @@ register_map! {
         0x020 CAP_MAPPINGS: RO = 0, "entries of the (VNI, IPv4) mapping table";
         0x024 CAP_ADMINQ_ENTRIES: RO = 0, "largest admin queue the firmware accepts";
         0x028 CAP_GATEWAYS: RO = 0, "capacity of the gateway table (ABI 1.1)";
+        0x02C CAP_UNDERLAYS: RO = 0, "remote hosts (underlay addresses) the mapping table \
+            can point to (ABI 1.4)";
         0x040 CONTROL: RW = 0, "[`Control`]; `RESET` self-clears when the reset is taken";
         0x044 STATUS: RO = 0, "[`Status`]";
         0x048 HEARTBEAT: RO = 0, "incremented by the firmware at least every millisecond \

@@ -155,9 +155,10 @@ mod tests {
     fn every_pf_register_is_named() {
         let named = |offset| lookup(pf::REGISTERS, offset).map(|r| r.name);
         assert_eq!(named(pf::CAP_GATEWAYS), Some("CAP_GATEWAYS"));
+        assert_eq!(named(pf::CAP_UNDERLAYS), Some("CAP_UNDERLAYS"));
         assert_eq!(named(pf::ID), Some("ID"));
         assert_eq!(named(pf::INTR_MASK), Some("INTR_MASK"));
-        assert_eq!(pf::REGISTERS.len(), 21);
+        assert_eq!(pf::REGISTERS.len(), 22);
         assert_eq!(vf::REGISTERS.len(), 18);
         assert_eq!(
             lookup(pf::REGISTERS, pf::INTR_CAUSE).map(|r| r.access),

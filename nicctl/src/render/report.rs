@@ -17,7 +17,7 @@ pub fn info_text(info: &DeviceInfo, heartbeat: u32, registers: &[(Reg, u32)]) ->
     } else {
         caps.join(" ")
     };
-    let rows: [(&str, String); 12] = [
+    let rows: [(&str, String); 13] = [
         ("device", info.device.clone()),
         (
             "ABI version",
@@ -36,6 +36,7 @@ pub fn info_text(info: &DeviceInfo, heartbeat: u32, registers: &[(Reg, u32)]) ->
         ("route tables", info.route_tables.to_string()),
         ("routes per table", info.routes_per_table.to_string()),
         ("mappings", info.mappings.to_string()),
+        ("remote hosts", info.underlays.to_string()),
         ("gateways", info.gateways.to_string()),
         ("admin queue entries", info.adminq_entries.to_string()),
         ("heartbeat", heartbeat.to_string()),
@@ -498,6 +499,7 @@ mod tests {
             mappings: 4096,
             adminq_entries: 256,
             gateways: 16,
+            underlays: 64,
         }
     }
 
@@ -527,7 +529,7 @@ mod tests {
     fn info_lists_every_capacity_aligned() {
         let text = info_text(&info(), 77, &[]);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 13, "12 rows and the (empty) register heading");
+        assert_eq!(lines.len(), 14, "13 rows and the (empty) register heading");
         assert_eq!(lines[0], "device:              fake NIC");
         let abi = format!(
             "ABI version:         1.0 (driver {}.{})",
@@ -536,6 +538,7 @@ mod tests {
         );
         assert!(text.contains(&abi), "{text}");
         assert!(text.contains("gateways:            16"), "{text}");
+        assert!(text.contains("remote hosts:        64"), "{text}");
         assert!(
             text.contains("capabilities:        ARP_PROXY TRACE"),
             "{text}"
