@@ -476,23 +476,25 @@ fn route_key(t: &Tables<'_>, e: &RouteEntry) -> Result<(u16, u32, Vpc, u16), Sta
 /// change takes [`gateway_routed`] and [`gateway_unrouted`], so that a big table's routes
 /// are not each a scan of all the others.
 fn refresh_gateway_mask(t: &mut Tables<'_>, vpc: u16) {
-    let mut mask = 0u64;
-    for (id, rt) in t.route_tables.iter().enumerate() {
-        let (Some(rt), Ok(id)) = (rt, u16::try_from(id)) else {
-            continue;
-        };
-        if rt.vpc != vpc {
-            continue;
-        }
-        for r in t.routes.routes(id) {
-            if let Target::Gateway(g) = r.target {
-                mask |= 1u64.checked_shl(u32::from(g)).unwrap_or(0);
-            }
-        }
-    }
+    let mask = vpc_routes(t, vpc)
+        .filter_map(|r| match r.target {
+            Target::Gateway(g) => Some(gateway_bit(g)),
+            _ => None,
+        })
+        .fold(0u64, |mask, bit| mask | bit);
     if let Some(Some(v)) = t.vpcs.get_mut(usize::from(vpc)) {
         v.gateway_mask = mask;
     }
+}
+
+/// Every route of every route table of VPC `vpc`.
+fn vpc_routes<'t>(t: &'t Tables<'_>, vpc: u16) -> impl Iterator<Item = Route> + 't {
+    t.route_tables
+        .iter()
+        .enumerate()
+        .filter(move |(_, rt)| rt.is_some_and(|rt| rt.vpc == vpc))
+        .filter_map(|(id, _)| u16::try_from(id).ok())
+        .flat_map(|id| t.routes.routes(id))
 }
 
 /// The bit of gateway `g` in a VPC's gateway mask (none for a gateway past 63).
@@ -510,12 +512,7 @@ fn gateway_routed(t: &mut Tables<'_>, vpc: u16, g: u16) {
 /// A route of VPC `vpc` to gateway `g` went: `g` leaves the VPC's mask unless another of
 /// its routes still leads there (the scan stops at the first).
 fn gateway_unrouted(t: &mut Tables<'_>, vpc: u16, g: u16) {
-    let still = t.route_tables.iter().enumerate().any(|(id, rt)| {
-        rt.is_some_and(|rt| rt.vpc == vpc)
-            && u16::try_from(id)
-                .is_ok_and(|id| t.routes.routes(id).any(|r| r.target == Target::Gateway(g)))
-    });
-    if !still {
+    if !vpc_routes(t, vpc).any(|r| r.target == Target::Gateway(g)) {
         if let Some(Some(v)) = t.vpcs.get_mut(usize::from(vpc)) {
             v.gateway_mask &= !gateway_bit(g);
         }

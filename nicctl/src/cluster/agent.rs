@@ -14,7 +14,7 @@
 //!
 //! Its status ([`AgentStatus`]) lives under a lease at `/vpcnic/v1/agents/<host>`, renewed
 //! every second: an agent that dies disappears from `nicctl status` by itself.
-use super::arrival::Arrivals;
+use super::arrival::{Arrivals, Arrived};
 use super::layout::{self, Refusal};
 use super::{AgentStatus, StoreError};
 use crate::config::{self, Config, Limits, Plan};
@@ -203,12 +203,13 @@ impl Agent {
                             continue;
                         }
                         let now = Instant::now();
+                        let serves = layout::serves_prefix(&self.opts.host);
                         let mut serves_changed = false;
                         for event in response.events() {
                             let Some(kv) = event.kv() else { continue };
                             let key = String::from_utf8_lossy(kv.key()).into_owned();
                             self.count(&key, kv.value().len());
-                            if key.starts_with(&layout::serves_prefix(&self.opts.host)) {
+                            if key.starts_with(&serves) {
                                 serves_changed = true;
                             }
                             self.arrivals.note(kv.mod_revision(), &key, kv.value(), now);
@@ -226,7 +227,7 @@ impl Agent {
                             break;
                         }
                         if let Some(arrived) = self.arrivals.take_complete() {
-                            self.settle(arrived.revision, arrived.records);
+                            self.settle(arrived);
                         }
                         self.publish(&mut client, lease).await?;
                     }
@@ -239,7 +240,7 @@ impl Agent {
                                     "records arrived without the rest of an apply (written \
                                      behind nicctl apply's back?); reconciling what came"
                                 );
-                                self.settle(arrived.revision, arrived.records);
+                                self.settle(arrived);
                                 self.publish(&mut client, lease).await?;
                             }
                         }
@@ -322,14 +323,14 @@ impl Agent {
         }
     }
 
-    /// Takes revisions up to `revision` as wholly arrived: reconciles if they brought
-    /// records (or the NIC is not at the last state), else only moves the revisions on.
-    fn settle(&mut self, revision: i64, records: bool) {
-        if records || self.health != "ok" {
-            self.reconcile(revision);
+    /// Takes what `arrived` names as wholly arrived: reconciles if it brought records (or
+    /// the NIC is not at the last state), else only moves the revisions on.
+    fn settle(&mut self, arrived: Arrived) {
+        if arrived.records || self.health != "ok" {
+            self.reconcile(arrived.revision);
         } else {
-            self.applied = revision;
-            self.seen = revision;
+            self.applied = arrived.revision;
+            self.seen = arrived.revision;
         }
     }
 
