@@ -132,6 +132,7 @@ impl<'m> Firmware<'m> {
             ] {
                 p.write_reg(f, reg, 0);
             }
+            p.write_reg(f, vf::OFFLOADS, crate::offload::OFFERED.bits());
         }
         let caps = pf::Caps::ARP_PROXY
             | pf::Caps::MULTI_VRF

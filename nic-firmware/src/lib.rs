@@ -56,6 +56,7 @@ pub mod frame;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzz;
 pub mod memory;
+pub mod offload;
 pub mod pipeline;
 pub mod platform;
 pub mod port;

@@ -13,6 +13,26 @@
 //! fills buffers from `RX_HEAD`, writes `len` and [`RxFlags::DONE`], advances `RX_HEAD` and
 //! raises `RX`. A frame for a VF with no posted buffer is dropped and counted
 //! (`drop_rx_no_buffer`).
+//!
+//! **Offloads** (ABI 1.5, offered when the VF's `OFFLOADS` register has the bit, see
+//! [`crate::vf::Offloads`]):
+//! - [`TxFlags::CSUM`]: the device computes the TCP or UDP checksum of an IPv4 frame that is
+//!   not a fragment, whatever the field holds.
+//! - [`TxFlags::TSO`]: the frame is a TCP/IPv4 *super-frame* of up to 65,535 bytes (the
+//!   driver's buffer, not a VF frame: its IPv4 total length may exceed the MTU and is not
+//!   checked against the frame). The device cuts its payload into segments of `mss` bytes,
+//!   each with the super-frame's headers: IPv4 total length, identification (+1 a segment)
+//!   and checksum; TCP sequence number (+ payload offset), checksum, and flags (CWR only on
+//!   the first segment, FIN and PSH only on the last). Each segment is then forwarded as a
+//!   frame the VF sent (every rule and counter applies to it), with one exception: a
+//!   super-frame whose destination is a VF of this NIC that set `CONTROL.RX_GSO` and posted
+//!   a buffer that holds it is delivered whole (below).
+//! - [`RxFlags::CSUM_VALID`]: the frame's TCP or UDP checksum is right: the device computed
+//!   it for a sender that asked for [`TxFlags::CSUM`] or [`TxFlags::TSO`]. Without it the
+//!   receiver checks the checksum itself.
+//! - [`RxFlags::GSO_TCP4`]: the frame is a TCP/IPv4 super-frame delivered whole, its
+//!   checksums valid over the whole frame and `mss` the sender's segment size; the receiver
+//!   may hand it to its stack as one coalesced packet (Linux: `SKB_GSO_TCPV4`).
 use crate::{Le16, Le64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -25,6 +45,11 @@ bitflags::bitflags! {
     pub struct TxFlags: u16 {
         /// Driver: this descriptor holds the end of the frame (must be set: one buffer a frame).
         const EOP = 1 << 0;
+        /// Driver: complete the frame's TCP or UDP checksum (IPv4, not a fragment).
+        const CSUM = 1 << 1;
+        /// Driver: a TCP/IPv4 super-frame to cut into segments of `mss` payload bytes; the
+        /// device completes every checksum.
+        const TSO = 1 << 2;
         /// Device: the descriptor is done; `status` is valid.
         const DONE = 1 << 15;
     }
@@ -32,6 +57,11 @@ bitflags::bitflags! {
     /// `RxDesc::flags`.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct RxFlags: u16 {
+        /// Device: the frame's TCP or UDP checksum was computed by the device and is right.
+        const CSUM_VALID = 1 << 0;
+        /// Device: a TCP/IPv4 super-frame of segments of `mss` payload bytes, delivered
+        /// whole to a VF that set `CONTROL.RX_GSO`.
+        const GSO_TCP4 = 1 << 1;
         /// Device: a frame of `len` bytes is in the buffer.
         const DONE = 1 << 15;
     }
@@ -43,7 +73,8 @@ bitflags::bitflags! {
 pub enum TxStatus {
     /// The frame was taken (forwarded or dropped by policy; see the counters).
     Ok = 0,
-    /// The descriptor was malformed (no EOP, zero length or longer than a VF frame).
+    /// The descriptor was malformed (no EOP, zero length or longer than a VF frame; with
+    /// `TSO`: not TCP/IPv4, headers cut short, `mss` 0, or offloads the VF does not offer).
     BadDescriptor = 1,
     /// The frame buffer could not be read by DMA.
     DmaError = 2,
@@ -61,7 +92,8 @@ pub struct TxDesc {
     pub flags: Le16,
     /// [`TxStatus`], written by the device.
     pub status: Le16,
-    pub reserved: [u8; 2],
+    /// With [`TxFlags::TSO`]: TCP payload bytes a segment (ABI 1.5; was reserved, 0).
+    pub mss: Le16,
 }
 
 /// An RX descriptor.
@@ -76,7 +108,9 @@ pub struct RxDesc {
     pub len: Le16,
     /// [`RxFlags`] (device).
     pub flags: Le16,
-    pub reserved: [u8; 2],
+    /// With [`RxFlags::GSO_TCP4`]: the sender's TCP payload bytes a segment (device; ABI
+    /// 1.5, was reserved).
+    pub mss: Le16,
 }
 
 const _: () = assert!(core::mem::size_of::<TxDesc>() == DESC_SIZE);

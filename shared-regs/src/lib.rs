@@ -51,7 +51,9 @@ pub const ABI_VERSION_MAJOR: u16 = 1;
 /// - 1.4: [`admin::Status::UnderlayFull`]: a mapping to a new remote host when the NIC
 ///   holds as many remote hosts as it can (an older driver reports an unknown status);
 ///   [`pf::CAP_UNDERLAYS`] says how many that is.
-pub const ABI_VERSION_MINOR: u16 = 4;
+/// - 1.5: VF offloads: [`vf::OFFLOADS`], [`vf::Control::RX_GSO`], checksum and TSO flags
+///   and the `mss` fields of the descriptors (were reserved, 0), see [`desc`].
+pub const ABI_VERSION_MINOR: u16 = 5;
 /// The value of [`pf::ABI_VERSION`]: major in bits 31:16, minor in bits 15:0.
 pub const ABI_VERSION: u32 = ((ABI_VERSION_MAJOR as u32) << 16) | ABI_VERSION_MINOR as u32;
 
@@ -61,6 +63,9 @@ pub const DEVICE_ID_MAGIC: u32 = u32::from_le_bytes(*b"VPCN");
 /// Largest Ethernet frame (without FCS) a VF may send or receive: MTU 9001 plus the
 /// 14-byte Ethernet header.
 pub const VF_MAX_FRAME: usize = VF_MTU as usize + ETH_HEADER_LEN;
+/// Longest TCP super-frame a VF driver may hand over with `TxFlags::TSO` or receive with
+/// `RxFlags::GSO_TCP4`, Ethernet header included (a descriptor's length is 16 bits).
+pub const MAX_SUPER_FRAME: usize = u16::MAX as usize;
 /// The IPv4 MTU of every VF (F13).
 pub const VF_MTU: u32 = 9001;
 /// Length of an untagged Ethernet header.

@@ -28,6 +28,8 @@ register_map! {
         0x010 MTU: RO = 0, "IPv4 MTU, 9001 when the link is up";
         0x014 CONTROL: RW = 0, "[`Control`]; the firmware serves the rings only when \
             `ENABLE` is set";
+        0x018 OFFLOADS: RO = 0, "[`Offloads`] the device offers this VF (ABI 1.5; 0 on an \
+            older device)";
         0x040 TX_BASE_LO: RW = 0, "IOVA of the TX ring, bits 31:0 (16-byte aligned)";
         0x044 TX_BASE_HI: RW = 0, "IOVA of the TX ring, bits 63:32";
         0x048 TX_SIZE: RW = 0, "TX descriptors, a power of two up to [`MAX_RING_SIZE`]";
@@ -59,6 +61,23 @@ bitflags::bitflags! {
     pub struct Control: u32 {
         /// Serve the TX and RX rings.
         const ENABLE = 1 << 0;
+        /// Deliver TCP super-frames whole ([`crate::desc::RxFlags::GSO_TCP4`]) into RX
+        /// buffers large enough; without it (or when the next buffer is too small) they
+        /// arrive cut into segments.
+        const RX_GSO = 1 << 1;
+    }
+
+    /// `OFFLOADS`: what the device does for this VF's driver.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Offloads: u32 {
+        /// [`crate::desc::TxFlags::CSUM`].
+        const TX_CSUM = 1 << 0;
+        /// [`crate::desc::TxFlags::TSO`].
+        const TSO4 = 1 << 1;
+        /// [`crate::desc::RxFlags::CSUM_VALID`].
+        const RX_CSUM = 1 << 2;
+        /// [`Control::RX_GSO`] and [`crate::desc::RxFlags::GSO_TCP4`].
+        const RX_GSO = 1 << 3;
     }
 
     /// `INTR_CAUSE` and `INTR_MASK` bits.

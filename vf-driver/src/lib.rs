@@ -224,7 +224,7 @@ impl VfDriver {
             len: Le16::new(frame.len() as u16),
             flags: Le16::new(TxFlags::EOP.bits()),
             status: Le16::new(0),
-            reserved: [0; 2],
+            mss: Le16::new(0),
         };
         self.guest_write(self.tx_desc_addr(i), desc.as_bytes())?;
         fence(Ordering::Release);
@@ -299,7 +299,7 @@ impl VfDriver {
             buf_len: Le16::new(BUF_SIZE as u16),
             len: Le16::new(0),
             flags: Le16::new(0),
-            reserved: [0; 2],
+            mss: Le16::new(0),
         }
     }
 
