@@ -159,7 +159,11 @@ mod tests {
         assert_eq!(named(pf::ID), Some("ID"));
         assert_eq!(named(pf::INTR_MASK), Some("INTR_MASK"));
         assert_eq!(pf::REGISTERS.len(), 22);
-        assert_eq!(vf::REGISTERS.len(), 18);
+        assert_eq!(vf::REGISTERS.len(), 19);
+        assert_eq!(
+            lookup(vf::REGISTERS, vf::OFFLOADS).map(|r| r.name),
+            Some("OFFLOADS")
+        );
         assert_eq!(
             lookup(pf::REGISTERS, pf::INTR_CAUSE).map(|r| r.access),
             Some(Access::WriteOneToClear)
