@@ -8,6 +8,7 @@ use crate::platform::{Function, Platform};
 use crate::port::PortState;
 use crate::rings::{VfRings, MAX_BATCH};
 use crate::tables::{Tables, Uplink};
+use shared_regs::desc::RxFlags;
 use shared_regs::stats::Counter;
 use shared_regs::{pf, vf};
 
@@ -197,8 +198,8 @@ impl<'m> Firmware<'m> {
         let Some(counters) = self.counters.get_mut(usize::from(index)) else {
             return false;
         };
-        let batch = rings.take_tx(p, index, self.batch, counters);
-        if batch.taken() == 0 {
+        let mut batch = rings.take_tx(p, index, self.batch, counters);
+        if batch.taken() == 0 && batch.loaded == 0 {
             return false;
         }
         let frames = self.batch.get_mut(..batch.loaded).unwrap_or(&mut []);
@@ -216,10 +217,22 @@ impl<'m> Firmware<'m> {
             counters: self.counters,
             uplink: self.tables.uplink,
         };
-        for (frame, verdict) in frames.iter().zip(verdicts.iter()) {
-            out.act(Port::Vf(index), *verdict, frame.data());
+        let mut whole_sent = false;
+        for (i, (frame, verdict)) in frames.iter_mut().zip(verdicts.iter()).enumerate() {
+            if batch.whole == Some(i) {
+                if let Verdict::ToVf { vf } = *verdict {
+                    if out.deliver_whole(index, vf, frame) {
+                        whole_sent = true;
+                        continue;
+                    }
+                }
+            }
+            out.act(Port::Vf(index), *verdict, frame);
         }
         if let Some(rings) = self.rings.get_mut(usize::from(index)) {
+            if whole_sent {
+                rings.whole_sent(&mut batch);
+            }
             rings.complete_tx(p, index, &batch);
         }
         true
@@ -256,7 +269,7 @@ impl<'m> Firmware<'m> {
             uplink: self.tables.uplink,
         };
         for (frame, verdict) in frames.iter().zip(verdicts.iter()) {
-            out.act(Port::Uplink, *verdict, frame.data());
+            out.act(Port::Uplink, *verdict, frame);
         }
         true
     }
@@ -281,7 +294,8 @@ struct Output<'a, P> {
 
 impl<P: Platform> Output<'_, P> {
     /// Carries out the verdict on a frame that arrived on `src`.
-    fn act(&mut self, src: Port, verdict: Verdict, frame: &[u8]) {
+    fn act(&mut self, src: Port, verdict: Verdict, buf: &FrameBuf) {
+        let frame = buf.data();
         match verdict {
             Verdict::Drop { port, reason } => self.count(port, reason, 1),
             Verdict::ToUplink => self.send_uplink(frame),
@@ -296,10 +310,17 @@ impl<P: Platform> Output<'_, P> {
                     self.count(src, Counter::DropMalformed, 1);
                 }
             }
-            Verdict::ToVf { vf } => self.deliver(vf, frame),
+            Verdict::ToVf { vf } => {
+                let flags = if buf.checksummed() {
+                    RxFlags::CSUM_VALID
+                } else {
+                    RxFlags::empty()
+                };
+                self.deliver(vf, frame, flags)
+            }
             Verdict::Reply { vf } => {
                 self.count(Port::Vf(vf), Counter::Replies, 1);
-                self.deliver(vf, frame);
+                self.deliver(vf, frame, RxFlags::empty());
             }
         }
     }
@@ -319,9 +340,31 @@ impl<P: Platform> Output<'_, P> {
         }
     }
 
-    fn deliver(&mut self, vf: u16, frame: &[u8]) {
+    /// Delivers the super-frame VF `src` is sending, whose first segment `first` is
+    /// bound for VF `vf`, whole, if `vf` takes it. False when the caller is to go on
+    /// cutting it.
+    fn deliver_whole(&mut self, src: u16, vf: u16, first: &mut FrameBuf) -> bool {
+        let Some(sf) = self.rings.get(usize::from(src)).and_then(|r| r.cutting()) else {
+            return false;
+        };
         let delivered = match self.rings.get_mut(usize::from(vf)) {
-            Some(r) => r.deliver(self.p, vf, frame),
+            Some(r) => r.deliver_whole(self.p, vf, src, &sf, first),
+            None => Ok(false),
+        };
+        match delivered {
+            Ok(false) => return false,
+            Ok(true) => {
+                self.count(Port::Vf(vf), Counter::RxPackets, 1);
+                self.count(Port::Vf(vf), Counter::RxBytes, u64::from(sf.len));
+            }
+            Err(reason) => self.count(Port::Vf(vf), reason, 1),
+        }
+        true
+    }
+
+    fn deliver(&mut self, vf: u16, frame: &[u8], flags: RxFlags) {
+        let delivered = match self.rings.get_mut(usize::from(vf)) {
+            Some(r) => r.deliver(self.p, vf, frame, flags),
             None => Err(Counter::DropRxNoBuffer),
         };
         match delivered {

@@ -15,6 +15,8 @@ pub struct FrameBuf {
     buf: [u8; BUF_SIZE],
     start: usize,
     len: usize,
+    /// The device computed the frame's TCP or UDP checksum for its sender (VF offloads).
+    checksummed: bool,
 }
 
 impl FrameBuf {
@@ -23,6 +25,7 @@ impl FrameBuf {
         buf: [0; BUF_SIZE],
         start: HEADROOM,
         len: 0,
+        checksummed: false,
     };
 
     /// Resets the buffer to hold `len` bytes after the headroom, and returns them to be
@@ -33,6 +36,7 @@ impl FrameBuf {
         }
         self.start = HEADROOM;
         self.len = len;
+        self.checksummed = false;
         self.buf.get_mut(HEADROOM..HEADROOM.checked_add(len)?)
     }
 
@@ -57,6 +61,17 @@ impl FrameBuf {
     pub fn data_mut(&mut self) -> &mut [u8] {
         let end = self.start.saturating_add(self.len);
         self.buf.get_mut(self.start..end).unwrap_or(&mut [])
+    }
+
+    /// True when the device computed the frame's TCP or UDP checksum itself (the sender
+    /// asked for it), so a receiving VF may be told it is right.
+    pub fn checksummed(&self) -> bool {
+        self.checksummed
+    }
+
+    /// Records that the device computed the frame's TCP or UDP checksum.
+    pub fn set_checksummed(&mut self, done: bool) {
+        self.checksummed = done;
     }
 
     /// Frame length.

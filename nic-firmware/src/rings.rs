@@ -1,10 +1,11 @@
 //! VF TX and RX rings: the device side of the protocol in `shared_regs::desc`.
-use crate::frame::FrameBuf;
+use crate::frame::{FrameBuf, MAX_FRAME};
+use crate::offload::{self, SuperFrame, MAX_HEADER};
 use crate::platform::{Function, Platform};
 use shared_regs::desc::{RxDesc, RxFlags, TxDesc, TxFlags, TxStatus, DESC_SIZE};
 use shared_regs::stats::Counter;
 use shared_regs::vf;
-use zerocopy::{FromBytes, IntoBytes};
+use zerocopy::FromBytes;
 
 /// Most TX descriptors taken in one batch, whatever the batch storage holds.
 pub const MAX_BATCH: usize = 64;
@@ -19,6 +20,9 @@ pub struct VfRings {
     rx_base: u64,
     rx_size: u32,
     rx_head: u32,
+    /// The super-frame of the descriptor at the TX head while it is being cut into
+    /// segments; the descriptor completes with its last segment.
+    cutting: Option<SuperFrame>,
 }
 
 /// The TX descriptors of one batch, to complete once their frames are handled.
@@ -30,6 +34,10 @@ pub(crate) struct TxBatch {
     /// For each frame loaded into the batch, in order: nothing else is needed, frames are
     /// `frames[..loaded]`.
     pub loaded: usize,
+    /// The frame holding the first segment of a super-frame just taken (always the last
+    /// frame): if its verdict is a VF that takes super-frames it goes whole
+    /// ([`VfRings::deliver_whole`]), else the rest is cut in the next batches.
+    pub whole: Option<usize>,
 }
 
 impl TxBatch {
@@ -62,6 +70,7 @@ impl VfRings {
         rx_base: 0,
         rx_size: 0,
         rx_head: 0,
+        cutting: None,
     };
 
     /// True when the rings are being served.
@@ -107,6 +116,7 @@ impl VfRings {
             rx_base,
             rx_size,
             rx_head: 0,
+            cutting: None,
         };
         p.write_reg(f, vf::TX_HEAD, 0);
         p.write_reg(f, vf::RX_HEAD, 0);
@@ -120,6 +130,10 @@ impl VfRings {
     /// Takes up to `frames.len()` posted TX descriptors and loads their frames into
     /// `frames`. Descriptors whose frame cannot be taken are counted here and completed with
     /// an error status later by [`VfRings::complete_tx`].
+    ///
+    /// A TSO super-frame fills as many frames as it has segments, over as many batches as
+    /// it takes; its descriptor is taken with its last segment. A fresh one ends the batch
+    /// after its first segment, so that its verdict decides whether it goes whole.
     pub(crate) fn take_tx<P: Platform>(
         &mut self,
         p: &mut P,
@@ -131,6 +145,7 @@ impl VfRings {
             statuses: [TxStatus::Ok; MAX_BATCH],
             taken: 0,
             loaded: 0,
+            whole: None,
         };
         if !self.enabled {
             return batch;
@@ -141,31 +156,74 @@ impl VfRings {
         let pending = tail.wrapping_sub(self.tx_head) & mask;
         let want = usize::try_from(pending)
             .unwrap_or(usize::MAX)
-            .min(frames.len())
             .min(MAX_BATCH);
-        for status in batch.statuses.iter_mut().take(want) {
+        while batch.taken < want {
+            if let Some(mut sf) = self.cutting.take() {
+                while !sf.done() {
+                    let Some(frame) = frames.get_mut(batch.loaded) else {
+                        break;
+                    };
+                    if let Err((status, drop)) = cut_segment(p, f, &mut sf, frame) {
+                        // What is left of the super-frame is lost with this segment.
+                        if let Some(s) = batch.statuses.get_mut(batch.taken) {
+                            *s = status;
+                        }
+                        counters.bump(drop);
+                        break;
+                    }
+                    batch.loaded = batch.loaded.saturating_add(1);
+                }
+                if !sf.done() && frames.get(batch.loaded).is_none() {
+                    self.cutting = Some(sf);
+                    return batch;
+                }
+                batch.taken = batch.taken.saturating_add(1);
+                continue;
+            }
             let index = self
                 .tx_head
                 .wrapping_add(u32::try_from(batch.taken).unwrap_or(0))
                 & mask;
-            batch.taken = batch.taken.saturating_add(1);
             let Some(frame) = frames.get_mut(batch.loaded) else {
                 break;
             };
+            counters.bump(Counter::TxPackets);
             match load_tx(p, f, desc_addr(self.tx_base, index), frame) {
-                Ok(()) => {
-                    counters.bump(Counter::TxPackets);
+                Ok(Loaded::Frame) => {
                     counters.add(Counter::TxBytes, frame.len() as u64);
                     batch.loaded = batch.loaded.saturating_add(1);
+                    batch.taken = batch.taken.saturating_add(1);
+                }
+                Ok(Loaded::Super(sf)) => {
+                    counters.add(Counter::TxBytes, u64::from(sf.len));
+                    batch.whole = Some(batch.loaded);
+                    batch.loaded = batch.loaded.saturating_add(1);
+                    self.cutting = Some(sf);
+                    return batch;
                 }
                 Err((tx_status, drop)) => {
-                    *status = tx_status;
-                    counters.bump(Counter::TxPackets);
+                    if let Some(s) = batch.statuses.get_mut(batch.taken) {
+                        *s = tx_status;
+                    }
                     counters.bump(drop);
+                    batch.taken = batch.taken.saturating_add(1);
                 }
             }
         }
         batch
+    }
+
+    /// The super-frame whose first segment is `batch.whole` went whole: nothing more is cut
+    /// and its descriptor is taken.
+    pub(crate) fn whole_sent(&mut self, batch: &mut TxBatch) {
+        if self.cutting.take().is_some() {
+            batch.taken = batch.taken.saturating_add(1).min(MAX_BATCH);
+        }
+    }
+
+    /// The super-frame being cut, if any.
+    pub(crate) fn cutting(&self) -> Option<SuperFrame> {
+        self.cutting
     }
 
     /// Writes back the descriptors of `batch`, advances `TX_HEAD` and raises `TX_DONE`.
@@ -187,17 +245,31 @@ impl VfRings {
         p.raise_irq(f, vf::Intr::TX_DONE.bits());
     }
 
-    /// Writes `frame` into the next posted RX buffer. `Err` names the drop counter.
+    /// Writes `frame` into the next posted RX buffer, with `flags` besides `DONE`. `Err`
+    /// names the drop counter.
     pub(crate) fn deliver<P: Platform>(
         &mut self,
         p: &mut P,
         vf_index: u16,
         frame: &[u8],
+        flags: RxFlags,
     ) -> Result<(), Counter> {
+        let f = Function::Vf(vf_index);
+        let (addr, desc) = self.next_rx(p, f)?;
+        let len = u16::try_from(frame.len()).map_err(|_| Counter::DropRxNoBuffer)?;
+        if desc.buf_len.get() < len {
+            return Err(Counter::DropRxNoBuffer);
+        }
+        p.dma_write(f, desc.addr.get(), frame)
+            .map_err(|_| Counter::DropDmaError)?;
+        self.complete_rx(p, f, addr, len, flags | RxFlags::DONE, 0)
+    }
+
+    /// The next posted RX descriptor and its IOVA.
+    fn next_rx<P: Platform>(&self, p: &mut P, f: Function) -> Result<(u64, RxDesc), Counter> {
         if !self.enabled {
             return Err(Counter::DropRxNoBuffer);
         }
-        let f = Function::Vf(vf_index);
         let mask = self.rx_size.wrapping_sub(1);
         let tail = p.read_reg(f, vf::RX_TAIL) & mask;
         if tail == self.rx_head {
@@ -207,50 +279,171 @@ impl VfRings {
         let mut raw = [0u8; DESC_SIZE];
         p.dma_read(f, addr, &mut raw)
             .map_err(|_| Counter::DropDmaError)?;
-        let mut desc = RxDesc::read_from_bytes(&raw).map_err(|_| Counter::DropDmaError)?;
-        let len = u16::try_from(frame.len()).map_err(|_| Counter::DropRxNoBuffer)?;
-        if desc.buf_len.get() < len {
-            return Err(Counter::DropRxNoBuffer);
+        let desc = RxDesc::read_from_bytes(&raw).map_err(|_| Counter::DropDmaError)?;
+        Ok((addr, desc))
+    }
+
+    /// Writes back the RX descriptor at `addr` and hands it to the driver.
+    fn complete_rx<P: Platform>(
+        &mut self,
+        p: &mut P,
+        f: Function,
+        addr: u64,
+        len: u16,
+        flags: RxFlags,
+        mss: u16,
+    ) -> Result<(), Counter> {
+        // Length (and mss) before flags: the driver trusts them once it sees DONE.
+        p.dma_write(f, addr.wrapping_add(10), &len.to_le_bytes())
+            .map_err(|_| Counter::DropDmaError)?;
+        if mss != 0 {
+            p.dma_write(f, addr.wrapping_add(14), &mss.to_le_bytes())
+                .map_err(|_| Counter::DropDmaError)?;
         }
-        p.dma_write(f, desc.addr.get(), frame)
+        p.dma_write(f, addr.wrapping_add(12), &flags.bits().to_le_bytes())
             .map_err(|_| Counter::DropDmaError)?;
-        desc.len.set(len);
-        desc.flags.set(RxFlags::DONE.bits());
-        // Length before flags, as for TX.
-        p.dma_write(f, addr.wrapping_add(10), desc.len.as_bytes())
-            .map_err(|_| Counter::DropDmaError)?;
-        p.dma_write(f, addr.wrapping_add(12), desc.flags.as_bytes())
-            .map_err(|_| Counter::DropDmaError)?;
+        let mask = self.rx_size.wrapping_sub(1);
         self.rx_head = self.rx_head.wrapping_add(1) & mask;
         p.write_reg(f, vf::RX_HEAD, self.rx_head);
         p.raise_irq(f, vf::Intr::RX.bits());
         Ok(())
     }
+
+    /// Delivers super-frame `sf` of VF `src` whole into this VF's next RX buffer, as
+    /// [`RxFlags::GSO_TCP4`]: the payload moves from the sender's buffer by DMA through
+    /// `bounce`, whose frame (the first segment, as the pipeline rewrote it) gives the
+    /// Ethernet header. `Ok(false)` when this VF does not take it (no `RX_GSO`, no buffer
+    /// or one too small): the caller cuts it instead. `Err` names the drop counter of a
+    /// failure half way.
+    pub(crate) fn deliver_whole<P: Platform>(
+        &mut self,
+        p: &mut P,
+        vf_index: u16,
+        src: u16,
+        sf: &SuperFrame,
+        bounce: &mut FrameBuf,
+    ) -> Result<bool, Counter> {
+        let f = Function::Vf(vf_index);
+        let control = vf::Control::from_bits_retain(p.read_reg(f, vf::CONTROL));
+        if !control.contains(vf::Control::RX_GSO) {
+            return Ok(false);
+        }
+        let Ok((addr, desc)) = self.next_rx(p, f) else {
+            return Ok(false);
+        };
+        if desc.buf_len.get() < sf.len {
+            return Ok(false);
+        }
+        let from = Function::Vf(src);
+        let mut header = [0u8; MAX_HEADER];
+        let h = usize::from(sf.header_len);
+        let eth = shared_regs::ETH_HEADER_LEN;
+        let dma = |_| Counter::DropDmaError;
+        let hdr = header.get_mut(..h).ok_or(Counter::DropMalformed)?;
+        p.dma_read(from, sf.addr, hdr).map_err(dma)?;
+        hdr.get_mut(..eth)
+            .ok_or(Counter::DropMalformed)?
+            .copy_from_slice(bounce.data().get(..eth).ok_or(Counter::DropMalformed)?);
+        let mut acc = 0;
+        let mut off = h;
+        let len = usize::from(sf.len);
+        while off < len {
+            // Even chunks: an odd one may only be the last piece of a checksum.
+            let n = len.saturating_sub(off).min(MAX_FRAME & !1);
+            let chunk = bounce.reset(n).ok_or(Counter::DropMalformed)?;
+            let at = off as u64;
+            p.dma_read(from, sf.addr.wrapping_add(at), chunk)
+                .map_err(dma)?;
+            acc = offload::sum(chunk, acc);
+            p.dma_write(f, desc.addr.get().wrapping_add(at), chunk)
+                .map_err(dma)?;
+            off = off.saturating_add(n);
+        }
+        sf.finish_whole(hdr, acc).ok_or(Counter::DropMalformed)?;
+        p.dma_write(f, desc.addr.get(), hdr).map_err(dma)?;
+        let flags = RxFlags::DONE | RxFlags::CSUM_VALID | RxFlags::GSO_TCP4;
+        self.complete_rx(p, f, addr, sf.len, flags, sf.mss)?;
+        Ok(true)
+    }
 }
 
-/// Reads one TX descriptor and its frame. `Err` holds the status to write back and the
-/// drop counter that moves.
+/// What one TX descriptor held.
+enum Loaded {
+    /// A frame, in the frame buffer.
+    Frame,
+    /// A super-frame, whose first segment is in the frame buffer.
+    Super(SuperFrame),
+}
+
+/// Reads one TX descriptor and its frame, or the first segment of its super-frame. `Err`
+/// holds the status to write back and the drop counter that moves.
 fn load_tx<P: Platform>(
     p: &mut P,
     f: Function,
     addr: u64,
     frame: &mut FrameBuf,
-) -> Result<(), (TxStatus, Counter)> {
+) -> Result<Loaded, (TxStatus, Counter)> {
     let dma = (TxStatus::DmaError, Counter::DropDmaError);
     let bad = (TxStatus::BadDescriptor, Counter::DropMalformed);
+    let oversize = (TxStatus::BadDescriptor, Counter::DropOversize);
     let mut raw = [0u8; DESC_SIZE];
     p.dma_read(f, addr, &mut raw).map_err(|_| dma)?;
     let desc = TxDesc::read_from_bytes(&raw).map_err(|_| bad)?;
     let len = usize::from(desc.len.get());
-    let eop = TxFlags::from_bits_retain(desc.flags.get()).contains(TxFlags::EOP);
-    if !eop || len == 0 {
+    let flags = TxFlags::from_bits_retain(desc.flags.get());
+    if !flags.contains(TxFlags::EOP) || len == 0 {
         return Err(bad);
+    }
+    if flags.contains(TxFlags::TSO) {
+        let mut head = [0u8; MAX_HEADER];
+        let head = head.get_mut(..len.min(MAX_HEADER)).ok_or(bad)?;
+        p.dma_read(f, desc.addr.get(), head).map_err(|_| dma)?;
+        let mut sf =
+            SuperFrame::parse(desc.addr.get(), desc.len.get(), desc.mss.get(), head).ok_or(bad)?;
+        if !sf.single() {
+            // F13 holds for every segment: one longer than a VF frame is never cut.
+            let segment = usize::from(sf.header_len).saturating_add(usize::from(sf.mss));
+            if segment > shared_regs::VF_MAX_FRAME {
+                return Err(oversize);
+            }
+            cut_segment(p, f, &mut sf, frame)?;
+            return Ok(Loaded::Super(sf));
+        }
     }
     // F13: longer than a VF frame (MTU 9001) is an oversize drop, not a malformed one.
     if len > shared_regs::VF_MAX_FRAME {
-        return Err((TxStatus::BadDescriptor, Counter::DropOversize));
+        return Err(oversize);
     }
     let buf = frame.reset(len).ok_or(bad)?;
     p.dma_read(f, desc.addr.get(), buf).map_err(|_| dma)?;
+    if flags.intersects(TxFlags::CSUM | TxFlags::TSO) {
+        let done = offload::complete_checksum(buf);
+        frame.set_checksummed(done);
+    }
+    Ok(Loaded::Frame)
+}
+
+/// Cuts the next segment of `sf` into `frame`: the super-frame's headers, then its next
+/// payload bytes, read by DMA, then the segment's own headers.
+fn cut_segment<P: Platform>(
+    p: &mut P,
+    f: Function,
+    sf: &mut SuperFrame,
+    frame: &mut FrameBuf,
+) -> Result<(), (TxStatus, Counter)> {
+    let dma = (TxStatus::DmaError, Counter::DropDmaError);
+    let bad = (TxStatus::BadDescriptor, Counter::DropMalformed);
+    let h = usize::from(sf.header_len);
+    let n = usize::from(sf.next_len());
+    let buf = frame.reset(h.saturating_add(n)).ok_or(bad)?;
+    let (header, payload) = buf.split_at_mut_checked(h).ok_or(bad)?;
+    p.dma_read(f, sf.addr, header).map_err(|_| dma)?;
+    let at = sf
+        .addr
+        .wrapping_add(h as u64)
+        .wrapping_add(u64::from(sf.cut));
+    p.dma_read(f, at, payload).map_err(|_| dma)?;
+    sf.finish_segment(buf).ok_or(bad)?;
+    frame.set_checksummed(true);
     Ok(())
 }

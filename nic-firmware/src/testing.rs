@@ -173,7 +173,7 @@ impl Rng {
 }
 
 /// Size of each function's DMA space in [`FakePlatform`]: IOVAs `0 .. DMA_SPACE`.
-pub const DMA_SPACE: usize = 1 << 20;
+pub const DMA_SPACE: usize = 1 << 22;
 
 /// A platform made of maps and vectors, with no access rules and no threads.
 #[derive(Default)]
@@ -410,6 +410,10 @@ const RX_RING_IOVA: u64 = 0x1000;
 const TX_BUF_IOVA: u64 = 0x10000;
 const RX_BUF_IOVA: u64 = 0x60000;
 const BUF_SIZE: u64 = 0x2800;
+/// Buffers of super-frames (VF offloads): 64 KiB apart.
+const BIG_TX_BUF_IOVA: u64 = 0x10_0000;
+const BIG_RX_BUF_IOVA: u64 = 0x20_0000;
+const BIG_BUF_SIZE: u64 = 0x1_0000;
 
 impl FakeNic {
     /// A NIC after its power-on reset, with the admin queue running.
@@ -493,15 +497,26 @@ impl FakeNic {
     /// Acts as VF `vf`'s driver in its VM: sets up both rings, posts every RX buffer and
     /// enables the VF.
     pub fn attach_vf(&mut self, vf: u16) {
+        self.attach_vf_with(vf, false)
+    }
+
+    /// [`FakeNic::attach_vf`]; with `rx_gso`, posts 64 KiB buffers and sets
+    /// `CONTROL.RX_GSO`, as a driver taking super-frames does.
+    pub fn attach_vf_with(&mut self, vf: u16, rx_gso: bool) {
         use shared_regs::desc::RxDesc;
         use shared_regs::vf as r;
         use zerocopy::IntoBytes;
         let f = Function::Vf(vf);
         let p = &mut self.platform;
+        let (base, size, len) = if rx_gso {
+            (BIG_RX_BUF_IOVA, BIG_BUF_SIZE, u16::MAX)
+        } else {
+            (RX_BUF_IOVA, BUF_SIZE, BUF_SIZE as u16)
+        };
         for i in 0..RING_SIZE {
             let mut d = RxDesc::default();
-            d.addr.set(RX_BUF_IOVA + u64::from(i) * BUF_SIZE);
-            d.buf_len.set(BUF_SIZE as u16);
+            d.addr.set(base + u64::from(i) * size);
+            d.buf_len.set(len);
             p.dma_write(f, RX_RING_IOVA + u64::from(i) * 16, d.as_bytes())
                 .unwrap();
         }
@@ -510,7 +525,12 @@ impl FakeNic {
         p.write_reg(f, r::RX_BASE_LO, RX_RING_IOVA as u32);
         p.write_reg(f, r::RX_SIZE, RING_SIZE);
         p.write_reg(f, r::RX_TAIL, RING_SIZE - 1);
-        p.write_reg(f, r::CONTROL, r::Control::ENABLE.bits());
+        let control = if rx_gso {
+            r::Control::ENABLE | r::Control::RX_GSO
+        } else {
+            r::Control::ENABLE
+        };
+        p.write_reg(f, r::CONTROL, control.bits());
         self.rings.insert(
             vf,
             GuestRings {
@@ -523,6 +543,30 @@ impl FakeNic {
 
     /// Puts one frame on VF `vf`'s TX ring and lets the firmware run.
     pub fn send(&mut self, vf: u16, frame: &[u8]) {
+        self.send_with(vf, frame, shared_regs::desc::TxFlags::empty(), 0)
+    }
+
+    /// [`FakeNic::send`] with offload `flags` (besides `EOP`) and `mss`, from a 64 KiB
+    /// buffer.
+    pub fn send_with(
+        &mut self,
+        vf: u16,
+        frame: &[u8],
+        flags: shared_regs::desc::TxFlags,
+        mss: u16,
+    ) {
+        self.post_with(vf, frame, flags, mss);
+        self.poll();
+    }
+
+    /// Posts one frame as [`FakeNic::send_with`] does, without letting the firmware run.
+    pub fn post_with(
+        &mut self,
+        vf: u16,
+        frame: &[u8],
+        flags: shared_regs::desc::TxFlags,
+        mss: u16,
+    ) {
         use shared_regs::desc::{TxDesc, TxFlags};
         use zerocopy::IntoBytes;
         let f = Function::Vf(vf);
@@ -530,21 +574,48 @@ impl FakeNic {
         let slot = g.tx_tail;
         g.tx_tail = (g.tx_tail + 1) % RING_SIZE;
         let tail = g.tx_tail;
-        let buf = TX_BUF_IOVA + u64::from(slot) * BUF_SIZE;
+        let buf = if flags.is_empty() {
+            TX_BUF_IOVA + u64::from(slot) * BUF_SIZE
+        } else {
+            BIG_TX_BUF_IOVA + u64::from(slot) * BIG_BUF_SIZE
+        };
         let mut d = TxDesc::default();
         d.addr.set(buf);
         d.len.set(frame.len() as u16);
-        d.flags.set(TxFlags::EOP.bits());
+        d.flags.set((TxFlags::EOP | flags).bits());
+        d.mss.set(mss);
         let p = &mut self.platform;
         p.dma_write(f, buf, frame).unwrap();
         p.dma_write(f, TX_RING_IOVA + u64::from(slot) * 16, d.as_bytes())
             .unwrap();
         p.write_reg(f, shared_regs::vf::TX_TAIL, tail);
-        self.poll();
+    }
+
+    /// The status the firmware wrote back into VF `vf`'s TX descriptor `slot`, once done.
+    pub fn tx_status(&mut self, vf: u16, slot: u32) -> Option<u16> {
+        use shared_regs::desc::{TxDesc, TxFlags};
+        use zerocopy::FromBytes;
+        let mut raw = [0u8; 16];
+        self.platform
+            .dma_read(
+                Function::Vf(vf),
+                TX_RING_IOVA + u64::from(slot) * 16,
+                &mut raw,
+            )
+            .unwrap();
+        let d = TxDesc::read_from_bytes(&raw).unwrap();
+        TxFlags::from_bits_retain(d.flags.get())
+            .contains(TxFlags::DONE)
+            .then_some(d.status.get())
     }
 
     /// Takes the next frame VF `vf` received, reposting its buffer.
     pub fn recv(&mut self, vf: u16) -> Option<Vec<u8>> {
+        self.recv_with(vf).map(|(frame, _, _)| frame)
+    }
+
+    /// [`FakeNic::recv`], with the descriptor's flags and mss.
+    pub fn recv_with(&mut self, vf: u16) -> Option<(Vec<u8>, shared_regs::desc::RxFlags, u16)> {
         use shared_regs::desc::{RxDesc, RxFlags};
         use zerocopy::{FromBytes, IntoBytes};
         let f = Function::Vf(vf);
@@ -559,13 +630,15 @@ impl FakeNic {
         }
         let mut frame = vec![0u8; usize::from(d.len.get())];
         p.dma_read(f, d.addr.get(), &mut frame).unwrap();
+        let got = (frame, RxFlags::from_bits_retain(d.flags.get()), d.mss.get());
         d.flags.set(0);
         d.len.set(0);
+        d.mss.set(0);
         p.dma_write(f, at, d.as_bytes()).unwrap();
         g.rx_next = (g.rx_next + 1) % RING_SIZE;
         g.rx_tail = (g.rx_tail + 1) % RING_SIZE;
         p.write_reg(f, shared_regs::vf::RX_TAIL, g.rx_tail);
-        Some(frame)
+        Some(got)
     }
 }
 

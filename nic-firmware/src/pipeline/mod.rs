@@ -249,6 +249,8 @@ mod tests_batch;
 #[cfg(test)]
 mod tests_dhcp;
 #[cfg(test)]
+mod tests_offload;
+#[cfg(test)]
 mod tests_replace;
 #[cfg(test)]
-mod tests_uplink;
+pub(crate) mod tests_uplink;

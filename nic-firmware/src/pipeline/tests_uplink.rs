@@ -34,7 +34,7 @@ fn route(prefix: [u8; 4], len: u8, target: RouteTarget) -> RouteEntry {
 
 /// [`vpc_nic`] plus an uplink, an internet gateway as the default route, a blackhole for
 /// 10.0.8.0/24, and an instance 10.0.2.30 on a remote host.
-pub(super) fn nic() -> FakeNic {
+pub(crate) fn nic() -> FakeNic {
     let mut nic = vpc_nic();
     let up = UplinkEntry {
         mac: UPLINK_MAC,
@@ -83,7 +83,7 @@ pub(super) fn routed(dst: &str, payload_len: usize) -> std::vec::Vec<u8> {
 }
 
 /// Checks the outer headers of a VXLAN frame and returns (underlay dst, VNI, inner frame).
-pub(super) fn outer(f: &[u8]) -> (u32, u32, &[u8]) {
+pub(crate) fn outer(f: &[u8]) -> (u32, u32, &[u8]) {
     assert_eq!(&f[0..6], &NEXT_HOP_MAC);
     assert_eq!(&f[6..12], &UPLINK_MAC);
     let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();

@@ -1,0 +1,268 @@
+//! VF offloads through the real rings of a [`FakeNic`]: checksums completed, TCP
+//! super-frames cut into segments that every rule then judges (F13 and F14 included), and
+//! delivered whole to a VF that takes them.
+use super::tests::vpc_nic;
+use super::tests_uplink;
+use crate::platform::{Function, Platform};
+use crate::testing::*;
+use core::net::Ipv4Addr;
+use shared_regs::desc::{RxFlags, TxFlags, TxStatus};
+use shared_regs::stats::Counter;
+use shared_regs::vf;
+use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
+
+const GW1_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x01, 0x01];
+const GW2_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x02, 0x01];
+const MAC0: [u8; 6] = [0x02, 0x00, 0x0a, 0x00, 0x01, 0x0a];
+const MAC2: [u8; 6] = [0x02, 0x00, 0x0a, 0x00, 0x02, 0x14];
+const VF0: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 10);
+const VF2: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 20);
+/// TCP payload a segment for a 9001-byte MTU with 12 bytes of TCP options.
+const MSS: u16 = 9001 - 20 - 20 - 12;
+const FIN_PSH_ACK: u8 = 0x19;
+
+/// A TCP/IPv4 frame from VF 0 to `dst` as a VM with offloads hands it over: IPv4 total
+/// length over the whole super-frame, TCP checksum not filled in.
+fn tcp_super(dst: Ipv4Addr, payload: &[u8], flags: u8) -> Vec<u8> {
+    let mut tcp = vec![0u8; 32];
+    tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&5201u16.to_be_bytes());
+    tcp[4..8].copy_from_slice(&1_000_000u32.to_be_bytes());
+    tcp[8..12].copy_from_slice(&77u32.to_be_bytes());
+    tcp[12] = 8 << 4;
+    tcp[13] = flags;
+    tcp[14..16].copy_from_slice(&512u16.to_be_bytes());
+    // NOP, NOP, timestamps.
+    tcp[20..24].copy_from_slice(&[1, 1, 8, 10]);
+    tcp.extend_from_slice(payload);
+    let ip = ipv4(VF0, dst, IpProtocol::Tcp, 64, &tcp);
+    let mut f = ethernet(GW1_MAC, MAC0, 0x0800, &ip);
+    f[14 + 20 + 16] = 0xab;
+    f
+}
+
+fn data(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// Checks both checksums and the IPv4 length of a TCP frame; returns its payload.
+fn tcp_payload(frame: &[u8]) -> Vec<u8> {
+    let ip = Ipv4Packet::new_checked(&frame[14..]).unwrap();
+    assert!(ip.verify_checksum(), "IPv4 checksum");
+    assert_eq!(usize::from(ip.total_len()), frame.len() - 14);
+    let tcp = TcpPacket::new_checked(&frame[34..]).unwrap();
+    let (s, d) = (
+        IpAddress::Ipv4(ip.src_addr()),
+        IpAddress::Ipv4(ip.dst_addr()),
+    );
+    assert!(tcp.verify_checksum(&s, &d), "TCP checksum");
+    tcp.payload().to_vec()
+}
+
+fn drain(nic: &mut FakeNic, vf: u16) -> Vec<(Vec<u8>, RxFlags, u16)> {
+    std::iter::from_fn(|| nic.recv_with(vf)).collect()
+}
+
+fn reattach_with_rx_gso(nic: &mut FakeNic, vf: u16) {
+    nic.platform.write_reg(Function::Vf(vf), vf::CONTROL, 0);
+    nic.poll();
+    nic.attach_vf_with(vf, true);
+}
+
+#[test]
+fn every_vf_is_offered_the_offloads() {
+    let mut nic = vpc_nic();
+    let offered = nic.platform.read_reg(Function::Vf(1), vf::OFFLOADS);
+    assert_eq!(offered, crate::offload::OFFERED.bits());
+    assert!(vf::Offloads::from_bits_retain(offered).contains(vf::Offloads::TSO4));
+}
+
+#[test]
+fn a_super_frame_reaches_a_vf_without_rx_gso_as_valid_segments() {
+    let mut nic = vpc_nic();
+    let payload = data(40_000);
+    let sent = tcp_super(VF2, &payload, FIN_PSH_ACK);
+    nic.send_with(0, &sent, TxFlags::TSO, MSS);
+    assert_eq!(nic.tx_status(0, 0), Some(TxStatus::Ok as u16));
+    let got = drain(&mut nic, 2);
+    assert_eq!(got.len(), 40_000usize.div_ceil(usize::from(MSS)));
+    let mut joined = Vec::new();
+    for (i, (seg, flags, _)) in got.iter().enumerate() {
+        assert_eq!(*flags, RxFlags::DONE | RxFlags::CSUM_VALID);
+        // F12: rewritten to the receiver's MAC from its subnet gateway's.
+        assert_eq!(&seg[0..6], &MAC2);
+        assert_eq!(&seg[6..12], &GW2_MAC);
+        assert!(seg.len() <= shared_regs::VF_MAX_FRAME);
+        let fin = seg[14 + 20 + 13] & 0x01 != 0;
+        assert_eq!(fin, i == got.len() - 1, "FIN only on the last segment");
+        joined.extend(tcp_payload(seg));
+    }
+    assert_eq!(joined, payload);
+    let (tx, rx) = (nic.counters(0), nic.counters(2));
+    assert_eq!(tx.get(Counter::TxPackets), 1);
+    assert_eq!(tx.get(Counter::TxBytes), sent.len() as u64);
+    assert_eq!(rx.get(Counter::RxPackets), got.len() as u64);
+    assert_eq!(rx.drops(), 0);
+}
+
+#[test]
+fn a_super_frame_goes_whole_to_a_vf_that_takes_them() {
+    let mut cut = vpc_nic();
+    let mut whole = vpc_nic();
+    reattach_with_rx_gso(&mut whole, 2);
+    let payload = data(60_000);
+    let sent = tcp_super(VF2, &payload, FIN_PSH_ACK);
+    cut.send_with(0, &sent, TxFlags::TSO, MSS);
+    whole.send_with(0, &sent, TxFlags::TSO, MSS);
+    let segments = drain(&mut cut, 2);
+    let got = drain(&mut whole, 2);
+    assert_eq!(got.len(), 1);
+    let (frame, flags, mss) = &got[0];
+    assert_eq!(
+        *flags,
+        RxFlags::DONE | RxFlags::CSUM_VALID | RxFlags::GSO_TCP4
+    );
+    assert_eq!(*mss, MSS);
+    assert_eq!(frame.len(), sent.len());
+    assert_eq!(tcp_payload(frame), payload);
+    // The same Ethernet rewrite as each segment, the same IPv4 and TCP headers as sent
+    // but for the checksums.
+    assert_eq!(&frame[..14], &segments[0].0[..14]);
+    let mut expect = sent.clone();
+    expect[..14].copy_from_slice(&frame[..14]);
+    for at in [24, 25, 50, 51] {
+        expect[at] = frame[at];
+    }
+    assert_eq!(frame, &expect);
+    assert_eq!(whole.tx_status(0, 0), Some(TxStatus::Ok as u16));
+    assert_eq!(whole.counters(2).get(Counter::RxPackets), 1);
+    assert_eq!(whole.counters(2).drops(), 0);
+    // A small super-frame, one segment long, is a plain frame with its checksum done.
+    whole.send_with(0, &tcp_super(VF2, &data(100), 0x18), TxFlags::TSO, MSS);
+    let (small, flags, _) = whole.recv_with(2).unwrap();
+    assert_eq!(flags, RxFlags::DONE | RxFlags::CSUM_VALID);
+    assert_eq!(tcp_payload(&small), data(100));
+}
+
+#[test]
+fn a_small_mss_spans_batches_and_what_follows_waits_its_turn() {
+    // To a remote host: the uplink takes every segment, where a VF's ring holds 15.
+    let mut nic = tests_uplink::nic();
+    let remote = Ipv4Addr::new(10, 0, 2, 30);
+    let payload = data(60_000);
+    // 112 segments: more than a batch holds.
+    nic.post_with(0, &tcp_super(remote, &payload, 0x18), TxFlags::TSO, 536);
+    nic.post_with(0, &tcp_super(remote, b"after", 0x18), TxFlags::CSUM, 0);
+    nic.poll();
+    let out = std::mem::take(&mut nic.platform.uplink_out);
+    assert_eq!(out.len(), 60_000usize.div_ceil(536) + 1);
+    let inner: Vec<Vec<u8>> = out
+        .iter()
+        .map(|f| tcp_payload(tests_uplink::outer(f).2))
+        .collect();
+    let (last, rest) = inner.split_last().unwrap();
+    assert_eq!(rest.concat(), payload);
+    assert_eq!(last, b"after");
+    assert_eq!(nic.tx_status(0, 0), Some(TxStatus::Ok as u16));
+    assert_eq!(nic.tx_status(0, 1), Some(TxStatus::Ok as u16));
+    assert_eq!(nic.counters(0).get(Counter::TxPackets), 2);
+}
+
+#[test]
+fn checksum_offload_fills_udp_and_tcp_and_marks_them_valid() {
+    let mut nic = vpc_nic();
+    let mut udp_frame = ethernet(
+        GW1_MAC,
+        MAC0,
+        0x0800,
+        &ipv4(VF0, VF2, IpProtocol::Udp, 64, &udp(1000, 2000, &data(999))),
+    );
+    udp_frame[14 + 20 + 6] = 0x12;
+    nic.send_with(0, &udp_frame, TxFlags::CSUM, 0);
+    let (got, flags, _) = nic.recv_with(2).unwrap();
+    assert_eq!(flags, RxFlags::DONE | RxFlags::CSUM_VALID);
+    let ip = Ipv4Packet::new_checked(&got[14..]).unwrap();
+    let u = UdpPacket::new_checked(ip.payload()).unwrap();
+    let (s, d) = (
+        IpAddress::Ipv4(ip.src_addr()),
+        IpAddress::Ipv4(ip.dst_addr()),
+    );
+    assert!(u.verify_checksum(&s, &d));
+    // Without the flag the bytes go as they are and nothing is claimed.
+    nic.send(0, &udp_frame);
+    let (got, flags, _) = nic.recv_with(2).unwrap();
+    assert_eq!(flags, RxFlags::DONE);
+    assert_eq!(got[14 + 20 + 6], 0x12);
+}
+
+#[test]
+fn bad_offload_descriptors_are_refused_and_counted() {
+    let mut nic = vpc_nic();
+    let frame = tcp_super(VF2, &data(20_000), 0x10);
+    // Not TCP.
+    let mut not_tcp = frame.clone();
+    not_tcp[14 + 9] = 17;
+    nic.send_with(0, &not_tcp, TxFlags::TSO, MSS);
+    assert_eq!(nic.tx_status(0, 0), Some(TxStatus::BadDescriptor as u16));
+    // mss 0.
+    nic.send_with(0, &frame, TxFlags::TSO, 0);
+    assert_eq!(nic.tx_status(0, 1), Some(TxStatus::BadDescriptor as u16));
+    assert_eq!(nic.counters(0).get(Counter::DropMalformed), 2);
+    // Segments longer than a VF frame (F13).
+    nic.send_with(0, &frame, TxFlags::TSO, 9001);
+    assert_eq!(nic.tx_status(0, 2), Some(TxStatus::BadDescriptor as u16));
+    // A frame longer than a VF frame without TSO, checksum offload or not.
+    nic.send_with(0, &frame, TxFlags::CSUM, 0);
+    assert_eq!(nic.tx_status(0, 3), Some(TxStatus::BadDescriptor as u16));
+    assert_eq!(nic.counters(0).get(Counter::DropOversize), 2);
+    assert!(nic.recv(2).is_none());
+}
+
+#[test]
+fn f14_segments_to_a_remote_host_are_each_encapsulated() {
+    let mut nic = tests_uplink::nic();
+    let payload = data(30_000);
+    let sent = tcp_super(Ipv4Addr::new(10, 0, 2, 30), &payload, 0x18);
+    nic.send_with(0, &sent, TxFlags::TSO, MSS);
+    let out = std::mem::take(&mut nic.platform.uplink_out);
+    assert_eq!(out.len(), 30_000usize.div_ceil(usize::from(MSS)));
+    let mut joined = Vec::new();
+    for f in &out {
+        let (_, _, inner) = tests_uplink::outer(f);
+        assert!(inner.len() <= shared_regs::VF_MAX_FRAME);
+        joined.extend(tcp_payload(inner));
+    }
+    assert_eq!(joined, payload);
+}
+
+#[test]
+fn f13_segments_to_a_gateway_fit_1500_or_get_frag_needed() {
+    let mut nic = tests_uplink::nic();
+    let internet = Ipv4Addr::new(198, 51, 100, 7);
+    // The VM's stack learned the path's MSS (1460 less the timestamps): every segment
+    // fits the gateway's 1500.
+    let payload = data(20_000);
+    nic.send_with(0, &tcp_super(internet, &payload, 0x18), TxFlags::TSO, 1448);
+    let out = std::mem::take(&mut nic.platform.uplink_out);
+    assert_eq!(out.len(), 20_000usize.div_ceil(1448));
+    let mut joined = Vec::new();
+    for f in &out {
+        let (_, _, inner) = tests_uplink::outer(f);
+        assert!(inner.len() - 14 <= 1500);
+        joined.extend(tcp_payload(inner));
+    }
+    assert_eq!(joined, payload);
+    // Segments of the VF's MTU toward the gateway carry DF: each gets the subnet
+    // gateway's "fragmentation needed" (F13), as a plain frame of that size would.
+    nic.send_with(0, &tcp_super(internet, &payload, 0x18), TxFlags::TSO, MSS);
+    assert!(nic.platform.uplink_out.is_empty());
+    let replies = drain(&mut nic, 0);
+    assert_eq!(replies.len(), 20_000usize.div_ceil(usize::from(MSS)));
+    for (r, flags, _) in &replies {
+        assert_eq!(*flags, RxFlags::DONE, "an ICMP reply claims no offload");
+        let ip = Ipv4Packet::new_checked(&r[14..]).unwrap();
+        assert_eq!(ip.next_header(), IpProtocol::Icmp);
+        assert_eq!(&ip.payload()[..2], &[3, 4]);
+        assert_eq!(u16::from_be_bytes([ip.payload()[6], ip.payload()[7]]), 1500);
+    }
+}
