@@ -18,6 +18,13 @@
 //!   attach; after taking a frame from descriptor `i` it clears that descriptor and moves
 //!   `RX_TAIL` to `i`, handing back one buffer.
 //! - The device is expected to start both heads at 0 when `CONTROL.ENABLE` goes 0 -> 1.
+//!
+//! Offloads (ABI 1.5): [`VfDriver::attach_with`] and [`AttachOptions::offloads`] give every
+//! descriptor a buffer of 65,535 bytes, so a TCP super-frame fits both ways: the driver may
+//! send with [`TxOffload::Tso`] and asks for super-frames whole (`CONTROL.RX_GSO`) when the
+//! device's `OFFLOADS` register offers them. [`VfDriver::offloads`] says what this attach can
+//! use, [`VfDriver::send_with`] asks for an offload, [`VfDriver::try_recv_into`] reports
+//! what the device did for a received frame in [`RxMeta`].
 use hw_sim::guest::GuestPort;
 use hw_sim::memfd::SharedMemory;
 use hw_sim::{Function, FunctionName, SimError};
@@ -34,6 +41,11 @@ use zerocopy::{FromBytes, IntoBytes};
 
 /// Bytes of each TX and RX buffer: a whole VF frame (9015 bytes) fits.
 pub const BUF_SIZE: usize = 9216;
+/// Bytes of each buffer with [`AttachOptions::offloads`]: a whole super-frame
+/// (`shared_regs::MAX_SUPER_FRAME`) fits, the most a descriptor's 16-bit length can say.
+pub const SUPER_BUF_SIZE: usize = shared_regs::MAX_SUPER_FRAME;
+/// How far apart buffers of [`SUPER_BUF_SIZE`] sit: 64 KiB, so each starts on a page.
+const SUPER_BUF_STRIDE: u64 = 1 << 16;
 /// Where the guest's memory sits in the VF's DMA space: above 4 GiB, so the `*_BASE_HI`
 /// registers matter.
 pub const GUEST_IOVA: u64 = 0x1_0000_0000;
@@ -67,6 +79,54 @@ pub enum VfDriverError {
     },
 }
 
+/// How [`VfDriver::attach_with`] sets the VF up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttachOptions {
+    /// Buffers of [`SUPER_BUF_SIZE`] bytes instead of [`BUF_SIZE`], and `CONTROL.RX_GSO`
+    /// when the device offers it: what TSO and whole super-frames need. It costs 64 KiB of
+    /// guest memory a descriptor a ring.
+    pub offloads: bool,
+}
+
+/// What the device is asked to do for a frame sent with [`VfDriver::send_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxOffload {
+    /// Nothing: the frame goes as it is.
+    None,
+    /// Complete the TCP or UDP checksum of an IPv4 frame that is not a fragment
+    /// (`TxFlags::CSUM`).
+    Csum,
+    /// Cut a TCP/IPv4 super-frame into segments of `mss` payload bytes and complete every
+    /// checksum (`TxFlags::TSO`).
+    Tso { mss: u16 },
+}
+
+/// What the device said about a received frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxMeta {
+    /// The device checked the frame's TCP or UDP checksum, or completed it itself: it is
+    /// right (`RxFlags::CSUM_VALID`, and every super-frame).
+    pub csum_valid: bool,
+    /// A TCP/IPv4 super-frame delivered whole, with its sender's segment size
+    /// (`RxFlags::GSO_TCP4`). A super-frame whose `mss` is 0, which no segment size can
+    /// describe, reports `None`.
+    pub gso_mss: Option<u16>,
+}
+
+impl RxMeta {
+    fn of(desc: &RxDesc) -> RxMeta {
+        let flags = RxFlags::from_bits_retain(desc.flags.get());
+        let gso = flags.contains(RxFlags::GSO_TCP4);
+        RxMeta {
+            csum_valid: gso || flags.contains(RxFlags::CSUM_VALID),
+            gso_mss: (gso && desc.mss.get() != 0).then(|| desc.mss.get()),
+        }
+    }
+}
+
+/// Byte offset of `flags` in both descriptors: where `DONE` is polled.
+const DESC_FLAGS: u64 = 12;
+
 /// A VM's driver for one VF.
 pub struct VfDriver {
     port: Box<dyn GuestPort>,
@@ -78,12 +138,22 @@ pub struct VfDriver {
     rx_ring: u64,
     tx_bufs: u64,
     rx_bufs: u64,
+    /// Distance between two buffers of a ring.
+    buf_stride: u64,
+    /// Bytes of each buffer.
+    buf_len: usize,
+    /// What the device offers, less what this attach cannot use.
+    offloads: vf::Offloads,
     /// Next TX descriptor to fill (the value last written to `TX_TAIL`).
     tx_tail: u32,
     /// Oldest TX descriptor not yet seen `DONE`.
     tx_clean: u32,
     /// Next RX descriptor the device will complete.
     rx_next: u32,
+    /// Buffers handed back by [`VfDriver::try_recv_into`] since `RX_TAIL` was last written.
+    rx_unposted: u32,
+    /// Frames [`VfDriver::try_recv_into`] dropped for a too short `out`.
+    rx_too_long: u64,
     eventfd: EventFd,
     mapped: bool,
 }
@@ -96,6 +166,17 @@ impl VfDriver {
     ///
     /// `ring_size` must be a power of two from 2 to `vf::MAX_RING_SIZE`.
     pub fn attach(vf: impl GuestPort + 'static, ring_size: u16) -> Result<VfDriver, VfDriverError> {
+        VfDriver::attach_with(vf, ring_size, AttachOptions::default())
+    }
+
+    /// [`VfDriver::attach`] with options: with [`AttachOptions::offloads`], buffers of
+    /// [`SUPER_BUF_SIZE`] bytes, and `CONTROL.RX_GSO` beside `ENABLE` when the device's
+    /// `OFFLOADS` register offers it.
+    pub fn attach_with(
+        vf: impl GuestPort + 'static,
+        ring_size: u16,
+        opts: AttachOptions,
+    ) -> Result<VfDriver, VfDriverError> {
         let function = vf.function();
         let Function::Vf(index) = function else {
             return Err(VfDriverError::Refused {
@@ -113,8 +194,13 @@ impl VfDriver {
                 ),
             });
         }
+        let (buf_stride, buf_len) = if opts.offloads {
+            (SUPER_BUF_STRIDE, SUPER_BUF_SIZE)
+        } else {
+            (BUF_SIZE as u64, BUF_SIZE)
+        };
         let ring_bytes = page_up(u64::from(size) * DESC_SIZE as u64);
-        let buf_bytes = page_up(u64::from(size) * BUF_SIZE as u64);
+        let buf_bytes = page_up(u64::from(size) * buf_stride);
         let tx_ring = GUEST_IOVA;
         let rx_ring = tx_ring + ring_bytes;
         let tx_bufs = rx_ring + ring_bytes;
@@ -134,9 +220,14 @@ impl VfDriver {
             rx_ring,
             tx_bufs,
             rx_bufs,
+            buf_stride,
+            buf_len,
+            offloads: vf::Offloads::empty(),
             tx_tail: 0,
             tx_clean: 0,
             rx_next: 0,
+            rx_unposted: 0,
+            rx_too_long: 0,
             eventfd,
             mapped: false,
         };
@@ -166,7 +257,19 @@ impl VfDriver {
             u64::from(vf::INTR_MASK),
             !(vf::Intr::TX_DONE | vf::Intr::RX).bits(),
         )?;
-        p.bar_write32(u64::from(vf::CONTROL), vf::Control::ENABLE.bits())?;
+        // Unknown bits are a newer device's offloads this driver cannot ask for.
+        let offered = vf::Offloads::from_bits_truncate(p.bar_read32(u64::from(vf::OFFLOADS))?);
+        guest.offloads = if opts.offloads {
+            offered
+        } else {
+            // Neither a super-frame to send nor one to receive fits a BUF_SIZE buffer.
+            offered - (vf::Offloads::TSO4 | vf::Offloads::RX_GSO)
+        };
+        let mut control = vf::Control::ENABLE;
+        if guest.offloads.contains(vf::Offloads::RX_GSO) {
+            control |= vf::Control::RX_GSO;
+        }
+        guest.port.bar_write32(u64::from(vf::CONTROL), control.bits())?;
         Ok(guest)
     }
 
@@ -191,20 +294,89 @@ impl VfDriver {
             .is_ok_and(|l| vf::Link::from_bits_retain(l).contains(vf::Link::UP))
     }
 
-    /// Queues one frame for transmission. Reclaims completed descriptors first; if the ring
-    /// stays full for [`TX_FULL_TIMEOUT`], fails.
+    /// The offloads the device offers this VF (its `OFFLOADS` register, read at attach),
+    /// less those this attach cannot use: without [`AttachOptions::offloads`] the buffers
+    /// are too small for `TSO4` and `RX_GSO`.
+    pub fn offloads(&self) -> vf::Offloads {
+        self.offloads
+    }
+
+    /// Frames [`VfDriver::try_recv_into`] dropped because they did not fit its `out`.
+    pub fn rx_too_long(&self) -> u64 {
+        self.rx_too_long
+    }
+
+    /// Queues one frame for transmission. If the ring is full, reclaims the descriptors the
+    /// device completed; if it stays full for [`TX_FULL_TIMEOUT`], fails.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), VfDriverError> {
-        if frame.len() > BUF_SIZE {
+        self.send_with(frame, TxOffload::None)
+    }
+
+    /// [`VfDriver::send`], asking the device for `offload`. Refused: an offload
+    /// [`VfDriver::offloads`] lacks, an `mss` of 0, a frame longer than a buffer (a
+    /// super-frame) or than [`BUF_SIZE`] (any other frame, as [`VfDriver::send`] always did).
+    pub fn send_with(&mut self, frame: &[u8], offload: TxOffload) -> Result<(), VfDriverError> {
+        let (flags, mss, limit) = match offload {
+            TxOffload::None => (TxFlags::EOP, 0, BUF_SIZE),
+            TxOffload::Csum => {
+                self.need(vf::Offloads::TX_CSUM, "checksum offload")?;
+                (TxFlags::EOP | TxFlags::CSUM, 0, BUF_SIZE)
+            }
+            TxOffload::Tso { mss } => {
+                self.need(vf::Offloads::TSO4, "TCP segmentation offload")?;
+                if mss == 0 {
+                    return Err(self.err("TSO with an mss of 0: no segment could carry data"));
+                }
+                (TxFlags::EOP | TxFlags::TSO, mss, self.buf_len)
+            }
+        };
+        if frame.len() > limit {
             return Err(self.err(format!(
-                "a {}-byte frame does not fit a {BUF_SIZE}-byte TX buffer",
+                "a {}-byte frame does not fit a {limit}-byte TX buffer",
                 frame.len()
             )));
         }
+        if self.next(self.tx_tail) == self.tx_clean {
+            self.wait_tx_room()?;
+        }
+        let i = self.tx_tail;
+        let buf = self.tx_bufs + u64::from(i) * self.buf_stride;
+        self.guest_write(buf, frame)?;
+        let desc = TxDesc {
+            addr: Le64::new(buf),
+            len: Le16::new(frame.len() as u16),
+            flags: Le16::new(flags.bits()),
+            status: Le16::new(0),
+            mss: Le16::new(mss),
+        };
+        self.guest_write(self.tx_desc_addr(i), desc.as_bytes())?;
+        fence(Ordering::Release);
+        self.tx_tail = self.next(i);
+        Ok(self
+            .port
+            .bar_write32(u64::from(vf::TX_TAIL), self.tx_tail)?)
+    }
+
+    fn need(&self, offload: vf::Offloads, what: &str) -> Result<(), VfDriverError> {
+        if self.offloads.contains(offload) {
+            return Ok(());
+        }
+        let why = if offload == vf::Offloads::TSO4 && self.buf_len < SUPER_BUF_SIZE {
+            "this attach's buffers are too small for super-frames (AttachOptions::offloads)"
+        } else {
+            "the device does not offer it (OFFLOADS register)"
+        };
+        Err(self.err(format!("{what} refused: {why}")))
+    }
+
+    /// Waits until the device completed a descriptor of the full TX ring, for up to
+    /// [`TX_FULL_TIMEOUT`].
+    fn wait_tx_room(&mut self) -> Result<(), VfDriverError> {
         let deadline = Instant::now() + TX_FULL_TIMEOUT;
         loop {
             self.reclaim_tx()?;
             if self.next(self.tx_tail) != self.tx_clean {
-                break;
+                return Ok(());
             }
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 return Err(self.err(format!(
@@ -216,22 +388,6 @@ impl VfDriver {
             };
             self.wait_irq(left);
         }
-        let i = self.tx_tail;
-        let buf = self.tx_bufs + u64::from(i) * BUF_SIZE as u64;
-        self.guest_write(buf, frame)?;
-        let desc = TxDesc {
-            addr: Le64::new(buf),
-            len: Le16::new(frame.len() as u16),
-            flags: Le16::new(TxFlags::EOP.bits()),
-            status: Le16::new(0),
-            mss: Le16::new(0),
-        };
-        self.guest_write(self.tx_desc_addr(i), desc.as_bytes())?;
-        fence(Ordering::Release);
-        self.tx_tail = self.next(i);
-        Ok(self
-            .port
-            .bar_write32(u64::from(vf::TX_TAIL), self.tx_tail)?)
     }
 
     /// Waits up to `timeout` for a received frame (sleeping on the interrupt eventfd).
@@ -251,28 +407,90 @@ impl VfDriver {
 
     /// The next received frame, if the device has completed one; its buffer is posted again.
     pub fn try_recv(&mut self) -> Option<Vec<u8>> {
+        let (i, desc) = self.take_rx()?;
+        let len = usize::from(desc.len.get()).min(self.buf_len);
+        let mut frame = vec![0u8; len];
+        let ok = self.read_rx_buf(i, &mut frame);
+        self.hand_back_rx(i, true);
+        ok.then_some(frame)
+    }
+
+    /// The next received frame copied into `out`: its length and what the device said of
+    /// it. A frame longer than `out` is dropped and counted ([`VfDriver::rx_too_long`]),
+    /// never cut short (a truncated frame would pass for a whole one), and the next one is
+    /// looked at; a buffer of [`VfDriver::buf_len`] bytes always suffices.
+    ///
+    /// Buffers are handed back to the device every eighth of the ring, and whenever this
+    /// finds no frame, rather than one `RX_TAIL` write a frame (a register write is a
+    /// message to a device behind vfio-user): a caller that takes frames until `None`, as
+    /// [`VfDriver::recv`] and a poll loop do, leaves every buffer posted.
+    pub fn try_recv_into(&mut self, out: &mut [u8]) -> Option<(usize, RxMeta)> {
+        loop {
+            let Some((i, desc)) = self.take_rx() else {
+                self.post_rx();
+                return None;
+            };
+            let len = usize::from(desc.len.get()).min(self.buf_len);
+            let fits = len <= out.len();
+            let ok = fits && self.read_rx_buf(i, &mut out[..len]);
+            self.hand_back_rx(i, false);
+            if ok {
+                return Some((len, RxMeta::of(&desc)));
+            }
+            if !fits {
+                self.rx_too_long += 1;
+            }
+        }
+    }
+
+    /// Bytes of each RX buffer: the longest frame the device can deliver.
+    pub fn buf_len(&self) -> usize {
+        self.buf_len
+    }
+
+    /// The descriptor the device completed at `rx_next`, if it has.
+    fn take_rx(&self) -> Option<(u32, RxDesc)> {
         let i = self.rx_next;
-        let desc = self.read_rx_desc(i)?;
-        if !RxFlags::from_bits_retain(desc.flags.get()).contains(RxFlags::DONE) {
+        let at = GuestAddress(self.rx_desc_addr(i) + DESC_FLAGS);
+        // Acquire: the rest of the descriptor and the frame are the device's stores before
+        // it set DONE.
+        let flags = u16::from_le(self.shm.mem().load::<u16>(at, Ordering::Acquire).ok()?);
+        if !RxFlags::from_bits_retain(flags).contains(RxFlags::DONE) {
             return None;
         }
-        fence(Ordering::Acquire);
-        // Read again after the fence: `len` is valid once `DONE` is seen.
-        let desc = self.read_rx_desc(i)?;
-        let len = usize::from(desc.len.get()).min(BUF_SIZE);
-        let mut frame = vec![0u8; len];
-        let buf = self.rx_bufs + u64::from(i) * BUF_SIZE as u64;
-        let ok = self
-            .shm
+        Some((i, self.read_rx_desc(i)?))
+    }
+
+    fn read_rx_buf(&self, i: u32, out: &mut [u8]) -> bool {
+        let buf = self.rx_bufs + u64::from(i) * self.buf_stride;
+        self.shm
             .mem()
-            .read_slice(&mut frame, GuestAddress(buf))
-            .is_ok();
-        // Hand the descriptor back whatever happened, or the ring would stall.
+            .read_slice(out, GuestAddress(buf))
+            .is_ok()
+    }
+
+    /// Gives descriptor `i` back to the device, writing `RX_TAIL` now if `post`, else once
+    /// enough buffers wait for it.
+    fn hand_back_rx(&mut self, i: u32, post: bool) {
+        // Whatever happened to the frame, or the ring would stall.
         let _ = self.write_rx_desc(i, &self.fresh_rx_desc(i));
         fence(Ordering::Release);
         self.rx_next = self.next(i);
-        let _ = self.port.bar_write32(u64::from(vf::RX_TAIL), i);
-        ok.then_some(frame)
+        self.rx_unposted += 1;
+        if post || self.rx_unposted >= (self.size / 8).max(1) {
+            self.post_rx();
+        }
+    }
+
+    /// Writes `RX_TAIL` past every buffer handed back.
+    fn post_rx(&mut self) {
+        if self.rx_unposted == 0 {
+            return;
+        }
+        self.rx_unposted = 0;
+        // The tail is the last descriptor handed back: `rx_next - 1`.
+        let tail = self.rx_next.wrapping_sub(1) & (self.size - 1);
+        let _ = self.port.bar_write32(u64::from(vf::RX_TAIL), tail);
     }
 
     /// The interrupt eventfd (vector 0), for a caller that polls it itself. Reading it is
@@ -295,8 +513,8 @@ impl VfDriver {
 
     fn fresh_rx_desc(&self, i: u32) -> RxDesc {
         RxDesc {
-            addr: Le64::new(self.rx_bufs + u64::from(i) * BUF_SIZE as u64),
-            buf_len: Le16::new(BUF_SIZE as u16),
+            addr: Le64::new(self.rx_bufs + u64::from(i) * self.buf_stride),
+            buf_len: Le16::new(self.buf_len as u16),
             len: Le16::new(0),
             flags: Le16::new(0),
             mss: Le16::new(0),
@@ -326,15 +544,13 @@ impl VfDriver {
     /// Moves `tx_clean` past every descriptor the device has completed.
     fn reclaim_tx(&mut self) -> Result<(), VfDriverError> {
         while self.tx_clean != self.tx_tail {
-            let mut raw = [0u8; DESC_SIZE];
-            let addr = self.tx_desc_addr(self.tx_clean);
-            self.shm
+            let addr = self.tx_desc_addr(self.tx_clean) + DESC_FLAGS;
+            let flags = self
+                .shm
                 .mem()
-                .read_slice(&mut raw, GuestAddress(addr))
+                .load::<u16>(GuestAddress(addr), Ordering::Acquire)
                 .map_err(|e| self.err(format!("guest memory read at {addr:#x}: {e}")))?;
-            let d = TxDesc::read_from_bytes(&raw)
-                .map_err(|_| self.err("TX descriptor size mismatch"))?;
-            if !TxFlags::from_bits_retain(d.flags.get()).contains(TxFlags::DONE) {
+            if !TxFlags::from_bits_retain(u16::from_le(flags)).contains(TxFlags::DONE) {
                 break;
             }
             self.tx_clean = self.next(self.tx_clean);
@@ -425,6 +641,10 @@ mod tests {
         }
         /// Delivers a frame into RX descriptor `i` as the firmware would.
         fn deliver(&mut self, i: u32, frame: &[u8]) {
+            self.deliver_with(i, frame, RxFlags::empty(), 0);
+        }
+        /// [`Bench::deliver`] with offload flags and an mss.
+        fn deliver_with(&mut self, i: u32, frame: &[u8], flags: RxFlags, mss: u16) {
             let base = self.base(vf::RX_BASE_LO, vf::RX_BASE_HI);
             let at = base + u64::from(i) * DESC_SIZE as u64;
             let mut raw = [0u8; DESC_SIZE];
@@ -433,13 +653,27 @@ mod tests {
             assert!(usize::from(d.buf_len.get()) >= frame.len());
             self.dev.dma_write(F, d.addr.get(), frame).unwrap();
             d.len = Le16::new(frame.len() as u16);
-            d.flags = Le16::new(RxFlags::DONE.bits());
+            d.flags = Le16::new((RxFlags::DONE | flags).bits());
+            d.mss = Le16::new(mss);
             self.dev.dma_write(F, at, d.as_bytes()).unwrap();
             let size = self.reg(vf::RX_SIZE);
             self.dev.write_reg(F, vf::RX_HEAD, (i + 1) % size);
             self.dev.raise_irq(F, vf::Intr::RX.bits());
         }
+        fn offer(&mut self, offloads: vf::Offloads) {
+            self.dev.write_reg(F, vf::OFFLOADS, offloads.bits());
+        }
+        fn rx_desc(&mut self, i: u32) -> RxDesc {
+            let base = self.base(vf::RX_BASE_LO, vf::RX_BASE_HI);
+            let mut raw = [0u8; DESC_SIZE];
+            self.dev
+                .dma_read(F, base + u64::from(i) * DESC_SIZE as u64, &mut raw)
+                .unwrap();
+            RxDesc::read_from_bytes(&raw).unwrap()
+        }
     }
+
+    const OFFLOADS: AttachOptions = AttachOptions { offloads: true };
 
     #[test]
     fn attach_programs_the_rings_by_the_contract() {
@@ -575,6 +809,198 @@ mod tests {
         b.dev.write_reg(F, vf::LINK, vf::Link::UP.bits());
         assert_eq!(g.mac(), [0x02, 0, 0, 0, 0, 0x11]);
         assert!(g.link_up());
+    }
+
+    #[test]
+    fn offloads_attach_posts_super_frame_buffers_and_asks_for_rx_gso() {
+        let mut b = bench();
+        b.offer(vf::Offloads::all());
+        let g = VfDriver::attach_with(b.nic.vf(1).unwrap(), 4, OFFLOADS).unwrap();
+        assert_eq!(
+            b.reg(vf::CONTROL),
+            (vf::Control::ENABLE | vf::Control::RX_GSO).bits()
+        );
+        assert_eq!(g.offloads(), vf::Offloads::all());
+        assert_eq!(g.buf_len(), shared_regs::MAX_SUPER_FRAME);
+        let mut addrs = Vec::new();
+        for i in 0..4 {
+            let d = b.rx_desc(i);
+            assert_eq!(usize::from(d.buf_len.get()), 65535);
+            let mut probe = vec![0u8; 65535];
+            b.dev.dma_read(F, d.addr.get(), &mut probe).unwrap();
+            addrs.push(d.addr.get());
+        }
+        assert!(addrs.windows(2).all(|w| w[1] - w[0] == 1 << 16), "{addrs:x?}");
+    }
+
+    #[test]
+    fn rx_gso_is_asked_only_of_a_device_that_offers_it() {
+        let mut b = bench();
+        let no_gso = vf::Offloads::TX_CSUM | vf::Offloads::TSO4 | vf::Offloads::RX_CSUM;
+        b.offer(no_gso);
+        let g = VfDriver::attach_with(b.nic.vf(1).unwrap(), 4, OFFLOADS).unwrap();
+        assert_eq!(b.reg(vf::CONTROL), vf::Control::ENABLE.bits());
+        assert_eq!(g.offloads(), no_gso);
+        drop(g);
+
+        // A device older than ABI 1.5 reads 0.
+        b.offer(vf::Offloads::empty());
+        let g = VfDriver::attach_with(b.nic.vf(1).unwrap(), 4, OFFLOADS).unwrap();
+        assert_eq!(b.reg(vf::CONTROL), vf::Control::ENABLE.bits());
+        assert_eq!(g.offloads(), vf::Offloads::empty());
+        drop(g);
+
+        // Small buffers hold no super-frame: TSO4 and RX_GSO are not this attach's.
+        b.offer(vf::Offloads::all());
+        let g = VfDriver::attach(b.nic.vf(1).unwrap(), 4).unwrap();
+        assert_eq!(b.reg(vf::CONTROL), vf::Control::ENABLE.bits());
+        assert_eq!(g.offloads(), vf::Offloads::TX_CSUM | vf::Offloads::RX_CSUM);
+        assert_eq!(usize::from(b.rx_desc(0).buf_len.get()), BUF_SIZE);
+    }
+
+    #[test]
+    fn send_with_puts_the_offload_flags_and_mss_in_the_descriptor() {
+        let mut b = bench();
+        b.offer(vf::Offloads::all());
+        let mut g = VfDriver::attach_with(b.nic.vf(1).unwrap(), 8, OFFLOADS).unwrap();
+        g.send(b"plain").unwrap();
+        g.send_with(b"checksum me", TxOffload::Csum).unwrap();
+        let sixty_k: Vec<u8> = (0..60_000u32).map(|i| i as u8).collect();
+        g.send_with(&sixty_k, TxOffload::Tso { mss: 8949 }).unwrap();
+        let longest = vec![0xEE; shared_regs::MAX_SUPER_FRAME];
+        g.send_with(&longest, TxOffload::Tso { mss: 1448 }).unwrap();
+        assert_eq!(b.reg(vf::TX_TAIL), 4);
+
+        let d = b.tx_desc(0);
+        assert_eq!(TxFlags::from_bits_retain(d.flags.get()), TxFlags::EOP);
+        assert_eq!(d.mss.get(), 0);
+        let d = b.tx_desc(1);
+        assert_eq!(
+            TxFlags::from_bits_retain(d.flags.get()),
+            TxFlags::EOP | TxFlags::CSUM
+        );
+        assert_eq!(d.mss.get(), 0);
+        let d = b.tx_desc(2);
+        assert_eq!(
+            TxFlags::from_bits_retain(d.flags.get()),
+            TxFlags::EOP | TxFlags::TSO
+        );
+        assert_eq!((d.len.get(), d.mss.get()), (60_000, 8949));
+        let mut back = vec![0u8; 60_000];
+        b.dev.dma_read(F, d.addr.get(), &mut back).unwrap();
+        assert_eq!(back, sixty_k);
+        let d = b.tx_desc(3);
+        assert_eq!((usize::from(d.len.get()), d.mss.get()), (65535, 1448));
+        let mut back = vec![0u8; 65535];
+        b.dev.dma_read(F, d.addr.get(), &mut back).unwrap();
+        assert_eq!(back, longest, "the last buffer does not run into the next");
+    }
+
+    #[test]
+    fn send_with_refuses_what_the_device_or_the_buffers_cannot_do() {
+        let mut b = bench();
+        let refused = |g: &mut VfDriver, frame: &[u8], off: TxOffload, why: &str| {
+            let e = g.send_with(frame, off).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("VF 1"), "{off:?}: {e}");
+        };
+        b.offer(vf::Offloads::RX_CSUM | vf::Offloads::RX_GSO);
+        let mut g = VfDriver::attach_with(b.nic.vf(1).unwrap(), 4, OFFLOADS).unwrap();
+        refused(&mut g, b"x", TxOffload::Csum, "does not offer");
+        refused(&mut g, b"x", TxOffload::Tso { mss: 1448 }, "does not offer");
+        drop(g);
+
+        b.offer(vf::Offloads::all());
+        let mut g = VfDriver::attach(b.nic.vf(1).unwrap(), 4).unwrap();
+        refused(&mut g, b"x", TxOffload::Tso { mss: 1448 }, "too small");
+        drop(g);
+
+        let mut g = VfDriver::attach_with(b.nic.vf(1).unwrap(), 4, OFFLOADS).unwrap();
+        refused(&mut g, b"x", TxOffload::Tso { mss: 0 }, "mss of 0");
+        let big = vec![0u8; shared_regs::MAX_SUPER_FRAME + 1];
+        refused(&mut g, &big, TxOffload::Tso { mss: 1448 }, "does not fit");
+        // Only a super-frame may be longer than a VF frame's buffer.
+        refused(&mut g, &big[..BUF_SIZE + 1], TxOffload::Csum, "does not fit");
+        refused(&mut g, &big[..BUF_SIZE + 1], TxOffload::None, "does not fit");
+        assert_eq!(b.reg(vf::TX_TAIL), 0, "nothing refused was posted");
+        g.send_with(&big[..BUF_SIZE], TxOffload::Csum).unwrap();
+    }
+
+    #[test]
+    fn try_recv_into_reports_the_offload_flags_and_mss() {
+        let mut b = bench();
+        b.offer(vf::Offloads::all());
+        let mut g = VfDriver::attach_with(b.nic.vf(1).unwrap(), 8, OFFLOADS).unwrap();
+        let sixty_k: Vec<u8> = (0..60_000u32).map(|i| (i * 7) as u8).collect();
+        b.deliver(0, b"plain");
+        b.deliver_with(1, b"checked", RxFlags::CSUM_VALID, 0);
+        b.deliver_with(2, &sixty_k, RxFlags::GSO_TCP4, 1448);
+        b.deliver_with(3, b"no segment size", RxFlags::GSO_TCP4, 0);
+        let mut out = vec![0u8; g.buf_len()];
+        let (n, meta) = g.try_recv_into(&mut out).unwrap();
+        assert_eq!((&out[..n], meta), (&b"plain"[..], RxMeta::default()));
+        let (n, meta) = g.try_recv_into(&mut out).unwrap();
+        assert_eq!(&out[..n], b"checked");
+        assert_eq!(
+            meta,
+            RxMeta {
+                csum_valid: true,
+                gso_mss: None
+            }
+        );
+        let (n, meta) = g.try_recv_into(&mut out).unwrap();
+        assert_eq!(&out[..n], &sixty_k[..]);
+        assert_eq!(
+            meta,
+            RxMeta {
+                csum_valid: true,
+                gso_mss: Some(1448)
+            }
+        );
+        let (_, meta) = g.try_recv_into(&mut out).unwrap();
+        assert_eq!(meta.gso_mss, None);
+        assert_eq!(g.try_recv_into(&mut out), None);
+        assert_eq!(b.reg(vf::RX_TAIL), 3, "every buffer is posted again");
+    }
+
+    #[test]
+    fn try_recv_into_drops_a_frame_longer_than_out_and_goes_on() {
+        let mut b = bench();
+        let mut g = VfDriver::attach(b.nic.vf(1).unwrap(), 4).unwrap();
+        b.deliver(0, b"too long for four");
+        b.deliver(1, b"fits");
+        let mut out = [0u8; 4];
+        assert_eq!(g.try_recv_into(&mut out), Some((4, RxMeta::default())));
+        assert_eq!(&out, b"fits");
+        assert_eq!(g.rx_too_long(), 1);
+        assert_eq!(g.try_recv_into(&mut out), None);
+        assert_eq!(b.reg(vf::RX_TAIL), 1, "the dropped frame's buffer is posted too");
+        for d in 0..2 {
+            let d = b.rx_desc(d);
+            assert_eq!((d.flags.get(), usize::from(d.buf_len.get())), (0, BUF_SIZE));
+        }
+    }
+
+    #[test]
+    fn try_recv_into_posts_buffers_in_batches_and_when_the_ring_is_drained() {
+        let mut b = bench();
+        let mut g = VfDriver::attach(b.nic.vf(1).unwrap(), 16).unwrap();
+        for i in 0..5u8 {
+            b.deliver(u32::from(i), &[i]);
+        }
+        let mut out = [0u8; 16];
+        assert!(g.try_recv_into(&mut out).is_some());
+        assert_eq!(b.reg(vf::RX_TAIL), 15, "one buffer waits for the next");
+        assert!(g.try_recv_into(&mut out).is_some());
+        assert_eq!(b.reg(vf::RX_TAIL), 1, "an eighth of the ring is posted at once");
+        assert!(g.try_recv_into(&mut out).is_some());
+        assert_eq!(b.reg(vf::RX_TAIL), 1);
+        // try_recv posts at once, for the buffers before it too.
+        assert_eq!(g.try_recv().as_deref(), Some(&[3u8][..]));
+        assert_eq!(b.reg(vf::RX_TAIL), 3);
+        assert!(g.try_recv_into(&mut out).is_some());
+        assert_eq!(b.reg(vf::RX_TAIL), 3);
+        assert_eq!(g.try_recv_into(&mut out), None);
+        assert_eq!(b.reg(vf::RX_TAIL), 4);
     }
 
     #[test]
