@@ -2,51 +2,65 @@
 //!
 //! The thread calls [`Firmware::poll`] while it reports work. When it reports none, the
 //! thread sleeps on [`Wake`] until a host BAR write, an uplink frame or shutdown, or for at
-//! most [`IDLE_WAIT`] so the firmware's heartbeat keeps its once-a-millisecond promise. It
-//! never spins a core on an idle device.
+//! most [`IDLE_WAIT`] so the firmware's heartbeat keeps its once-a-millisecond promise.
+//! Right after work it yields rather than sleeps for [`BUSY_SPIN`], as a poll-mode driver
+//! does, since the next frame of a stream usually follows within microseconds and a
+//! sleep's wake-up would cost more; it never spins a core on an idle device.
 use crate::nic::Shared;
 use crate::port::{Led, SimI2c, SimPin};
 use nic_firmware::memory::heap::OwnedMemory;
 use nic_firmware::{DmaError, Firmware, Function, Peripherals, Platform};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Longest the device thread sleeps between polls of an idle firmware.
 pub(crate) const IDLE_WAIT: Duration = Duration::from_millis(1);
+/// How long after its last work the device thread yields instead of sleeping.
+pub(crate) const BUSY_SPIN: Duration = Duration::from_micros(50);
 
-/// A doorbell the host side rings and the device thread sleeps on.
+/// A doorbell the host side rings and the device thread sleeps on. Ringing costs a lock
+/// and a wake-up only while the device sleeps (as virtio's notification suppression):
+/// a host writing a tail register a frame would otherwise pay a system call for each.
 #[derive(Default)]
 pub(crate) struct Wake {
-    pending: Mutex<bool>,
+    rung: AtomicBool,
+    sleeping: AtomicBool,
+    lock: Mutex<()>,
     cv: Condvar,
 }
 
 impl Wake {
     /// Something happened the device should look at.
     pub(crate) fn ring(&self) {
-        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        self.cv.notify_one();
+        // SeqCst pairs this store and load with `wait`'s: either the sleeper sees `rung`,
+        // or this sees `sleeping` and wakes it (under the lock, so not before it waits).
+        self.rung.store(true, Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.cv.notify_one();
+        }
     }
 
     /// Sleeps until rung or `timeout`; returns at once if rung since the last wait.
     pub(crate) fn wait(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        while !*pending {
+        let mut g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.sleeping.store(true, Ordering::SeqCst);
+        while !self.rung.swap(false, Ordering::SeqCst) {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 break;
             };
             if left.is_zero() {
                 break;
             }
-            pending = self
+            g = self
                 .cv
-                .wait_timeout(pending, left)
+                .wait_timeout(g, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        *pending = false;
+        self.sleeping.store(false, Ordering::SeqCst);
     }
 }
 
@@ -145,6 +159,7 @@ impl Platform for SimPlatform {
 pub(crate) fn run(shared: Arc<Shared>, mut ram: OwnedMemory) {
     let mut fw = Firmware::new(ram.memory());
     let mut platform = SimPlatform::new(Arc::clone(&shared));
+    let mut last_busy = Instant::now();
     while !shared.shutdown.load(Ordering::Acquire) {
         let busy = match shared.faults.may_run() {
             Some(_running) => {
@@ -154,8 +169,12 @@ pub(crate) fn run(shared: Arc<Shared>, mut ram: OwnedMemory) {
             }
             None => false,
         };
-        if !busy {
+        if busy {
+            last_busy = Instant::now();
+        } else if last_busy.elapsed() > BUSY_SPIN {
             shared.wake.wait(IDLE_WAIT);
+        } else {
+            std::thread::yield_now();
         }
     }
 }
@@ -269,5 +288,32 @@ mod tests {
         let t = Instant::now();
         w.wait(Duration::from_millis(5));
         assert!(t.elapsed() >= Duration::from_millis(5));
+    }
+
+    #[test]
+    fn wake_loses_no_ring_from_another_thread() {
+        let w = Arc::new(Wake::default());
+        let done = Arc::new(AtomicBool::new(false));
+        let ringer = {
+            let (w, done) = (Arc::clone(&w), Arc::clone(&done));
+            std::thread::spawn(move || {
+                for i in 0..2000u32 {
+                    if i % 64 == 0 {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    w.ring();
+                }
+                // The last ring comes after `done`: a waiter that missed `done` gets it.
+                done.store(true, Ordering::SeqCst);
+                w.ring();
+            })
+        };
+        // A lost ring would leave a wait to its 5 s timeout.
+        let t = Instant::now();
+        while !done.load(Ordering::SeqCst) {
+            w.wait(Duration::from_secs(5));
+        }
+        ringer.join().unwrap();
+        assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     }
 }

@@ -35,7 +35,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use vm_memory::{Bytes, GuestAddress};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -124,8 +124,12 @@ impl RxMeta {
     }
 }
 
-/// Byte offset of `flags` in both descriptors: where `DONE` is polled.
-const DESC_FLAGS: u64 = 12;
+/// `INTR_MASK` while no sender waits for TX room: only RX wakes the driver.
+const RX_ONLY: u32 = !vf::Intr::RX.bits();
+
+/// Byte offsets of `flags`, where `DONE` is polled, in each descriptor.
+const TX_DESC_FLAGS: u64 = std::mem::offset_of!(TxDesc, flags) as u64;
+const RX_DESC_FLAGS: u64 = std::mem::offset_of!(RxDesc, flags) as u64;
 
 /// A VM's driver for one VF.
 pub struct VfDriver {
@@ -253,10 +257,9 @@ impl VfDriver {
         p.bar_write32(u64::from(vf::RX_SIZE), size)?;
         p.bar_write32(u64::from(vf::RX_TAIL), size - 1)?;
         p.bar_write32(u64::from(vf::INTR_CAUSE), u32::MAX)?;
-        p.bar_write32(
-            u64::from(vf::INTR_MASK),
-            !(vf::Intr::TX_DONE | vf::Intr::RX).bits(),
-        )?;
+        // TX_DONE only while a sender waits for room (see `wait_tx_room`): otherwise every
+        // completed send would wake the driver for nothing, as NAPI drivers avoid.
+        p.bar_write32(u64::from(vf::INTR_MASK), RX_ONLY)?;
         // Unknown bits are a newer device's offloads this driver cannot ask for.
         let offered = vf::Offloads::from_bits_truncate(p.bar_read32(u64::from(vf::OFFLOADS))?);
         guest.offloads = if opts.offloads {
@@ -269,7 +272,9 @@ impl VfDriver {
         if guest.offloads.contains(vf::Offloads::RX_GSO) {
             control |= vf::Control::RX_GSO;
         }
-        guest.port.bar_write32(u64::from(vf::CONTROL), control.bits())?;
+        guest
+            .port
+            .bar_write32(u64::from(vf::CONTROL), control.bits())?;
         Ok(guest)
     }
 
@@ -316,6 +321,43 @@ impl VfDriver {
     /// [`VfDriver::offloads`] lacks, an `mss` of 0, a frame longer than a buffer (a
     /// super-frame) or than [`BUF_SIZE`] (any other frame, as [`VfDriver::send`] always did).
     pub fn send_with(&mut self, frame: &[u8], offload: TxOffload) -> Result<(), VfDriverError> {
+        let (flags, mss) = self.tx_flags(offload, frame.len())?;
+        if self.next(self.tx_tail) == self.tx_clean {
+            self.wait_tx_room()?;
+        }
+        let i = self.tx_tail;
+        let buf = self.tx_bufs + u64::from(i) * self.buf_stride;
+        self.guest_write(buf, frame)?;
+        self.post_tx(i, buf, frame.len(), flags, mss)
+    }
+
+    /// Queues one frame that `fill` writes straight into the next TX buffer, sparing the
+    /// copy [`VfDriver::send_with`] makes (a VMM reading its TAP into guest memory). `fill`
+    /// gets the whole buffer ([`VfDriver::buf_len`] bytes) and returns the frame's length
+    /// and offload, or `None` to send nothing. Waits for room first, as `send` does; the
+    /// same refusals as [`VfDriver::send_with`], and a refused frame is not posted.
+    pub fn send_in_place(
+        &mut self,
+        fill: impl FnOnce(&mut [u8]) -> Option<(usize, TxOffload)>,
+    ) -> Result<bool, VfDriverError> {
+        if self.next(self.tx_tail) == self.tx_clean {
+            self.wait_tx_room()?;
+        }
+        let i = self.tx_tail;
+        let buf = self.tx_bufs + u64::from(i) * self.buf_stride;
+        let Some(bytes) = self.buf_mut(buf) else {
+            return Err(self.err(format!("TX buffer {i} at {buf:#x} is not guest memory")));
+        };
+        let Some((len, offload)) = fill(bytes) else {
+            return Ok(false);
+        };
+        let (flags, mss) = self.tx_flags(offload, len)?;
+        self.post_tx(i, buf, len, flags, mss).map(|()| true)
+    }
+
+    /// The descriptor flags and mss for a `len`-byte frame sent with `offload`, or why it
+    /// cannot be.
+    fn tx_flags(&self, offload: TxOffload, len: usize) -> Result<(TxFlags, u16), VfDriverError> {
         let (flags, mss, limit) = match offload {
             TxOffload::None => (TxFlags::EOP, 0, BUF_SIZE),
             TxOffload::Csum => {
@@ -330,21 +372,26 @@ impl VfDriver {
                 (TxFlags::EOP | TxFlags::TSO, mss, self.buf_len)
             }
         };
-        if frame.len() > limit {
+        if len > limit {
             return Err(self.err(format!(
-                "a {}-byte frame does not fit a {limit}-byte TX buffer",
-                frame.len()
+                "a {len}-byte frame does not fit a {limit}-byte TX buffer"
             )));
         }
-        if self.next(self.tx_tail) == self.tx_clean {
-            self.wait_tx_room()?;
-        }
-        let i = self.tx_tail;
-        let buf = self.tx_bufs + u64::from(i) * self.buf_stride;
-        self.guest_write(buf, frame)?;
+        Ok((flags, mss))
+    }
+
+    /// Hands TX descriptor `i`, for the `len` bytes at `buf`, to the device.
+    fn post_tx(
+        &mut self,
+        i: u32,
+        buf: u64,
+        len: usize,
+        flags: TxFlags,
+        mss: u16,
+    ) -> Result<(), VfDriverError> {
         let desc = TxDesc {
             addr: Le64::new(buf),
-            len: Le16::new(frame.len() as u16),
+            len: Le16::new(len as u16),
             flags: Le16::new(flags.bits()),
             status: Le16::new(0),
             mss: Le16::new(mss),
@@ -355,6 +402,23 @@ impl VfDriver {
         Ok(self
             .port
             .bar_write32(u64::from(vf::TX_TAIL), self.tx_tail)?)
+    }
+
+    /// The buffer of [`VfDriver::buf_len`] bytes at guest address `addr`, as bytes the
+    /// driver may read and write.
+    fn buf_mut(&mut self, addr: u64) -> Option<&mut [u8]> {
+        let mem = self.shm.mem();
+        let at = GuestAddress(addr);
+        if !mem.check_range(at, self.buf_len) {
+            return None;
+        }
+        let ptr = mem.get_host_address(at).ok()?;
+        // SAFETY: the range is mapped, and in one region (the guest memory is one memfd
+        // mapping), so `buf_len` bytes from `ptr` are valid. Only buffers the device does
+        // not own are lent (a TX buffer before its descriptor is posted, an RX buffer
+        // between DONE and its hand-back), and `&mut self` keeps the driver from lending
+        // another or touching this one meanwhile, so nothing else reads or writes them.
+        Some(unsafe { std::slice::from_raw_parts_mut(ptr, self.buf_len) })
     }
 
     fn need(&self, offload: vf::Offloads, what: &str) -> Result<(), VfDriverError> {
@@ -372,6 +436,20 @@ impl VfDriver {
     /// Waits until the device completed a descriptor of the full TX ring, for up to
     /// [`TX_FULL_TIMEOUT`].
     fn wait_tx_room(&mut self) -> Result<(), VfDriverError> {
+        self.reclaim_tx()?;
+        if self.next(self.tx_tail) != self.tx_clean {
+            return Ok(());
+        }
+        let mask = u64::from(vf::INTR_MASK);
+        self.port
+            .bar_write32(mask, !(vf::Intr::TX_DONE | vf::Intr::RX).bits())?;
+        let waited = self.wait_tx_done();
+        self.port.bar_write32(mask, RX_ONLY)?;
+        waited
+    }
+
+    /// [`VfDriver::wait_tx_room`] with `TX_DONE` unmasked.
+    fn wait_tx_done(&mut self) -> Result<(), VfDriverError> {
         let deadline = Instant::now() + TX_FULL_TIMEOUT;
         loop {
             self.reclaim_tx()?;
@@ -443,6 +521,24 @@ impl VfDriver {
         }
     }
 
+    /// The next received frame, lent in place in its RX buffer: `f` may read and change it
+    /// (sparing the copy [`VfDriver::try_recv_into`] makes) and gets what the device said.
+    /// The buffer goes back to the device after `f`; buffers are posted as
+    /// [`VfDriver::try_recv_into`] posts them.
+    pub fn recv_in_place<R>(&mut self, f: impl FnOnce(&mut [u8], RxMeta) -> R) -> Option<R> {
+        let Some((i, desc)) = self.take_rx() else {
+            self.post_rx();
+            return None;
+        };
+        let len = usize::from(desc.len.get()).min(self.buf_len);
+        let buf = self.rx_bufs + u64::from(i) * self.buf_stride;
+        let r = self
+            .buf_mut(buf)
+            .map(|bytes| f(&mut bytes[..len], RxMeta::of(&desc)));
+        self.hand_back_rx(i, false);
+        r
+    }
+
     /// Bytes of each RX buffer: the longest frame the device can deliver.
     pub fn buf_len(&self) -> usize {
         self.buf_len
@@ -451,7 +547,7 @@ impl VfDriver {
     /// The descriptor the device completed at `rx_next`, if it has.
     fn take_rx(&self) -> Option<(u32, RxDesc)> {
         let i = self.rx_next;
-        let at = GuestAddress(self.rx_desc_addr(i) + DESC_FLAGS);
+        let at = GuestAddress(self.rx_desc_addr(i) + RX_DESC_FLAGS);
         // Acquire: the rest of the descriptor and the frame are the device's stores before
         // it set DONE.
         let flags = u16::from_le(self.shm.mem().load::<u16>(at, Ordering::Acquire).ok()?);
@@ -463,10 +559,7 @@ impl VfDriver {
 
     fn read_rx_buf(&self, i: u32, out: &mut [u8]) -> bool {
         let buf = self.rx_bufs + u64::from(i) * self.buf_stride;
-        self.shm
-            .mem()
-            .read_slice(out, GuestAddress(buf))
-            .is_ok()
+        self.shm.mem().read_slice(out, GuestAddress(buf)).is_ok()
     }
 
     /// Gives descriptor `i` back to the device, writing `RX_TAIL` now if `post`, else once
@@ -544,7 +637,7 @@ impl VfDriver {
     /// Moves `tx_clean` past every descriptor the device has completed.
     fn reclaim_tx(&mut self) -> Result<(), VfDriverError> {
         while self.tx_clean != self.tx_tail {
-            let addr = self.tx_desc_addr(self.tx_clean) + DESC_FLAGS;
+            let addr = self.tx_desc_addr(self.tx_clean) + TX_DESC_FLAGS;
             let flags = self
                 .shm
                 .mem()
@@ -685,7 +778,12 @@ mod tests {
         assert_eq!(b.reg(vf::RX_TAIL), 7);
         assert_eq!(b.reg(vf::CONTROL), vf::Control::ENABLE.bits());
         let mask = b.reg(vf::INTR_MASK);
-        assert_eq!(mask & (vf::Intr::TX_DONE | vf::Intr::RX).bits(), 0);
+        assert_eq!(mask & vf::Intr::RX.bits(), 0, "RX wakes the driver");
+        assert_ne!(
+            mask & vf::Intr::TX_DONE.bits(),
+            0,
+            "TX_DONE waits for a full ring"
+        );
         let tx = b.base(vf::TX_BASE_LO, vf::TX_BASE_HI);
         let rx = b.base(vf::RX_BASE_LO, vf::RX_BASE_HI);
         assert!(tx >= 1 << 32 && tx.is_multiple_of(16) && rx.is_multiple_of(16) && tx != rx);
@@ -830,7 +928,10 @@ mod tests {
             b.dev.dma_read(F, d.addr.get(), &mut probe).unwrap();
             addrs.push(d.addr.get());
         }
-        assert!(addrs.windows(2).all(|w| w[1] - w[0] == 1 << 16), "{addrs:x?}");
+        assert!(
+            addrs.windows(2).all(|w| w[1] - w[0] == 1 << 16),
+            "{addrs:x?}"
+        );
     }
 
     #[test]
@@ -919,8 +1020,18 @@ mod tests {
         let big = vec![0u8; shared_regs::MAX_SUPER_FRAME + 1];
         refused(&mut g, &big, TxOffload::Tso { mss: 1448 }, "does not fit");
         // Only a super-frame may be longer than a VF frame's buffer.
-        refused(&mut g, &big[..BUF_SIZE + 1], TxOffload::Csum, "does not fit");
-        refused(&mut g, &big[..BUF_SIZE + 1], TxOffload::None, "does not fit");
+        refused(
+            &mut g,
+            &big[..BUF_SIZE + 1],
+            TxOffload::Csum,
+            "does not fit",
+        );
+        refused(
+            &mut g,
+            &big[..BUF_SIZE + 1],
+            TxOffload::None,
+            "does not fit",
+        );
         assert_eq!(b.reg(vf::TX_TAIL), 0, "nothing refused was posted");
         g.send_with(&big[..BUF_SIZE], TxOffload::Csum).unwrap();
     }
@@ -973,7 +1084,11 @@ mod tests {
         assert_eq!(&out, b"fits");
         assert_eq!(g.rx_too_long(), 1);
         assert_eq!(g.try_recv_into(&mut out), None);
-        assert_eq!(b.reg(vf::RX_TAIL), 1, "the dropped frame's buffer is posted too");
+        assert_eq!(
+            b.reg(vf::RX_TAIL),
+            1,
+            "the dropped frame's buffer is posted too"
+        );
         for d in 0..2 {
             let d = b.rx_desc(d);
             assert_eq!((d.flags.get(), usize::from(d.buf_len.get())), (0, BUF_SIZE));
@@ -991,7 +1106,11 @@ mod tests {
         assert!(g.try_recv_into(&mut out).is_some());
         assert_eq!(b.reg(vf::RX_TAIL), 15, "one buffer waits for the next");
         assert!(g.try_recv_into(&mut out).is_some());
-        assert_eq!(b.reg(vf::RX_TAIL), 1, "an eighth of the ring is posted at once");
+        assert_eq!(
+            b.reg(vf::RX_TAIL),
+            1,
+            "an eighth of the ring is posted at once"
+        );
         assert!(g.try_recv_into(&mut out).is_some());
         assert_eq!(b.reg(vf::RX_TAIL), 1);
         // try_recv posts at once, for the buffers before it too.

@@ -7,12 +7,14 @@
 //! TAP, counters and capture hook to the new VF. The VM's `eth0` never goes down, so its
 //! sockets live on.
 use super::tap::Tap;
+use super::vnet;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use vf_driver::VfDriver;
+
+use vf_driver::{TxOffload, VfDriver};
 
 /// Receives a copy of every frame crossing a bridge (for `nicctl capture`).
 pub trait FrameTap: Send {
@@ -161,8 +163,10 @@ fn run(
     stats: &BridgeStats,
     wake: i32,
 ) -> Tap {
-    let mut buf = vec![0u8; 65536];
+    // A TAP with offloads puts a virtio-net header before every frame.
+    let hdr = if tap.vnet() { vnet::VNET_HDR_LEN } else { 0 };
     let irq = guest.event_fd();
+    let offloads = guest.offloads();
     // A stop meant for the thread before this one.
     drain_eventfd(wake);
     while !stop.load(Ordering::Relaxed) {
@@ -192,25 +196,52 @@ fn run(
             drain_eventfd(irq);
         }
         // Both directions are drained every round: an interrupt may have been coalesced.
-        while let Some(frame) = guest.try_recv() {
-            tap_frame(capture, false, &frame);
-            if tap.write_frame(&frame).is_ok() {
+        // Frames go between the TAP and the VF's buffers in place, with no copy between.
+        while let Some(written) = guest.recv_in_place(|frame, meta| {
+            tap_frame(capture, false, frame);
+            let mut head = [0u8; vnet::VNET_HDR_LEN];
+            if hdr > 0 {
+                head = vnet::inbound(meta, frame).to_bytes();
+            }
+            tap.write_parts(&head[..hdr], frame).is_ok()
+        }) {
+            if written {
                 stats.to_vm.fetch_add(1, Ordering::Relaxed);
             }
         }
         loop {
-            match tap.read_frame(&mut buf) {
-                Ok(n) => {
-                    let frame = &buf[..n];
-                    tap_frame(capture, true, frame);
-                    match guest.send(frame) {
-                        Ok(()) => stats.to_vf.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => stats.send_errors.fetch_add(1, Ordering::Relaxed),
-                    };
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => break,
+            let (mut empty, mut read) = (false, false);
+            let sent = guest.send_in_place(|buf| {
+                read = true;
+                let mut head = [0u8; vnet::VNET_HDR_LEN];
+                let n = match tap.read_parts(&mut head[..hdr], buf) {
+                    Ok(n) if n >= hdr => n - hdr,
+                    Ok(_) => return None,
+                    Err(_) => {
+                        // WouldBlock, or a TAP gone: either way nothing more this round.
+                        empty = true;
+                        return None;
+                    }
+                };
+                let frame = &mut buf[..n];
+                let offload = if hdr > 0 {
+                    let h = vnet::VnetHdr::parse(&head)?;
+                    vnet::outbound(&h, frame, offloads).ok()?.offload
+                } else {
+                    TxOffload::None
+                };
+                tap_frame(capture, true, frame);
+                Some((n, offload))
+            });
+            // A TX ring that stayed full: the frames wait in the TAP for the next round.
+            if empty || !read {
+                break;
             }
+            let count = match sent {
+                Ok(true) => &stats.to_vf,
+                _ => &stats.send_errors,
+            };
+            count.fetch_add(1, Ordering::Relaxed);
         }
     }
     tap

@@ -428,7 +428,8 @@ fn start_host(
 fn attach(socket: &Path, vf: u16) -> Result<VfDriver, String> {
     let port = VfioUserPort::connect(&vf_socket(socket, vf), Function::Vf(vf))
         .map_err(|e| e.to_string())?;
-    VfDriver::attach(port, VM_RING).map_err(|e| format!("vf{vf}: {e}"))
+    VfDriver::attach_with(port, VM_RING, super::deployment::VM_ATTACH)
+        .map_err(|e| format!("vf{vf}: {e}"))
 }
 
 /// Every record of the desired state (key to value), and every agent's status.

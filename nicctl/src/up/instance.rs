@@ -82,7 +82,8 @@ impl Vm {
             dhcp: None,
         };
         let tap_name = super::tap::unique_name("vn");
-        let tap = Tap::create(&tap_name).map_err(|e| fail("creating its TAP")(e.to_string()))?;
+        let tap = Tap::create_with_offloads(&tap_name)
+            .map_err(|e| fail("creating its TAP")(e.to_string()))?;
         let ns = spec.name.as_str();
         ip(&["link", "set", &tap_name, "netns", ns])
             .map_err(|e| fail("moving its TAP into the namespace")(e.to_string()))?;

@@ -13,6 +13,7 @@ pub mod netns;
 pub mod state;
 pub mod tap;
 pub mod underlay;
+pub mod vnet;
 pub mod watchdog;
 
 pub use bridge::{Bridge, CaptureSlot, FrameTap};

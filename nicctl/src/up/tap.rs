@@ -8,6 +8,15 @@ use std::os::unix::fs::OpenOptionsExt;
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const IFF_TAP: libc::c_short = 0x0002;
 const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
+const TUNSETVNETLE: libc::c_ulong = 0x4004_54dc;
+/// `TUNSETOFFLOAD` bits: what this reader of the TAP takes from the kernel: frames with
+/// their checksum left partial, TCP/IPv4 super-frames, and those with ECN's CWR.
+const TUN_F_CSUM: libc::c_ulong = 0x01;
+const TUN_F_TSO4: libc::c_ulong = 0x02;
+const TUN_F_TSO_ECN: libc::c_ulong = 0x08;
 
 /// `struct ifreq` as TUNSETIFF reads it: a name and the flags.
 #[repr(C)]
@@ -22,12 +31,25 @@ struct IfReq {
 pub struct Tap {
     file: File,
     name: String,
+    /// Every frame read or written starts with a virtio-net header ([`super::vnet`]).
+    vnet: bool,
 }
 
 impl Tap {
     /// Creates TAP device `name` (at most 15 bytes) in the current network namespace,
     /// non-blocking, without packet information headers.
     pub fn create(name: &str) -> io::Result<Tap> {
+        Tap::open(name, false)
+    }
+
+    /// [`Tap::create`] for a VM's `eth0` behind a VF with offloads: every frame carries a
+    /// virtio-net header, and the kernel hands over TCP super-frames and frames whose
+    /// checksum it left to the device, as it does to a virtio-net NIC.
+    pub fn create_with_offloads(name: &str) -> io::Result<Tap> {
+        Tap::open(name, true)
+    }
+
+    fn open(name: &str, vnet: bool) -> io::Result<Tap> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -42,7 +64,7 @@ impl Tap {
             .map_err(|e| io::Error::new(e.kind(), format!("opening /dev/net/tun: {e}")))?;
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
-            flags: IFF_TAP | IFF_NO_PI,
+            flags: IFF_TAP | IFF_NO_PI | if vnet { IFF_VNET_HDR } else { 0 },
             _pad: [0; 22],
         };
         req.name[..name.len()].copy_from_slice(name.as_bytes());
@@ -56,10 +78,42 @@ impl Tap {
                 format!("creating TAP {name}: {e}"),
             ));
         }
-        Ok(Tap {
+        let tap = Tap {
             file,
             name: name.to_string(),
-        })
+            vnet,
+        };
+        if vnet {
+            tap.offload()
+                .map_err(|e| io::Error::new(e.kind(), format!("TAP {name} offloads: {e}")))?;
+        }
+        Ok(tap)
+    }
+
+    /// Sets the virtio-net header's size and byte order (little-endian, as virtio 1.0 and
+    /// [`super::vnet::VnetHdr`] have it, on any host) and the offloads this reader takes.
+    fn offload(&self) -> io::Result<()> {
+        let fd = self.file.as_raw_fd();
+        let size = super::vnet::VNET_HDR_LEN as libc::c_int;
+        let little_endian: libc::c_int = 1;
+        for (request, value) in [(TUNSETVNETHDRSZ, &size), (TUNSETVNETLE, &little_endian)] {
+            // SAFETY: both requests read one int through the pointer; `value` outlives the
+            // call.
+            if unsafe { libc::ioctl(fd, request, value as *const libc::c_int) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        // SAFETY: TUNSETOFFLOAD takes its flags by value, no pointer.
+        let flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN;
+        if unsafe { libc::ioctl(fd, TUNSETOFFLOAD, flags) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// True when frames carry a virtio-net header.
+    pub fn vnet(&self) -> bool {
+        self.vnet
     }
 
     /// The device's name when it was created.
@@ -67,12 +121,26 @@ impl Tap {
         &self.name
     }
 
-    /// Reads one frame; `WouldBlock` when none is waiting.
+    /// Reads one frame (with its virtio-net header if [`Tap::vnet`]); `WouldBlock` when
+    /// none is waiting.
     pub fn read_frame(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&self.file).read(buf)
     }
 
-    /// Writes one frame.
+    /// Reads one frame into `head` and then `rest` (a virtio-net header and the frame, read
+    /// straight into a VF's buffer); the bytes read, or `WouldBlock` when none is waiting.
+    pub fn read_parts(&self, head: &mut [u8], rest: &mut [u8]) -> io::Result<usize> {
+        let mut iov = [io::IoSliceMut::new(head), io::IoSliceMut::new(rest)];
+        (&self.file).read_vectored(&mut iov)
+    }
+
+    /// Writes one frame made of `head` and then `rest`, in one `writev`.
+    pub fn write_parts(&self, head: &[u8], rest: &[u8]) -> io::Result<()> {
+        let iov = [io::IoSlice::new(head), io::IoSlice::new(rest)];
+        (&self.file).write_vectored(&iov).map(|_| ())
+    }
+
+    /// Writes one frame (with its virtio-net header if [`Tap::vnet`]).
     pub fn write_frame(&self, frame: &[u8]) -> io::Result<()> {
         (&self.file).write(frame).map(|_| ())
     }

@@ -61,8 +61,7 @@ impl VnetHdr {
         })
     }
 
-    /// The header's bytes. Little-endian: the TAP is told so on a big-endian host
-    /// (`TUNSETVNETLE`), and it is the host's order on the others.
+    /// The header's bytes. Little-endian: the TAP is told so (`TUNSETVNETLE`).
     pub fn to_bytes(&self) -> [u8; VNET_HDR_LEN] {
         let mut b = [0u8; VNET_HDR_LEN];
         b[0] = self.flags;
@@ -101,10 +100,12 @@ pub enum Unsendable {
 /// What to ask of a VF offering `offers` for `frame`, sent by the VM with `hdr`. A
 /// checksum the device cannot complete is completed here, in `frame`.
 pub fn outbound(hdr: &VnetHdr, frame: &mut [u8], offers: Offloads) -> Result<Outbound, Unsendable> {
-    let send = |offload| Ok(Outbound {
-        offload,
-        software_csum: false,
-    });
+    let send = |offload| {
+        Ok(Outbound {
+            offload,
+            software_csum: false,
+        })
+    };
     match hdr.gso_type & !GSO_ECN {
         GSO_NONE => {}
         GSO_TCPV4 if hdr.gso_size == 0 => return Err(Unsendable::NoSegmentSize),
@@ -279,7 +280,12 @@ pub(crate) mod tests {
     /// A TCP/IPv4 frame from 10.0.0.1:40000 to 10.0.0.2:5201 (MACs 02:..:01 -> 02:..:02)
     /// with `payload`, `flags` and its checksums complete.
     pub(crate) fn tcp_frame(payload: &[u8], flags: u8) -> Vec<u8> {
-        ipv4_frame(PROTO_TCP, &tcp_segment(payload, flags), [10, 0, 0, 1], [10, 0, 0, 2])
+        ipv4_frame(
+            PROTO_TCP,
+            &tcp_segment(payload, flags),
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+        )
     }
 
     fn tcp_segment(payload: &[u8], flags: u8) -> Vec<u8> {
@@ -353,7 +359,10 @@ pub(crate) mod tests {
                 csum_offset: 16,
             }
         );
-        assert_eq!(h.to_bytes(), [1, 0x81, 66, 0, 0xa8, 0x05, 34, 0, 16, 0, 0, 0]);
+        assert_eq!(
+            h.to_bytes(),
+            [1, 0x81, 66, 0, 0xa8, 0x05, 34, 0, 16, 0, 0, 0]
+        );
         assert_eq!(VnetHdr::parse(&raw[..11]), None);
     }
 
@@ -391,7 +400,12 @@ pub(crate) mod tests {
             Ok(TxOffload::Csum)
         );
         let mut u = partial(
-            ipv4_frame(PROTO_UDP, &[0, 53, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4], [10, 0, 0, 1], [10, 0, 0, 2]),
+            ipv4_frame(
+                PROTO_UDP,
+                &[0, 53, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4],
+                [10, 0, 0, 1],
+                [10, 0, 0, 2],
+            ),
             40,
         );
         let udp = VnetHdr {
@@ -448,6 +462,8 @@ pub(crate) mod tests {
         let mut v6 = vec![0u8; 80];
         v6[12..14].copy_from_slice(&[0x86, 0xDD]);
         v6[54..80].fill(0x11);
+        // The field holds the pseudo-header's sum, here 0.
+        v6[70..72].fill(0);
         let v6hdr = VnetHdr {
             csum_start: 54,
             ..hdr
@@ -471,10 +487,7 @@ pub(crate) mod tests {
             outbound(&tso, &mut f, Offloads::TX_CSUM),
             Err(Unsendable::NoTso)
         );
-        let zero = VnetHdr {
-            gso_size: 0,
-            ..tso
-        };
+        let zero = VnetHdr { gso_size: 0, ..tso };
         assert_eq!(
             outbound(&zero, &mut f, Offloads::all()),
             Err(Unsendable::NoSegmentSize)
@@ -489,14 +502,14 @@ pub(crate) mod tests {
         }
         let outside = VnetHdr {
             gso_type: GSO_NONE,
-            csum_start: 3000,
+            csum_start: 3040,
             ..tso
         };
         let len = f.len();
         assert_eq!(
             outbound(&outside, &mut f, Offloads::empty()),
             Err(Unsendable::CsumOutside {
-                start: 3000,
+                start: 3040,
                 offset: 16,
                 len
             })
@@ -556,8 +569,15 @@ pub(crate) mod tests {
     #[test]
     fn sums_fold_as_rfc_1071_says() {
         // RFC 1071's example: 0001 f203 f4f5 f6f7 sums to ddf2 (folded).
-        assert_eq!(fold(sum16(&[0, 1, 0xf2, 3, 0xf4, 0xf5, 0xf6, 0xf7], 0)), 0xddf2);
-        assert_eq!(fold(sum16(&[0xff], 0)), 0xff00, "an odd byte is the high half");
+        assert_eq!(
+            fold(sum16(&[0, 1, 0xf2, 3, 0xf4, 0xf5, 0xf6, 0xf7], 0)),
+            0xddf2
+        );
+        assert_eq!(
+            fold(sum16(&[0xff], 0)),
+            0xff00,
+            "an odd byte is the high half"
+        );
         assert_eq!(fold(sum16(&[0xff; 65_536], 0)), 0xffff);
     }
 }
