@@ -207,8 +207,8 @@ impl SuperFrame {
         self.len.saturating_sub(self.header_len)
     }
 
-    /// True when its payload fits one segment: the frame is sent as it is, its checksum
-    /// completed.
+    /// True when its payload fits one segment: that segment, cut as any other, is sent as
+    /// a plain frame.
     pub fn single(&self) -> bool {
         self.payload() <= self.mss
     }

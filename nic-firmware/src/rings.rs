@@ -400,15 +400,20 @@ fn load_tx<P: Platform>(
         p.dma_read(f, desc.addr.get(), head).map_err(|_| dma)?;
         let mut sf =
             SuperFrame::parse(desc.addr.get(), desc.len.get(), desc.mss.get(), head).ok_or(bad)?;
-        if !sf.single() {
-            // F13 holds for every segment: one longer than a VF frame is never cut.
-            let segment = usize::from(sf.header_len).saturating_add(usize::from(sf.mss));
-            if segment > shared_regs::VF_MAX_FRAME {
-                return Err(oversize);
-            }
-            cut_segment(p, f, &mut sf, frame)?;
-            return Ok(Loaded::Super(sf));
+        // F13 holds for every segment: one longer than a VF frame is never cut.
+        let segment = usize::from(sf.header_len).saturating_add(usize::from(sf.next_len()));
+        if segment > shared_regs::VF_MAX_FRAME {
+            return Err(oversize);
         }
+        cut_segment(p, f, &mut sf, frame)?;
+        // One segment long, the super-frame is that segment: its payload is the buffer's
+        // after the headers and its headers a segment's (IPv4 length and checksum too),
+        // whatever the IPv4 length it came with, as when it is longer.
+        return Ok(if sf.single() {
+            Loaded::Frame
+        } else {
+            Loaded::Super(sf)
+        });
     }
     // F13: longer than a VF frame (MTU 9001) is an oversize drop, not a malformed one.
     if len > shared_regs::VF_MAX_FRAME {

@@ -748,3 +748,153 @@ pub fn parse_dhcp_reply(
     let opts = pkt.options().map(|o| (o.kind, o.data.to_vec())).collect();
     (ip.dst_addr(), repr.message_type, repr.your_ip, opts)
 }
+
+/// The VPC the frame-level tests and the offload fuzzer run on: one VPC (10.0.0.0/16,
+/// VNI 100) with subnets 10.0.1.0/24 (VF0 .10, VF1 .11) and 10.0.2.0/24 (VF2 .20), both
+/// on the main route table, each VF attached with source/destination check; and, with
+/// [`vpc::nic_with_uplink`], an uplink, an internet gateway as the default route, a
+/// blackhole for 10.0.8.0/24 and an instance 10.0.2.30 on a remote host.
+pub mod vpc {
+    use super::FakeNic;
+    use shared_regs::admin::Opcode;
+    use shared_regs::entry::*;
+    use shared_regs::Le16;
+    use smoltcp::wire::{IpProtocol, Ipv4Packet};
+
+    pub const VNI: u32 = 100;
+    pub const GW1_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x01, 0x01];
+    pub const GW2_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x02, 0x01];
+    pub const MAC0: [u8; 6] = [0x02, 0x00, 0x0a, 0x00, 0x01, 0x0a];
+    pub const MAC1: [u8; 6] = [0x02, 0x00, 0x0a, 0x00, 0x01, 0x0b];
+    pub const MAC2: [u8; 6] = [0x02, 0x00, 0x0a, 0x00, 0x02, 0x14];
+    pub const UPLINK_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
+    pub const NEXT_HOP_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 1];
+    pub const IGW_MAC: [u8; 6] = [0x02, 0xcc, 0, 0, 0, 1];
+    pub const REMOTE_MAC: [u8; 6] = [0x02, 0x00, 0x0a, 0x00, 0x02, 0x1e];
+    /// 192.0.2.1
+    pub const UPLINK: u32 = 0xC000_0201;
+    /// 192.0.2.2
+    pub const REMOTE_HOST: u32 = 0xC000_0202;
+    /// 192.0.2.100
+    pub const IGW_HOST: u32 = 0xC000_0264;
+
+    /// The VPC, its two subnets and VFs 0-2.
+    pub fn nic() -> FakeNic {
+        let mut nic = FakeNic::new(super::Sizes::default());
+        let vpc = VpcEntry {
+            id: Le16::new(0),
+            main_route_table: Le16::new(0),
+            vni: VNI.into(),
+            cidr: [10, 0, 0, 0],
+            cidr_len: 16,
+            ..Default::default()
+        };
+        nic.admin(Opcode::VpcAdd, &vpc).unwrap();
+        let rt = RouteTableEntry {
+            id: Le16::new(0),
+            vpc_id: Le16::new(0),
+        };
+        nic.admin(Opcode::RouteTableAdd, &rt).unwrap();
+        for (id, net, gw) in [(0u16, [10, 0, 1, 0], GW1_MAC), (1, [10, 0, 2, 0], GW2_MAC)] {
+            let s = SubnetEntry {
+                id: Le16::new(id),
+                vpc_id: Le16::new(0),
+                route_table_id: Le16::new(MAIN_ROUTE_TABLE),
+                prefix_len: 24,
+                prefix: net,
+                gateway_mac: gw,
+                ..Default::default()
+            };
+            nic.admin(Opcode::SubnetAdd, &s).unwrap();
+        }
+        for (vf, subnet, mac, addr) in [
+            (0u16, 0u16, MAC0, [10, 0, 1, 10]),
+            (1, 0, MAC1, [10, 0, 1, 11]),
+            (2, 1, MAC2, [10, 0, 2, 20]),
+        ] {
+            let e = VfEntry {
+                vf: Le16::new(vf),
+                subnet_id: Le16::new(subnet),
+                flags: Le16::new(VfFlags::SRC_DST_CHECK.bits()),
+                mac,
+                primary_ip: addr,
+                ..Default::default()
+            };
+            nic.admin(Opcode::VfSet, &e).unwrap();
+            let m = MappingEntry {
+                vni: VNI.into(),
+                ip: addr,
+                mac,
+                location: MappingLocation::LocalVf as u8,
+                vf: Le16::new(vf),
+                ..Default::default()
+            };
+            nic.admin(Opcode::MappingAdd, &m).unwrap();
+            nic.attach_vf(vf);
+        }
+        nic
+    }
+
+    /// [`nic`] plus an uplink, an internet gateway as the default route, a blackhole for
+    /// 10.0.8.0/24, and an instance 10.0.2.30 on a remote host.
+    pub fn nic_with_uplink() -> FakeNic {
+        let mut nic = nic();
+        let up = UplinkEntry {
+            mac: UPLINK_MAC,
+            next_hop_mac: NEXT_HOP_MAC,
+            underlay_ip: UPLINK.to_be_bytes(),
+            ..Default::default()
+        };
+        nic.admin(Opcode::UplinkSet, &up).unwrap();
+        let gw = GatewayEntry {
+            id: Le16::new(0),
+            kind: GatewayKind::Internet as u8,
+            underlay_ip: IGW_HOST.to_be_bytes(),
+            mac: IGW_MAC,
+            ..Default::default()
+        };
+        nic.admin(Opcode::GatewayAdd, &gw).unwrap();
+        let route = |prefix: [u8; 4], len, target| RouteEntry::new(0, prefix.into(), len, target);
+        nic.admin(Opcode::RouteAdd, &route([0; 4], 0, RouteTarget::Gateway(0)))
+            .unwrap();
+        nic.admin(
+            Opcode::RouteAdd,
+            &route([10, 0, 8, 0], 24, RouteTarget::Blackhole),
+        )
+        .unwrap();
+        let m = MappingEntry {
+            vni: VNI.into(),
+            ip: [10, 0, 2, 30],
+            mac: REMOTE_MAC,
+            location: MappingLocation::Remote as u8,
+            underlay_ip: REMOTE_HOST.to_be_bytes(),
+            ..Default::default()
+        };
+        nic.admin(Opcode::MappingAdd, &m).unwrap();
+        nic
+    }
+
+    /// Checks the outer headers of a VXLAN frame the uplink of [`nic_with_uplink`] sent and
+    /// returns (underlay dst, VNI, inner frame).
+    pub fn outer(f: &[u8]) -> (u32, u32, &[u8]) {
+        assert!(f.len() >= 50, "VXLAN frame of {} bytes", f.len());
+        assert_eq!(&f[0..6], &NEXT_HOP_MAC);
+        assert_eq!(&f[6..12], &UPLINK_MAC);
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(u32::from(ip.src_addr()), UPLINK);
+        assert_eq!(ip.hop_limit(), 64);
+        assert!(ip.dont_frag());
+        assert_eq!(ip.next_header(), IpProtocol::Udp);
+        let udp = &f[34..42];
+        assert!(u16::from_be_bytes([udp[0], udp[1]]) >= 49152);
+        assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), 4789);
+        assert_eq!(
+            usize::from(u16::from_be_bytes([udp[4], udp[5]])),
+            f.len() - 34
+        );
+        assert_eq!(f[42] & 0x08, 0x08, "VXLAN I flag");
+        let vni = u32::from_be_bytes([0, f[46], f[47], f[48]]);
+        (u32::from(ip.dst_addr()), vni, &f[50..])
+    }
+}

@@ -1,8 +1,9 @@
 //! Fuzz targets (feature `testing`, never in a firmware image). libFuzzer runs them through
-//! `nic-firmware/fuzz` (`cargo +nightly fuzz run pipeline`); `cargo test` replays them over
-//! their seeds and a few thousand random inputs. A target panics only when the firmware
-//! breaks a promise: a panic of its own, a stage that disagrees with the reference path,
-//! a malformed frame on the wire, an admin command left without a completion.
+//! `nic-firmware/fuzz` (`cargo +nightly fuzz run pipeline`, `admin`, `offload`); `cargo
+//! test` replays them over their seeds and a few thousand random inputs. A target panics
+//! only when the firmware breaks a promise: a panic of its own, a stage that disagrees with
+//! the reference path, a malformed frame on the wire, an admin command left without a
+//! completion, an offload that breaks what `shared_regs::desc` says of it.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,6 +13,7 @@
 )]
 extern crate std;
 
+pub mod offload;
 #[cfg(test)]
 mod tests;
 pub mod topology;

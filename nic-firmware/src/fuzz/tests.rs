@@ -339,6 +339,9 @@ fn generated_seeds() -> Vec<(String, Vec<u8>)> {
             admin_program(&mut rng, 40),
         ));
     }
+    for i in 0..24 {
+        out.push((format!("offload/generated-{i:02}"), offload_input(&mut rng)));
+    }
     out
 }
 
@@ -365,4 +368,127 @@ fn committed_seeds_are_what_the_generators_make() {
             );
         }
     }
+}
+
+/// An offload target input: mostly a structured TCP frame with offloads, to every
+/// destination, with the mss and payload sizes a VM's stack uses and some it never would,
+/// now and then a header that lies or the raw bytes of a generated VF frame.
+pub(super) fn offload_input(rng: &mut Rng) -> Vec<u8> {
+    let kind = match rng.below(10) {
+        0 => 0u8,
+        1 | 2 => 1,
+        3..=6 => 2,
+        7 | 8 => 3,
+        _ => 4,
+    };
+    let garbage = rng.next_u64() as u16;
+    let mss = match rng.below(10) {
+        0 => 0,
+        1 => rng.pick(&[1u16, 7, 536]),
+        2 => 1448,
+        3 | 4 => 8937,
+        5 => rng.pick(&[8948u16, 8981, 9001, 65535]),
+        _ => rng.range(64, 9000) as u16,
+    };
+    let structured = !rng.chance(10);
+    let dst = rng.below(8) as u8;
+    let mac = if rng.chance(85) {
+        0
+    } else {
+        rng.below(4) as u8
+    };
+    let choice = u8::from(rng.chance(40))
+        | u8::from(structured) << 1
+        | dst << 2
+        | mac << 5
+        | u8::from(rng.chance(3)) << 7;
+    let mut input = vec![kind];
+    input.extend_from_slice(&garbage.to_be_bytes());
+    input.extend_from_slice(&mss.to_be_bytes());
+    input.push(choice);
+    if !structured {
+        input.extend(vf_frame(rng, 0));
+        return input;
+    }
+    let lie = |rng: &mut Rng, bit: u8| if rng.chance(6) { bit } else { 0 };
+    let lies = lie(rng, 1)
+        | lie(rng, 2)
+        | lie(rng, 4)
+        | lie(rng, 8)
+        | if rng.chance(70) { 0x10 } else { 0 }
+        | lie(rng, 0x20)
+        | lie(rng, 0x40)
+        | lie(rng, 0x80);
+    // Payloads long enough to cut, in few segments unless the mss is small.
+    let most = if mss != 0 && mss < 536 { 3000 } else { 65000 };
+    let payload = match rng.below(6) {
+        0 => rng.below(100),
+        1 => rng.below(9000),
+        _ => rng.below(most),
+    } as u16;
+    let fields = [
+        if rng.chance(70) {
+            0
+        } else {
+            rng.below(11) as u8
+        },
+        rng.pick(&[0u8, 3, 3, 10]),
+        lies,
+        rng.next_u64() as u8,
+        rng.next_u64() as u8,
+        rng.next_u64() as u8,
+        rng.pick(&[0x10u8, 0x18, 0x19, 0x98, 0x02]),
+        if rng.chance(85) {
+            0
+        } else {
+            rng.below(256) as u8
+        },
+    ];
+    input.extend_from_slice(&fields);
+    input.extend_from_slice(&(rng.next_u64() as u16).to_be_bytes());
+    input.extend_from_slice(&rng.next_u32().to_be_bytes());
+    input.extend_from_slice(&payload.to_be_bytes());
+    input.extend(random_bytes(rng, 40));
+    input
+}
+
+#[test]
+fn offload_target_holds_on_its_seeds_and_on_generated_and_random_input() {
+    use offload::{offload, Port};
+    let seeds = seeds("offload");
+    assert!(seeds.len() >= 15, "{} seeds", seeds.len());
+    for s in &seeds {
+        offload(s);
+    }
+    let mut rng = Rng(0x00ff_10ad);
+    let (mut segments, mut whole, mut complete, mut uplink) = (0, 0, 0, 0);
+    let mut statuses = std::collections::HashSet::new();
+    for _ in 0..1500 {
+        let input = offload_input(&mut rng);
+        let out = offload(&input);
+        segments += out.segments;
+        whole += out.whole;
+        complete += out.complete;
+        uplink += out
+            .received
+            .iter()
+            .filter(|r| r.port == Port::Uplink)
+            .count();
+        statuses.insert(out.status);
+        offload(&flip_some(&mut rng, input));
+    }
+    // The generator reaches the cutting, the whole delivery and the uplink, and both
+    // outcomes of a descriptor.
+    assert!(segments > 1000, "{segments} segments");
+    assert!(whole > 20, "{whole} whole");
+    assert!(complete > 50, "{complete} complete");
+    assert!(uplink > 100, "{uplink} uplink frames");
+    assert!(
+        statuses.contains(&0) && statuses.contains(&1),
+        "{statuses:?}"
+    );
+    for _ in 0..1000 {
+        offload(&random_bytes(&mut rng, 200));
+    }
+    offload(&[]);
 }

@@ -2,80 +2,16 @@
 //! [`FakeNic`]. Each is named after the rule of spec/vpc-forwarding.md it checks.
 use crate::testing::*;
 use core::net::Ipv4Addr;
-use shared_regs::admin::Opcode;
-use shared_regs::entry::*;
 use shared_regs::stats::Counter;
-use shared_regs::Le16;
 use smoltcp::wire::{ArpOperation, IpProtocol};
 
-const VNI: u32 = 100;
-const GW1_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x01, 0x01];
-const GW2_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x02, 0x01];
-const MAC0: [u8; 6] = [0x02, 0x00, 0x0a, 0x00, 0x01, 0x0a];
-const MAC1: [u8; 6] = [0x02, 0x00, 0x0a, 0x00, 0x01, 0x0b];
-const MAC2: [u8; 6] = [0x02, 0x00, 0x0a, 0x00, 0x02, 0x14];
+use crate::testing::vpc::{GW1_MAC, GW2_MAC, MAC0, MAC1, MAC2};
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
-/// One VPC (10.0.0.0/16) with subnets 10.0.1.0/24 (VF0 .10, VF1 .11) and 10.0.2.0/24
-/// (VF2 .20), both on the main route table.
-pub(crate) fn vpc_nic() -> FakeNic {
-    let mut nic = FakeNic::new(Sizes::default());
-    let vpc = VpcEntry {
-        id: Le16::new(0),
-        main_route_table: Le16::new(0),
-        vni: VNI.into(),
-        cidr: [10, 0, 0, 0],
-        cidr_len: 16,
-        ..Default::default()
-    };
-    nic.admin(Opcode::VpcAdd, &vpc).unwrap();
-    let rt = RouteTableEntry {
-        id: Le16::new(0),
-        vpc_id: Le16::new(0),
-    };
-    nic.admin(Opcode::RouteTableAdd, &rt).unwrap();
-    for (id, net, gw) in [(0u16, [10, 0, 1, 0], GW1_MAC), (1, [10, 0, 2, 0], GW2_MAC)] {
-        let s = SubnetEntry {
-            id: Le16::new(id),
-            vpc_id: Le16::new(0),
-            route_table_id: Le16::new(MAIN_ROUTE_TABLE),
-            prefix_len: 24,
-            prefix: net,
-            gateway_mac: gw,
-            ..Default::default()
-        };
-        nic.admin(Opcode::SubnetAdd, &s).unwrap();
-    }
-    for (vf, subnet, mac, addr) in [
-        (0u16, 0u16, MAC0, [10, 0, 1, 10]),
-        (1, 0, MAC1, [10, 0, 1, 11]),
-        (2, 1, MAC2, [10, 0, 2, 20]),
-    ] {
-        let e = VfEntry {
-            vf: Le16::new(vf),
-            subnet_id: Le16::new(subnet),
-            flags: Le16::new(VfFlags::SRC_DST_CHECK.bits()),
-            mac,
-            primary_ip: addr,
-            ..Default::default()
-        };
-        nic.admin(Opcode::VfSet, &e).unwrap();
-        let m = MappingEntry {
-            vni: VNI.into(),
-            ip: addr,
-            mac,
-            location: MappingLocation::LocalVf as u8,
-            vf: Le16::new(vf),
-            ..Default::default()
-        };
-        nic.admin(Opcode::MappingAdd, &m).unwrap();
-        nic.attach_vf(vf);
-    }
-    nic
-}
+pub(crate) use crate::testing::vpc::nic as vpc_nic;
 
 /// Asserts that exactly one drop counter of `function` moved, and that it is `reason`.
 fn assert_one_drop(nic: &mut FakeNic, function: u16, reason: Counter) {

@@ -266,3 +266,23 @@ fn f13_segments_to_a_gateway_fit_1500_or_get_frag_needed() {
         assert_eq!(u16::from_be_bytes([ip.payload()[6], ip.payload()[7]]), 1500);
     }
 }
+
+#[test]
+fn a_super_frame_of_one_segment_gets_a_segments_headers() {
+    // The super-frame's payload is what its buffer holds after the headers, whatever its
+    // IPv4 total length says (the fuzzer's find: one segment long, it went as a plain frame,
+    // cut to the IPv4 length or dropped as malformed, where a longer one is cut right).
+    let payload = data(1000);
+    for total in [0u16, 20 + 32 + 500, 20 + 32 + 1000 + 3, u16::MAX] {
+        let mut nic = vpc_nic();
+        let mut sent = tcp_super(VF2, &payload, 0x18);
+        sent[16..18].copy_from_slice(&total.to_be_bytes());
+        // The header checksum is the device's to fill too, as for every segment.
+        sent[24..26].copy_from_slice(&[0, 0]);
+        nic.send_with(0, &sent, TxFlags::TSO, MSS);
+        assert_eq!(nic.tx_status(0, 0), Some(TxStatus::Ok as u16));
+        let (got, flags, _) = nic.recv_with(2).expect("the one segment");
+        assert_eq!(flags, RxFlags::DONE | RxFlags::CSUM_VALID);
+        assert_eq!(tcp_payload(&got), payload, "IPv4 total length {total}");
+    }
+}

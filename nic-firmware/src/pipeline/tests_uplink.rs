@@ -1,6 +1,6 @@
 //! Frame-level tests of routing targets, VXLAN both ways, MTU, per-VF addresses and flags,
 //! and TRACE, through the real rings, uplink and admin queue of a [`FakeNic`].
-use super::tests::vpc_nic;
+pub(crate) use crate::testing::vpc::{nic_with_uplink as nic, outer};
 use crate::testing::*;
 use crate::Platform;
 use core::net::Ipv4Addr;
@@ -12,62 +12,14 @@ use shared_regs::Le16;
 use smoltcp::wire::{Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet};
 use zerocopy::FromBytes;
 
-const VNI: u32 = 100;
-const GW1_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x01, 0x01];
-const MAC0: [u8; 6] = [0x02, 0x00, 0x0a, 0x00, 0x01, 0x0a];
-const UPLINK_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
-const NEXT_HOP_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 1];
-const IGW_MAC: [u8; 6] = [0x02, 0xcc, 0, 0, 0, 1];
-const REMOTE_MAC: [u8; 6] = [0x02, 0x00, 0x0a, 0x00, 0x02, 0x1e];
-const UPLINK: u32 = 0xC000_0201; // 192.0.2.1
-const REMOTE_HOST: u32 = 0xC000_0202; // 192.0.2.2
-const IGW_HOST: u32 = 0xC000_0264; // 192.0.2.100
+use crate::testing::vpc::{
+    GW1_MAC, IGW_HOST, IGW_MAC, MAC0, NEXT_HOP_MAC, REMOTE_HOST, REMOTE_MAC, UPLINK, UPLINK_MAC,
+    VNI,
+};
 const UPLINK_FN: u16 = UPLINK_FUNCTION;
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
-}
-
-fn route(prefix: [u8; 4], len: u8, target: RouteTarget) -> RouteEntry {
-    RouteEntry::new(0, prefix.into(), len, target)
-}
-
-/// [`vpc_nic`] plus an uplink, an internet gateway as the default route, a blackhole for
-/// 10.0.8.0/24, and an instance 10.0.2.30 on a remote host.
-pub(crate) fn nic() -> FakeNic {
-    let mut nic = vpc_nic();
-    let up = UplinkEntry {
-        mac: UPLINK_MAC,
-        next_hop_mac: NEXT_HOP_MAC,
-        underlay_ip: UPLINK.to_be_bytes(),
-        ..Default::default()
-    };
-    nic.admin(Opcode::UplinkSet, &up).unwrap();
-    let gw = GatewayEntry {
-        id: Le16::new(0),
-        kind: GatewayKind::Internet as u8,
-        underlay_ip: IGW_HOST.to_be_bytes(),
-        mac: IGW_MAC,
-        ..Default::default()
-    };
-    nic.admin(Opcode::GatewayAdd, &gw).unwrap();
-    nic.admin(Opcode::RouteAdd, &route([0; 4], 0, RouteTarget::Gateway(0)))
-        .unwrap();
-    nic.admin(
-        Opcode::RouteAdd,
-        &route([10, 0, 8, 0], 24, RouteTarget::Blackhole),
-    )
-    .unwrap();
-    let m = MappingEntry {
-        vni: VNI.into(),
-        ip: [10, 0, 2, 30],
-        mac: REMOTE_MAC,
-        location: MappingLocation::Remote as u8,
-        underlay_ip: REMOTE_HOST.to_be_bytes(),
-        ..Default::default()
-    };
-    nic.admin(Opcode::MappingAdd, &m).unwrap();
-    nic
 }
 
 pub(super) fn routed(dst: &str, payload_len: usize) -> std::vec::Vec<u8> {
@@ -80,28 +32,6 @@ pub(super) fn routed(dst: &str, payload_len: usize) -> std::vec::Vec<u8> {
         64,
         &icmp_echo_request(9, 1, &std::vec![0x5a; payload_len]),
     )
-}
-
-/// Checks the outer headers of a VXLAN frame and returns (underlay dst, VNI, inner frame).
-pub(crate) fn outer(f: &[u8]) -> (u32, u32, &[u8]) {
-    assert_eq!(&f[0..6], &NEXT_HOP_MAC);
-    assert_eq!(&f[6..12], &UPLINK_MAC);
-    let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
-    assert!(ip.verify_checksum());
-    assert_eq!(u32::from(ip.src_addr()), UPLINK);
-    assert_eq!(ip.hop_limit(), 64);
-    assert!(ip.dont_frag());
-    assert_eq!(ip.next_header(), IpProtocol::Udp);
-    let udp = &f[34..42];
-    assert!(u16::from_be_bytes([udp[0], udp[1]]) >= 49152);
-    assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), 4789);
-    assert_eq!(
-        usize::from(u16::from_be_bytes([udp[4], udp[5]])),
-        f.len() - 34
-    );
-    assert_eq!(f[42] & 0x08, 0x08, "VXLAN I flag");
-    let vni = u32::from_be_bytes([0, f[46], f[47], f[48]]);
-    (u32::from(ip.dst_addr()), vni, &f[50..])
 }
 
 #[test]
