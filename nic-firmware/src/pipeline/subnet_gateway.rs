@@ -54,7 +54,7 @@ fn write_echo_reply(sender: &Sender<'_>, ip: &Ipv4Info, frame: &mut FrameBuf) ->
     let Ok(mut icmp) = Icmpv4Packet::new_checked(pkt.payload_mut()) else {
         return false;
     };
-    if !icmp.verify_checksum() {
+    if !super::ipv4::sums_to_ones(icmp.as_ref()) {
         return false;
     }
     icmp.set_msg_type(Icmpv4Message::EchoReply);
