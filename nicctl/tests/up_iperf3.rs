@@ -1,18 +1,28 @@
-//! TCP through the simulated NIC: iperf3 for 5 seconds between two VMs of
-//! `nicctl up examples/three-tier.toml`, beside iperf3 over a plain veth pair between two
-//! namespaces made here, in the same run. Both figures are printed (in Gbit/s); the test
-//! asserts only that TCP moves data through both.
+//! TCP through the simulated NIC with the VF offloads: iperf3 between VMs of `nicctl up`,
+//! beside iperf3 over a plain veth pair between two namespaces made here, in the same run,
+//! and the bytes TCP puts on the wire, read back with tshark.
+//!
+//! - `up_iperf3_...`: 5 s of iperf3 in the same subnet and across subnets
+//!   (`examples/three-tier.toml`) and across two hosts over VXLAN
+//!   (`examples/two-hosts.toml`); prints Gbit/s and each ratio to the veth pair. It asserts
+//!   that TCP moves data and that the VM's super-frames crossed the NIC whole (the server's
+//!   VF received frames longer than any VF frame); the ratios are figures, not assertions,
+//!   since CI machines are shared.
+//! - `up_tcp_on_the_wire_...`: the segments the firmware cut from the VMs' super-frames, as
+//!   the underlay and an internet gateway see them: valid IPv4 and TCP checksums, and
+//!   segments of the VF MTU between hosts and of 1500 bytes toward the gateway.
 mod common;
-use common::{example, run, run_in, wait_listening, Bg, TempNamespaces, Up};
+use common::{eventually, example, run, run_in, wait_listening, Bg, Sniffer, TempNamespaces, Up};
+use std::time::Duration;
 
 const SECONDS: &str = "5";
 
-/// Runs an iperf3 server in `server` and a client in `client` toward `server_ip`, and
-/// returns what the receiver got: `(bytes, Gbit/s)`.
-fn iperf3(server: &str, client: &str, server_ip: &str) -> (u64, f64) {
+/// Runs an iperf3 server in `server` and a client in `client` toward `server_ip` for
+/// `seconds`, and returns what the receiver got: `(bytes, Gbit/s)`.
+fn iperf3(server: &str, client: &str, server_ip: &str, seconds: &str) -> (u64, f64) {
     let srv = Bg::spawn(Some(server), &["iperf3", "-s", "-1"]);
     wait_listening(server, 5201);
-    let out = run_in(client, &["iperf3", "-c", server_ip, "-t", SECONDS, "-J"]).expect_ok();
+    let out = run_in(client, &["iperf3", "-c", server_ip, "-t", seconds, "-J"]).expect_ok();
     drop(srv);
     let report: serde_json::Value =
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("iperf3 -J: {e}: {out}"));
@@ -27,30 +37,24 @@ fn iperf3(server: &str, client: &str, server_ip: &str) -> (u64, f64) {
 }
 
 /// iperf3 from VM `client` to VM `server` at `server_ip`; checks that the data crossed
-/// the server's VF (its `rx_bytes` counter), and returns Gbit/s.
-fn iperf3_vms(up: &Up, server: &str, client: &str, server_ip: &str) -> f64 {
-    let before = up.counters(server)["rx_bytes"];
-    let (bytes, gbits) = iperf3(server, client, server_ip);
-    let crossed = up.counters(server)["rx_bytes"] - before;
+/// the server's VF (its `rx_bytes` counter), and returns Gbit/s and the mean length of
+/// the frames the server's VF received.
+fn iperf3_vms(up: &Up, server: &str, client: &str, server_ip: &str) -> (f64, u64) {
+    let before = up.counters(server);
+    let (bytes, gbits) = iperf3(server, client, server_ip, SECONDS);
+    let after = up.counters(server);
+    let crossed = after["rx_bytes"] - before["rx_bytes"];
     assert!(
         crossed >= bytes,
         "{client} -> {server}: iperf3 received {bytes} bytes, the NIC delivered {crossed} to {server}'s VF"
     );
-    gbits
+    let frames = (after["rx_packets"] - before["rx_packets"]).max(1);
+    (gbits, crossed / frames)
 }
 
-#[test]
-#[cfg_attr(
-    not_root,
-    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
-)]
-fn up_iperf3_between_two_vms_beside_a_plain_veth_pair() {
-    let up = Up::start(&example("three-tier.toml"), &[]);
-    let same_subnet = iperf3_vms(&up, "web1", "web2", "10.0.1.10");
-    let across_subnets = iperf3_vms(&up, "app1", "web1", "10.0.2.10");
-    up.stop();
-
-    // The reference: the same stacks and MTU over a veth pair, no NIC in between.
+/// iperf3 over a veth pair between two namespaces made here: the same stacks and MTU, no
+/// NIC in between.
+fn veth_pair() -> f64 {
     let _ns = TempNamespaces::create(&["upt-veth-a", "upt-veth-b"]);
     run(&[
         "ip",
@@ -75,17 +79,201 @@ fn up_iperf3_between_two_vms_beside_a_plain_veth_pair() {
         run_in(ns, &["ip", "addr", "add", addr, "dev", dev]).expect_ok();
         run_in(ns, &["ip", "link", "set", dev, "mtu", "9001", "up"]).expect_ok();
     }
-    let (_, veth) = iperf3("upt-veth-a", "upt-veth-b", "10.99.0.1");
+    iperf3("upt-veth-a", "upt-veth-b", "10.99.0.1", SECONDS).1
+}
 
-    println!("iperf3 TCP, {SECONDS} s, MTU 9001:");
-    println!("  VM to VM, same subnet (web2 -> web1):    {same_subnet:8.3} Gbit/s");
-    println!("  VM to VM, across subnets (web1 -> app1): {across_subnets:8.3} Gbit/s");
-    println!("  plain veth pair:                         {veth:8.3} Gbit/s");
+#[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
+fn up_iperf3_between_vms_same_subnet_across_subnets_and_across_hosts_beside_a_veth_pair() {
+    let up = Up::start(&example("three-tier.toml"), &[]);
+    let (same_subnet, same_len) = iperf3_vms(&up, "web1", "web2", "10.0.1.10");
+    let (across_subnets, across_len) = iperf3_vms(&up, "app1", "web1", "10.0.2.10");
+    up.stop();
+    let up = Up::start(&example("two-hosts.toml"), &[]);
+    let (across_hosts, hosts_len) = iperf3_vms(&up, "a2", "a1", "10.0.1.11");
+    up.stop();
+    let veth = veth_pair();
+
+    println!("iperf3 TCP, {SECONDS} s, MTU 9001 (Gbit/s, ratio to the veth pair, mean frame at the server's VF):");
+    for (what, g, len) in [
+        (
+            "VM to VM, same subnet (web2 -> web1)   ",
+            same_subnet,
+            same_len,
+        ),
+        (
+            "VM to VM, across subnets (web1 -> app1)",
+            across_subnets,
+            across_len,
+        ),
+        (
+            "VM to VM, across hosts (a1 -> a2, VXLAN)",
+            across_hosts,
+            hosts_len,
+        ),
+    ] {
+        println!("  {what} {g:8.3}  {:5.2}x  {len:6} B", g / veth);
+    }
+    println!("  plain veth pair                         {veth:8.3}");
     for (what, g) in [
         ("same subnet", same_subnet),
         ("across subnets", across_subnets),
+        ("across hosts", across_hosts),
         ("veth", veth),
     ] {
         assert!(g > 0.0, "{what}: {g} Gbit/s");
     }
+    // On one host the VM's TCP super-frames reach the other VM whole (RX_GSO): frames
+    // longer than a VF frame can be. Across hosts they travel as segments of the VF MTU.
+    let vf_frame = shared_regs::VF_MAX_FRAME as u64;
+    for (what, len) in [("same subnet", same_len), ("across subnets", across_len)] {
+        assert!(
+            len > vf_frame,
+            "{what}: mean frame {len} B: super-frames were cut"
+        );
+    }
+    assert!(
+        hosts_len <= vf_frame,
+        "across hosts: mean frame {hosts_len} B"
+    );
+}
+
+/// One TCP/IPv4 packet as tshark decoded it from the wire (the innermost headers of a
+/// VXLAN packet).
+#[derive(Debug)]
+struct WirePacket {
+    ip_len: u32,
+    ip_csum_good: bool,
+    tcp_csum_good: bool,
+    tcp_payload: u32,
+}
+
+/// tshark's fields for [`WirePacket`], checksums verified, the innermost occurrence.
+const WIRE_FIELDS: &[&str] = &[
+    "-d",
+    "udp.port==4789,vxlan",
+    "-o",
+    "ip.check_checksum:TRUE",
+    "-o",
+    "tcp.check_checksum:TRUE",
+    "-T",
+    "fields",
+    "-E",
+    "separator=;",
+    "-E",
+    "occurrence=l",
+    "-e",
+    "ip.len",
+    "-e",
+    "ip.checksum.status",
+    "-e",
+    "tcp.checksum.status",
+    "-e",
+    "tcp.len",
+    "-c",
+    "3000",
+];
+
+/// iperf3 from `client` to `server` at `server_ip` for 2 s while tshark captures `filter`
+/// (VXLAN) on `iface` in `capture_ns`; the TCP packets it decoded.
+fn tcp_on_the_wire(
+    capture_ns: &str,
+    iface: &str,
+    filter: &str,
+    server: &str,
+    client: &str,
+    server_ip: &str,
+) -> Vec<WirePacket> {
+    let tshark = Sniffer::tshark(capture_ns, iface, filter, WIRE_FIELDS);
+    // tshark's capture starts a moment after it says so.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let _ = run_in(client, &["ping", "-c", "1", "-W", "1", server_ip]);
+            tshark.packets_so_far() > 0
+        }),
+        "tshark on {iface} in {capture_ns} saw nothing"
+    );
+    let (bytes, _) = iperf3(server, client, server_ip, "2");
+    assert!(bytes > 0);
+    let lines = tshark.stop();
+    let packets: Vec<WirePacket> = lines
+        .iter()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(';').collect();
+            let [ip_len, ip_ck, tcp_ck, tcp_len] = f[..] else {
+                return None;
+            };
+            Some(WirePacket {
+                ip_len: ip_len.parse().ok()?,
+                // tshark's checksum status: 0 bad, 1 good, 2 unverified.
+                ip_csum_good: ip_ck == "1",
+                tcp_csum_good: tcp_ck == "1",
+                tcp_payload: tcp_len.parse().ok()?,
+            })
+        })
+        .collect();
+    assert!(
+        packets.iter().filter(|p| p.tcp_payload > 0).count() >= 500,
+        "too few TCP segments with data on {iface}: {} lines",
+        lines.len()
+    );
+    packets
+}
+
+/// Every packet's checksums hold, none is longer than `mtu`, and the data segments fill it.
+fn cut_to(packets: &[WirePacket], mtu: u32, what: &str) {
+    for p in packets {
+        assert!(
+            p.ip_csum_good && p.tcp_csum_good,
+            "{what}: bad checksum: {p:?}"
+        );
+        assert!(p.ip_len <= mtu, "{what}: longer than {mtu}: {p:?}");
+    }
+    let full = packets.iter().filter(|p| p.ip_len == mtu).count();
+    let data = packets.iter().filter(|p| p.tcp_payload > 0).count();
+    assert!(
+        full * 2 > data,
+        "{what}: {full} of {data} data segments fill the {mtu}-byte MTU"
+    );
+    println!("{what}: {data} data segments, {full} of {mtu} bytes, every checksum good");
+}
+
+#[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
+fn up_tcp_on_the_wire_is_cut_to_the_path_mtu_with_valid_checksums() {
+    // Between hosts: the VF MTU (F14's VXLAN carries 9001-byte inner packets).
+    let up = Up::start(&example("two-hosts.toml"), &[]);
+    let underlay = up.underlay();
+    let between = tcp_on_the_wire(
+        &underlay,
+        "br-hosts",
+        "udp port 4789",
+        "a2",
+        "a1",
+        "10.0.1.11",
+    );
+    up.stop();
+    cut_to(&between, shared_regs::VF_MTU.into(), "between hosts");
+
+    // Toward the internet gateway: 1500 bytes (the VM's TCP takes the gateway's MSS; F13
+    // answers any DF segment above 1500 with frag-needed).
+    let up = Up::start(&example("three-tier.toml"), &[]);
+    // What arrives from the NIC: the gateway's own ACKs leave with checksums left to
+    // offloads its veth never applies.
+    let toward_igw = tcp_on_the_wire(
+        "igw",
+        "ul0",
+        "udp port 4789 and inbound",
+        "igw",
+        "web1",
+        "198.51.100.1",
+    );
+    up.stop();
+    cut_to(&toward_igw, 1500, "toward the igw");
 }
