@@ -9,68 +9,119 @@ use std::time::{Duration, Instant};
 /// Frames each direction buffers before dropping.
 pub(crate) const QUEUE_FRAMES: usize = 1024;
 
+/// One direction of the cable: frames in flight, emptied buffers kept for the next frames
+/// (a frame a copy and no allocation, as a NIC's buffer pool), and how many wait to
+/// receive (a frame wakes someone only if someone waits).
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<Vec<u8>>,
+    spare: Vec<Vec<u8>>,
+    waiters: u32,
+}
+
+impl Queue {
+    /// Queues a copy of `frame`; false when full.
+    fn push(&mut self, frame: &[u8]) -> bool {
+        if self.frames.len() >= QUEUE_FRAMES {
+            return false;
+        }
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(frame);
+        self.frames.push_back(buf);
+        true
+    }
+
+    /// Copies the next frame that fits `buf` into it; frames longer are dropped, as a MAC
+    /// drops frames over its maximum length.
+    fn pop_into(&mut self, buf: &mut [u8]) -> Option<usize> {
+        while let Some(frame) = self.frames.pop_front() {
+            let n = frame.len();
+            let fits = buf.get_mut(..n).map(|dst| dst.copy_from_slice(&frame));
+            self.recycle(frame);
+            if fits.is_some() {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    fn recycle(&mut self, frame: Vec<u8>) {
+        if self.spare.len() < QUEUE_FRAMES {
+            self.spare.push(frame);
+        }
+    }
+}
+
 /// Both directions of the cable.
 #[derive(Default)]
 pub(crate) struct Uplink {
-    to_device: Mutex<VecDeque<Vec<u8>>>,
-    from_device: Mutex<VecDeque<Vec<u8>>>,
+    to_device: Mutex<Queue>,
+    from_device: Mutex<Queue>,
     from_device_ready: Condvar,
 }
 
 impl Uplink {
     /// Far end transmits. False when the device's receive queue was full.
     pub(crate) fn push_to_device(&self, frame: &[u8]) -> bool {
-        let mut q = self.to_device.lock().unwrap_or_else(|p| p.into_inner());
-        if q.len() >= QUEUE_FRAMES {
-            return false;
-        }
-        q.push_back(frame.to_vec());
-        true
+        lock(&self.to_device).push(frame)
     }
 
     /// Device receives: the next frame that fits `buf`. Frames longer than `buf` are
     /// dropped, as a MAC drops frames over its maximum length.
     pub(crate) fn pop_to_device(&self, buf: &mut [u8]) -> Option<usize> {
-        let mut q = self.to_device.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(frame) = q.pop_front() {
-            if let Some(dst) = buf.get_mut(..frame.len()) {
-                dst.copy_from_slice(&frame);
-                return Some(frame.len());
-            }
-        }
-        None
+        lock(&self.to_device).pop_into(buf)
     }
 
     /// Device transmits. False when the far end's queue was full.
     pub(crate) fn push_from_device(&self, frame: &[u8]) -> bool {
-        let mut q = self.from_device.lock().unwrap_or_else(|p| p.into_inner());
-        if q.len() >= QUEUE_FRAMES {
+        let mut q = lock(&self.from_device);
+        if !q.push(frame) {
             return false;
         }
-        q.push_back(frame.to_vec());
-        self.from_device_ready.notify_all();
+        if q.waiters > 0 {
+            self.from_device_ready.notify_one();
+        }
         true
     }
 
-    /// Far end receives, waiting up to `timeout`.
-    pub(crate) fn pop_from_device(&self, timeout: Duration) -> Option<Vec<u8>> {
+    /// Far end receives into `buf`, waiting up to `timeout`: the frame's length. Frames
+    /// longer than `buf` are dropped.
+    pub(crate) fn pop_from_device_into(&self, buf: &mut [u8], timeout: Duration) -> Option<usize> {
         let deadline = Instant::now() + timeout;
-        let mut q = self.from_device.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q = lock(&self.from_device);
         loop {
-            if let Some(frame) = q.pop_front() {
-                return Some(frame);
+            if let Some(n) = q.pop_into(buf) {
+                return Some(n);
             }
             let left = deadline.checked_duration_since(Instant::now())?;
             if left.is_zero() {
                 return None;
             }
+            q.waiters += 1;
             q = self
                 .from_device_ready
                 .wait_timeout(q, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            q.waiters -= 1;
         }
     }
+
+    /// Far end receives, waiting up to `timeout`.
+    pub(crate) fn pop_from_device(&self, timeout: Duration) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; MAX_WIRE_FRAME];
+        let n = self.pop_from_device_into(&mut buf, timeout)?;
+        buf.truncate(n);
+        Some(buf)
+    }
+}
+
+/// The longest frame the cable carries: a descriptor's largest length.
+pub const MAX_WIRE_FRAME: usize = 65535;
+
+fn lock(q: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
+    q.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The far end of the uplink cable.
@@ -90,6 +141,12 @@ impl UplinkPort {
     /// The next frame the NIC sent, waiting up to `timeout`.
     pub fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
         self.shared.uplink.pop_from_device(timeout)
+    }
+
+    /// [`UplinkPort::recv`] into `buf` (of [`MAX_WIRE_FRAME`] bytes for any frame): its
+    /// length. Spares an allocation a frame.
+    pub fn recv_into(&self, buf: &mut [u8], timeout: Duration) -> Option<usize> {
+        self.shared.uplink.pop_from_device_into(buf, timeout)
     }
 }
 

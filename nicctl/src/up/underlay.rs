@@ -43,6 +43,13 @@ pub trait Cable: Send + Sync + 'static {
     fn send(&self, frame: &[u8]);
     /// The next frame the NIC sent, waiting up to `timeout`.
     fn recv(&self, timeout: Duration) -> Option<Vec<u8>>;
+    /// [`Cable::recv`] into `buf` (of `hw_sim::MAX_WIRE_FRAME` bytes): the frame's length.
+    fn recv_into(&self, buf: &mut [u8], timeout: Duration) -> Option<usize> {
+        let frame = self.recv(timeout)?;
+        let dst = buf.get_mut(..frame.len())?;
+        dst.copy_from_slice(&frame);
+        Some(frame.len())
+    }
 }
 
 impl Cable for UplinkPort {
@@ -51,6 +58,9 @@ impl Cable for UplinkPort {
     }
     fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
         UplinkPort::recv(self, timeout)
+    }
+    fn recv_into(&self, buf: &mut [u8], timeout: Duration) -> Option<usize> {
+        UplinkPort::recv_into(self, buf, timeout)
     }
 }
 
@@ -110,6 +120,17 @@ impl Underlay {
                 "net.ipv4.conf.default.send_redirects=0",
             ],
         )?;
+        // A wire has no firewall: where br_netfilter is loaded, its per-namespace switches
+        // would run iptables over every bridged frame (a tenth of the CPU of TCP between
+        // hosts). Without the module the keys do not exist and there is nothing to turn off.
+        let _ = sysctl(
+            ns,
+            &[
+                "net.bridge.bridge-nf-call-iptables=0",
+                "net.bridge.bridge-nf-call-ip6tables=0",
+                "net.bridge.bridge-nf-call-arptables=0",
+            ],
+        );
         let mtu = MTU.to_string();
         let hosts = format!("{}/{}", addrs.hosts.0, addrs.hosts.1);
         let gws = format!("{}/{}", addrs.gateways.0, addrs.gateways.1);
@@ -228,9 +249,10 @@ impl UplinkBridge {
         let to_wire = std::thread::Builder::new()
             .name(format!("uplink-{}-out", tap.name()))
             .spawn(move || {
+                let mut buf = vec![0u8; hw_sim::MAX_WIRE_FRAME];
                 while !s1.load(Ordering::Relaxed) {
-                    if let Some(frame) = u1.recv(Duration::from_millis(50)) {
-                        let _ = t1.write_frame(&frame);
+                    if let Some(n) = u1.recv_into(&mut buf, Duration::from_millis(50)) {
+                        let _ = t1.write_frame(&buf[..n]);
                     }
                 }
             })?;
