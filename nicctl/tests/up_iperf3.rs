@@ -259,7 +259,7 @@ fn up_tcp_on_the_wire_is_cut_to_the_path_mtu_with_valid_checksums() {
         "10.0.1.11",
     );
     up.stop();
-    cut_to(&between, shared_regs::VF_MTU.into(), "between hosts");
+    cut_to(&between, shared_regs::VF_MTU, "between hosts");
 
     // Toward the internet gateway: 1500 bytes (the VM's TCP takes the gateway's MSS; F13
     // answers any DF segment above 1500 with frag-needed).
