@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use shared_regs::vf::Offloads;
 use vf_driver::{TxOffload, VfDriver};
 
 /// Receives a copy of every frame crossing a bridge (for `nicctl capture`).
@@ -82,6 +83,11 @@ impl Bridge {
         let Some(tap) = self.parked.take() else {
             return Err(io::Error::other("the bridge lost its TAP"));
         };
+        // The VM's kernel segments when this VF does not.
+        if let Err(e) = tap.set_tso(guest.offloads().contains(Offloads::TSO4)) {
+            self.parked = Some(tap);
+            return Err(e);
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st, c) = (stop.clone(), self.stats.clone(), self.capture.clone());
         let wake = self.wake.clone();

@@ -103,9 +103,20 @@ impl Tap {
                 return Err(io::Error::last_os_error());
             }
         }
+        self.set_tso(true)
+    }
+
+    /// Offers the VM's kernel TCP segmentation (with a TAP made by
+    /// [`Tap::create_with_offloads`]), or takes it back: a VF that does not segment (an
+    /// older firmware) gets segments from the VM's own kernel. Checksums stay offered: the
+    /// bridge completes those the VF cannot.
+    pub fn set_tso(&self, tso: bool) -> io::Result<()> {
+        if !self.vnet {
+            return Ok(());
+        }
+        let flags = TUN_F_CSUM | if tso { TUN_F_TSO4 | TUN_F_TSO_ECN } else { 0 };
         // SAFETY: TUNSETOFFLOAD takes its flags by value, no pointer.
-        let flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN;
-        if unsafe { libc::ioctl(fd, TUNSETOFFLOAD, flags) } < 0 {
+        if unsafe { libc::ioctl(self.file.as_raw_fd(), TUNSETOFFLOAD, flags) } < 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(())
@@ -163,4 +174,49 @@ pub fn unique_name(prefix: &str) -> String {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     // pid_max is at most 2^22 (6 hex digits); 2 + 6 + 1 + 6 = 15.
     format!("{prefix}{:x}x{:x}", std::process::id(), n & 0x00ff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ethtool -k`'s line for `feature` of device `name`: "on" or "off".
+    fn feature(name: &str, feature: &str) -> String {
+        let out = std::process::Command::new("ethtool")
+            .args(["-k", name])
+            .output()
+            .expect("ethtool");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{feature}: ")))
+            .unwrap_or_else(|| panic!("no {feature} in ethtool -k {name}: {text}"))
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    #[test]
+    #[cfg_attr(
+        not_root,
+        ignore = "needs root: creates a TAP device (CI runs it as root)"
+    )]
+    fn a_vm_tap_offers_tso_and_checksums_until_its_vf_cannot_segment() {
+        // The TAP lives while the file is open and has no address: nothing is sent.
+        let name = unique_name("vt");
+        let tap = Tap::create_with_offloads(&name).unwrap();
+        assert!(tap.vnet());
+        assert_eq!(feature(&name, "tcp-segmentation-offload"), "on");
+        assert_eq!(feature(&name, "tx-checksumming"), "on");
+        tap.set_tso(false).unwrap();
+        assert_eq!(feature(&name, "tcp-segmentation-offload"), "off");
+        assert_eq!(feature(&name, "tx-checksumming"), "on");
+        tap.set_tso(true).unwrap();
+        assert_eq!(feature(&name, "tcp-segmentation-offload"), "on");
+
+        let plain = unique_name("vt");
+        let tap = Tap::create(&plain).unwrap();
+        assert!(!tap.vnet());
+        assert_eq!(feature(&plain, "tcp-segmentation-offload"), "off");
+    }
 }
