@@ -386,9 +386,12 @@ impl Platform for FakePlatform {
 
 /// A whole firmware on a [`FakePlatform`], driven the way a driver and VMs drive the real
 /// device (admin queue and VF rings in DMA memory), one deterministic `poll` at a time.
-pub struct FakeNic {
+/// The firmware's tables live in an [`OwnedMemory`] it borrows for `'m`: a test's NIC
+/// leaks one ([`FakeNic::new`]), a fuzz target that makes a NIC an input lends its own
+/// ([`FakeNic::in_memory`]) so that memory does not grow with every input.
+pub struct FakeNic<'m> {
     pub platform: FakePlatform,
-    pub fw: crate::Firmware<'static>,
+    pub fw: crate::Firmware<'m>,
     adminq_tail: u32,
     rings: HashMap<u16, GuestRings>,
 }
@@ -415,11 +418,20 @@ const BIG_TX_BUF_IOVA: u64 = 0x10_0000;
 const BIG_RX_BUF_IOVA: u64 = 0x20_0000;
 const BIG_BUF_SIZE: u64 = 0x1_0000;
 
-impl FakeNic {
-    /// A NIC after its power-on reset, with the admin queue running.
-    pub fn new(sizes: Sizes) -> FakeNic {
+impl FakeNic<'static> {
+    /// A NIC after its power-on reset, with the admin queue running. Its memory is leaked:
+    /// a test makes a few.
+    pub fn new(sizes: Sizes) -> FakeNic<'static> {
+        FakeNic::in_memory(std::boxed::Box::leak(std::boxed::Box::new(
+            OwnedMemory::new(sizes),
+        )))
+    }
+}
+
+impl<'m> FakeNic<'m> {
+    /// [`FakeNic::new`] on memory the caller owns.
+    pub fn in_memory(mem: &'m mut OwnedMemory) -> FakeNic<'m> {
         use shared_regs::pf;
-        let mem = std::boxed::Box::leak(std::boxed::Box::new(OwnedMemory::new(sizes)));
         let mut nic = FakeNic {
             platform: FakePlatform::default(),
             fw: crate::Firmware::new(mem.memory()),
@@ -779,8 +791,14 @@ pub mod vpc {
     pub const IGW_HOST: u32 = 0xC000_0264;
 
     /// The VPC, its two subnets and VFs 0-2.
-    pub fn nic() -> FakeNic {
+    pub fn nic() -> FakeNic<'static> {
         let mut nic = FakeNic::new(super::Sizes::default());
+        program(&mut nic);
+        nic
+    }
+
+    /// Programs [`nic`]'s VPC into `nic`.
+    pub fn program(nic: &mut FakeNic<'_>) {
         let vpc = VpcEntry {
             id: Le16::new(0),
             main_route_table: Le16::new(0),
@@ -832,13 +850,18 @@ pub mod vpc {
             nic.admin(Opcode::MappingAdd, &m).unwrap();
             nic.attach_vf(vf);
         }
-        nic
     }
 
     /// [`nic`] plus an uplink, an internet gateway as the default route, a blackhole for
     /// 10.0.8.0/24, and an instance 10.0.2.30 on a remote host.
-    pub fn nic_with_uplink() -> FakeNic {
+    pub fn nic_with_uplink() -> FakeNic<'static> {
         let mut nic = nic();
+        program_uplink(&mut nic);
+        nic
+    }
+
+    /// Programs what [`nic_with_uplink`] adds to [`nic`] into `nic`.
+    pub fn program_uplink(nic: &mut FakeNic<'_>) {
         let up = UplinkEntry {
             mac: UPLINK_MAC,
             next_hop_mac: NEXT_HOP_MAC,
@@ -871,7 +894,6 @@ pub mod vpc {
             ..Default::default()
         };
         nic.admin(Opcode::MappingAdd, &m).unwrap();
-        nic
     }
 
     /// Checks the outer headers of a VXLAN frame the uplink of [`nic_with_uplink`] sent and
