@@ -4,6 +4,7 @@
 //! frames the device checked or delivered whole.
 //!
 //! Pure functions over bytes, so each rule is tested on known frames.
+use nic_firmware::offload::{fold, sum};
 use shared_regs::vf::Offloads;
 use vf_driver::{RxMeta, TxOffload};
 
@@ -156,7 +157,7 @@ pub fn complete_csum(frame: &mut [u8], start: u16, offset: u16) -> Result<(), Un
             len: frame.len(),
         });
     }
-    let sum = !fold(sum16(&frame[s..], 0));
+    let sum = !fold(sum(&frame[s..], 0));
     // 0 means "no checksum" to UDP; its complement is the same sum.
     let sum = if sum == 0 { 0xFFFF } else { sum };
     frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
@@ -243,34 +244,10 @@ impl Ipv4 {
 }
 
 /// The TCP/UDP pseudo-header's sum (addresses, protocol, transport length), unfolded.
-fn pseudo_sum(frame: &[u8], ip: &Ipv4) -> u32 {
+fn pseudo_sum(frame: &[u8], ip: &Ipv4) -> u64 {
     let addrs = &frame[ETH_HEADER + 12..ETH_HEADER + 20];
     // The transport length fits 16 bits: it is part of a 16-bit total length.
-    sum16(addrs, u32::from(ip.proto) + (ip.end - ip.l4) as u32)
-}
-
-/// The one's complement sum of `data` as big-endian 16-bit words (an odd last byte padded
-/// with 0) added to `init`, unfolded. A frame of 64 KiB adds at most 2^31, so 32 bits hold
-/// it.
-fn sum16(data: &[u8], init: u32) -> u32 {
-    let mut words = data.chunks_exact(2);
-    let mut sum = u64::from(init);
-    for w in words.by_ref() {
-        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        sum += u64::from(*last) << 8;
-    }
-    let folded = (sum & 0xFFFF_FFFF) + (sum >> 32);
-    (folded & 0xFFFF_FFFF) as u32 + (folded >> 32) as u32
-}
-
-/// Folds a sum to 16 bits, not inverted.
-fn fold(mut sum: u32) -> u16 {
-    while sum > 0xFFFF {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
-    sum as u16
+    sum(addrs, u64::from(ip.proto) + (ip.end - ip.l4) as u64)
 }
 
 #[cfg(test)]
@@ -310,7 +287,7 @@ pub(crate) mod tests {
         ip[2..4].copy_from_slice(&total.to_be_bytes());
         ip.extend_from_slice(&src);
         ip.extend_from_slice(&dst);
-        let csum = !fold(sum16(&ip, 0));
+        let csum = !fold(sum(&ip, 0));
         ip[10..12].copy_from_slice(&csum.to_be_bytes());
         f.extend_from_slice(&ip);
         f.extend_from_slice(l4);
@@ -321,7 +298,7 @@ pub(crate) mod tests {
         };
         if let Some(at) = at {
             let ip = Ipv4::parse(&f).unwrap();
-            let sum = !fold(sum16(&f[34..], pseudo_sum(&f, &ip)));
+            let sum = !fold(sum(&f[34..], pseudo_sum(&f, &ip)));
             f[at..at + 2].copy_from_slice(&sum.to_be_bytes());
         }
         f
@@ -330,7 +307,7 @@ pub(crate) mod tests {
     /// True when the frame's TCP or UDP checksum verifies.
     pub(crate) fn l4_csum_ok(frame: &[u8]) -> bool {
         let ip = Ipv4::parse(frame).unwrap();
-        fold(sum16(&frame[ip.l4..ip.end], pseudo_sum(frame, &ip))) == 0xFFFF
+        fold(sum(&frame[ip.l4..ip.end], pseudo_sum(frame, &ip))) == 0xFFFF
     }
 
     /// What a Linux stack hands over for `frame` with `CHECKSUM_PARTIAL`: the TCP or UDP
@@ -469,7 +446,7 @@ pub(crate) mod tests {
             ..hdr
         };
         assert_eq!(outbound(&v6hdr, &mut v6, Offloads::all()), sw);
-        assert_eq!(fold(sum16(&v6[54..], 0)), 0xFFFF);
+        assert_eq!(fold(sum(&v6[54..], 0)), 0xFFFF);
     }
 
     #[test]
@@ -564,20 +541,5 @@ pub(crate) mod tests {
         let before = u.clone();
         assert_eq!(inbound(meta, &mut u).flags, F_DATA_VALID);
         assert_eq!(u, before);
-    }
-
-    #[test]
-    fn sums_fold_as_rfc_1071_says() {
-        // RFC 1071's example: 0001 f203 f4f5 f6f7 sums to ddf2 (folded).
-        assert_eq!(
-            fold(sum16(&[0, 1, 0xf2, 3, 0xf4, 0xf5, 0xf6, 0xf7], 0)),
-            0xddf2
-        );
-        assert_eq!(
-            fold(sum16(&[0xff], 0)),
-            0xff00,
-            "an odd byte is the high half"
-        );
-        assert_eq!(fold(sum16(&[0xff; 65_536], 0)), 0xffff);
     }
 }

@@ -24,7 +24,7 @@ pub struct Observed {
 }
 
 pub struct Nic {
-    pub fake: FakeNic,
+    pub fake: FakeNic<'static>,
     functions: Vec<Port>,
     /// Counters as of the last frame, per function of `functions`.
     seen: Vec<Counters>,
