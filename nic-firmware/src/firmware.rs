@@ -6,9 +6,9 @@ use crate::memory::FirmwareMemory;
 use crate::pipeline::{process_batch, process_batch_cached, FlowCache, Port, Verdict};
 use crate::platform::{Function, Platform};
 use crate::port::PortState;
-use crate::rings::{VfRings, MAX_BATCH};
+use crate::rings::{VfRings, WholeFault, MAX_BATCH};
 use crate::tables::{Tables, Uplink};
-use shared_regs::desc::RxFlags;
+use shared_regs::desc::{RxFlags, TxStatus};
 use shared_regs::stats::Counter;
 use shared_regs::{pf, vf};
 
@@ -217,12 +217,12 @@ impl<'m> Firmware<'m> {
             counters: self.counters,
             uplink: self.tables.uplink,
         };
-        let mut whole_sent = false;
+        let mut whole_sent = None;
         for (i, (frame, verdict)) in frames.iter_mut().zip(verdicts.iter()).enumerate() {
             if batch.whole == Some(i) {
                 if let Verdict::ToVf { vf } = *verdict {
-                    if out.deliver_whole(index, vf, frame) {
-                        whole_sent = true;
+                    if let Some(status) = out.deliver_whole(index, vf, frame) {
+                        whole_sent = Some(status);
                         continue;
                     }
                 }
@@ -230,8 +230,8 @@ impl<'m> Firmware<'m> {
             out.act(Port::Vf(index), *verdict, frame);
         }
         if let Some(rings) = self.rings.get_mut(usize::from(index)) {
-            if whole_sent {
-                rings.whole_sent(&mut batch);
+            if let Some(status) = whole_sent {
+                rings.whole_sent(&mut batch, status);
             }
             rings.complete_tx(p, index, &batch);
         }
@@ -341,25 +341,34 @@ impl<P: Platform> Output<'_, P> {
     }
 
     /// Delivers the super-frame VF `src` is sending, whose first segment `first` is
-    /// bound for VF `vf`, whole, if `vf` takes it. False when the caller is to go on
-    /// cutting it.
-    fn deliver_whole(&mut self, src: u16, vf: u16, first: &mut FrameBuf) -> bool {
-        let Some(sf) = self.rings.get(usize::from(src)).and_then(|r| r.cutting()) else {
-            return false;
-        };
+    /// bound for VF `vf`, whole, if `vf` takes it: the status of the sender's descriptor.
+    /// `None` when the caller is to go on cutting it.
+    fn deliver_whole(&mut self, src: u16, vf: u16, first: &mut FrameBuf) -> Option<TxStatus> {
+        let sf = self.rings.get(usize::from(src)).and_then(|r| r.cutting())?;
         let delivered = match self.rings.get_mut(usize::from(vf)) {
             Some(r) => r.deliver_whole(self.p, vf, src, &sf, first),
             None => Ok(false),
         };
         match delivered {
-            Ok(false) => return false,
+            Ok(false) => None,
             Ok(true) => {
                 self.count(Port::Vf(vf), Counter::RxPackets, 1);
                 self.count(Port::Vf(vf), Counter::RxBytes, u64::from(sf.len));
+                Some(TxStatus::Ok)
             }
-            Err(reason) => self.count(Port::Vf(vf), reason, 1),
+            Err(WholeFault::Receiver(reason)) => {
+                self.count(Port::Vf(vf), reason, 1);
+                Some(TxStatus::Ok)
+            }
+            Err(WholeFault::Sender(reason)) => {
+                self.count(Port::Vf(src), reason, 1);
+                Some(if reason == Counter::DropDmaError {
+                    TxStatus::DmaError
+                } else {
+                    TxStatus::BadDescriptor
+                })
+            }
         }
-        true
     }
 
     fn deliver(&mut self, vf: u16, frame: &[u8], flags: RxFlags) {

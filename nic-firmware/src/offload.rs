@@ -177,6 +177,9 @@ pub struct SuperFrame {
     pub cut: u16,
     /// Segments cut so far.
     pub segments: u16,
+    /// The TCP flags the VF handed over (a segment keeps FIN and PSH only if last, CWR
+    /// only if first): what a super-frame delivered whole carries again.
+    pub tcp_flags: u8,
 }
 
 impl SuperFrame {
@@ -199,6 +202,7 @@ impl SuperFrame {
             mss,
             cut: 0,
             segments: 0,
+            tcp_flags: *head.get(tcp.checked_add(TCP_FLAGS)?)?,
         })
     }
 
@@ -262,13 +266,14 @@ impl SuperFrame {
         Some(())
     }
 
-    /// Fills the headers of the super-frame delivered whole: `header` holds the headers
-    /// as the VF handed them over (with the Ethernet header the pipeline wrote), and
-    /// `payload_sum` is [`sum`] over the whole payload. Sets the IPv4 length to the frame's
-    /// and both checksums.
+    /// Fills the headers of the super-frame delivered whole: `header` holds the first
+    /// segment's headers as the pipeline judged and rewrote them, and `payload_sum` is
+    /// [`sum`] over the whole payload. Sets the IPv4 length to the frame's, the TCP flags
+    /// to those the VF handed over, and both checksums.
     pub fn finish_whole(&self, header: &mut [u8], payload_sum: u64) -> Option<()> {
         let ihl = usize::from(self.ihl);
         let tcp = IP.checked_add(ihl)?;
+        *header.get_mut(tcp.checked_add(TCP_FLAGS)?)? = self.tcp_flags;
         let l4_len = usize::from(self.len).checked_sub(tcp)?;
         put16(
             header,

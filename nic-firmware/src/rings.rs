@@ -127,8 +127,8 @@ impl VfRings {
         true
     }
 
-    /// Takes up to `frames.len()` posted TX descriptors and loads their frames into
-    /// `frames`. Descriptors whose frame cannot be taken are counted here and completed with
+    /// Takes up to `frames.len()` (at most [`MAX_BATCH`]) posted TX descriptors and loads
+    /// their frames into `frames`. Descriptors whose frame cannot be taken are counted here and completed with
     /// an error status later by [`VfRings::complete_tx`].
     ///
     /// A TSO super-frame fills as many frames as it has segments, over as many batches as
@@ -150,6 +150,10 @@ impl VfRings {
         if !self.enabled {
             return batch;
         }
+        // The caller acts on at most MAX_BATCH verdicts; a longer batch would load frames
+        // (a super-frame's segments) that nothing carries out.
+        let cap = frames.len().min(MAX_BATCH);
+        let frames = frames.get_mut(..cap).unwrap_or(&mut []);
         let f = Function::Vf(vf_index);
         let mask = self.tx_size.wrapping_sub(1);
         let tail = p.read_reg(f, vf::TX_TAIL) & mask;
@@ -213,10 +217,13 @@ impl VfRings {
         batch
     }
 
-    /// The super-frame whose first segment is `batch.whole` went whole: nothing more is cut
-    /// and its descriptor is taken.
-    pub(crate) fn whole_sent(&mut self, batch: &mut TxBatch) {
+    /// The super-frame whose first segment is `batch.whole` went whole (or was lost trying):
+    /// nothing more is cut and its descriptor is taken, with `status`.
+    pub(crate) fn whole_sent(&mut self, batch: &mut TxBatch, status: TxStatus) {
         if self.cutting.take().is_some() {
+            if let Some(s) = batch.statuses.get_mut(batch.taken) {
+                *s = status;
+            }
             batch.taken = batch.taken.saturating_add(1).min(MAX_BATCH);
         }
     }
@@ -313,8 +320,7 @@ impl VfRings {
     /// [`RxFlags::GSO_TCP4`]: the payload moves from the sender's buffer by DMA through
     /// `bounce`, whose frame (the first segment, as the pipeline rewrote it) gives the
     /// Ethernet header. `Ok(false)` when this VF does not take it (no `RX_GSO`, no buffer
-    /// or one too small): the caller cuts it instead. `Err` names the drop counter of a
-    /// failure half way.
+    /// or one too small): the caller cuts it instead. `Err`: lost half way, and why.
     pub(crate) fn deliver_whole<P: Platform>(
         &mut self,
         p: &mut P,
@@ -322,7 +328,7 @@ impl VfRings {
         src: u16,
         sf: &SuperFrame,
         bounce: &mut FrameBuf,
-    ) -> Result<bool, Counter> {
+    ) -> Result<bool, WholeFault> {
         let f = Function::Vf(vf_index);
         let control = vf::Control::from_bits_retain(p.read_reg(f, vf::CONTROL));
         if !control.contains(vf::Control::RX_GSO) {
@@ -337,34 +343,50 @@ impl VfRings {
         let from = Function::Vf(src);
         let mut header = [0u8; MAX_HEADER];
         let h = usize::from(sf.header_len);
-        let eth = shared_regs::ETH_HEADER_LEN;
-        let dma = |_| Counter::DropDmaError;
-        let hdr = header.get_mut(..h).ok_or(Counter::DropMalformed)?;
-        p.dma_read(from, sf.addr, hdr).map_err(dma)?;
-        hdr.get_mut(..eth)
-            .ok_or(Counter::DropMalformed)?
-            .copy_from_slice(bounce.data().get(..eth).ok_or(Counter::DropMalformed)?);
+        let sender = WholeFault::Sender;
+        let receiver = WholeFault::Receiver;
+        // The headers are the first segment's, as the pipeline judged and rewrote them: read
+        // again from the VF's memory they could say anything by now (a tenant's other vCPU).
+        let hdr = header.get_mut(..h).ok_or(sender(Counter::DropMalformed))?;
+        hdr.copy_from_slice(
+            bounce
+                .data()
+                .get(..h)
+                .ok_or(sender(Counter::DropMalformed))?,
+        );
         let mut acc = 0;
         let mut off = h;
         let len = usize::from(sf.len);
         while off < len {
             // Even chunks: an odd one may only be the last piece of a checksum.
             let n = len.saturating_sub(off).min(MAX_FRAME & !1);
-            let chunk = bounce.reset(n).ok_or(Counter::DropMalformed)?;
+            let chunk = bounce.reset(n).ok_or(sender(Counter::DropMalformed))?;
             let at = off as u64;
             p.dma_read(from, sf.addr.wrapping_add(at), chunk)
-                .map_err(dma)?;
+                .map_err(|_| sender(Counter::DropDmaError))?;
             acc = offload::sum(chunk, acc);
             p.dma_write(f, desc.addr.get().wrapping_add(at), chunk)
-                .map_err(dma)?;
+                .map_err(|_| receiver(Counter::DropDmaError))?;
             off = off.saturating_add(n);
         }
-        sf.finish_whole(hdr, acc).ok_or(Counter::DropMalformed)?;
-        p.dma_write(f, desc.addr.get(), hdr).map_err(dma)?;
+        sf.finish_whole(hdr, acc)
+            .ok_or(sender(Counter::DropMalformed))?;
+        p.dma_write(f, desc.addr.get(), hdr)
+            .map_err(|_| receiver(Counter::DropDmaError))?;
         let flags = RxFlags::DONE | RxFlags::CSUM_VALID | RxFlags::GSO_TCP4;
-        self.complete_rx(p, f, addr, sf.len, flags, sf.mss)?;
+        self.complete_rx(p, f, addr, sf.len, flags, sf.mss)
+            .map_err(receiver)?;
         Ok(true)
     }
+}
+
+/// Why a super-frame going whole was lost half way, and whose fault it was: the sender's
+/// (its buffer could not be read: its descriptor completes with an error and its counter
+/// moves) or the receiver's (its buffer could not be written: the sender's frame was sent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WholeFault {
+    Sender(Counter),
+    Receiver(Counter),
 }
 
 /// What one TX descriptor held.

@@ -190,6 +190,18 @@ pub struct FakePlatform {
     pub i2c: FakeI2c,
     pub link_led: FakePin,
     pub activity_led: FakePin,
+    /// A tenant writing its own memory while the device reads it (another vCPU).
+    pub tamper: Option<Tamper>,
+}
+
+/// Writes `bytes` at `iova` in `func`'s DMA space right after the `after`-th DMA read that
+/// covers that IOVA: what the device read before and after differ, as when a guest's other
+/// vCPU rewrites a buffer the device is fetching.
+pub struct Tamper {
+    pub func: Function,
+    pub iova: u64,
+    pub bytes: Vec<u8>,
+    pub after: u32,
 }
 
 /// An I2C bus with one SFP EEPROM at 0x50 (or none), keeping the address pointer the way
@@ -352,6 +364,16 @@ impl Platform for FakePlatform {
                 buf[have..].fill(0);
             }
             _ => buf.fill(0),
+        }
+        let (start, end) = (iova, iova.saturating_add(buf.len() as u64));
+        let covers = |t: &Tamper| t.func == func && start <= t.iova && t.iova < end;
+        if let Some(t) = self.tamper.as_mut().filter(|t| covers(t)) {
+            t.after = t.after.saturating_sub(1);
+            if t.after == 0 {
+                let (iova, bytes) = (t.iova, std::mem::take(&mut t.bytes));
+                self.tamper = None;
+                self.dma_write(func, iova, &bytes)?;
+            }
         }
         Ok(())
     }

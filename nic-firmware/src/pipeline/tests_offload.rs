@@ -106,6 +106,93 @@ fn a_super_frame_reaches_a_vf_without_rx_gso_as_valid_segments() {
 }
 
 #[test]
+fn a_super_frame_goes_whole_with_the_headers_the_pipeline_judged() {
+    // A VM rewrites its source address once the device has read (and the pipeline judged)
+    // the first segment's headers: what goes whole must still be what was judged.
+    let mut nic = vpc_nic();
+    reattach_with_rx_gso(&mut nic, 2);
+    let payload = data(30_000);
+    let sent = tcp_super(VF2, &payload, FIN_PSH_ACK);
+    let src_ip = 0x10_0000 + 14 + 12;
+    // Reads covering it: the descriptor's header fetch (parse), then the first segment's.
+    nic.platform.tamper = Some(Tamper {
+        func: Function::Vf(0),
+        iova: src_ip,
+        bytes: vec![10, 0, 2, 99],
+        after: 2,
+    });
+    nic.send_with(0, &sent, TxFlags::TSO, MSS);
+    let got = drain(&mut nic, 2);
+    assert!(nic.platform.tamper.is_none(), "the buffer was rewritten");
+    assert_eq!(got.len(), 1);
+    let (frame, flags, _) = &got[0];
+    assert!(flags.contains(RxFlags::GSO_TCP4));
+    let ip = Ipv4Packet::new_checked(&frame[14..]).unwrap();
+    assert_eq!(ip.src_addr(), VF0, "a source the pipeline never saw");
+    assert_eq!(tcp_payload(frame), payload);
+    // FIN and PSH, cleared in the first segment, are the super-frame's again.
+    assert_eq!(frame[14 + 20 + 13], FIN_PSH_ACK);
+}
+
+#[test]
+fn a_batch_longer_than_the_firmware_acts_on_loses_no_segment() {
+    // A NIC configured with a 128-frame batch: the firmware carries out 64 verdicts a
+    // round, so no round may load more segments than that. 100 segments of 200 bytes to a
+    // remote host: the uplink queues them all.
+    let mut nic = FakeNic::new(Sizes {
+        batch: 128,
+        ..Sizes::default()
+    });
+    crate::testing::vpc::program(&mut nic);
+    crate::testing::vpc::program_uplink(&mut nic);
+    let remote = Ipv4Addr::new(10, 0, 2, 30);
+    let payload = data(20_000);
+    nic.send_with(
+        0,
+        &tcp_super(remote, &payload, FIN_PSH_ACK),
+        TxFlags::TSO,
+        200,
+    );
+    let sent: Vec<Vec<u8>> = std::mem::take(&mut nic.platform.uplink_out);
+    let joined: Vec<u8> = sent
+        .iter()
+        .flat_map(|f| tcp_payload(tests_uplink::outer(f).2))
+        .collect();
+    assert_eq!(sent.len(), 100);
+    assert_eq!(joined, payload);
+    assert_eq!(nic.tx_status(0, 0), Some(TxStatus::Ok as u16));
+}
+
+#[test]
+fn a_super_frame_whose_buffer_faults_half_way_is_the_senders_dma_error() {
+    use shared_regs::desc::TxDesc;
+    use zerocopy::{FromBytes, IntoBytes};
+    let mut nic = vpc_nic();
+    reattach_with_rx_gso(&mut nic, 2);
+    let sent = tcp_super(VF2, &data(30_000), FIN_PSH_ACK);
+    nic.post_with(0, &sent, TxFlags::TSO, MSS);
+    // Move the frame to the end of VF 0's DMA space, which it overruns by 10 KB: the
+    // first segment reads fine, the whole copy faults part-way.
+    let at = (DMA_SPACE - 20_000) as u64;
+    let f = Function::Vf(0);
+    nic.platform.dma_write(f, at, &sent[..20_000]).unwrap();
+    let mut raw = [0u8; 16];
+    nic.platform.dma_read(f, 0, &mut raw).unwrap();
+    let mut d = TxDesc::read_from_bytes(&raw).unwrap();
+    d.addr.set(at);
+    nic.platform.dma_write(f, 0, d.as_bytes()).unwrap();
+    nic.poll();
+    assert_eq!(nic.tx_status(0, 0), Some(TxStatus::DmaError as u16));
+    assert_eq!(nic.counters(0).get(Counter::DropDmaError), 1);
+    assert_eq!(nic.counters(2).drops(), 0, "the receiver did nothing wrong");
+    assert_eq!(nic.counters(2).get(Counter::RxPackets), 0);
+    assert!(nic.recv_with(2).is_none());
+    // The VF goes on: its next frame is delivered.
+    nic.send_with(0, &tcp_super(VF2, &data(100), 0x18), TxFlags::CSUM, 0);
+    assert_eq!(tcp_payload(&nic.recv_with(2).unwrap().0), data(100));
+}
+
+#[test]
 fn a_super_frame_goes_whole_to_a_vf_that_takes_them() {
     let mut cut = vpc_nic();
     let mut whole = vpc_nic();
