@@ -88,11 +88,25 @@ impl Uplink {
     /// Far end receives into `buf`, waiting up to `timeout`: the frame's length. Frames
     /// longer than `buf` are dropped.
     pub(crate) fn pop_from_device_into(&self, buf: &mut [u8], timeout: Duration) -> Option<usize> {
+        self.wait_from_device(timeout, |q| q.pop_into(buf))
+    }
+
+    /// Far end receives, waiting up to `timeout`: the queued frame itself, no copy.
+    pub(crate) fn pop_from_device(&self, timeout: Duration) -> Option<Vec<u8>> {
+        self.wait_from_device(timeout, |q| q.frames.pop_front())
+    }
+
+    /// What `take` gets from the device's queue, waiting up to `timeout` for it.
+    fn wait_from_device<T>(
+        &self,
+        timeout: Duration,
+        mut take: impl FnMut(&mut Queue) -> Option<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + timeout;
         let mut q = lock(&self.from_device);
         loop {
-            if let Some(n) = q.pop_into(buf) {
-                return Some(n);
+            if let Some(got) = take(&mut q) {
+                return Some(got);
             }
             let left = deadline.checked_duration_since(Instant::now())?;
             if left.is_zero() {
@@ -106,14 +120,6 @@ impl Uplink {
                 .0;
             q.waiters -= 1;
         }
-    }
-
-    /// Far end receives, waiting up to `timeout`.
-    pub(crate) fn pop_from_device(&self, timeout: Duration) -> Option<Vec<u8>> {
-        let mut buf = vec![0u8; MAX_WIRE_FRAME];
-        let n = self.pop_from_device_into(&mut buf, timeout)?;
-        buf.truncate(n);
-        Some(buf)
     }
 }
 

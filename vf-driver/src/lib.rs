@@ -322,11 +322,7 @@ impl VfDriver {
     /// super-frame) or than [`BUF_SIZE`] (any other frame, as [`VfDriver::send`] always did).
     pub fn send_with(&mut self, frame: &[u8], offload: TxOffload) -> Result<(), VfDriverError> {
         let (flags, mss) = self.tx_flags(offload, frame.len())?;
-        if self.next(self.tx_tail) == self.tx_clean {
-            self.wait_tx_room()?;
-        }
-        let i = self.tx_tail;
-        let buf = self.tx_bufs + u64::from(i) * self.buf_stride;
+        let (i, buf) = self.tx_slot()?;
         self.guest_write(buf, frame)?;
         self.post_tx(i, buf, frame.len(), flags, mss)
     }
@@ -340,11 +336,7 @@ impl VfDriver {
         &mut self,
         fill: impl FnOnce(&mut [u8]) -> Option<(usize, TxOffload)>,
     ) -> Result<bool, VfDriverError> {
-        if self.next(self.tx_tail) == self.tx_clean {
-            self.wait_tx_room()?;
-        }
-        let i = self.tx_tail;
-        let buf = self.tx_bufs + u64::from(i) * self.buf_stride;
+        let (i, buf) = self.tx_slot()?;
         let Some(bytes) = self.buf_mut(buf) else {
             return Err(self.err(format!("TX buffer {i} at {buf:#x} is not guest memory")));
         };
@@ -353,6 +345,20 @@ impl VfDriver {
         };
         let (flags, mss) = self.tx_flags(offload, len)?;
         self.post_tx(i, buf, len, flags, mss).map(|()| true)
+    }
+
+    /// The next TX descriptor and its buffer's address, once the ring has room for it.
+    fn tx_slot(&mut self) -> Result<(u32, u64), VfDriverError> {
+        if self.next(self.tx_tail) == self.tx_clean {
+            self.wait_tx_room()?;
+        }
+        let i = self.tx_tail;
+        Ok((i, self.tx_bufs + u64::from(i) * self.buf_stride))
+    }
+
+    /// The address of RX descriptor `i`'s buffer.
+    fn rx_buf(&self, i: u32) -> u64 {
+        self.rx_bufs + u64::from(i) * self.buf_stride
     }
 
     /// The descriptor flags and mss for a `len`-byte frame sent with `offload`, or why it
@@ -531,9 +537,8 @@ impl VfDriver {
             return None;
         };
         let len = usize::from(desc.len.get()).min(self.buf_len);
-        let buf = self.rx_bufs + u64::from(i) * self.buf_stride;
         let r = self
-            .buf_mut(buf)
+            .buf_mut(self.rx_buf(i))
             .map(|bytes| f(&mut bytes[..len], RxMeta::of(&desc)));
         self.hand_back_rx(i, false);
         r
@@ -558,8 +563,10 @@ impl VfDriver {
     }
 
     fn read_rx_buf(&self, i: u32, out: &mut [u8]) -> bool {
-        let buf = self.rx_bufs + u64::from(i) * self.buf_stride;
-        self.shm.mem().read_slice(out, GuestAddress(buf)).is_ok()
+        self.shm
+            .mem()
+            .read_slice(out, GuestAddress(self.rx_buf(i)))
+            .is_ok()
     }
 
     /// Gives descriptor `i` back to the device, writing `RX_TAIL` now if `post`, else once
@@ -606,7 +613,7 @@ impl VfDriver {
 
     fn fresh_rx_desc(&self, i: u32) -> RxDesc {
         RxDesc {
-            addr: Le64::new(self.rx_bufs + u64::from(i) * self.buf_stride),
+            addr: Le64::new(self.rx_buf(i)),
             buf_len: Le16::new(self.buf_len as u16),
             len: Le16::new(0),
             flags: Le16::new(0),
