@@ -268,8 +268,20 @@ impl<'m> Firmware<'m> {
             counters: self.counters,
             uplink: self.tables.uplink,
         };
-        for (frame, verdict) in frames.iter().zip(verdicts.iter()) {
-            out.act(Port::Uplink, *verdict, frame);
+        let mut i = 0;
+        while let (Some(frame), Some(&verdict)) = (frames.get(i), verdicts.get(i)) {
+            let coalesced = match verdict {
+                Verdict::ToVf { vf } => {
+                    let rest = frames.get(i..).unwrap_or(&[]);
+                    let bound = verdicts.get(i..).unwrap_or(&[]);
+                    out.deliver_coalesced(vf, rest, bound)
+                }
+                _ => 0,
+            };
+            if coalesced == 0 {
+                out.act(Port::Uplink, verdict, frame);
+            }
+            i = i.saturating_add(coalesced.max(1));
         }
         true
     }
@@ -367,6 +379,30 @@ impl<P: Platform> Output<'_, P> {
                 } else {
                     TxStatus::BadDescriptor
                 })
+            }
+        }
+    }
+
+    /// Delivers the frames at the start of `frames` that coalesce into one super-frame for
+    /// VF `vf` ([`VfRings::deliver_coalesced`]): how many it took, 0 when none.
+    fn deliver_coalesced(&mut self, vf: u16, frames: &[FrameBuf], verdicts: &[Verdict]) -> usize {
+        let Some(rings) = self.rings.get_mut(usize::from(vf)) else {
+            return 0;
+        };
+        let bound = frames
+            .iter()
+            .zip(verdicts)
+            .map(|(frame, verdict)| (*verdict == Verdict::ToVf { vf }).then_some(frame.data()));
+        match rings.deliver_coalesced(self.p, vf, bound) {
+            Ok((0, _)) => 0,
+            Ok((n, len)) => {
+                self.count(Port::Vf(vf), Counter::RxPackets, 1);
+                self.count(Port::Vf(vf), Counter::RxBytes, len as u64);
+                n
+            }
+            Err((n, reason)) => {
+                self.count(Port::Vf(vf), reason, n as u64);
+                n
             }
         }
     }

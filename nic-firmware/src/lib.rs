@@ -50,6 +50,7 @@
 mod fmt;
 
 mod admin;
+mod coalesce;
 pub mod counters;
 mod firmware;
 pub mod frame;

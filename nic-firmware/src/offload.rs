@@ -19,24 +19,24 @@ pub const OFFERED: Offloads = Offloads::TX_CSUM
 /// Longest Ethernet + IPv4 + TCP header of a super-frame (both with all their options).
 pub const MAX_HEADER: usize = ETH_HEADER_LEN + 60 + 60;
 
-const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
-const PROTO_TCP: u8 = 6;
+pub(crate) const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
+pub(crate) const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 const TCP_FIN: u8 = 0x01;
-const TCP_PSH: u8 = 0x08;
+pub(crate) const TCP_PSH: u8 = 0x08;
 const TCP_CWR: u8 = 0x80;
 /// Offsets from the start of the frame.
-const IP: usize = ETH_HEADER_LEN;
-const IP_TOTAL_LEN: usize = IP + 2;
+pub(crate) const IP: usize = ETH_HEADER_LEN;
+pub(crate) const IP_TOTAL_LEN: usize = IP + 2;
 const IP_ID: usize = IP + 4;
-const IP_FRAG: usize = IP + 6;
-const IP_PROTO: usize = IP + 9;
-const IP_CSUM: usize = IP + 10;
+pub(crate) const IP_FRAG: usize = IP + 6;
+pub(crate) const IP_PROTO: usize = IP + 9;
+pub(crate) const IP_CSUM: usize = IP + 10;
 const IP_SRC: usize = IP + 12;
 /// Offsets from the start of the TCP header.
-const TCP_SEQ: usize = 4;
-const TCP_FLAGS: usize = 13;
-const TCP_CSUM: usize = 16;
+pub(crate) const TCP_SEQ: usize = 4;
+pub(crate) const TCP_FLAGS: usize = 13;
+pub(crate) const TCP_CSUM: usize = 16;
 const UDP_CSUM: usize = 6;
 
 /// The one's complement sum of `data` (RFC 1071) added to `acc`, unfolded. `data` of odd
@@ -78,18 +78,18 @@ pub fn fold(mut acc: u64) -> u16 {
     acc as u16
 }
 
-fn get16(b: &[u8], at: usize) -> Option<u16> {
+pub(crate) fn get16(b: &[u8], at: usize) -> Option<u16> {
     let s = b.get(at..at.checked_add(2)?)?;
     Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
 }
 
-fn put16(b: &mut [u8], at: usize, v: u16) -> Option<()> {
+pub(crate) fn put16(b: &mut [u8], at: usize, v: u16) -> Option<()> {
     b.get_mut(at..at.checked_add(2)?)?
         .copy_from_slice(&v.to_be_bytes());
     Some(())
 }
 
-fn get32(b: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn get32(b: &[u8], at: usize) -> Option<u32> {
     let s = b.get(at..at.checked_add(4)?)?;
     let mut w = [0u8; 4];
     w.copy_from_slice(s);
@@ -97,14 +97,14 @@ fn get32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Sum of the IPv4 pseudo-header of an L4 segment of `l4_len` bytes.
-fn pseudo_header(frame: &[u8], proto: u8, l4_len: usize) -> Option<u64> {
+pub(crate) fn pseudo_header(frame: &[u8], proto: u8, l4_len: usize) -> Option<u64> {
     let addrs = frame.get(IP_SRC..IP_SRC.checked_add(8)?)?;
     let len = u16::try_from(l4_len).ok()?;
     Some(sum(addrs, u64::from(proto)).wrapping_add(u64::from(len)))
 }
 
 /// Recomputes the IPv4 header checksum of `frame`.
-fn fill_ip_checksum(frame: &mut [u8], ihl: usize) -> Option<()> {
+pub(crate) fn fill_ip_checksum(frame: &mut [u8], ihl: usize) -> Option<()> {
     put16(frame, IP_CSUM, 0)?;
     let c = !fold(sum(frame.get(IP..IP.checked_add(ihl)?)?, 0));
     put16(frame, IP_CSUM, c)

@@ -1,4 +1,5 @@
 //! VF TX and RX rings: the device side of the protocol in `shared_regs::desc`.
+use crate::coalesce::Run;
 use crate::frame::{FrameBuf, MAX_FRAME};
 use crate::offload::{self, SuperFrame, MAX_HEADER};
 use crate::platform::{Function, Platform};
@@ -377,6 +378,72 @@ impl VfRings {
         self.complete_rx(p, f, addr, sf.len, flags, sf.mss)
             .map_err(receiver)?;
         Ok(true)
+    }
+}
+
+impl VfRings {
+    /// Delivers the segments at the start of `frames` (`None` where a frame is bound
+    /// elsewhere) as one super-frame ([`coalesce`]) when this VF takes super-frames and at
+    /// least two coalesce into its next RX buffer: how many frames it took and the
+    /// super-frame's length, `Ok((0, 0))` when none (the caller delivers the first alone).
+    /// `Err`: that many frames lost, and why.
+    pub(crate) fn deliver_coalesced<'a, P: Platform>(
+        &mut self,
+        p: &mut P,
+        vf_index: u16,
+        frames: impl Iterator<Item = Option<&'a [u8]>> + Clone,
+    ) -> Result<(usize, usize), (usize, Counter)> {
+        let f = Function::Vf(vf_index);
+        let control = vf::Control::from_bits_retain(p.read_reg(f, vf::CONTROL));
+        if !self.enabled || !control.contains(vf::Control::RX_GSO) {
+            return Ok((0, 0));
+        }
+        let max = usize::from(u16::MAX);
+        let Some(run) = Run::find(frames.clone(), max) else {
+            return Ok((0, 0));
+        };
+        let Ok((addr, desc)) = self.next_rx(p, f) else {
+            return Ok((0, 0));
+        };
+        let room = usize::from(desc.buf_len.get());
+        let run = if run.len <= room {
+            run
+        } else {
+            match Run::find(frames.clone(), room) {
+                Some(run) => run,
+                None => return Ok((0, 0)),
+            }
+        };
+        let lost = |c| (run.count, c);
+        let mut at = desc.addr.get();
+        let mut header = [0u8; MAX_HEADER];
+        let header = header
+            .get_mut(..run.header_len)
+            .ok_or(lost(Counter::DropMalformed))?;
+        for (i, frame) in frames.take(run.count).enumerate() {
+            let frame = frame.ok_or(lost(Counter::DropMalformed))?;
+            let piece = if i == 0 {
+                header.copy_from_slice(
+                    frame
+                        .get(..run.header_len)
+                        .ok_or(lost(Counter::DropMalformed))?,
+                );
+                frame
+            } else {
+                run.payload(frame).ok_or(lost(Counter::DropMalformed))?
+            };
+            p.dma_write(f, at, piece)
+                .map_err(|_| lost(Counter::DropDmaError))?;
+            at = at.wrapping_add(piece.len() as u64);
+        }
+        run.finish(header).ok_or(lost(Counter::DropMalformed))?;
+        p.dma_write(f, desc.addr.get(), header)
+            .map_err(|_| lost(Counter::DropDmaError))?;
+        let len = u16::try_from(run.len).map_err(|_| lost(Counter::DropMalformed))?;
+        let flags = RxFlags::DONE | RxFlags::CSUM_VALID | RxFlags::GSO_TCP4;
+        self.complete_rx(p, f, addr, len, flags, run.mss)
+            .map_err(lost)?;
+        Ok((run.count, run.len))
     }
 }
 

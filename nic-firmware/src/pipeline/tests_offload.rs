@@ -373,3 +373,148 @@ fn a_super_frame_of_one_segment_gets_a_segments_headers() {
         assert_eq!(tcp_payload(&got), payload, "IPv4 total length {total}");
     }
 }
+
+/// TCP segment `i` of a stream from the remote instance 10.0.2.30 to VF 0, as its host's
+/// NIC puts it on the wire in VXLAN: `MSS` bytes of payload (fewer for `short`), DF set,
+/// both checksums good, the IPv4 identification counting up.
+fn remote_segment(port: u16, i: u32, payload: &[u8], flags: u8) -> Vec<u8> {
+    use crate::testing::vpc::{REMOTE_HOST, REMOTE_MAC, UPLINK, UPLINK_MAC};
+    let mut tcp = vec![0u8; 32];
+    tcp[0..2].copy_from_slice(&port.to_be_bytes());
+    tcp[2..4].copy_from_slice(&5201u16.to_be_bytes());
+    let seq = 5_000u32.wrapping_add(i * u32::from(MSS));
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    tcp[8..12].copy_from_slice(&77u32.to_be_bytes());
+    tcp[12] = 8 << 4;
+    tcp[13] = flags;
+    tcp[14..16].copy_from_slice(&512u16.to_be_bytes());
+    tcp[20..24].copy_from_slice(&[1, 1, 8, 10]);
+    tcp.extend_from_slice(payload);
+    let mut ip = ipv4(Ipv4Addr::new(10, 0, 2, 30), VF0, IpProtocol::Tcp, 63, &tcp);
+    {
+        let mut p = Ipv4Packet::new_checked(&mut ip[..]).unwrap();
+        p.set_ident(100 + i as u16);
+        p.set_dont_frag(true);
+        p.fill_checksum();
+        let mut t = TcpPacket::new_checked(p.payload_mut()).unwrap();
+        t.fill_checksum(
+            &IpAddress::Ipv4(Ipv4Addr::new(10, 0, 2, 30)),
+            &IpAddress::Ipv4(VF0),
+        );
+    }
+    let inner = ethernet(MAC0, REMOTE_MAC, 0x0800, &ip);
+    vxlan_frame(
+        UPLINK_MAC,
+        crate::testing::vpc::NEXT_HOP_MAC,
+        Ipv4Addr::from(REMOTE_HOST),
+        Ipv4Addr::from(UPLINK),
+        crate::testing::vpc::VNI,
+        &inner,
+    )
+}
+
+#[test]
+fn segments_from_the_uplink_reach_a_vf_with_rx_gso_as_one_super_frame() {
+    let payload = data(4 * usize::from(MSS) + 123);
+    let pieces: Vec<&[u8]> = payload.chunks(usize::from(MSS)).collect();
+    let wire: Vec<Vec<u8>> = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let last = i == pieces.len() - 1;
+            remote_segment(40000, i as u32, p, if last { 0x18 } else { 0x10 })
+        })
+        .collect();
+    let mut apart = tests_uplink::nic();
+    let mut joined = tests_uplink::nic();
+    reattach_with_rx_gso(&mut joined, 0);
+    for nic in [&mut apart, &mut joined] {
+        nic.platform.uplink_in.extend(wire.iter().cloned());
+        nic.poll();
+    }
+    let segments = drain(&mut apart, 0);
+    assert_eq!(segments.len(), wire.len(), "without RX_GSO each goes alone");
+    let got = drain(&mut joined, 0);
+    assert_eq!(got.len(), 1);
+    let (frame, flags, mss) = &got[0];
+    assert_eq!(
+        *flags,
+        RxFlags::DONE | RxFlags::CSUM_VALID | RxFlags::GSO_TCP4
+    );
+    assert_eq!(*mss, MSS);
+    assert_eq!(tcp_payload(frame), payload);
+    // The first segment as delivered alone, but for the lengths and checksums; the last's
+    // PSH.
+    let first = &segments[0].0;
+    let mut expect = first[..66].to_vec();
+    for at in [16, 17, 24, 25, 47, 50, 51] {
+        expect[at] = frame[at];
+    }
+    assert_eq!(&frame[..66], &expect[..]);
+    assert_eq!(frame[47], 0x18, "ACK and the last segment's PSH");
+    assert_eq!(frame.len(), 66 + payload.len());
+    let rx = joined.counters(0);
+    assert_eq!(rx.get(Counter::RxPackets), 1);
+    assert_eq!(rx.get(Counter::RxBytes), frame.len() as u64);
+    assert_eq!(rx.drops(), 0);
+}
+
+#[test]
+fn coalescing_keeps_the_order_of_the_wire_and_leaves_what_does_not_follow() {
+    let mut nic = tests_uplink::nic();
+    reattach_with_rx_gso(&mut nic, 0);
+    let full = data(usize::from(MSS));
+    let mut bad = remote_segment(40000, 2, &full, 0x10);
+    let n = bad.len();
+    bad[n - 1] ^= 0xff; // a corrupted payload byte: the TCP checksum fails
+    let wire = vec![
+        remote_segment(40000, 0, &full, 0x10),
+        remote_segment(40000, 1, &full, 0x10),
+        remote_segment(40001, 0, &full, 0x10), // another flow between
+        bad,
+        remote_segment(40000, 3, &full, 0x10),
+        remote_segment(40000, 4, &full, 0x10),
+    ];
+    nic.platform.uplink_in.extend(wire);
+    nic.poll();
+    let got: Vec<(usize, bool, u16)> = drain(&mut nic, 0)
+        .iter()
+        .map(|(f, flags, _)| {
+            let port = u16::from_be_bytes([f[34], f[35]]);
+            (f.len(), flags.contains(RxFlags::GSO_TCP4), port)
+        })
+        .collect();
+    let one = 66 + usize::from(MSS);
+    assert_eq!(
+        got,
+        vec![
+            (66 + 2 * usize::from(MSS), true, 40000),
+            (one, false, 40001),
+            (one, false, 40000),
+            (66 + 2 * usize::from(MSS), true, 40000),
+        ]
+    );
+}
+
+#[test]
+fn a_receive_buffer_that_faults_half_way_loses_the_run_counted_once_a_segment() {
+    use shared_regs::desc::RxDesc;
+    use zerocopy::IntoBytes;
+    let mut nic = tests_uplink::nic();
+    reattach_with_rx_gso(&mut nic, 0);
+    let full = data(usize::from(MSS));
+    // The first RX buffer ends in the first segment's room: the second's payload faults.
+    let mut d = RxDesc::default();
+    d.addr.set((DMA_SPACE - 9100) as u64);
+    d.buf_len.set(u16::MAX);
+    nic.platform
+        .dma_write(Function::Vf(0), RX_RING_IOVA, d.as_bytes())
+        .unwrap();
+    nic.platform
+        .uplink_in
+        .extend((0..3).map(|i| remote_segment(40000, i, &full, 0x10)));
+    nic.poll();
+    assert_eq!(drain(&mut nic, 0).len(), 0);
+    assert_eq!(nic.counters(0).get(Counter::DropDmaError), 3);
+    assert_eq!(nic.counters(0).drops(), 3);
+}
