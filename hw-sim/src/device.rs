@@ -1,8 +1,8 @@
 //! The device thread and [`SimPlatform`], the chip as the firmware sees it.
 //!
 //! The thread calls [`Firmware::poll`] while it reports work. When it reports none, the
-//! thread sleeps on [`Wake`] until a host BAR write, an uplink frame or shutdown, or for at
-//! most [`IDLE_WAIT`] so the firmware's heartbeat keeps its once-a-millisecond promise.
+//! thread sleeps on [`Wake`] until a host BAR write, an uplink frame (queued, or readable on
+//! a plugged wire) or shutdown, or for at most [`IDLE_WAIT`] so the firmware's heartbeat keeps its once-a-millisecond promise.
 //! Right after work it yields rather than sleeps for [`BUSY_SPIN`], as a poll-mode driver
 //! does, since the next frame of a stream usually follows within microseconds and a
 //! sleep's wake-up would cost more; it never spins a core on an idle device.
@@ -10,55 +10,68 @@ use crate::nic::Shared;
 use crate::port::{Led, SimI2c, SimPin};
 use nic_firmware::memory::heap::OwnedMemory;
 use nic_firmware::{DmaError, Firmware, Function, Peripherals, Platform};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vmm_sys_util::eventfd::EventFd;
 
 /// Longest the device thread sleeps between polls of an idle firmware.
 pub(crate) const IDLE_WAIT: Duration = Duration::from_millis(1);
 /// How long after its last work the device thread yields instead of sleeping.
 pub(crate) const BUSY_SPIN: Duration = Duration::from_micros(50);
 
-/// A doorbell the host side rings and the device thread sleeps on. Ringing costs a lock
-/// and a wake-up only while the device sleeps (as virtio's notification suppression):
-/// a host writing a tail register a frame would otherwise pay a system call for each.
-#[derive(Default)]
+/// A doorbell the host side rings and the device thread sleeps on, beside the uplink's
+/// wire when one is plugged ([`crate::uplink::Wire`]). Ringing costs a system call only
+/// while the device sleeps (as virtio's notification suppression): a host writing a tail
+/// register a frame would otherwise pay one for each.
 pub(crate) struct Wake {
     rung: AtomicBool,
     sleeping: AtomicBool,
-    lock: Mutex<()>,
-    cv: Condvar,
+    doorbell: EventFd,
 }
 
 impl Wake {
+    pub(crate) fn new() -> std::io::Result<Wake> {
+        Ok(Wake {
+            rung: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+            doorbell: EventFd::new(libc::EFD_NONBLOCK)?,
+        })
+    }
+
     /// Something happened the device should look at.
     pub(crate) fn ring(&self) {
         // SeqCst pairs this store and load with `wait`'s: either the sleeper sees `rung`,
-        // or this sees `sleeping` and wakes it (under the lock, so not before it waits).
+        // or this sees `sleeping` and writes the eventfd its poll watches.
         self.rung.store(true, Ordering::SeqCst);
         if self.sleeping.load(Ordering::SeqCst) {
-            let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-            self.cv.notify_one();
+            let _ = self.doorbell.write(1);
         }
     }
 
-    /// Sleeps until rung or `timeout`; returns at once if rung since the last wait.
-    pub(crate) fn wait(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        let mut g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+    /// Sleeps until rung, `wire` is readable or `timeout` passes; returns at once if rung
+    /// since the last wait.
+    pub(crate) fn wait(&self, timeout: Duration, wire: Option<BorrowedFd<'_>>) {
         self.sleeping.store(true, Ordering::SeqCst);
-        while !self.rung.swap(false, Ordering::SeqCst) {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                break;
+        if !self.rung.swap(false, Ordering::SeqCst) {
+            let watch = |fd: i32| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
             };
-            if left.is_zero() {
-                break;
-            }
-            g = self
-                .cv
-                .wait_timeout(g, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            // A negative fd is skipped by poll(2).
+            let mut fds = [
+                watch(self.doorbell.as_raw_fd()),
+                watch(wire.map_or(-1, |w| w.as_raw_fd())),
+            ];
+            let ms = i32::try_from(timeout.as_millis().max(1)).unwrap_or(i32::MAX);
+            // SAFETY: two valid pollfds, alive for the duration of the call; `wire` is
+            // borrowed, so its descriptor stays open.
+            unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+            // A ring while asleep wrote the doorbell: empty it for the next sleep.
+            let _ = self.doorbell.read();
+            self.rung.store(false, Ordering::SeqCst);
         }
         self.sleeping.store(false, Ordering::SeqCst);
     }
@@ -143,11 +156,11 @@ impl Platform for SimPlatform {
     }
 
     fn uplink_send(&mut self, frame: &[u8]) -> bool {
-        self.shared.uplink.push_from_device(frame)
+        self.shared.uplink.transmit(frame)
     }
 
     fn uplink_recv(&mut self, buf: &mut [u8]) -> Option<usize> {
-        self.shared.uplink.pop_to_device(buf)
+        self.shared.uplink.receive(buf)
     }
 
     fn now_us(&mut self) -> u64 {
@@ -172,7 +185,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut ram: OwnedMemory) {
         if busy {
             last_busy = Instant::now();
         } else if last_busy.elapsed() > BUSY_SPIN {
-            shared.wake.wait(IDLE_WAIT);
+            shared.uplink.sleep(&shared.wake, IDLE_WAIT);
         } else {
             std::thread::yield_now();
         }
@@ -185,7 +198,8 @@ mod tests {
     use crate::memfd::SharedMemory;
     use crate::nic::{Nic, SimConfig};
     use shared_regs::{pf, vf};
-    use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+    use std::os::fd::AsFd;
+    use vmm_sys_util::eventfd::EFD_NONBLOCK;
 
     fn platform() -> (Nic, SimPlatform) {
         let nic = Nic::start(SimConfig {
@@ -278,21 +292,82 @@ mod tests {
         assert!(p.now_us() >= t0 + 2000);
     }
 
+    /// A wire over a datagram socket pair: the test holds the far end.
+    struct SocketWire(std::os::unix::net::UnixDatagram);
+
+    impl crate::uplink::Wire for SocketWire {
+        fn transmit(&self, frame: &[u8]) -> bool {
+            self.0.send(frame).is_ok()
+        }
+        fn receive(&self, buf: &mut [u8]) -> Option<usize> {
+            self.0.recv(buf).ok()
+        }
+        fn readable(&self) -> BorrowedFd<'_> {
+            use std::os::fd::AsFd;
+            self.0.as_fd()
+        }
+    }
+
+    fn socket_wire() -> (Arc<SocketWire>, std::os::unix::net::UnixDatagram) {
+        let (near, far) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        near.set_nonblocking(true).unwrap();
+        (Arc::new(SocketWire(near)), far)
+    }
+
+    #[test]
+    fn a_plugged_wire_carries_the_uplink_both_ways_and_unplugged_the_queues_do() {
+        let (nic, mut p) = platform();
+        let (wire, far) = socket_wire();
+        nic.uplink().plug(wire);
+        far.send(b"from the wire").unwrap();
+        nic.uplink().send(b"queued");
+        let mut buf = [0u8; 64];
+        // What the far end queued first, then what the wire holds, then nothing.
+        assert_eq!(p.uplink_recv(&mut buf), Some(6));
+        assert_eq!(p.uplink_recv(&mut buf), Some(13));
+        assert_eq!(&buf[..13], b"from the wire");
+        assert_eq!(p.uplink_recv(&mut buf), None);
+        assert!(p.uplink_send(b"onto the wire"));
+        assert_eq!(far.recv(&mut buf).unwrap(), 13);
+        assert_eq!(nic.uplink().recv(Duration::ZERO), None, "not queued");
+        nic.uplink().unplug();
+        assert!(p.uplink_send(b"out"));
+        assert_eq!(
+            nic.uplink().recv(Duration::from_secs(1)).as_deref(),
+            Some(&b"out"[..])
+        );
+    }
+
+    #[test]
+    fn a_frame_on_the_wire_wakes_the_sleeping_device() {
+        let w = Wake::new().unwrap();
+        let (wire, far) = socket_wire();
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            far.send(b"x").unwrap();
+            far
+        });
+        let t = Instant::now();
+        w.wait(Duration::from_secs(5), Some(wire.0.as_fd()));
+        assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+        drop(sender.join().unwrap());
+    }
+
     #[test]
     fn wake_returns_at_once_when_rung_before() {
-        let w = Wake::default();
+        let w = Wake::new().unwrap();
         w.ring();
         let t = Instant::now();
-        w.wait(Duration::from_secs(5));
+        w.wait(Duration::from_secs(5), None);
         assert!(t.elapsed() < Duration::from_secs(1));
         let t = Instant::now();
-        w.wait(Duration::from_millis(5));
+        w.wait(Duration::from_millis(5), None);
         assert!(t.elapsed() >= Duration::from_millis(5));
     }
 
     #[test]
     fn wake_loses_no_ring_from_another_thread() {
-        let w = Arc::new(Wake::default());
+        let w = Arc::new(Wake::new().unwrap());
         let done = Arc::new(AtomicBool::new(false));
         let ringer = {
             let (w, done) = (Arc::clone(&w), Arc::clone(&done));
@@ -311,7 +386,7 @@ mod tests {
         // A lost ring would leave a wait to its 5 s timeout.
         let t = Instant::now();
         while !done.load(Ordering::SeqCst) {
-            w.wait(Duration::from_secs(5));
+            w.wait(Duration::from_secs(5), None);
         }
         ringer.join().unwrap();
         assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());

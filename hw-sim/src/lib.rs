@@ -44,4 +44,4 @@ pub use faults::FaultInjector;
 pub use nic::{FunctionPort, Nic, SimConfig, MAX_VFS};
 pub use nic_firmware::Function;
 pub use port::{Leds, SfpEeprom};
-pub use uplink::{UplinkPort, MAX_WIRE_FRAME};
+pub use uplink::{UplinkPort, Wire, MAX_WIRE_FRAME};

@@ -186,7 +186,8 @@ impl Nic {
             functions,
             uplink: Uplink::default(),
             port: PortHw::new(cfg.sfp),
-            wake: Wake::default(),
+            wake: Wake::new()
+                .map_err(|e| SimError::io("creating the device's doorbell eventfd", e))?,
             shutdown: AtomicBool::new(false),
             polls: Polls::default(),
         });

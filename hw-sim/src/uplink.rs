@@ -1,10 +1,27 @@
 //! The uplink port: a cable with a bounded queue in each direction. The far end is an
 //! [`UplinkPort`] (the top-of-rack switch, in tests); the near end is the firmware's
 //! `uplink_send`/`uplink_recv`. A full queue drops the frame, as a port with no buffer does.
+//!
+//! A [`Wire`] plugged into the port takes the place of the queues towards it: the device
+//! thread transmits onto it and receives from it itself, as a MAC drives its PHY, with no
+//! thread or copy between (frames the far end sends with [`UplinkPort::send`] still arrive).
+use crate::device::Wake;
 use crate::nic::Shared;
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex};
+use std::os::fd::BorrowedFd;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+/// A wire the device drives itself (a TAP, a socket): see the module.
+pub trait Wire: Send + Sync {
+    /// Puts `frame` on the wire, without waiting; false when it was lost.
+    fn transmit(&self, frame: &[u8]) -> bool;
+    /// Takes the next frame off the wire into `buf`, without waiting: its length. A frame
+    /// longer than `buf` is dropped, as a MAC drops frames over its maximum length.
+    fn receive(&self, buf: &mut [u8]) -> Option<usize>;
+    /// A descriptor that polls readable while a frame waits: the idle device sleeps on it.
+    fn readable(&self) -> BorrowedFd<'_>;
+}
 
 /// Frames each direction buffers before dropping.
 pub(crate) const QUEUE_FRAMES: usize = 1024;
@@ -59,9 +76,36 @@ pub(crate) struct Uplink {
     to_device: Mutex<Queue>,
     from_device: Mutex<Queue>,
     from_device_ready: Condvar,
+    wire: RwLock<Option<Arc<dyn Wire>>>,
 }
 
 impl Uplink {
+    fn wire(&self) -> std::sync::RwLockReadGuard<'_, Option<Arc<dyn Wire>>> {
+        self.wire.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Device transmits: onto the wire if one is plugged, else into the far end's queue.
+    pub(crate) fn transmit(&self, frame: &[u8]) -> bool {
+        match self.wire().as_ref() {
+            Some(wire) => wire.transmit(frame),
+            None => self.push_from_device(frame),
+        }
+    }
+
+    /// Device receives: what the far end queued, then what the wire holds.
+    pub(crate) fn receive(&self, buf: &mut [u8]) -> Option<usize> {
+        if let Some(n) = self.pop_to_device(buf) {
+            return Some(n);
+        }
+        self.wire().as_ref()?.receive(buf)
+    }
+
+    /// The idle device's sleep: until `wake` rings, the wire has a frame, or `timeout`.
+    pub(crate) fn sleep(&self, wake: &Wake, timeout: Duration) {
+        let wire = self.wire();
+        wake.wait(timeout, wire.as_ref().map(|w| w.readable()));
+    }
+
     /// Far end transmits. False when the device's receive queue was full.
     pub(crate) fn push_to_device(&self, frame: &[u8]) -> bool {
         lock(&self.to_device).push(frame)
@@ -141,6 +185,30 @@ impl UplinkPort {
     /// (a wire does not push back).
     pub fn send(&self, frame: &[u8]) {
         self.shared.uplink.push_to_device(frame);
+        self.shared.wake.ring();
+    }
+
+    /// Plugs `wire` into the port: from now on the device transmits onto it and receives
+    /// from it itself ([`Wire`]). Replaces a wire plugged before.
+    pub fn plug(&self, wire: Arc<dyn Wire>) {
+        *self
+            .shared
+            .uplink
+            .wire
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(wire);
+        // The device, if asleep, goes back to sleep watching the new wire too.
+        self.shared.wake.ring();
+    }
+
+    /// Unplugs the wire, if any: frames go through the queues again.
+    pub fn unplug(&self) {
+        *self
+            .shared
+            .uplink
+            .wire
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         self.shared.wake.ring();
     }
 

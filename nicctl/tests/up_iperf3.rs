@@ -5,9 +5,10 @@
 //! - `up_iperf3_...`: 5 s of iperf3 in the same subnet and across subnets
 //!   (`examples/three-tier.toml`) and across two hosts over VXLAN
 //!   (`examples/two-hosts.toml`); prints Gbit/s and each ratio to the veth pair. It asserts
-//!   that TCP moves data and that the VM's super-frames crossed the NIC whole (the server's
-//!   VF received frames longer than any VF frame); the ratios are figures, not assertions,
-//!   since CI machines are shared.
+//!   that TCP moves data and that the server's VF received super-frames (frames longer than
+//!   any VF frame): whole from the client's VF on one host, coalesced again by the receiving
+//!   NIC across hosts. The ratios are figures, not assertions, since CI machines are
+//!   shared.
 //! - `up_tcp_on_the_wire_...`: the segments the firmware cut from the VMs' super-frames, as
 //!   the underlay and an internet gateway see them: valid IPv4 and TCP checksums, and
 //!   segments of the VF MTU between hosts and of 1500 bytes toward the gateway.
@@ -127,18 +128,19 @@ fn up_iperf3_between_vms_same_subnet_across_subnets_and_across_hosts_beside_a_ve
         assert!(g > 0.0, "{what}: {g} Gbit/s");
     }
     // On one host the VM's TCP super-frames reach the other VM whole (RX_GSO): frames
-    // longer than a VF frame can be. Across hosts they travel as segments of the VF MTU.
+    // longer than a VF frame can be. Across hosts they travel as segments of the VF MTU
+    // (`up_tcp_on_the_wire_...`), which the receiving NIC coalesces again.
     let vf_frame = shared_regs::VF_MAX_FRAME as u64;
-    for (what, len) in [("same subnet", same_len), ("across subnets", across_len)] {
+    for (what, len) in [
+        ("same subnet", same_len),
+        ("across subnets", across_len),
+        ("across hosts", hosts_len),
+    ] {
         assert!(
             len > vf_frame,
-            "{what}: mean frame {len} B: super-frames were cut"
+            "{what}: mean frame {len} B: no super-frames reached the VM"
         );
     }
-    assert!(
-        hosts_len <= vf_frame,
-        "across hosts: mean frame {hosts_len} B"
-    );
 }
 
 /// One TCP/IPv4 packet as tshark decoded it from the wire (the innermost headers of a

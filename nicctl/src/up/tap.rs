@@ -163,6 +163,12 @@ impl AsRawFd for Tap {
     }
 }
 
+impl std::os::fd::AsFd for Tap {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
 const _: () = assert!(std::mem::size_of::<IfReq>() == 40);
 
 /// A device name unique on this machine while this process runs: `prefix` (two bytes),
