@@ -28,11 +28,14 @@
 //!   super-frame whose destination is a VF of this NIC that set `CONTROL.RX_GSO` and posted
 //!   a buffer that holds it is delivered whole (below).
 //! - [`RxFlags::CSUM_VALID`]: the frame's TCP or UDP checksum is right: the device computed
-//!   it for a sender that asked for [`TxFlags::CSUM`] or [`TxFlags::TSO`]. Without it the
-//!   receiver checks the checksum itself.
-//! - [`RxFlags::GSO_TCP4`]: the frame is a TCP/IPv4 super-frame delivered whole, its
-//!   checksums valid over the whole frame and `mss` the sender's segment size; the receiver
-//!   may hand it to its stack as one coalesced packet (Linux: `SKB_GSO_TCPV4`).
+//!   it for a sender that asked for [`TxFlags::CSUM`] or [`TxFlags::TSO`], or checked every
+//!   segment it coalesced. Without it the receiver checks the checksum itself.
+//! - [`RxFlags::GSO_TCP4`]: the frame is a TCP/IPv4 super-frame, its checksums valid over
+//!   the whole frame and `mss` its segment size; the receiver may hand it to its stack as
+//!   one coalesced packet (Linux: `SKB_GSO_TCPV4`). Either a local VF's super-frame
+//!   delivered whole, or back-to-back segments of one TCP flow that arrived from the uplink
+//!   in one batch, coalesced (as Linux's GRO): only segments that cutting at `mss` gives
+//!   back byte for byte (but for the IPv4 identification) are coalesced.
 use crate::{Le16, Le64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -60,7 +63,7 @@ bitflags::bitflags! {
         /// Device: the frame's TCP or UDP checksum was computed by the device and is right.
         const CSUM_VALID = 1 << 0;
         /// Device: a TCP/IPv4 super-frame of segments of `mss` payload bytes, delivered
-        /// whole to a VF that set `CONTROL.RX_GSO`.
+        /// whole or coalesced to a VF that set `CONTROL.RX_GSO`.
         const GSO_TCP4 = 1 << 1;
         /// Device: a frame of `len` bytes is in the buffer.
         const DONE = 1 << 15;
@@ -108,8 +111,8 @@ pub struct RxDesc {
     pub len: Le16,
     /// [`RxFlags`] (device).
     pub flags: Le16,
-    /// With [`RxFlags::GSO_TCP4`]: the sender's TCP payload bytes a segment (device; ABI
-    /// 1.5, was reserved).
+    /// With [`RxFlags::GSO_TCP4`]: TCP payload bytes a segment, the sender's or the first
+    /// coalesced segment's (device; ABI 1.5, was reserved).
     pub mss: Le16,
 }
 

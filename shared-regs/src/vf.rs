@@ -61,9 +61,9 @@ bitflags::bitflags! {
     pub struct Control: u32 {
         /// Serve the TX and RX rings.
         const ENABLE = 1 << 0;
-        /// Deliver TCP super-frames whole ([`crate::desc::RxFlags::GSO_TCP4`]) into RX
-        /// buffers large enough; without it (or when the next buffer is too small) they
-        /// arrive cut into segments.
+        /// Deliver TCP super-frames whole, and coalesce segments from the uplink
+        /// ([`crate::desc::RxFlags::GSO_TCP4`]), into RX buffers large enough; without it
+        /// (or when the next buffer is too small) they arrive as segments.
         const RX_GSO = 1 << 1;
     }
 
