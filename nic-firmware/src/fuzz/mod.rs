@@ -1,9 +1,10 @@
 //! Fuzz targets (feature `testing`, never in a firmware image). libFuzzer runs them through
-//! `nic-firmware/fuzz` (`cargo +nightly fuzz run pipeline`, `admin`, `offload`); `cargo
-//! test` replays them over their seeds and a few thousand random inputs. A target panics
-//! only when the firmware breaks a promise: a panic of its own, a stage that disagrees with
-//! the reference path, a malformed frame on the wire, an admin command left without a
-//! completion, an offload that breaks what `shared_regs::desc` says of it.
+//! `nic-firmware/fuzz` (`cargo +nightly fuzz run pipeline`, `admin`, `offload`,
+//! `coalesce`); `cargo test` replays them over their seeds and a few thousand random inputs.
+//! A target panics only when the firmware breaks a promise: a panic of its own, a stage that
+//! disagrees with the reference path, a malformed frame on the wire, an admin command left
+//! without a completion, an offload that breaks what `shared_regs::desc` says of it, received
+//! segments coalesced into a super-frame that does not cut back into them.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,6 +14,7 @@
 )]
 extern crate std;
 
+pub mod coalesce;
 pub mod offload;
 #[cfg(test)]
 mod tests;

@@ -342,6 +342,12 @@ fn generated_seeds() -> Vec<(String, Vec<u8>)> {
     for i in 0..24 {
         out.push((format!("offload/generated-{i:02}"), offload_input(&mut rng)));
     }
+    for i in 0..12 {
+        out.push((
+            format!("coalesce/generated-{i:02}"),
+            coalesce_input(&mut rng),
+        ));
+    }
     out
 }
 
@@ -491,4 +497,144 @@ fn offload_target_holds_on_its_seeds_and_on_generated_and_random_input() {
         offload(&random_bytes(&mut rng, 200));
     }
     offload(&[]);
+}
+
+/// A coalesce target input: mostly full segments of one flow to VF 0, back to back with
+/// ACK, at an mss a VM's stack uses (or one whose super-frames reach 64 KiB, or an odd
+/// one), and now and then a second flow, another destination, a short, empty or long
+/// segment, a gap, a PSH or another flag, or a mishap.
+pub(super) fn coalesce_input(rng: &mut Rng) -> Vec<u8> {
+    let mss_kind = match rng.below(10) {
+        0..=3 => 0u8,
+        4 | 5 => 2,
+        6 => rng.pick(&[3u8, 4, 5, 6]),
+        _ => 7,
+    };
+    let custom = match rng.below(4) {
+        0 => rng.range(8184, 8949),
+        1 => rng.range(1, 64),
+        _ => rng.range(1, 8949),
+    } as u16;
+    // Now and then every segment has what only some have in a troubled stream: no DF or
+    // a fragment, IPv4 options, ECN, Ethernet padding (where the mss is small and there
+    // are no TCP options, so that short segments are padded).
+    let pad = matches!(mss_kind, 4 | 5) && rng.chance(40);
+    let options = if pad { 2 } else { rng.pick(&[0u8, 0, 2, 3]) };
+    let choice = mss_kind
+        | options << 3
+        | u8::from(rng.chance(15)) << 5
+        | u8::from(rng.chance(20)) << 6
+        | u8::from(rng.chance(10)) << 7;
+    let every = if rng.chance(75) {
+        0
+    } else {
+        let frag = if rng.chance(50) {
+            0
+        } else {
+            rng.range(4, 7) as u8
+        };
+        frag | u8::from(rng.chance(30)) << 3 | u8::from(rng.chance(30)) << 4
+    } | u8::from(pad) << 5
+        | if rng.chance(70) {
+            0
+        } else {
+            rng.range(1, 3) as u8
+        } << 6;
+    let mut input = vec![choice];
+    input.extend_from_slice(&custom.to_be_bytes());
+    input.push(rng.next_u64() as u8);
+    input.push(every);
+    // A calm stream (a bulk transfer: runs up to 64 KiB) or a troubled one.
+    let calm = rng.chance(35);
+    let two_flows = !calm && rng.chance(40);
+    let elsewhere = !calm && rng.chance(40);
+    let mishaps = !calm && rng.chance(50);
+    // Per cent of segments shorter, longer or empty; off in sequence; with other flags.
+    let (odd_len, odd_step, odd_flags) = if calm { (3, 1, 5) } else { (15, 6, 20) };
+    for _ in 0..1 + rng.below(coalesce::MAX_FRAMES as u64) {
+        let what = if !mishaps || rng.chance(85) {
+            rng.below(88)
+        } else {
+            rng.range(88, 127).into()
+        } as u8;
+        let flow = if two_flows && rng.chance(30) {
+            3
+        } else {
+            rng.below(3) as u8
+        };
+        let dst = if elsewhere && rng.chance(25) {
+            rng.range(5, 7)
+        } else {
+            rng.below(5) as u32
+        } as u8;
+        let len = if !rng.chance(odd_len) {
+            rng.below(192)
+        } else {
+            let (lo, hi) = rng.pick(&[(192, 223), (224, 247), (248, 255)]);
+            rng.range(lo, hi).into()
+        } as u8;
+        let step = if !rng.chance(odd_step) {
+            rng.below(216)
+        } else {
+            rng.range(216, 255).into()
+        } as u8;
+        let flags = if !rng.chance(odd_flags) {
+            rng.below(184)
+        } else if rng.chance(50) {
+            rng.range(184, 215).into()
+        } else {
+            rng.range(216, 255).into()
+        } as u8;
+        let split = !calm && rng.chance(10);
+        input.extend_from_slice(&[
+            what | u8::from(split) << 7,
+            flow | dst << 2 | (rng.below(4) as u8) << 5,
+            len,
+            step,
+            flags,
+            rng.next_u64() as u8,
+            rng.next_u64() as u8,
+        ]);
+    }
+    input
+}
+
+#[test]
+fn coalesce_target_holds_on_its_seeds_and_on_generated_and_random_input() {
+    use coalesce::coalesce;
+    let seeds = seeds("coalesce");
+    assert!(seeds.len() >= 10, "{} seeds", seeds.len());
+    for s in &seeds {
+        coalesce(s);
+    }
+    let mut rng = Rng(0xc0a1_e5ce);
+    let (mut delivered, mut super_frames, mut coalesced) = (0, 0, 0);
+    let (mut near_full, mut short_buffer) = (0, 0);
+    for _ in 0..400 {
+        let input = coalesce_input(&mut rng);
+        let out = coalesce(&input);
+        delivered += out.delivered;
+        super_frames += out.super_frames;
+        coalesced += out.coalesced;
+        near_full += out.near_full;
+        short_buffer += out.short_buffer;
+        coalesce(&flip_some(&mut rng, input));
+    }
+    // The generator reaches coalescing, often, up to what an RX buffer holds, of 64 KiB or
+    // less.
+    assert!(delivered > 3000, "{delivered} frames delivered");
+    assert!(super_frames > 500, "{super_frames} super-frames");
+    assert!(coalesced > 1800, "{coalesced} segments coalesced");
+    assert!(
+        near_full > 15,
+        "{near_full} super-frames that filled their buffer"
+    );
+    assert!(
+        short_buffer > 20,
+        "{short_buffer} that filled a shorter one"
+    );
+    for _ in 0..500 {
+        coalesce(&random_bytes(&mut rng, 200));
+    }
+    coalesce(&[]);
 }
