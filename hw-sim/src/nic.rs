@@ -448,7 +448,7 @@ mod tests {
     fn idle_device_does_not_spin() {
         let nic = Nic::start(small()).unwrap();
         assert!(nic.wait_polls(1, Duration::from_secs(5)), "never polled");
-        // Past bring-up and the BUSY_SPIN that follows any work.
+        // Past bring-up.
         std::thread::sleep(Duration::from_millis(20));
         let before = nic.polls();
         // A rate over a window of time: this sleep is the measurement, not a wait.
