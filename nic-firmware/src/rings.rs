@@ -383,7 +383,7 @@ impl VfRings {
 
 impl VfRings {
     /// Delivers the segments at the start of `frames` (`None` where a frame is bound
-    /// elsewhere) as one super-frame ([`coalesce`]) when this VF takes super-frames and at
+    /// elsewhere) as one super-frame ([`crate::coalesce`]) when this VF takes super-frames and at
     /// least two coalesce into its next RX buffer: how many frames it took and the
     /// super-frame's length, `Ok((0, 0))` when none (the caller delivers the first alone).
     /// `Err`: that many frames lost, and why.
