@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the bare-metal images in release and checks them:
+# Builds the bare-metal images (profile `board`: for size, LTO) and checks them:
 #  1. the QEMU self-test image runs on qemu-system-riscv32 (virt machine) and prints
 #     `selftest: N passed, 0 failed`;
 #  2. the board image fits its flash budget (README: 128 KiB of text + rodata + data).
@@ -9,10 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=riscv32imac-unknown-none-elf
 FLASH_BUDGET=$((128 * 1024))
-OUT=target/$TARGET/release
+OUT=target/$TARGET/board
 
-cargo build -p nic-board --release --target "$TARGET" --bins
-cargo build -p nic-board --release --target "$TARGET" --bin board --features defmt
+cargo build -p nic-board --profile board --target "$TARGET" --bins
+cargo build -p nic-board --profile board --target "$TARGET" --bin board --features defmt
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -34,7 +34,7 @@ if tr -d '\r' <"$log" | grep -q '\.\.\. FAIL$'; then
 fi
 
 # The silent board image (no defmt) is what the budget is for; the defmt build is reported.
-cargo build -p nic-board --release --target "$TARGET" --bin board
+cargo build -p nic-board --profile board --target "$TARGET" --bin board
 for variant in board; do
     read -r text data _ < <(riscv64-unknown-elf-size "$OUT/$variant" | awk 'NR == 2 { print $1, $2, $3 }')
     flash=$((text + data))

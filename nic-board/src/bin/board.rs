@@ -3,7 +3,7 @@
 //! `PORT_GET`) and drives the link LEDs through the platform. Logs through defmt over RTT
 //! with feature `defmt`.
 //!
-//! Build: `cargo build -p nic-board --release --target riscv32imac-unknown-none-elf --bin board`.
+//! Build: `cargo build -p nic-board --profile board --target riscv32imac-unknown-none-elf --bin board`.
 //! On the host this is a stub.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
