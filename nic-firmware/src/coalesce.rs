@@ -12,8 +12,8 @@
 //! segment's IPv4 and TCP checksums are checked: one that fails goes alone, and the VM's
 //! stack drops it as it would have.
 use crate::offload::{
-    fill_ip_checksum, fold, get16, get32, pseudo_header, put16, sum, ETHERTYPE_IPV4, IP, IP_FRAG,
-    IP_PROTO, IP_TOTAL_LEN, PROTO_TCP, TCP_CSUM, TCP_FLAGS, TCP_PSH, TCP_SEQ,
+    fill_super_frame_headers, fold, get16, get32, pseudo_header, sum, ETHERTYPE_IPV4, IP, IP_FRAG,
+    IP_PROTO, IP_TOTAL_LEN, PROTO_TCP, TCP_FLAGS, TCP_PSH, TCP_SEQ,
 };
 
 /// The only IPv4 header that coalesces: version 4, 20 bytes.
@@ -182,27 +182,21 @@ impl Run {
     /// Turns `header`, the first segment's headers, into the super-frame's: IPv4 length
     /// and checksum, TCP flags and checksum.
     pub(crate) fn finish(&self, header: &mut [u8]) -> Option<()> {
-        let l4_len = self.len.checked_sub(TCP)?;
-        put16(
+        fill_super_frame_headers(
             header,
-            IP_TOTAL_LEN,
-            u16::try_from(l4_len.checked_add(IPV4_HEADER)?).ok()?,
-        )?;
-        fill_ip_checksum(header, IPV4_HEADER)?;
-        *header.get_mut(TCP.checked_add(TCP_FLAGS)?)? = self.flags;
-        let at = TCP.checked_add(TCP_CSUM)?;
-        put16(header, at, 0)?;
-        let acc = sum(
-            header.get(TCP..self.header_len)?,
-            pseudo_header(header, PROTO_TCP, l4_len)?,
-        );
-        put16(header, at, !fold(acc.wrapping_add(self.payload_sum)))
+            IPV4_HEADER,
+            self.header_len,
+            self.len,
+            self.flags,
+            self.payload_sum,
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::offload::fill_ip_checksum;
     use crate::testing::{ethernet, ipv4};
     use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpPacket};
     use std::net::Ipv4Addr;

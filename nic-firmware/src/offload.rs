@@ -271,22 +271,43 @@ impl SuperFrame {
     /// [`sum`] over the whole payload. Sets the IPv4 length to the frame's, the TCP flags
     /// to those the VF handed over, and both checksums.
     pub fn finish_whole(&self, header: &mut [u8], payload_sum: u64) -> Option<()> {
-        let ihl = usize::from(self.ihl);
-        let tcp = IP.checked_add(ihl)?;
-        *header.get_mut(tcp.checked_add(TCP_FLAGS)?)? = self.tcp_flags;
-        let l4_len = usize::from(self.len).checked_sub(tcp)?;
-        put16(
+        fill_super_frame_headers(
             header,
-            IP_TOTAL_LEN,
-            u16::try_from(ihl.checked_add(l4_len)?).ok()?,
-        )?;
-        fill_ip_checksum(header, ihl)?;
-        let at = tcp.checked_add(TCP_CSUM)?;
-        put16(header, at, 0)?;
-        let tcp_header = header.get(tcp..usize::from(self.header_len))?;
-        let acc = sum(tcp_header, pseudo_header(header, PROTO_TCP, l4_len)?);
-        put16(header, at, !fold(acc.wrapping_add(payload_sum)))
+            usize::from(self.ihl),
+            usize::from(self.header_len),
+            usize::from(self.len),
+            self.tcp_flags,
+            payload_sum,
+        )
     }
+}
+
+/// Fills the headers of a TCP/IPv4 super-frame of `len` bytes, delivered whole or
+/// coalesced: `header` holds its Ethernet, IPv4 (`ihl` bytes) and TCP headers
+/// (`header_len` bytes in all), and `payload_sum` is [`sum`] over its whole payload. Sets
+/// the IPv4 length and checksum, the TCP flags to `tcp_flags` and the TCP checksum.
+pub(crate) fn fill_super_frame_headers(
+    header: &mut [u8],
+    ihl: usize,
+    header_len: usize,
+    len: usize,
+    tcp_flags: u8,
+    payload_sum: u64,
+) -> Option<()> {
+    let tcp = IP.checked_add(ihl)?;
+    *header.get_mut(tcp.checked_add(TCP_FLAGS)?)? = tcp_flags;
+    let l4_len = len.checked_sub(tcp)?;
+    put16(
+        header,
+        IP_TOTAL_LEN,
+        u16::try_from(ihl.checked_add(l4_len)?).ok()?,
+    )?;
+    fill_ip_checksum(header, ihl)?;
+    let at = tcp.checked_add(TCP_CSUM)?;
+    put16(header, at, 0)?;
+    let tcp_header = header.get(tcp..header_len)?;
+    let acc = sum(tcp_header, pseudo_header(header, PROTO_TCP, l4_len)?);
+    put16(header, at, !fold(acc.wrapping_add(payload_sum)))
 }
 
 #[cfg(test)]
