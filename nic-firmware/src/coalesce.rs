@@ -125,10 +125,14 @@ impl Run {
     /// bound for the VF at hand) whose super-frame is at most `room` bytes. `None` unless at
     /// least two coalesce.
     pub(crate) fn find<'a>(
-        mut frames: impl Iterator<Item = Option<&'a [u8]>>,
+        frames: impl Iterator<Item = Option<&'a [u8]>>,
         room: usize,
     ) -> Option<Run> {
+        let mut frames = frames.peekable();
         let first_frame = frames.next()??;
+        // A frame with none after it for this VF is no run: its payload is not summed for
+        // nothing (the last of most batches).
+        frames.peek()?.as_ref()?;
         let first = Segment::parse(first_frame)?;
         if first.flags & TCP_PSH != 0 || first_frame.len() > room {
             return None;
