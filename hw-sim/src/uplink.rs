@@ -191,24 +191,22 @@ impl UplinkPort {
     /// Plugs `wire` into the port: from now on the device transmits onto it and receives
     /// from it itself ([`Wire`]). Replaces a wire plugged before.
     pub fn plug(&self, wire: Arc<dyn Wire>) {
-        *self
-            .shared
-            .uplink
-            .wire
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Some(wire);
-        // The device, if asleep, goes back to sleep watching the new wire too.
-        self.shared.wake.ring();
+        self.set_wire(Some(wire));
     }
 
     /// Unplugs the wire, if any: frames go through the queues again.
     pub fn unplug(&self) {
+        self.set_wire(None);
+    }
+
+    fn set_wire(&self, wire: Option<Arc<dyn Wire>>) {
         *self
             .shared
             .uplink
             .wire
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = None;
+            .unwrap_or_else(|p| p.into_inner()) = wire;
+        // The device, if asleep, goes back to sleep watching the wire it has now.
         self.shared.wake.ring();
     }
 
