@@ -70,7 +70,7 @@ impl GatewayNs {
         let name = plan.name.as_str();
         if netns::exists(name) {
             return Err(IpError {
-                args: format!("netns add {name}"),
+                command: format!("ip netns add {name}"),
                 reason: "a network namespace of that name exists and is not this deployment's"
                     .into(),
             });
@@ -231,21 +231,9 @@ impl GatewayNs {
 }
 
 fn bridge_in(ns: &str, args: &[&str]) -> Result<(), IpError> {
-    let out = std::process::Command::new("bridge")
-        .args(["-n", ns])
-        .args(args)
-        .output()
-        .map_err(|e| IpError {
-            args: format!("bridge {}", args.join(" ")),
-            reason: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(IpError {
-            args: format!("bridge -n {ns} {}", args.join(" ")),
-            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(())
+    let mut full = vec!["-n", ns];
+    full.extend_from_slice(args);
+    netns::iproute2("bridge", &full).map(drop)
 }
 
 impl Drop for GatewayNs {

@@ -440,7 +440,7 @@ impl Deployment {
         };
         let underlay = self.underlay.as_mut().ok_or_else(|| {
             fail(IpError {
-                args: String::new(),
+                command: format!("ip netns add {}", plan.name),
                 reason: "the deployment has no underlay".into(),
             })
         })?;

@@ -2,24 +2,31 @@
 //! type, so what `nicctl up` builds can be inspected and repaired by hand.
 use std::process::Command;
 
-/// A failed `ip` command, with what it printed.
+/// A failed network command (`ip`, `tc`, `bridge`, ...), with what it printed.
 #[derive(Debug, thiserror::Error)]
-#[error("`ip {args}` failed: {reason}")]
+#[error("`{command}` failed: {reason}")]
 pub struct IpError {
-    pub args: String,
+    /// The command line, tool first.
+    pub command: String,
     pub reason: String,
 }
 
 /// Runs `ip ARGS`.
 pub fn ip(args: &[&str]) -> Result<String, IpError> {
+    iproute2("ip", args)
+}
+
+/// Runs iproute2's `tool ARGS` (`ip`, `tc`, `bridge`): what it printed.
+pub fn iproute2(tool: &str, args: &[&str]) -> Result<String, IpError> {
     let fail = |reason: String| IpError {
-        args: args.join(" "),
+        command: format!("{tool} {}", args.join(" ")),
         reason,
     };
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| fail(format!("could not run ip: {e} (is iproute2 installed?)")))?;
+    let out = Command::new(tool).args(args).output().map_err(|e| {
+        fail(format!(
+            "could not run {tool}: {e} (is iproute2 installed?)"
+        ))
+    })?;
     if !out.status.success() {
         return Err(fail(
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
@@ -33,6 +40,13 @@ pub fn ip_in(ns: &str, args: &[&str]) -> Result<String, IpError> {
     let mut full = vec!["-n", ns];
     full.extend_from_slice(args);
     ip(&full)
+}
+
+/// Runs `tc ARGS` inside namespace `ns`.
+pub fn tc_in(ns: &str, args: &[&str]) -> Result<String, IpError> {
+    let mut full = vec!["-n", ns];
+    full.extend_from_slice(args);
+    iproute2("tc", &full)
 }
 
 /// Creates namespace `name`, with its loopback up.
@@ -90,4 +104,26 @@ pub fn end_processes(name: &str) {
 /// True when namespace `name` exists.
 pub fn exists(name: &str) -> bool {
     std::path::Path::new("/run/netns").join(name).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_command_is_named_tool_first_with_what_it_printed() {
+        let e = tc_in("vpcnic-no-such-namespace", &["qdisc", "show"]).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("`tc -n vpcnic-no-such-namespace qdisc show` failed: "),
+            "{shown}"
+        );
+        assert!(!e.reason.is_empty(), "{shown}");
+        let e = ip(&["link", "show", "vpcnic-no-such-dev"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("`ip link show vpcnic-no-such-dev` failed: "),
+            "{e}"
+        );
+    }
 }

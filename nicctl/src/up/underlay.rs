@@ -2,7 +2,7 @@
 //! uplink is a TAP on its host bridge (192.0.2.0/24 in the VPC file's numbering), every
 //! gateway namespace hangs off its gateway bridge (203.0.113.0/24), and the router forwards
 //! between the two. VXLAN crosses it for real, so tcpdump and tshark can watch it.
-use super::netns::{self, ip, ip_in, IpError};
+use super::netns::{self, ip, ip_in, tc_in, IpError};
 use super::tap::Tap;
 use host_driver::tables::MacDisplay;
 use hw_sim::vfio_user::uplink::UplinkClient;
@@ -96,21 +96,9 @@ pub struct Underlay {
 }
 
 fn sysctl(ns: &str, settings: &[&str]) -> Result<(), IpError> {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", ns, "sysctl", "-qw"])
-        .args(settings)
-        .output()
-        .map_err(|e| IpError {
-            args: format!("netns exec {ns} sysctl"),
-            reason: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(IpError {
-            args: format!("netns exec {ns} sysctl -qw {}", settings.join(" ")),
-            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(())
+    let mut args = vec!["netns", "exec", ns, "sysctl", "-qw"];
+    args.extend_from_slice(settings);
+    ip(&args).map(drop)
 }
 
 impl Underlay {
@@ -179,7 +167,7 @@ impl Underlay {
     pub fn attach_nic(&mut self, port: &str, uplink: Arc<dyn Cable>) -> Result<(), IpError> {
         let temp = super::tap::unique_name("vu");
         let tap = Tap::create(&temp).map_err(|e| IpError {
-            args: format!("tuntap add {temp}"),
+            command: format!("ip tuntap add {temp}"),
             reason: e.to_string(),
         })?;
         let ns = self.name.as_str();
@@ -199,9 +187,13 @@ impl Underlay {
                 "up",
             ],
         )?;
+        // The TAP's own ring is the port's buffer: a full ring drops, as a switch port
+        // does, so a qdisc in front of it never holds a frame and only costs its lock and
+        // queueing on every frame the router forwards to this NIC.
+        tc_in(ns, &["qdisc", "replace", "dev", port, "root", "noqueue"])?;
         self.uplinks
             .push(UplinkBridge::spawn(tap, uplink).map_err(|e| IpError {
-                args: format!("uplink bridge for {port}"),
+                command: format!("uplink bridge for {port}"),
                 reason: e.to_string(),
             })?);
         Ok(())
