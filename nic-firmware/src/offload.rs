@@ -7,6 +7,7 @@
 //! applies to it and a frame buffer never holds more than one VF frame. Only the first
 //! segment of a super-frame is cut before the pipeline has decided; when its verdict is a
 //! local VF that takes super-frames, the rest is never cut (see `rings`).
+use shared_regs::desc::MIN_TSO_MSS;
 use shared_regs::vf::Offloads;
 use shared_regs::ETH_HEADER_LEN;
 
@@ -185,13 +186,13 @@ pub struct SuperFrame {
 impl SuperFrame {
     /// Checks the headers read from the start of a super-frame of `len` bytes (`head`: its
     /// first [`MAX_HEADER`] bytes, or all of it if shorter). `None` when it is not a TCP/IPv4
-    /// frame whose headers it holds whole, or `mss` is 0.
+    /// frame whose headers it holds whole, or `mss` is below [`MIN_TSO_MSS`].
     pub fn parse(addr: u64, len: u16, mss: u16, head: &[u8]) -> Option<SuperFrame> {
         let (ihl, proto) = ipv4_unfragmented(head)?;
         let tcp = IP.checked_add(ihl)?;
         let doff = usize::from(*head.get(tcp.checked_add(12)?)? >> 4).checked_mul(4)?;
         let header_len = tcp.checked_add(doff)?;
-        if proto != PROTO_TCP || doff < 20 || header_len > usize::from(len) || mss == 0 {
+        if proto != PROTO_TCP || doff < 20 || header_len > usize::from(len) || mss < MIN_TSO_MSS {
             return None;
         }
         Some(SuperFrame {
@@ -490,6 +491,8 @@ mod tests {
         let ok = |f: &[u8], mss| SuperFrame::parse(0, f.len() as u16, mss, f).is_some();
         assert!(ok(&f, 1000));
         assert!(!ok(&f, 0), "mss 0");
+        assert!(!ok(&f, MIN_TSO_MSS - 1), "mss below the least a TCP sends");
+        assert!(ok(&f, MIN_TSO_MSS));
         assert!(!ok(&f[..40], 1000), "headers cut short");
         let mut udp = f.clone();
         udp[IP_PROTO] = PROTO_UDP;

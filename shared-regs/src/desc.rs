@@ -42,6 +42,12 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 /// Bytes in one descriptor of either ring.
 pub const DESC_SIZE: usize = 16;
 
+/// The smallest `mss` a [`TxFlags::TSO`] descriptor may ask for: the least a Linux TCP
+/// ever sends (`tcp_min_snd_mss` cannot go lower). It bounds the segments one descriptor
+/// makes the device cut (1,365 at most), as NICs bound their TSO mss: a driver with a
+/// smaller one segments in software.
+pub const MIN_TSO_MSS: u16 = 48;
+
 bitflags::bitflags! {
     /// `TxDesc::flags`.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +83,8 @@ pub enum TxStatus {
     /// The frame was taken (forwarded or dropped by policy; see the counters).
     Ok = 0,
     /// The descriptor was malformed (no EOP, zero length or longer than a VF frame; with
-    /// `TSO`: not TCP/IPv4, headers cut short, `mss` 0, or offloads the VF does not offer).
+    /// `TSO`: not TCP/IPv4, headers cut short, `mss` below [`MIN_TSO_MSS`], or offloads the
+    /// VF does not offer).
     BadDescriptor = 1,
     /// The frame buffer could not be read by DMA.
     DmaError = 2,
@@ -95,7 +102,8 @@ pub struct TxDesc {
     pub flags: Le16,
     /// [`TxStatus`], written by the device.
     pub status: Le16,
-    /// With [`TxFlags::TSO`]: TCP payload bytes a segment (ABI 1.5; was reserved, 0).
+    /// With [`TxFlags::TSO`]: TCP payload bytes a segment, at least [`MIN_TSO_MSS`] (ABI 1.5;
+    /// was reserved, 0).
     pub mss: Le16,
 }
 

@@ -28,7 +28,7 @@
 use hw_sim::guest::GuestPort;
 use hw_sim::memfd::SharedMemory;
 use hw_sim::{Function, FunctionName, SimError};
-use shared_regs::desc::{RxDesc, RxFlags, TxDesc, TxFlags, DESC_SIZE};
+use shared_regs::desc::{RxDesc, RxFlags, TxDesc, TxFlags, DESC_SIZE, MIN_TSO_MSS};
 use shared_regs::vf;
 use shared_regs::{Le16, Le64};
 use std::os::fd::{AsRawFd, RawFd};
@@ -318,7 +318,7 @@ impl VfDriver {
     }
 
     /// [`VfDriver::send`], asking the device for `offload`. Refused: an offload
-    /// [`VfDriver::offloads`] lacks, an `mss` of 0, a frame longer than a buffer (a
+    /// [`VfDriver::offloads`] lacks, an `mss` below [`MIN_TSO_MSS`], a frame longer than a buffer (a
     /// super-frame) or than [`BUF_SIZE`] (any other frame, as [`VfDriver::send`] always did).
     pub fn send_with(&mut self, frame: &[u8], offload: TxOffload) -> Result<(), VfDriverError> {
         let (flags, mss) = self.tx_flags(offload, frame.len())?;
@@ -372,8 +372,11 @@ impl VfDriver {
             }
             TxOffload::Tso { mss } => {
                 self.need(vf::Offloads::TSO4, "TCP segmentation offload")?;
-                if mss == 0 {
-                    return Err(self.err("TSO with an mss of 0: no segment could carry data"));
+                if mss < MIN_TSO_MSS {
+                    return Err(self.err(format!(
+                        "TSO with an mss of {mss}: the device cuts segments of {MIN_TSO_MSS} \
+                         payload bytes or more"
+                    )));
                 }
                 (TxFlags::EOP | TxFlags::TSO, mss, self.buf_len)
             }
@@ -1024,6 +1027,12 @@ mod tests {
 
         let mut g = VfDriver::attach_with(b.nic.vf(1).unwrap(), 4, OFFLOADS).unwrap();
         refused(&mut g, b"x", TxOffload::Tso { mss: 0 }, "mss of 0");
+        refused(
+            &mut g,
+            b"x",
+            TxOffload::Tso { mss: 47 },
+            "mss of 47: the device cuts",
+        );
         let big = vec![0u8; shared_regs::MAX_SUPER_FRAME + 1];
         refused(&mut g, &big, TxOffload::Tso { mss: 1448 }, "does not fit");
         // Only a super-frame may be longer than a VF frame's buffer.

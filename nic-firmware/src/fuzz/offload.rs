@@ -17,7 +17,7 @@ use crate::offload::{fold, sum};
 use crate::platform::{Function, Platform};
 use crate::testing::{vpc, FakeNic};
 use core::net::Ipv4Addr;
-use shared_regs::desc::{RxFlags, TxFlags, TxStatus};
+use shared_regs::desc::{RxFlags, TxFlags, TxStatus, MIN_TSO_MSS};
 use shared_regs::stats::Counter;
 use shared_regs::VF_MAX_FRAME;
 use std::vec;
@@ -407,16 +407,17 @@ fn check(nic: &mut FakeNic, input: &Input, status: u16, received: Vec<Received>)
     let headers = super_headers(sent);
     let ok = status == TxStatus::Ok as u16;
     // The descriptor's fate as `TxStatus` documents it.
-    if tso && (headers.is_none() || input.mss == 0) {
+    let mss_ok = input.mss >= MIN_TSO_MSS;
+    if tso && (headers.is_none() || !mss_ok) {
         assert_eq!(
             status,
             TxStatus::BadDescriptor as u16,
-            "TSO of what is not a TCP/IPv4 super-frame (or mss 0) was taken"
+            "TSO of what is not a TCP/IPv4 super-frame (or mss below {MIN_TSO_MSS}) was taken"
         );
     }
     // A super-frame the device cuts, as (header length, IPv4 header length, payload).
     let mut cut = None;
-    if let (true, Some((h, ihl)), true) = (tso, headers, input.mss != 0) {
+    if let (true, Some((h, ihl)), true) = (tso, headers, mss_ok) {
         let payload = sent.len() - h;
         let segment = h + payload.min(usize::from(input.mss));
         if segment > VF_MAX_FRAME {

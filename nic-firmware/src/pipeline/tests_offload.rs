@@ -6,7 +6,7 @@ use super::tests_uplink;
 use crate::platform::{Function, Platform};
 use crate::testing::*;
 use core::net::Ipv4Addr;
-use shared_regs::desc::{RxFlags, TxFlags, TxStatus};
+use shared_regs::desc::{RxFlags, TxFlags, TxStatus, MIN_TSO_MSS};
 use shared_regs::stats::Counter;
 use shared_regs::vf;
 use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
@@ -291,18 +291,29 @@ fn bad_offload_descriptors_are_refused_and_counted() {
     not_tcp[14 + 9] = 17;
     nic.send_with(0, &not_tcp, TxFlags::TSO, MSS);
     assert_eq!(nic.tx_status(0, 0), Some(TxStatus::BadDescriptor as u16));
-    // mss 0.
+    // mss 0, and one below the least a TCP sends: a descriptor may not make the device cut
+    // thousands of segments (1 byte each would be 20,000 here).
     nic.send_with(0, &frame, TxFlags::TSO, 0);
     assert_eq!(nic.tx_status(0, 1), Some(TxStatus::BadDescriptor as u16));
-    assert_eq!(nic.counters(0).get(Counter::DropMalformed), 2);
+    nic.send_with(0, &frame, TxFlags::TSO, MIN_TSO_MSS - 1);
+    assert_eq!(nic.tx_status(0, 2), Some(TxStatus::BadDescriptor as u16));
+    assert_eq!(nic.counters(0).get(Counter::DropMalformed), 3);
     // Segments longer than a VF frame (F13).
     nic.send_with(0, &frame, TxFlags::TSO, 9001);
-    assert_eq!(nic.tx_status(0, 2), Some(TxStatus::BadDescriptor as u16));
+    assert_eq!(nic.tx_status(0, 3), Some(TxStatus::BadDescriptor as u16));
     // A frame longer than a VF frame without TSO, checksum offload or not.
     nic.send_with(0, &frame, TxFlags::CSUM, 0);
-    assert_eq!(nic.tx_status(0, 3), Some(TxStatus::BadDescriptor as u16));
+    assert_eq!(nic.tx_status(0, 4), Some(TxStatus::BadDescriptor as u16));
     assert_eq!(nic.counters(0).get(Counter::DropOversize), 2);
     assert!(nic.recv(2).is_none());
+    // The least mss is taken.
+    nic.send_with(
+        0,
+        &tcp_super(VF2, &data(500), 0x10),
+        TxFlags::TSO,
+        MIN_TSO_MSS,
+    );
+    assert_eq!(nic.tx_status(0, 5), Some(TxStatus::Ok as u16));
 }
 
 #[test]
