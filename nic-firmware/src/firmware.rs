@@ -127,6 +127,7 @@ impl<'m> Firmware<'m> {
                 vf::LINK,
                 vf::MTU,
                 vf::CONTROL,
+                vf::STATUS,
                 vf::TX_HEAD,
                 vf::RX_HEAD,
                 vf::INTR_CAUSE,

@@ -80,7 +80,9 @@ impl VfRings {
     }
 
     /// Follows the VF's `CONTROL.ENABLE`: reads and checks the ring registers when it goes
-    /// up, forgets the rings when it goes down. Returns whether the rings are served.
+    /// up, forgets the rings when it goes down, and says which in `STATUS.RINGS_UP` (the
+    /// driver's side of the handshake: `shared_regs::vf`). Returns whether the rings are
+    /// served.
     pub(crate) fn sync<P: Platform>(&mut self, p: &mut P, vf_index: u16) -> bool {
         let f = Function::Vf(vf_index);
         let enable =
@@ -93,6 +95,8 @@ impl VfRings {
             debug!("VF {} rings down", vf_index);
             p.write_reg(f, vf::TX_HEAD, 0);
             p.write_reg(f, vf::RX_HEAD, 0);
+            // Last: a driver waiting to restart the rings may go on once it reads this.
+            p.write_reg(f, vf::STATUS, 0);
             return false;
         }
         let tx_base = join(p.read_reg(f, vf::TX_BASE_LO), p.read_reg(f, vf::TX_BASE_HI));
@@ -106,6 +110,7 @@ impl VfRings {
                 vf_index, tx_base, tx_size, rx_base, rx_size
             );
             p.write_reg(f, vf::CONTROL, 0);
+            p.write_reg(f, vf::STATUS, 0);
             p.raise_irq(f, vf::Intr::RING_ERROR.bits());
             return false;
         }
@@ -121,6 +126,7 @@ impl VfRings {
         };
         p.write_reg(f, vf::TX_HEAD, 0);
         p.write_reg(f, vf::RX_HEAD, 0);
+        p.write_reg(f, vf::STATUS, vf::Status::RINGS_UP.bits());
         debug!(
             "VF {} rings up: {} TX and {} RX descriptors",
             vf_index, tx_size, rx_size
@@ -540,4 +546,50 @@ fn cut_segment<P: Platform>(
     sf.finish_segment(buf).ok_or(bad)?;
     frame.set_checksummed(true);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::platform::{Function, Platform};
+    use crate::testing::{FakeNic, Sizes};
+    use shared_regs::{pf, vf};
+
+    const VF: Function = Function::Vf(0);
+
+    fn reg(nic: &mut FakeNic<'_>, offset: u32) -> u32 {
+        nic.platform.read_reg(VF, offset)
+    }
+
+    #[test]
+    fn status_says_when_the_rings_are_served_and_when_they_are_let_go() {
+        let up = vf::Status::RINGS_UP.bits();
+        let mut nic = FakeNic::new(Sizes::default());
+        assert_eq!(reg(&mut nic, vf::STATUS), 0);
+        nic.attach_vf(0);
+        assert_eq!(reg(&mut nic, vf::STATUS), up);
+
+        // A driver clearing ENABLE sees the rings up until the firmware has let go of them:
+        // then the heads are back at 0 and nothing of the old rings is touched again.
+        nic.platform.write_reg(VF, vf::CONTROL, 0);
+        assert_eq!(reg(&mut nic, vf::STATUS), up);
+        nic.poll();
+        assert_eq!(reg(&mut nic, vf::STATUS), 0);
+        assert_eq!(reg(&mut nic, vf::RX_HEAD), 0);
+
+        // Rings refused (a size that is no power of two): never up.
+        nic.platform.write_reg(VF, vf::TX_SIZE, 3);
+        nic.platform
+            .write_reg(VF, vf::CONTROL, vf::Control::ENABLE.bits());
+        nic.poll();
+        assert_eq!(reg(&mut nic, vf::STATUS), 0);
+        assert_eq!(reg(&mut nic, vf::CONTROL), 0);
+
+        // A PF reset stops every VF's rings, and says so.
+        nic.attach_vf(0);
+        assert_eq!(reg(&mut nic, vf::STATUS), up);
+        nic.platform
+            .write_reg(Function::Pf, pf::CONTROL, pf::Control::RESET.bits());
+        nic.poll();
+        assert_eq!(reg(&mut nic, vf::STATUS), 0);
+    }
 }

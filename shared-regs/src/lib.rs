@@ -53,7 +53,9 @@ pub const ABI_VERSION_MAJOR: u16 = 1;
 ///   [`pf::CAP_UNDERLAYS`] says how many that is.
 /// - 1.5: VF offloads: [`vf::OFFLOADS`], [`vf::Control::RX_GSO`], checksum and TSO flags
 ///   and the `mss` fields of the descriptors (were reserved, 0), see [`desc`].
-pub const ABI_VERSION_MINOR: u16 = 5;
+/// - 1.6: [`vf::STATUS`]: the device says when it has let go of a VF's rings, so that a
+///   driver restarting them never races the firmware's poll (see [`vf`]).
+pub const ABI_VERSION_MINOR: u16 = 6;
 /// The value of [`pf::ABI_VERSION`]: major in bits 31:16, minor in bits 15:0.
 pub const ABI_VERSION: u32 = ((ABI_VERSION_MAJOR as u32) << 16) | ABI_VERSION_MINOR as u32;
 

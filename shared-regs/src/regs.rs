@@ -159,10 +159,14 @@ mod tests {
         assert_eq!(named(pf::ID), Some("ID"));
         assert_eq!(named(pf::INTR_MASK), Some("INTR_MASK"));
         assert_eq!(pf::REGISTERS.len(), 22);
-        assert_eq!(vf::REGISTERS.len(), 19);
+        assert_eq!(vf::REGISTERS.len(), 20);
         assert_eq!(
             lookup(vf::REGISTERS, vf::OFFLOADS).map(|r| r.name),
             Some("OFFLOADS")
+        );
+        assert_eq!(
+            lookup(vf::REGISTERS, vf::STATUS).map(|r| (r.name, r.access)),
+            Some(("STATUS", Access::ReadOnly))
         );
         assert_eq!(
             lookup(pf::REGISTERS, pf::INTR_CAUSE).map(|r| r.access),

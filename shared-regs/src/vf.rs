@@ -10,6 +10,13 @@
 //!
 //! Ring protocol: see [`crate::desc`]. Ring registers are read by the firmware when
 //! `CONTROL.ENABLE` goes from 0 to 1; changing them while enabled is undefined.
+//!
+//! Stopping the rings is a handshake (ABI 1.6), as a virtio device's reset is: the firmware
+//! samples `CONTROL` when it polls, so a 1 -> 0 -> 1 quicker than a poll would go unseen and
+//! the old rings would be served at their old heads. A driver that clears `ENABLE` waits
+//! until `STATUS.RINGS_UP` reads 0 before it sets new ring registers, sets `ENABLE` again or
+//! takes back the rings' memory: from then on the device touches none of it. (An older
+//! device reads `STATUS` 0 at once.)
 use crate::regs::register_map;
 
 /// Size of a VF's BAR0 in bytes.
@@ -30,6 +37,8 @@ register_map! {
             `ENABLE` is set";
         0x018 OFFLOADS: RO = 0, "[`Offloads`] the device offers this VF (ABI 1.5; 0 on an \
             older device)";
+        0x01C STATUS: RO = 0, "[`Status`]: whether the device serves the rings (ABI 1.6; 0 \
+            on an older device)";
         0x040 TX_BASE_LO: RW = 0, "IOVA of the TX ring, bits 31:0 (16-byte aligned)";
         0x044 TX_BASE_HI: RW = 0, "IOVA of the TX ring, bits 63:32";
         0x048 TX_SIZE: RW = 0, "TX descriptors, a power of two up to [`MAX_RING_SIZE`]";
@@ -65,6 +74,14 @@ bitflags::bitflags! {
         /// ([`crate::desc::RxFlags::GSO_TCP4`]), into RX buffers large enough; without it
         /// (or when the next buffer is too small) they arrive as segments.
         const RX_GSO = 1 << 1;
+    }
+
+    /// `STATUS`, written by the device.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Status: u32 {
+        /// The device serves the rings it took at the last `ENABLE` 0 -> 1. Cleared once it
+        /// has seen `ENABLE` at 0 and let go of them (heads back at 0), or refused them.
+        const RINGS_UP = 1 << 0;
     }
 
     /// `OFFLOADS`: what the device does for this VF's driver.

@@ -70,6 +70,9 @@ pub enum VfDriverError {
     /// The driver refuses: not a VF, a bad ring size, a frame too big, a ring that stays full.
     #[error("{}: {reason}", FunctionName(*.function))]
     Refused { function: Function, reason: String },
+    /// The device did not do what the ring protocol says, in the time it has.
+    #[error("{}: {what}", FunctionName(*.function))]
+    NoAnswer { function: Function, what: String },
     /// An operating-system call failed.
     #[error("{what}: {source}")]
     Io {
@@ -235,6 +238,9 @@ impl VfDriver {
             eventfd,
             mapped: false,
         };
+        // Rings a driver before this one left running (a VM that crashed) are let go of
+        // before this driver's memory takes their place: the device writes none of it.
+        stop_rings(guest.port.as_ref(), function)?;
         // From here on, Drop undoes whatever was done.
         guest.port.dma_map(GUEST_IOVA, total, guest.shm.file(), 0)?;
         guest.mapped = true;
@@ -247,7 +253,6 @@ impl VfDriver {
         })?;
         guest.port.set_irq(vf::IRQ_VECTOR, Some(efd))?;
         let p = &guest.port;
-        p.bar_write32(u64::from(vf::CONTROL), 0)?;
         p.bar_write32(u64::from(vf::TX_BASE_LO), tx_ring as u32)?;
         p.bar_write32(u64::from(vf::TX_BASE_HI), (tx_ring >> 32) as u32)?;
         p.bar_write32(u64::from(vf::TX_SIZE), size)?;
@@ -680,11 +685,46 @@ impl VfDriver {
     }
 }
 
+/// How long a driver waits for the device to let go of a VF's rings after clearing
+/// `CONTROL.ENABLE`: a running firmware does within one poll.
+pub const RINGS_DOWN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Clears `CONTROL` and waits until `STATUS.RINGS_UP` reads 0 (the handshake of
+/// `shared_regs::vf`): from then on the device touches neither the old rings nor their
+/// buffers, and starts new ones at head 0.
+fn stop_rings(port: &dyn GuestPort, function: Function) -> Result<(), VfDriverError> {
+    port.bar_write32(u64::from(vf::CONTROL), 0)?;
+    let start = Instant::now();
+    loop {
+        let status = vf::Status::from_bits_retain(port.bar_read32(u64::from(vf::STATUS))?);
+        if !status.contains(vf::Status::RINGS_UP) {
+            return Ok(());
+        }
+        if start.elapsed() >= RINGS_DOWN_TIMEOUT {
+            return Err(VfDriverError::NoAnswer {
+                function,
+                what: format!(
+                    "the device still serves the VF's rings {} ms after CONTROL.ENABLE was \
+                     cleared (STATUS.RINGS_UP): is its firmware running?",
+                    RINGS_DOWN_TIMEOUT.as_millis()
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
 impl Drop for VfDriver {
     /// Detaches as a VM's driver unloading would: stops the rings, masks and unwires the
     /// interrupt, and unmaps the guest memory from the VF.
     fn drop(&mut self) {
-        let _ = self.port.bar_write32(u64::from(vf::CONTROL), 0);
+        // The rings' memory goes back only once the device has let go of it; a device that
+        // does not answer within the time loses it anyway (its next access faults).
+        if self.mapped {
+            let _ = stop_rings(self.port.as_ref(), Function::Vf(self.vf));
+        } else {
+            let _ = self.port.bar_write32(u64::from(vf::CONTROL), 0);
+        }
         let _ = self.port.bar_write32(u64::from(vf::INTR_MASK), u32::MAX);
         let _ = self.port.set_irq(vf::IRQ_VECTOR, None);
         if self.mapped {
@@ -1151,5 +1191,60 @@ mod tests {
             "memory still mapped"
         );
         let _g = VfDriver::attach(b.nic.vf(1).unwrap(), 4).unwrap();
+    }
+
+    #[test]
+    fn attach_waits_until_the_device_lets_go_of_the_rings_before_it() {
+        let mut b = bench();
+        // Rings a crashed VM's driver left running, which the (stalled) firmware still
+        // serves: a new driver must not program new ones, nor put its memory where the old
+        // buffers were, before the device has let go of them.
+        b.dev.write_reg(F, vf::CONTROL, vf::Control::ENABLE.bits());
+        b.dev.write_reg(F, vf::STATUS, vf::Status::RINGS_UP.bits());
+        let port = b.nic.vf(1).unwrap();
+        let start = Instant::now();
+        let attach = std::thread::spawn(move || VfDriver::attach(port, 4));
+        while b.reg(vf::CONTROL) != 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "CONTROL never cleared"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            b.reg(vf::TX_SIZE),
+            0,
+            "new rings programmed before the old went down"
+        );
+        let mut raw = [0u8; DESC_SIZE];
+        assert!(
+            b.dev.dma_read(F, GUEST_IOVA, &mut raw).is_err(),
+            "the new driver's memory mapped before the old rings went down"
+        );
+        // The firmware's poll lets go of them.
+        b.dev.write_reg(F, vf::STATUS, 0);
+        let g = attach.join().unwrap().unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        assert_eq!(b.reg(vf::TX_SIZE), 4);
+        assert_eq!(b.reg(vf::CONTROL), vf::Control::ENABLE.bits());
+        drop(g);
+    }
+
+    #[test]
+    fn attach_to_a_device_that_never_lets_go_of_the_rings_fails_naming_the_vf() {
+        let mut b = bench();
+        b.dev.write_reg(F, vf::STATUS, vf::Status::RINGS_UP.bits());
+        let start = Instant::now();
+        let e = VfDriver::attach(b.nic.vf(1).unwrap(), 4)
+            .err()
+            .expect("attached to rings the device still serves")
+            .to_string();
+        assert!(start.elapsed() >= RINGS_DOWN_TIMEOUT);
+        assert!(
+            e.contains("VF 1") && e.contains("STATUS.RINGS_UP") && e.contains("firmware"),
+            "{e}"
+        );
+        assert_eq!(b.reg(vf::TX_SIZE), 0);
     }
 }
