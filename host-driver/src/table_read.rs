@@ -11,7 +11,7 @@ use shared_regs::admin::{AdminCmd, Opcode};
 use shared_regs::entry::{
     GatewayEntry, GatewayKind, MappingEntry, MappingLocation, RouteEntry, RouteTableEntry,
     SubnetEntry, TableId, TableReadHeader, TableReadQuery, UplinkEntry, VfFlags, VfReadEntry,
-    VpcEntry, CURSOR_END, CURSOR_START, MAIN_ROUTE_TABLE,
+    VpcDomainEntry, VpcEntry, CURSOR_END, CURSOR_START, MAIN_ROUTE_TABLE,
 };
 use shared_regs::{Le16, Le32};
 use std::net::Ipv4Addr;
@@ -38,6 +38,10 @@ pub struct VpcRow {
     /// `None`: no main route table yet.
     pub main_route_table: Option<u16>,
     pub dns: Vec<Ipv4Addr>,
+    /// The DNS domain (DHCP option 15); `None` for none, or when the firmware cannot say
+    /// ([`NicTables::domains_read`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 /// A gateway endpoint.
@@ -132,6 +136,9 @@ pub struct NicTables {
     pub subnets: Vec<SubnetRow>,
     pub vfs: Vec<VfRow>,
     pub mappings: Vec<MappingRow>,
+    /// The firmware reported the VPCs' DNS domains (ABI 1.7 and later).
+    #[serde(default)]
+    pub domains_read: bool,
 }
 
 fn ip(b: [u8; 4]) -> Ipv4Addr {
@@ -166,6 +173,7 @@ impl From<&VpcEntry> for VpcRow {
                 .take(usize::from(e.dns_count))
                 .map(|&d| ip(d))
                 .collect(),
+            domain: None,
         }
     }
 }
@@ -316,7 +324,20 @@ impl PfDriver {
     /// Every table, read with `TABLE_READ`.
     pub fn read_tables(&self) -> Result<NicTables> {
         let uplink: Vec<UplinkEntry> = self.read_table(TableId::Uplink, 0)?;
-        let vpcs: Vec<VpcEntry> = self.read_table(TableId::Vpc, 0)?;
+        let mut vpcs: Vec<VpcRow> = self
+            .read_table::<VpcEntry>(TableId::Vpc, 0)?
+            .iter()
+            .map(VpcRow::from)
+            .collect();
+        let domains_read = self.info().abi_minor >= 7;
+        if domains_read {
+            for d in self.read_table::<VpcDomainEntry>(TableId::VpcDomain, 0)? {
+                let name = d.name.get(..usize::from(d.len)).unwrap_or(&d.name);
+                if let Some(v) = vpcs.iter_mut().find(|v| v.id == d.vpc_id.get()) {
+                    v.domain = Some(String::from_utf8_lossy(name).into_owned());
+                }
+            }
+        }
         let gateways: Vec<GatewayEntry> = self.read_table(TableId::Gateway, 0)?;
         let tables: Vec<RouteTableEntry> = self.read_table(TableId::RouteTable, 0)?;
         let mut route_tables = Vec::with_capacity(tables.len());
@@ -335,12 +356,13 @@ impl PfDriver {
         mappings.sort_by_key(|m| (m.vni, m.ip));
         Ok(NicTables {
             uplink: uplink.first().map(UplinkRow::from),
-            vpcs: vpcs.iter().map(VpcRow::from).collect(),
+            vpcs,
             gateways: gateways.iter().map(GatewayRow::from).collect(),
             route_tables,
             subnets: subnets.iter().map(SubnetRow::from).collect(),
             vfs: vfs.iter().map(VfRow::from).collect(),
             mappings,
+            domains_read,
         })
     }
 }

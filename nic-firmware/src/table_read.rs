@@ -8,8 +8,8 @@ use crate::tables::Uplink;
 use shared_regs::admin::{AdminCmd, Status};
 use shared_regs::entry::{
     GatewayEntry, MappingEntry, MappingLocation, RouteEntry, RouteTableEntry, SubnetEntry, TableId,
-    TableReadHeader, TableReadQuery, UplinkEntry, VfEntry, VfFlags, VfReadEntry, VpcEntry,
-    CURSOR_END, MAIN_ROUTE_TABLE, VF_SECONDARY_ADDRS,
+    TableReadHeader, TableReadQuery, UplinkEntry, VfEntry, VfFlags, VfReadEntry, VpcDomainEntry,
+    VpcEntry, CURSOR_END, MAIN_ROUTE_TABLE, VF_SECONDARY_ADDRS,
 };
 use shared_regs::{Le16, Le32};
 use zerocopy::{Immutable, IntoBytes};
@@ -80,6 +80,15 @@ fn vpc_entry(i: usize, v: Vpc) -> VpcEntry {
         dns_count: v.dns_count,
         reserved: [0; 2],
         dns: v.dns.map(u32::to_be_bytes),
+    }
+}
+
+fn domain_entry(i: usize, v: Vpc) -> VpcDomainEntry {
+    VpcDomainEntry {
+        vpc_id: id(i),
+        len: v.domain_len,
+        reserved: 0,
+        name: v.domain,
     }
 }
 
@@ -244,6 +253,13 @@ pub(crate) fn run<P: Platform>(
             cursor,
             t.uplink.map(|u| (0, uplink_entry(u))).into_iter(),
         )?,
+        TableId::VpcDomain => emit_from(
+            &mut w,
+            cursor,
+            slots(t.vpcs)
+                .filter(|(_, v)| v.domain_len > 0)
+                .map(|(i, v)| (i, domain_entry(i, v))),
+        )?,
     };
     let header = TableReadHeader {
         count: Le32::new(w.count),
@@ -335,6 +351,37 @@ mod tests {
         assert_eq!(kinds(MappingLocation::VniAnchor), 1);
         let up: std::vec::Vec<UplinkEntry> = read_all(&mut nic, TableId::Uplink, 0, 64).unwrap();
         assert!(up.is_empty());
+    }
+
+    #[test]
+    fn vpc_domains_read_back_for_the_vpcs_that_have_one() {
+        let mut nic = vpc_nic();
+        let none: std::vec::Vec<VpcDomainEntry> =
+            read_all(&mut nic, TableId::VpcDomain, 0, 200).unwrap();
+        assert!(none.is_empty(), "the test VPC has no domain");
+        let domain = b"prod.internal";
+        nic.platform
+            .dma_write(crate::Function::Pf, BUF, domain)
+            .unwrap();
+        let vpc = VpcEntry {
+            id: Le16::new(1),
+            main_route_table: Le16::new(MAIN_ROUTE_TABLE),
+            vni: 200.into(),
+            cidr: [10, 1, 0, 0],
+            cidr_len: 16,
+            ..Default::default()
+        };
+        let mut cmd = AdminCmd::new(Opcode::VpcAdd, &vpc);
+        cmd.buf_addr.set(BUF);
+        cmd.buf_len.set(domain.len() as u32);
+        nic.submit(cmd).completion().unwrap().unwrap();
+        // One entry a read: the cursor goes past the VPC without a domain.
+        let got: std::vec::Vec<VpcDomainEntry> =
+            read_all(&mut nic, TableId::VpcDomain, 0, 80).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].vpc_id.get(), 1);
+        assert_eq!(&got[0].name[..usize::from(got[0].len)], domain);
+        assert!(got[0].name[domain.len()..].iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -364,7 +364,7 @@ pub struct TraceQuery {
 u8_enum! {
     /// The tables `TABLE_READ` reads, and the format of each one's entries in the buffer.
     pub enum TableId {
-        /// [`VpcEntry`] (without the domain name).
+        /// [`VpcEntry`] (the domain name is in [`TableId::VpcDomain`]).
         Vpc = 1 => "VPC",
         /// [`SubnetEntry`].
         Subnet = 2 => "subnet",
@@ -382,7 +382,24 @@ u8_enum! {
         Gateway = 7 => "gateway",
         /// One [`UplinkEntry`] once `UPLINK_SET` has run.
         Uplink = 8 => "uplink",
+        /// [`VpcDomainEntry`] of each VPC that has a DNS domain (ABI 1.7; an older
+        /// firmware refuses the table as a bad argument).
+        VpcDomain = 9 => "VPC domain",
     }
+}
+
+/// A VPC's DNS domain as `TABLE_READ` reports it ([`TableId::VpcDomain`]): what `VPC_ADD`
+/// took in its indirect buffer.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct VpcDomainEntry {
+    /// The VPC's index in the VPC table.
+    pub vpc_id: Le16,
+    /// Bytes of `name` that hold the domain, 1 ..= [`DOMAIN_MAX`].
+    pub len: u8,
+    pub reserved: u8,
+    /// The domain in ASCII, zero after `len`.
+    pub name: [u8; DOMAIN_MAX],
 }
 
 /// The cursor value that starts a read, and that `next_cursor` holds when the table is done.
@@ -503,6 +520,7 @@ const _: () = assert!(core::mem::size_of::<VfReadEntry>() == 52);
 const _: () = assert!(core::mem::size_of::<TableReadHeader>() == 8);
 const _: () = assert!(core::mem::size_of::<GatewayEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<VpcEntry>() == 32);
+const _: () = assert!(core::mem::size_of::<VpcDomainEntry>() == 68);
 const _: () = assert!(core::mem::size_of::<SubnetEntry>() == 20);
 const _: () = assert!(core::mem::size_of::<RouteEntry>() == 12);
 const _: () = assert!(core::mem::size_of::<MappingEntry>() == 24);

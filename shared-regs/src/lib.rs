@@ -55,7 +55,9 @@ pub const ABI_VERSION_MAJOR: u16 = 1;
 ///   and the `mss` fields of the descriptors (were reserved, 0), see [`desc`].
 /// - 1.6: [`vf::STATUS`]: the device says when it has let go of a VF's rings, so that a
 ///   driver restarting them never races the firmware's poll (see [`vf`]).
-pub const ABI_VERSION_MINOR: u16 = 6;
+/// - 1.7: `TABLE_READ` of [`entry::TableId::VpcDomain`]: the VPCs' DNS domains, so that a
+///   driver reading back what a NIC holds sees a changed domain.
+pub const ABI_VERSION_MINOR: u16 = 7;
 /// The value of [`pf::ABI_VERSION`]: major in bits 31:16, minor in bits 15:0.
 pub const ABI_VERSION: u32 = ((ABI_VERSION_MAJOR as u32) << 16) | ABI_VERSION_MINOR as u32;
 

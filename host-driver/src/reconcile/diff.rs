@@ -25,7 +25,9 @@ pub fn diff(desired: &State, actual: &State) -> Vec<Change> {
     for (id, v) in &desired.vpcs {
         match actual.vpcs.get(id) {
             None => out.push(Change::AddVpc(v.clone())),
-            Some(a) if !same_vpc(v, a) => out.push(Change::ReplaceVpc(v.clone())),
+            Some(a) if !same_vpc(v, a, actual.domains_unknown) => {
+                out.push(Change::ReplaceVpc(v.clone()))
+            }
             Some(_) => {}
         }
     }
@@ -219,10 +221,12 @@ pub fn diff(desired: &State, actual: &State) -> Vec<Change> {
     out
 }
 
-/// The same VPC as far as `TABLE_READ` can tell (it does not report the DNS domain).
-fn same_vpc(a: &VpcSpec, b: &VpcSpec) -> bool {
+/// The same VPC, its DNS domain aside when the NIC could not report it (a firmware older
+/// than ABI 1.7).
+fn same_vpc(a: &VpcSpec, b: &VpcSpec, domains_unknown: bool) -> bool {
     (a.id, a.vni, a.cidr, a.main_route_table, &a.dns)
         == (b.id, b.vni, b.cidr, b.main_route_table, &b.dns)
+        && (domains_unknown || a.domain == b.domain)
 }
 
 fn routes_of(s: &State, table: u16) -> impl Iterator<Item = Change> + '_ {

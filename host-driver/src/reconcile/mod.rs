@@ -42,6 +42,9 @@ pub struct State {
     pub vf_addrs: BTreeSet<(u16, Ipv4Addr)>,
     /// (VNI, address) to the instance's MAC and where it lives.
     pub mappings: BTreeMap<(u32, Ipv4Addr), (Mac, MappingLocationSpec)>,
+    /// Read back from a firmware older than ABI 1.7, which cannot report the VPCs' DNS
+    /// domains: [`diff`] then takes them as they are wanted.
+    pub domains_unknown: bool,
 }
 
 /// A part of the NIC's tables that [`State`] cannot say, so [`State::from_tables`] refuses
@@ -53,10 +56,10 @@ pub enum ReadBackError {
 }
 
 impl State {
-    /// What the NIC holds, from its tables as read back. A VPC's DNS domain is not in
-    /// `TABLE_READ`'s VPC format, so it reads as `None` here; [`diff`] does not compare it.
+    /// What the NIC holds, from its tables as read back.
     pub fn from_tables(t: &NicTables) -> Result<State, ReadBackError> {
         let mut s = State {
+            domains_unknown: !t.domains_read,
             uplink: t.uplink.as_ref().map(|u| UplinkSpec {
                 mac: u.mac,
                 next_hop_mac: u.next_hop_mac,
@@ -74,7 +77,7 @@ impl State {
                     cidr: v.cidr,
                     main_route_table: v.main_route_table,
                     dns: v.dns.clone(),
-                    domain: None,
+                    domain: v.domain.clone(),
                 },
             );
         }

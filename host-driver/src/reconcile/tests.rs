@@ -123,6 +123,25 @@ fn the_same_state_needs_no_change() {
 }
 
 #[test]
+fn a_domain_the_nic_cannot_report_is_taken_as_wanted_and_one_it_reports_is_compared() {
+    let mut wanted = topology();
+    let held = wanted.clone();
+    if let Some(v) = wanted.vpcs.get_mut(&0) {
+        v.domain = Some("prod.internal".into());
+    }
+    let older = State {
+        domains_unknown: true,
+        ..held.clone()
+    };
+    assert!(diff(&wanted, &older).is_empty());
+    let changes = diff(&wanted, &held);
+    assert!(
+        matches!(&changes[..], [Change::ReplaceVpc(v)] if v.domain.as_deref() == Some("prod.internal")),
+        "{changes:?}"
+    );
+}
+
+#[test]
 fn a_fresh_nic_is_programmed_by_adding_everything_in_dependency_order() {
     let d = nic();
     let s = topology();
@@ -239,6 +258,15 @@ fn every_kind_of_change_converges_on_the_simulator() {
             Box::new(|s| {
                 if let Some(g) = s.gateways.get_mut(&0) {
                     g.underlay_ip = ip(192, 0, 2, 101);
+                }
+            }),
+        ),
+        (
+            // Read back since ABI 1.7: before, a changed domain was never applied.
+            "VPC DNS domain",
+            Box::new(|s| {
+                if let Some(v) = s.vpcs.get_mut(&1) {
+                    v.domain = Some("lab.internal".into());
                 }
             }),
         ),

@@ -184,12 +184,18 @@ pub fn show_text(h: &HostTables) -> String {
                 } else {
                     dns.join(",")
                 },
+                match (&v.domain, t.domains_read) {
+                    (Some(d), _) => d.clone(),
+                    (None, true) => "-".into(),
+                    // A firmware older than ABI 1.7 does not say.
+                    (None, false) => "?".into(),
+                },
             ]
         })
         .collect();
     columns(
         &mut out,
-        &["VPC", "VNI", "CIDR", "main route table", "DNS"],
+        &["VPC", "VNI", "CIDR", "main route table", "DNS", "domain"],
         &rows,
     );
 

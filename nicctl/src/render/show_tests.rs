@@ -31,6 +31,7 @@ fn sample() -> HostTables {
                 cidr: (a("10.0.0.0"), 16),
                 main_route_table: Some(0),
                 dns: vec![],
+                domain: Some("prod.internal".into()),
             }],
             gateways: vec![GatewayRow {
                 id: 0,
@@ -92,6 +93,7 @@ fn sample() -> HostTables {
                     place: PlaceRow::Remote(a("192.0.2.2")),
                 },
             ],
+            domains_read: true,
         },
         names,
     }
@@ -108,8 +110,8 @@ VFs (1)
   vf0  web1      02:64:0a:00:01:0a  0 (web)  10.0.1.10  10.0.1.12  on             up
 
 VPCs (1)
-  VPC       VNI  CIDR         main route table  DNS
-  0 (prod)  100  10.0.0.0/16  0                 default
+  VPC       VNI  CIDR         main route table  DNS      domain
+  0 (prod)  100  10.0.0.0/16  0                 default  prod.internal
 
 Subnets (1)
   subnet   VPC       CIDR         route table  gateway MAC
