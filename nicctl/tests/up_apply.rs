@@ -184,22 +184,33 @@ fn instances_and_gateways_come_and_go_with_the_file() {
 }
 
 /// Under `--dhcp`, an instance added while `up` runs gets its lease from the NIC like the
-/// others did.
+/// others did, with the VPC's domain as the same file changed it.
 #[test]
 #[cfg_attr(
     not_root,
     ignore = "needs root: network namespaces, TAP devices and dhclient (CI runs it as root)"
 )]
 fn an_instance_added_under_dhcp_gets_its_lease() {
+    let vpc = "[vpc.prod]\nvni = 4242\ncidr = \"10.0.0.0/16\"\n";
+    let base = two_hosts();
+    assert!(base.contains(vpc), "two-hosts.toml changed: {base}");
     let grown = TempFile::with(
         "la-dhcp",
         "toml",
-        &(two_hosts()
+        &(base.replace(vpc, &format!("{vpc}domain = \"la.internal\"\n"))
             + "\n[instance.la-d1]\nsubnet = \"right\"\nip = \"10.0.2.30\"\nhost = \"h1\"\n"),
     );
     let mut up = Up::start(&example("two-hosts.toml"), &["--dhcp"]);
     let out = up.apply(grown.path()).expect_ok();
     assert!(out.contains("+ instance la-d1: VM on host h1"), "{out}");
+    // The domain is read back from the NICs (ABI 1.7): it changed, and now it is there.
+    assert!(out.contains("~ vpc"), "{out}");
+    assert_eq!(up.nicctl(&["diff", grown.str()]).status.code(), Some(0));
+    let resolv = run_in("la-d1", &["cat", "/etc/resolv.conf"]).expect_ok();
+    assert!(
+        resolv.contains("la.internal"),
+        "la-d1's domain (option 15):\n{resolv}"
+    );
     let addr = run_in("la-d1", &["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).expect_ok();
     assert!(addr.contains("inet 10.0.2.30/24"), "{addr}");
     let p = ping("la-d1", &["-c", "1", "-W", "2", "10.0.1.10"]);

@@ -388,7 +388,13 @@ mod tests {
             ..Options::default()
         };
         let drv = PfDriver::open_with(Box::new(sim.clone()), opts).unwrap();
-        assert_eq!(drv.read_tables().unwrap(), Default::default());
+        assert_eq!(
+            drv.read_tables().unwrap(),
+            crate::table_read::NicTables {
+                domains_read: true,
+                ..Default::default()
+            }
+        );
     }
 
     #[test]
