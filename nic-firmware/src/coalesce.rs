@@ -8,13 +8,15 @@
 //! forwarding the super-frame sends what it received): IPv4 without options, DF set, TCP
 //! with payload and no flag but ACK and PSH, every header byte equal but the lengths,
 //! identification, sequence number and checksums, sequence numbers back to back, every
-//! segment but the last exactly the first's payload long, a PSH only on the last. Every
+//! segment but the last exactly the first's payload long (and at least
+//! [`MIN_TSO_MSS`], what a VF's TSO takes back), a PSH only on the last. Every
 //! segment's IPv4 and TCP checksums are checked: one that fails goes alone, and the VM's
 //! stack drops it as it would have.
 use crate::offload::{
     fill_super_frame_headers, fold, get16, get32, pseudo_header, sum, ETHERTYPE_IPV4, IP, IP_FRAG,
     IP_PROTO, IP_TOTAL_LEN, PROTO_TCP, TCP_FLAGS, TCP_PSH, TCP_SEQ,
 };
+use shared_regs::desc::MIN_TSO_MSS;
 
 /// The only IPv4 header that coalesces: version 4, 20 bytes.
 const IPV4_NO_OPTIONS: u8 = 0x45;
@@ -134,7 +136,12 @@ impl Run {
         // nothing (the last of most batches).
         frames.peek()?.as_ref()?;
         let first = Segment::parse(first_frame)?;
-        if first.flags & TCP_PSH != 0 || first_frame.len() > room {
+        // Below the least TSO mss, a VM forwarding the super-frame could not hand it back
+        // to a VF to cut: such segments go as they came.
+        if first.flags & TCP_PSH != 0
+            || first_frame.len() > room
+            || first.payload_len < usize::from(MIN_TSO_MSS)
+        {
             return None;
         }
         let mut run = Run {
@@ -335,5 +342,11 @@ mod tests {
         fill_ip_checksum(&mut nodf, 20).unwrap();
         assert_eq!(two(nodf), None);
         assert_eq!(find(&[seg(0, 0, 0x10), seg(0, 0, 0x10)], 65535), None);
+        // Segments shorter than the least TSO mss: a VM forwarding their super-frame could
+        // not hand it back to a VF to cut (`MIN_TSO_MSS`).
+        let small = usize::from(MIN_TSO_MSS);
+        let pair = |n: usize| find(&[seg(0, n, 0x10), seg(n as u32, n, 0x10)], 65535);
+        assert_eq!(pair(small - 1), None);
+        assert_eq!(pair(small).map(|r| r.mss), Some(MIN_TSO_MSS));
     }
 }

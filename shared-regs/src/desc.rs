@@ -35,7 +35,8 @@
 //!   one coalesced packet (Linux: `SKB_GSO_TCPV4`). Either a local VF's super-frame
 //!   delivered whole, or back-to-back segments of one TCP flow that arrived from the uplink
 //!   in one batch, coalesced (as Linux's GRO): only segments that cutting at `mss` gives
-//!   back byte for byte (but for the IPv4 identification) are coalesced.
+//!   back byte for byte (but for the IPv4 identification) are coalesced, and only with an
+//!   `mss` of at least [`MIN_TSO_MSS`], so that a VM may send the super-frame on as it is.
 use crate::{Le16, Le64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 

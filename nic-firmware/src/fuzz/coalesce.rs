@@ -9,11 +9,11 @@
 //! super-frame is cut back into segments of its mss as a VM's stack cuts it (CWR only on
 //! the first, FIN and PSH only on the last): byte for byte but for the IPv4 identification
 //! and the checksums, the segments' own checksums right (the firmware checks them before it
-//! coalesces) and the super-frame's right over the whole frame, at least two segments, at
-//! most its RX buffer, IPv4 without options and DF only, TCP flags ACK or ACK|PSH. A frame
-//! without `GSO_TCP4` is A's frame, flags and mss included. Every counter but B's
-//! `rx_packets` and `rx_bytes` is A's, and those count B's frames; what leaves on the uplink
-//! is the same.
+//! coalesces) and the super-frame's right over the whole frame, an mss of at least
+//! `MIN_TSO_MSS`, at least two segments, at most its RX buffer, IPv4 without options and DF
+//! only, TCP flags ACK or ACK|PSH. A frame without `GSO_TCP4` is A's frame, flags and mss
+//! included. Every counter but B's `rx_packets` and `rx_bytes` is A's, and those count B's
+//! frames; what leaves on the uplink is the same.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -27,7 +27,7 @@ use crate::platform::{Function, Platform};
 use crate::testing::vpc::{self, GW1_MAC, GW2_MAC, MAC0, MAC1, MAC2, REMOTE_MAC};
 use crate::testing::{FakeNic, OwnedMemory, Rng, Sizes};
 use core::net::Ipv4Addr;
-use shared_regs::desc::RxFlags;
+use shared_regs::desc::{RxFlags, MIN_TSO_MSS};
 use shared_regs::entry::UPLINK_FUNCTION;
 use shared_regs::stats::Counter;
 use std::vec;
@@ -639,6 +639,10 @@ fn same_after_cutting(
         assert!(
             flags.contains(RxFlags::DONE),
             "VF {vf}: a super-frame without DONE"
+        );
+        assert!(
+            *mss >= MIN_TSO_MSS,
+            "VF {vf}: a super-frame of mss {mss}, which no VF's TSO takes back"
         );
         let segments = cut(vf, f, *mss);
         let n = segments.len();
