@@ -333,8 +333,9 @@ impl PfDriver {
         if domains_read {
             for d in self.read_table::<VpcDomainEntry>(TableId::VpcDomain, 0)? {
                 let name = d.name.get(..usize::from(d.len)).unwrap_or(&d.name);
-                if let Some(v) = vpcs.iter_mut().find(|v| v.id == d.vpc_id.get()) {
-                    v.domain = Some(String::from_utf8_lossy(name).into_owned());
+                // Both tables come in VPC ID order.
+                if let Ok(i) = vpcs.binary_search_by_key(&d.vpc_id.get(), |v| v.id) {
+                    vpcs[i].domain = Some(String::from_utf8_lossy(name).into_owned());
                 }
             }
         }

@@ -363,15 +363,7 @@ mod tests {
         nic.platform
             .dma_write(crate::Function::Pf, BUF, domain)
             .unwrap();
-        let vpc = VpcEntry {
-            id: Le16::new(1),
-            main_route_table: Le16::new(MAIN_ROUTE_TABLE),
-            vni: 200.into(),
-            cidr: [10, 1, 0, 0],
-            cidr_len: 16,
-            ..Default::default()
-        };
-        let mut cmd = AdminCmd::new(Opcode::VpcAdd, &vpc);
+        let mut cmd = AdminCmd::new(Opcode::VpcAdd, &crate::testing::vpc::other_vpc());
         cmd.buf_addr.set(BUF);
         cmd.buf_len.set(domain.len() as u32);
         nic.submit(cmd).completion().unwrap().unwrap();

@@ -874,6 +874,18 @@ pub mod vpc {
         }
     }
 
+    /// A second VPC beside [`nic`]'s: ID 1, VNI 200, 10.1.0.0/16, no main route table yet.
+    pub fn other_vpc() -> VpcEntry {
+        VpcEntry {
+            id: Le16::new(1),
+            main_route_table: Le16::new(MAIN_ROUTE_TABLE),
+            vni: 200.into(),
+            cidr: [10, 1, 0, 0],
+            cidr_len: 16,
+            ..Default::default()
+        }
+    }
+
     /// [`nic`] plus an uplink, an internet gateway as the default route, a blackhole for
     /// 10.0.8.0/24, and an instance 10.0.2.30 on a remote host.
     pub fn nic_with_uplink() -> FakeNic<'static> {

@@ -323,8 +323,9 @@ impl VfDriver {
     }
 
     /// [`VfDriver::send`], asking the device for `offload`. Refused: an offload
-    /// [`VfDriver::offloads`] lacks, an `mss` below [`MIN_TSO_MSS`], a frame longer than a buffer (a
-    /// super-frame) or than [`BUF_SIZE`] (any other frame, as [`VfDriver::send`] always did).
+    /// [`VfDriver::offloads`] lacks, an `mss` below [`MIN_TSO_MSS`], a frame longer than a
+    /// buffer (a super-frame) or than [`BUF_SIZE`] (any other frame, as [`VfDriver::send`]
+    /// always did).
     pub fn send_with(&mut self, frame: &[u8], offload: TxOffload) -> Result<(), VfDriverError> {
         let (flags, mss) = self.tx_flags(offload, frame.len())?;
         let (i, buf) = self.tx_slot()?;

@@ -454,15 +454,7 @@ fn subnet_replace_changes_its_route_table_and_gateway_mac_while_vfs_use_it() {
     assert_eq!(gw_map(&nic, 0x0a00_02ff), new_gw);
 
     // A route table of another VPC.
-    let other = VpcEntry {
-        id: Le16::new(1),
-        main_route_table: Le16::new(MAIN_ROUTE_TABLE),
-        vni: 200.into(),
-        cidr: [10, 1, 0, 0],
-        cidr_len: 16,
-        ..Default::default()
-    };
-    nic.admin(Opcode::VpcAdd, &other).unwrap();
+    nic.admin(Opcode::VpcAdd, &vpc::other_vpc()).unwrap();
     let rt2 = RouteTableEntry {
         id: Le16::new(2),
         vpc_id: Le16::new(1),

@@ -231,9 +231,7 @@ impl GatewayNs {
 }
 
 fn bridge_in(ns: &str, args: &[&str]) -> Result<(), IpError> {
-    let mut full = vec!["-n", ns];
-    full.extend_from_slice(args);
-    netns::iproute2("bridge", &full).map(drop)
+    netns::iproute2_in("bridge", ns, args).map(drop)
 }
 
 impl Drop for GatewayNs {

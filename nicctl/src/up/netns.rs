@@ -37,16 +37,19 @@ pub fn iproute2(tool: &str, args: &[&str]) -> Result<String, IpError> {
 
 /// Runs `ip ARGS` inside namespace `ns`.
 pub fn ip_in(ns: &str, args: &[&str]) -> Result<String, IpError> {
-    let mut full = vec!["-n", ns];
-    full.extend_from_slice(args);
-    ip(&full)
+    iproute2_in("ip", ns, args)
 }
 
 /// Runs `tc ARGS` inside namespace `ns`.
 pub fn tc_in(ns: &str, args: &[&str]) -> Result<String, IpError> {
+    iproute2_in("tc", ns, args)
+}
+
+/// Runs iproute2's `tool -n NS ARGS`: the tool in namespace `ns`.
+pub fn iproute2_in(tool: &str, ns: &str, args: &[&str]) -> Result<String, IpError> {
     let mut full = vec!["-n", ns];
     full.extend_from_slice(args);
-    iproute2("tc", &full)
+    iproute2(tool, &full)
 }
 
 /// Creates namespace `name`, with its loopback up.
