@@ -183,6 +183,49 @@ fn instances_and_gateways_come_and_go_with_the_file() {
     up.stop();
 }
 
+/// A gateway added by `apply` whose name is a namespace someone else made: `apply` fails
+/// naming the gateway and why, and the owner's namespace is left alone and usable.
+#[test]
+#[cfg_attr(
+    not_root,
+    ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
+)]
+fn a_gateway_whose_namespace_is_taken_is_refused_by_name() {
+    let text = two_hosts().replace(
+        "[subnet.right]\nvpc = \"prod\"\ncidr = \"10.0.2.0/24\"\n",
+        "[subnet.right]\nvpc = \"prod\"\ncidr = \"10.0.2.0/24\"\nroute_table = \"public\"\n\n\
+         [gateway.la-taken]\nkind = \"internet\"\nhosts = [\"198.51.100.1/24\"]\n\n\
+         [route_table.public]\nvpc = \"prod\"\n\
+         routes = [{ dest = \"0.0.0.0/0\", target = \"la-taken\" }]\n",
+    );
+    let grown = TempFile::with("la-taken", "toml", &text);
+    let mut up = Up::start(&example("two-hosts.toml"), &[]);
+    // Made here, not with TempNamespaces, whose lock `up` holds; deleted before `up`
+    // stops, which checks that no namespace that appeared meanwhile is left.
+    struct Foreign;
+    impl Drop for Foreign {
+        fn drop(&mut self) {
+            common::netns::delete_namespace("la-taken");
+        }
+    }
+    common::run(&["ip", "netns", "add", "la-taken"]).expect_ok();
+    let ns = Foreign;
+    let err = up.apply(grown.path()).expect_err();
+    assert!(err.contains("la-taken"), "{err}");
+    assert!(err.contains("exists and is not"), "{err}");
+    assert!(
+        !err.contains("ip netns add"),
+        "names a command never run: {err}"
+    );
+    assert!(
+        run_in("la-taken", &["true"]).ok(),
+        "the owner's namespace is broken"
+    );
+    ping_answers("a1", "10.0.2.10");
+    drop(ns);
+    up.stop();
+}
+
 /// Under `--dhcp`, an instance added while `up` runs gets its lease from the NIC like the
 /// others did, with the VPC's domain as the same file changed it.
 #[test]

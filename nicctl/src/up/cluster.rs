@@ -194,7 +194,13 @@ impl ClusterUp {
         }
         for plan in gateway_plans(config) {
             progress(Progress::Step(&format!("gateway {}", plan.name)));
-            c.gateways.push(GatewayNs::create(&plan, &mut underlay)?);
+            c.gateways
+                .push(GatewayNs::create(&plan, &mut underlay).map_err(|error| {
+                    UpError::Gateway {
+                        name: plan.name.clone(),
+                        error,
+                    }
+                })?);
         }
         c.underlay = Some(underlay);
         progress(Progress::Step("VMs, as the agents give them VFs"));

@@ -39,6 +39,11 @@ pub enum UpError {
     Host { host: String, reason: String },
     #[error("{0}")]
     Underlay(#[from] super::netns::IpError),
+    #[error("gateway {name}: {error}")]
+    Gateway {
+        name: String,
+        error: super::gateway::GatewayError,
+    },
     #[error(transparent)]
     Vm(#[from] super::instance::VmError),
     #[error(transparent)]
@@ -183,7 +188,13 @@ impl Deployment {
         }
         for plan in gateway_plans(config) {
             progress(Progress::Step(&format!("gateway {}", plan.name)));
-            d.gateways.push(GatewayNs::create(&plan, &mut underlay)?);
+            d.gateways
+                .push(GatewayNs::create(&plan, &mut underlay).map_err(|error| {
+                    UpError::Gateway {
+                        name: plan.name.clone(),
+                        error,
+                    }
+                })?);
         }
         d.underlay = Some(underlay);
         for i in 0..config.instances.len() {

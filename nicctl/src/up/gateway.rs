@@ -6,6 +6,19 @@ use super::underlay::Underlay;
 use host_driver::tables::MacDisplay;
 use std::net::Ipv4Addr;
 
+/// Why a gateway namespace could not be made or brought to its plan.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Its name is someone else's namespace: never taken over.
+    #[error("a network namespace of that name exists and is not this deployment's")]
+    NamespaceTaken,
+    /// Added by `apply` to a deployment that runs without an underlay.
+    #[error("the deployment has no underlay to attach it to")]
+    NoUnderlay,
+    #[error(transparent)]
+    Ip(#[from] IpError),
+}
+
 /// A running gateway namespace; dropping it deletes the namespace.
 pub struct GatewayNs {
     name: String,
@@ -66,14 +79,10 @@ pub struct Neighbour {
 impl GatewayNs {
     /// Creates the namespace of `plan` on the underlay, with its `hosts` addresses and its
     /// VPCs.
-    pub fn create(plan: &GatewayPlan, underlay: &mut Underlay) -> Result<GatewayNs, IpError> {
+    pub fn create(plan: &GatewayPlan, underlay: &mut Underlay) -> Result<GatewayNs, GatewayError> {
         let name = plan.name.as_str();
         if netns::exists(name) {
-            return Err(IpError {
-                command: format!("ip netns add {name}"),
-                reason: "a network namespace of that name exists and is not this deployment's"
-                    .into(),
-            });
+            return Err(GatewayError::NamespaceTaken);
         }
         netns::add(name)?;
         let mut gw = GatewayNs {

@@ -17,9 +17,8 @@
 //! 5. gateways that went, or changed beyond their neighbours, are removed (and made again),
 //!    and the neighbours of the others follow the instances.
 use super::deployment::{gateway_plans, vm_spec, Deployment, UpError};
-use super::gateway::{GatewayNs, GatewayPlan};
+use super::gateway::{GatewayError, GatewayNs, GatewayPlan};
 use super::instance::{Placement, VmSpec};
-use super::netns::IpError;
 use crate::config::model::Config;
 use crate::config::plan::{self, ApplyError, Plan};
 use host_driver::reconcile::{Change, Kind};
@@ -161,7 +160,7 @@ pub enum LiveError {
     #[error(transparent)]
     Vm(#[from] super::instance::VmError),
     #[error("gateway {name}: {error}")]
-    Gateway { name: String, error: IpError },
+    Gateway { name: String, error: GatewayError },
     #[error("recording the deployment in its state file: {0}")]
     Record(std::io::Error),
 }
@@ -438,12 +437,10 @@ impl Deployment {
             name: plan.name.clone(),
             error,
         };
-        let underlay = self.underlay.as_mut().ok_or_else(|| {
-            fail(IpError {
-                command: format!("ip netns add {}", plan.name),
-                reason: "the deployment has no underlay".into(),
-            })
-        })?;
+        let underlay = self
+            .underlay
+            .as_mut()
+            .ok_or_else(|| fail(GatewayError::NoUnderlay))?;
         let ns = GatewayNs::create(plan, underlay).map_err(fail)?;
         self.gateways.push(ns);
         Ok(())
@@ -521,7 +518,7 @@ pub(super) fn follow_gateways(
         match gateways.iter_mut().find(|g| g.plan().name == plan.name) {
             Some(g) if g.plan() == plan => {}
             Some(g) => {
-                let (added, removed) = g.update_neighbours(plan).map_err(fail)?;
+                let (added, removed) = g.update_neighbours(plan).map_err(|e| fail(e.into()))?;
                 done.push(NsChange::GatewayNeighbours {
                     name: plan.name.clone(),
                     added,
