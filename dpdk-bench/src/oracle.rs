@@ -29,15 +29,6 @@ impl LpmOracle {
     }
 }
 
-/// The longest match by linear scan: the benches' own check, to check the oracle with.
-pub fn linear_lookup(routes: &[Route], ip: u32) -> Option<Route> {
-    routes
-        .iter()
-        .filter(|r| ip & prefix_mask(r.len) == r.prefix)
-        .max_by_key(|r| r.len)
-        .copied()
-}
-
 /// Exact match: the insertion index of each stored key.
 pub struct MappingOracle {
     index: HashMap<MappingKey, usize>,

@@ -11,8 +11,8 @@ use dpdk_bench::report::{Kind, Row};
 use dpdk_bench::run::{self, Ctx};
 use dpdk_bench::scale::Scale;
 use dpdk_bench::tbl8::{fib6_reserved, trie_groups};
-use dpdk_bench::workload::vrf::{fill_route_tables, ROUTES_PER_TABLE};
 use dpdk_bench::workload::Rng;
+use dpdk_bench::workload::{fill_route_tables, ROUTES_PER_TABLE};
 use nic_firmware::tables::lpm::{Route, RouteSlot, RouteTables};
 
 fn ctx() -> Ctx {

@@ -16,6 +16,7 @@ use criterion::Throughput;
 use nic_firmware::tables::mapping::{
     Location, Mapping, MappingBucket, MappingKey, MappingTable, UnderlaySlot,
 };
+use nic_firmware::workload::{mapping_keys, mapping_value, MappingKeys, HOSTS};
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Instant;
@@ -54,59 +55,18 @@ fn hashmap_gets(h: &HashMap<(u32, u32), Mapping>, keys: &[MappingKey]) -> u64 {
     })
 }
 
-/// Hosts the remote instances live on (about 250 instances each).
-const HOSTS: u32 = 4096;
-
-/// The value of the `n`th mapping: most instances live on other hosts.
-fn value(n: u32) -> Mapping {
-    let b = n.to_le_bytes();
-    Mapping {
-        mac: [0x02, 0, b[0], b[1], b[2], b[3]],
-        location: if n.is_multiple_of(64) {
-            Location::LocalVf((n % 256) as u16)
-        } else {
-            Location::Remote {
-                underlay_ip: 0x6400_0000 | (n % HOSTS),
-            }
-        },
-    }
-}
-
-/// `count` distinct keys: VNIs of 4,096 VPCs, addresses in the VPC's 10.x/16 (as the
-/// pipeline looks them up), drawn at random.
-fn distinct_keys(count: usize, rng: &mut Rng) -> Vec<MappingKey> {
-    let mut seen = std::collections::HashSet::with_capacity(count);
-    let mut keys = Vec::with_capacity(count);
-    while keys.len() < count {
-        let vpc = rng.range(0, VRFS as u32 - 1) as usize;
-        let k = MappingKey {
-            vni: 1000 + vpc as u32,
-            ip: vpc_cidr(vpc) | (rng.next_u32() & 0xffff),
-        };
-        if seen.insert((k.vni, k.ip)) {
-            keys.push(k);
-        }
-    }
-    keys
-}
-
 fn main() {
-    let mut rng = Rng::new(2);
     // 1M entries to store, and 1M more that are never stored, for misses.
-    let all = distinct_keys(2 * MAPPINGS, &mut rng);
-    let (stored, absent) = all.split_at(MAPPINGS);
-    let mut hits: Vec<MappingKey> = (0..KEYS)
-        .map(|_| stored[rng.range(0, MAPPINGS as u32 - 1) as usize])
-        .collect();
-    let misses: Vec<MappingKey> = (0..KEYS)
-        .map(|_| absent[rng.range(0, MAPPINGS as u32 - 1) as usize])
-        .collect();
-    hits.truncate(KEYS);
+    let MappingKeys {
+        stored,
+        hits,
+        misses,
+    } = mapping_keys(MAPPINGS, KEYS, &mut Rng::new(2));
 
     let t0 = Instant::now();
     let mut hm: HashMap<(u32, u32), Mapping> = HashMap::with_capacity(MAPPINGS);
     for (i, k) in stored.iter().enumerate() {
-        hm.insert((k.vni, k.ip), value(i as u32));
+        hm.insert((k.vni, k.ip), mapping_value(i as u32));
     }
     println!(
         "mapping set-up: std HashMap of {MAPPINGS} in {:.2?}",
@@ -122,7 +82,7 @@ fn main() {
         let mut underlays = vec![UnderlaySlot::EMPTY; 2 * HOSTS as usize];
         let mut table = MappingTable::new(&mut storage, &mut underlays);
         for (i, k) in stored.iter().enumerate() {
-            table.insert(*k, value(i as u32)).expect("insert");
+            table.insert(*k, mapping_value(i as u32)).expect("insert");
         }
         println!(
             "mapping set-up: {buckets} buckets ({:.1} MB), {} entries ({:.1} % full) in {:.2?}",
@@ -132,7 +92,7 @@ fn main() {
             t0.elapsed()
         );
         for (i, k) in stored.iter().enumerate().step_by(101) {
-            assert_eq!(table.get(*k), Some(value(i as u32)));
+            assert_eq!(table.get(*k), Some(mapping_value(i as u32)));
         }
         assert!(misses.iter().take(10_000).all(|k| table.get(*k).is_none()));
 

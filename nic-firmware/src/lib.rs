@@ -68,6 +68,8 @@ pub mod tables;
 pub mod testing;
 mod trace;
 pub mod wire;
+#[cfg(any(test, feature = "testing"))]
+pub mod workload;
 
 pub use firmware::Firmware;
 pub use memory::FirmwareMemory;

@@ -7,8 +7,8 @@ use crate::oracle::MappingOracle;
 use crate::ours;
 use crate::report::{Kind, Method, Row};
 use crate::timing::{race, seconds};
-use crate::workload::mapping::{mapping_keys, value, HOSTS};
 use crate::workload::Rng;
+use crate::workload::{mapping_keys, mapping_value, HOSTS};
 use nic_firmware::tables::mapping::{Mapping, MappingBucket, MappingTable, UnderlaySlot};
 
 /// Underlay slots of our table: room for the workload's hosts, twice over.
@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
     let (built, ours_build) = seconds(|| -> Result<(), String> {
         for (i, k) in mk.stored.iter().enumerate() {
             table
-                .insert(*k, value(i as u32))
+                .insert(*k, mapping_value(i as u32))
                 .map_err(|e| format!("insert {k:?}: {e:?} at {i}"))?;
         }
         Ok(())
@@ -64,7 +64,7 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
         // Every answer, both sides, both methods, against the oracle.
         let want: Vec<Option<Mapping>> = keys
             .iter()
-            .map(|k| oracle.get(*k).map(|i| value(i as u32)))
+            .map(|k| oracle.get(*k).map(|i| mapping_value(i as u32)))
             .collect();
         same(
             "get_batch",

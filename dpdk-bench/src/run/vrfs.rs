@@ -11,7 +11,7 @@ use crate::ours;
 use crate::report::{Kind, Method, Row};
 use crate::tbl8::{fib6_reserved, trie_groups};
 use crate::timing::{race, seconds};
-use crate::workload::vrf::{fill_route_tables, lpm_keys, ROUTES_PER_TABLE};
+use crate::workload::{fill_route_tables, lpm_keys, ROUTES_PER_TABLE};
 use crate::workload::{Rng, RouteIds};
 use nic_firmware::tables::lpm::{Route, RouteSlot, RouteTables};
 

@@ -1,11 +1,13 @@
-//! The workloads, drawn from fixed seeds: the benches' VRF route mix and keys (copied from
-//! `nic-firmware/benches/common`, which the tests check draw for draw), a BGP-like table, and
-//! the benches' mapping keys.
+//! The workloads, drawn from fixed seeds: the benches' VRF route mix, keys and mapping keys
+//! (`nic_firmware::workload`, the very code the benches draw them with), and a BGP-like
+//! table.
 pub mod bgp;
-pub mod mapping;
-pub mod vrf;
 
 pub use nic_firmware::testing::Rng;
+pub use nic_firmware::workload::{
+    fill_route_tables, lpm_keys, mapping_keys, mapping_value, vpc_cidr, MappingKeys, HOSTS,
+    ROUTES_PER_TABLE,
+};
 
 /// Routes of many tables under one numbering: DPDK's tables answer a next hop, which is
 /// this id, and the id names the route to compare with ours.

@@ -1,18 +1,15 @@
-//! Shared set-up of the benchmarks: a seeded random generator, the 4,096 route tables of the
-//! `lpm` and `pipeline` benches, the 1M mapping keys, criterion settings and the summary
-//! helpers. Everything is deterministic (fixed seeds), so two runs measure the same tables
-//! and keys.
-#![allow(dead_code)] // each bench uses a part
+//! Shared set-up of the benchmarks: the workloads' sizes (the tables and keys themselves are
+//! drawn by `nic_firmware::workload`, from fixed seeds, so two runs measure the same),
+//! criterion settings and the summary helpers.
+#![allow(dead_code, unused_imports)] // each bench uses a part
 
 use criterion::Criterion;
-use nic_firmware::tables::lpm::{prefix_mask, Route, RouteTables, Target};
+use nic_firmware::tables::lpm::{Route, RouteTables};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 /// Route tables (VRFs): the minimum.
-pub const VRFS: usize = 4096;
-/// Routes each table can hold, the local route included: the maximum per table.
-pub const ROUTES_PER_TABLE: usize = 1000;
+pub const VRFS: usize = nic_firmware::workload::VPCS;
 /// Mappings loaded: the minimum.
 pub const MAPPINGS: usize = 1_000_000;
 /// Pre-generated lookup keys: many more than fit in L2, so the keys stream from memory and
@@ -22,118 +19,12 @@ pub const KEYS: usize = 1 << 20;
 pub const CHUNK: usize = 1024;
 
 pub use nic_firmware::testing::Rng;
+pub use nic_firmware::workload::{longest_match, lpm_keys, vpc_cidr, ROUTES_PER_TABLE};
 
-/// The CIDR (a /16 in 10.0.0.0/8) of the VPC that owns route table `t`. VPCs reuse the same
-/// private ranges, as real tenants do; they are told apart by VNI and route table.
-pub fn vpc_cidr(t: usize) -> u32 {
-    0x0a00_0000 | (((t as u32 * 37) & 0xff) << 16)
-}
-
-/// Fills every table of `rt` with a realistic mix and returns each table's routes:
-///
-/// - the local route: the VPC CIDR /16 -> `Local` (the admin handler adds it with the table);
-/// - a default route 0.0.0.0/0 -> an internet gateway;
-/// - 48 to 998 more routes (uniform; mean ~523, so ~2.1M routes in all), each:
-///   - 40 %: inside the VPC CIDR, /17 to /32 -> an appliance instance (`Instance`) or, one
-///     time in 8, a `Blackhole`: middlebox and subnet-level routing;
-///   - 30 %: another private range (10/8, 172.16/12, 192.168/16), /16 to /28 -> `Peering`;
-///   - 30 %: anywhere, /8 to /32 -> a VPN or transit `Gateway`: on-premises prefixes.
-///
-/// A random prefix that is already in the table is skipped, so counts are approximate.
+/// Fills every table of `rt` with the VRF mix ([`nic_firmware::workload`]) and returns each
+/// table's routes.
 pub fn fill_route_tables(rt: &mut RouteTables<'_>, rng: &mut Rng) -> Vec<Vec<Route>> {
-    let mut all = Vec::with_capacity(VRFS);
-    for t in 0..VRFS {
-        let table = t as u16;
-        let cidr = vpc_cidr(t);
-        let mut routes = vec![
-            Route {
-                prefix: cidr,
-                len: 16,
-                target: Target::Local,
-            },
-            Route {
-                prefix: 0,
-                len: 0,
-                target: Target::Gateway(0),
-            },
-        ];
-        let extra = rng.range(48, ROUTES_PER_TABLE as u32 - 2) as usize;
-        for _ in 0..extra {
-            let r = rng.next_u32();
-            let route = if rng.chance(40) {
-                let len = rng.range(17, 32) as u8;
-                let target = if rng.chance(12) {
-                    Target::Blackhole
-                } else {
-                    Target::Instance(cidr | (rng.next_u32() & 0xffff))
-                };
-                Route {
-                    prefix: (cidr | (r & 0xffff)) & prefix_mask(len),
-                    len,
-                    target,
-                }
-            } else if rng.chance(50) {
-                let base = match rng.range(0, 2) {
-                    0 => 0x0a00_0000 | (r & 0x00ff_ffff),
-                    1 => 0xac10_0000 | (r & 0x000f_ffff),
-                    _ => 0xc0a8_0000 | (r & 0x0000_ffff),
-                };
-                let len = rng.range(16, 28) as u8;
-                Route {
-                    prefix: base & prefix_mask(len),
-                    len,
-                    target: Target::Peering(rng.range(0, VRFS as u32 - 1) as u16),
-                }
-            } else {
-                let len = rng.range(8, 32) as u8;
-                Route {
-                    prefix: r & prefix_mask(len),
-                    len,
-                    target: Target::Gateway(rng.range(1, 63) as u16),
-                }
-            };
-            routes.push(route);
-        }
-        let mut kept = Vec::with_capacity(routes.len());
-        for r in routes {
-            if rt.insert(table, r).is_ok() {
-                kept.push(r);
-            }
-        }
-        all.push(kept);
-    }
-    all
-}
-
-/// `n` (table, address) keys over `routes`: the table uniform; the address 50 % inside the
-/// table's VPC CIDR (east-west traffic), 25 % inside one of its routes (random host bits),
-/// 25 % uniform over the IPv4 space (mostly the default route).
-pub fn lpm_keys(routes: &[Vec<Route>], n: usize, rng: &mut Rng) -> Vec<(u16, u32)> {
-    (0..n)
-        .map(|_| {
-            let t = rng.range(0, routes.len() as u32 - 1) as usize;
-            let r = rng.next_u32();
-            let addr = match rng.range(0, 3) {
-                0 | 1 => vpc_cidr(t) | (r & 0xffff),
-                2 => {
-                    let rs = &routes[t];
-                    let route = rs[rng.range(0, rs.len() as u32 - 1) as usize];
-                    route.prefix | (r & !prefix_mask(route.len))
-                }
-                _ => r,
-            };
-            (t as u16, addr)
-        })
-        .collect()
-}
-
-/// The longest match by linear scan, to check the set-up.
-pub fn reference_lookup(routes: &[Route], ip: u32) -> Option<Route> {
-    routes
-        .iter()
-        .filter(|r| ip & prefix_mask(r.len) == r.prefix)
-        .max_by_key(|r| r.len)
-        .copied()
+    nic_firmware::workload::fill_route_tables(rt, VRFS, rng)
 }
 
 /// Short runs: the whole `cargo bench` stays around two minutes on 2 cores. Command-line
