@@ -14,13 +14,6 @@
 //! only, TCP flags ACK or ACK|PSH. A frame without `GSO_TCP4` is A's frame, flags and mss
 //! included. Every counter but B's `rx_packets` and `rx_bytes` is A's, and those count B's
 //! frames; what leaves on the uplink is the same.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
 extern crate std;
 
 use crate::platform::{Function, Platform};

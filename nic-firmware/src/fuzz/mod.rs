@@ -5,6 +5,8 @@
 //! disagrees with the reference path, a malformed frame on the wire, an admin command left
 //! without a completion, an offload that breaks what `shared_regs::desc` says of it, received
 //! segments coalesced into a super-frame that does not cut back into them.
+// The targets and their checks (this module and those below it, which inherit this) may
+// panic: a panic is how a target reports a broken promise.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -4,13 +4,6 @@
 //! (with or without `CONTROL.RX_GSO`), a remote host, the internet gateway, a blackhole, the
 //! subnet gateway, an address nobody has, or VF 0 itself. What every VF and the uplink
 //! receive is checked against what `shared_regs::desc` promises for offloads.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
 extern crate std;
 
 use crate::offload::{fold, sum};
