@@ -10,10 +10,12 @@
 mod apply;
 mod change;
 mod diff;
+mod room;
 
 pub use apply::{apply, ApplyError};
 pub use change::{Change, Kind};
 pub use diff::diff;
+pub use room::NoRoom;
 
 use crate::table_read::{NicTables, PlaceRow};
 use crate::tables::{

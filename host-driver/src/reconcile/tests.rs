@@ -397,3 +397,77 @@ fn a_vf_given_to_another_instance_first_loses_what_led_to_the_old_one() {
     converge(&d, &base);
     converge(&d, &next);
 }
+
+/// A state fits a NIC whose tables hold exactly what it needs, the firmware's own entries
+/// counted (each table's local route; each VPC's anchor and each subnet's gateway and
+/// broadcast mappings); one entry less in any table is refused, naming its register; a
+/// capacity an older device does not report (CAP_UNDERLAYS before ABI 1.4, CAP_GATEWAYS
+/// before 1.1) is not checked.
+#[test]
+fn a_state_fits_exactly_and_one_entry_less_anywhere_is_refused_by_register() {
+    use crate::bringup::DeviceInfo;
+    let s = topology();
+    let count = |n: usize| u32::try_from(n).unwrap();
+    let mut per_table = BTreeMap::<u16, usize>::new();
+    for (t, _) in s.routes.keys() {
+        *per_table.entry(*t).or_default() += 1;
+    }
+    let hosts: BTreeSet<_> = s
+        .mappings
+        .values()
+        .filter_map(|(_, at)| match at {
+            Loc::Remote(ip) => Some(*ip),
+            Loc::LocalVf(_) => None,
+        })
+        .collect();
+    assert!(!hosts.is_empty() && !s.gateways.is_empty() && !per_table.is_empty());
+    let exact = DeviceInfo {
+        device: "test".into(),
+        abi_major: 1,
+        abi_minor: 7,
+        caps: shared_regs::pf::Caps::empty(),
+        num_vfs: 8,
+        vpcs: count(s.vpcs.len()),
+        subnets: count(s.subnets.len()),
+        route_tables: count(s.route_tables.len()),
+        routes_per_table: count(per_table.values().max().unwrap() + 1),
+        mappings: count(s.mappings.len() + s.vpcs.len() + 2 * s.subnets.len()),
+        adminq_entries: 64,
+        gateways: count(s.gateways.len()),
+        underlays: count(hosts.len()),
+    };
+    assert_eq!(s.fits(&exact), Ok(()));
+    let less = |f: &dyn Fn(&mut DeviceInfo)| {
+        let mut info = exact.clone();
+        f(&mut info);
+        s.fits(&info).unwrap_err()
+    };
+    for (register, err) in [
+        ("CAP_VPCS", less(&|i| i.vpcs -= 1)),
+        ("CAP_SUBNETS", less(&|i| i.subnets -= 1)),
+        ("CAP_ROUTE_TABLES", less(&|i| i.route_tables -= 1)),
+        ("CAP_ROUTES", less(&|i| i.routes_per_table -= 1)),
+        ("CAP_MAPPINGS", less(&|i| i.mappings -= 1)),
+        ("CAP_GATEWAYS", less(&|i| i.gateways -= 1)),
+        ("CAP_UNDERLAYS", less(&|i| i.underlays -= 1)),
+    ] {
+        assert_eq!(err.register, register, "{err}");
+        assert_eq!(err.needs, err.holds as usize + 1, "{err}");
+        assert!(err.to_string().ends_with(&format!("({register})")), "{err}");
+    }
+    let older = DeviceInfo {
+        abi_minor: 0,
+        gateways: 0,
+        underlays: 0,
+        ..exact.clone()
+    };
+    assert_eq!(s.fits(&older), Ok(()));
+    let err = s
+        .fits(&DeviceInfo {
+            abi_minor: 4,
+            underlays: 0,
+            ..exact.clone()
+        })
+        .unwrap_err();
+    assert_eq!(err.register, "CAP_UNDERLAYS");
+}

@@ -320,6 +320,9 @@ pub enum ApplyError {
     Understand(#[from] ReadBackError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The desired state is bigger than one of the NIC's tables: nothing was changed.
+    #[error("the file does not fit this NIC, so nothing was changed: {0}")]
+    NoRoom(#[from] reconcile::NoRoom),
     /// A change was refused; the ones before it were made, and the next apply, which reads
     /// the NIC back, goes on from there.
     #[error("{error} (of {total} changes)")]
@@ -339,20 +342,23 @@ pub fn held(drv: &PfDriver) -> Result<State, ApplyError> {
 
 /// Brings a NIC to what `plan` programs: reads back what it holds, and makes the difference
 /// (on a fresh NIC, every entry), calling `progress(done, total)` after each change; stops
-/// at the first refusal. Returns the changes made. Make the plan with [`plan_against`] what
+/// at the first refusal. A plan bigger than one of the NIC's tables changes nothing. Returns the changes made. Make the plan with [`plan_against`] what
 /// the NIC holds, so that what it has keeps its IDs.
 pub fn apply(
     drv: &PfDriver,
     plan: &Plan,
     progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Change>, ApplyError> {
-    let changes = reconcile::diff(&plan.desired(), &held(drv)?);
+    let desired = plan.desired();
+    desired.fits(drv.info())?;
+    let changes = reconcile::diff(&desired, &held(drv)?);
     make(drv, &changes, progress)?;
     Ok(changes)
 }
 
 /// Host `host`'s plan for `config` on the NIC `drv` and the changes that bring the NIC to
-/// it: what the NIC holds is read back and keeps its IDs. Nothing is changed yet ([`make`]).
+/// it: what the NIC holds is read back and keeps its IDs. Nothing is changed yet ([`make`]);
+/// a plan bigger than one of the NIC's tables is refused here.
 pub fn plan_nic(
     drv: &PfDriver,
     config: &Config,
@@ -361,7 +367,9 @@ pub fn plan_nic(
     let held = held(drv)?;
     let num_vfs = u16::try_from(drv.info().num_vfs).unwrap_or(u16::MAX);
     let plan = plan_against(config, host, &held, num_vfs)?;
-    let changes = reconcile::diff(&plan.desired(), &held);
+    let desired = plan.desired();
+    desired.fits(drv.info())?;
+    let changes = reconcile::diff(&desired, &held);
     Ok((plan, changes))
 }
 

@@ -195,6 +195,44 @@ mod sim {
         assert!(again.is_empty(), "{again:#?}");
     }
 
+    /// A plan bigger than one of the NIC's tables is refused before anything changes, and
+    /// the message names the table and the register; at exactly the NIC's capacity the same
+    /// plan applies. h1's three-tier plan: route table 3 has four routes and its local one,
+    /// and every remote mapping points to one host.
+    #[test]
+    fn a_plan_too_big_for_the_nic_changes_nothing_and_names_the_table() {
+        let p = plan(&three_tier(), "h1").unwrap();
+        let nic = |routes_per_table| {
+            let board = hw_sim::Nic::start(hw_sim::SimConfig {
+                num_vfs: 4,
+                routes_per_table,
+                underlays: 1,
+                ..Default::default()
+            })
+            .unwrap();
+            PfDriver::open(Box::new(SimBackend::on(board))).unwrap()
+        };
+        let small = nic(4);
+        let err = apply(&small, &p, |_, _| {}).unwrap_err();
+        assert!(matches!(err, ApplyError::NoRoom(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "the file does not fit this NIC, so nothing was changed: it needs 5 routes in \
+             route table 3 (its local route included), and the NIC holds 4 (CAP_ROUTES)"
+        );
+        let held_small = held(&small).unwrap();
+        assert!(
+            held_small.vpcs.is_empty() && held_small.uplink.is_none(),
+            "{held_small:?}"
+        );
+        let err = plan_nic(&small, &three_tier(), "h1").unwrap_err();
+        assert!(matches!(err, ApplyError::NoRoom(_)), "{err:?}");
+
+        let exact = nic(5);
+        apply(&exact, &p, |_, _| {}).unwrap();
+        assert!(apply(&exact, &p, |_, _| {}).unwrap().is_empty());
+    }
+
     /// The three-tier plan of h1 applied, then frames traced through it.
     #[test]
     fn three_tier_on_the_simulator_traces_like_the_spec() {
