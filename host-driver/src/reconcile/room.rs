@@ -10,6 +10,7 @@ use super::State;
 use crate::bringup::DeviceInfo;
 use crate::tables::MappingLocationSpec;
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 /// A table the state needs more entries of than the NIC has.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -85,19 +86,23 @@ impl State {
             Some(info.mappings),
             "CAP_MAPPINGS",
         )?;
-        let hosts: BTreeSet<_> = self
-            .mappings
-            .values()
-            .filter_map(|(_, at)| match at {
-                MappingLocationSpec::Remote(ip) => Some(*ip),
-                MappingLocationSpec::LocalVf(_) => None,
-            })
-            .collect();
+        let hosts = self.remote_hosts();
         check(
             "remote hosts that mappings point to".into(),
             hosts.len(),
             (info.abi_minor >= 4).then_some(info.underlays),
             "CAP_UNDERLAYS",
         )
+    }
+
+    /// The other hosts this NIC's mappings point to: one entry each in its underlay table.
+    pub fn remote_hosts(&self) -> BTreeSet<Ipv4Addr> {
+        self.mappings
+            .values()
+            .filter_map(|(_, at)| match at {
+                MappingLocationSpec::Remote(ip) => Some(*ip),
+                MappingLocationSpec::LocalVf(_) => None,
+            })
+            .collect()
     }
 }

@@ -412,14 +412,7 @@ fn a_state_fits_exactly_and_one_entry_less_anywhere_is_refused_by_register() {
     for (t, _) in s.routes.keys() {
         *per_table.entry(*t).or_default() += 1;
     }
-    let hosts: BTreeSet<_> = s
-        .mappings
-        .values()
-        .filter_map(|(_, at)| match at {
-            Loc::Remote(ip) => Some(*ip),
-            Loc::LocalVf(_) => None,
-        })
-        .collect();
+    let hosts = s.remote_hosts();
     assert!(!hosts.is_empty() && !s.gateways.is_empty() && !per_table.is_empty());
     let exact = DeviceInfo {
         device: "test".into(),
