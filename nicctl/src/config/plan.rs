@@ -342,8 +342,9 @@ pub fn held(drv: &PfDriver) -> Result<State, ApplyError> {
 
 /// Brings a NIC to what `plan` programs: reads back what it holds, and makes the difference
 /// (on a fresh NIC, every entry), calling `progress(done, total)` after each change; stops
-/// at the first refusal. A plan bigger than one of the NIC's tables changes nothing. Returns the changes made. Make the plan with [`plan_against`] what
-/// the NIC holds, so that what it has keeps its IDs.
+/// at the first refusal. A plan bigger than one of the NIC's tables changes nothing.
+/// Returns the changes made. Make the plan with [`plan_against`] what the NIC holds, so
+/// that what it has keeps its IDs.
 pub fn apply(
     drv: &PfDriver,
     plan: &Plan,

@@ -5,7 +5,7 @@
 //! then only follows the store: a VM is plugged into the VF its host's agent reports for
 //! it, re-plugged when another host's agent reports it, and removed when its instance
 //! leaves the store. So `nicctl apply FILE --etcd URLS` changes a running cluster.
-use super::deployment::{claim, gateway_plans, make_underlay, vm_spec, Claimed};
+use super::deployment::{claim, gateway_plans, make_underlay, start_gateway, vm_spec, Claimed};
 use super::deployment::{Progress, UpError, UpOptions, SIM_VFS};
 use super::gateway::GatewayNs;
 use super::instance::{Placement, Vm};
@@ -194,13 +194,7 @@ impl ClusterUp {
         }
         for plan in gateway_plans(config) {
             progress(Progress::Step(&format!("gateway {}", plan.name)));
-            c.gateways
-                .push(GatewayNs::create(&plan, &mut underlay).map_err(|error| {
-                    UpError::Gateway {
-                        name: plan.name.clone(),
-                        error,
-                    }
-                })?);
+            c.gateways.push(start_gateway(&plan, &mut underlay)?);
         }
         c.underlay = Some(underlay);
         progress(Progress::Step("VMs, as the agents give them VFs"));

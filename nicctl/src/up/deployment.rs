@@ -188,13 +188,7 @@ impl Deployment {
         }
         for plan in gateway_plans(config) {
             progress(Progress::Step(&format!("gateway {}", plan.name)));
-            d.gateways
-                .push(GatewayNs::create(&plan, &mut underlay).map_err(|error| {
-                    UpError::Gateway {
-                        name: plan.name.clone(),
-                        error,
-                    }
-                })?);
+            d.gateways.push(start_gateway(&plan, &mut underlay)?);
         }
         d.underlay = Some(underlay);
         for i in 0..config.instances.len() {
@@ -432,6 +426,18 @@ pub(super) fn vm_spec(config: &Config, i: usize, dhcp: bool) -> VmSpec {
 
 /// The gateway namespaces `config` asks for: each terminates every VPC with a route to it,
 /// and knows every instance of those VPCs as a neighbour.
+/// Makes the namespace of gateway `plan` on `underlay` as `up` starts; a failure names the
+/// gateway.
+pub(super) fn start_gateway(
+    plan: &GatewayPlan,
+    underlay: &mut Underlay,
+) -> Result<GatewayNs, UpError> {
+    GatewayNs::create(plan, underlay).map_err(|error| UpError::Gateway {
+        name: plan.name.clone(),
+        error,
+    })
+}
+
 pub(super) fn gateway_plans(config: &Config) -> Vec<GatewayPlan> {
     config
         .gateways
