@@ -11,7 +11,7 @@ use dpdk_bench::workload::{fill_route_tables, lpm_keys, ROUTES_PER_TABLE};
 use dpdk_bench::workload::{mapping_keys, mapping_value, HOSTS};
 use dpdk_bench::workload::{Rng, RouteIds};
 use nic_firmware::tables::lpm::{prefix_mask, RouteSlot, RouteTables};
-use nic_firmware::tables::mapping::{MappingBucket, MappingTable, UnderlaySlot};
+use nic_firmware::tables::mapping::{MappingBucket, MappingTable, MappingTags, UnderlaySlot};
 use nic_firmware::workload::longest_match;
 
 const S: Scale = Scale::TEST;
@@ -106,8 +106,9 @@ fn our_mapping_table_agrees_with_the_oracle_at_the_benches_load() {
     assert_eq!(Scale::FULL.mappings(), 1_000_000);
     let mk = mapping_keys(n, S.keys, &mut Rng::new(2));
     let mut storage = vec![MappingBucket::EMPTY; S.mapping_slots / MappingTable::SLOTS_PER_BUCKET];
+    let mut tags = vec![MappingTags::EMPTY; MappingTags::lines_for(storage.len())];
     let mut underlays = vec![UnderlaySlot::EMPTY; 2 * HOSTS as usize];
-    let mut table = MappingTable::new(&mut storage, &mut underlays);
+    let mut table = MappingTable::new(&mut storage, &mut tags, &mut underlays);
     for (i, k) in mk.stored.iter().enumerate() {
         table.insert(*k, mapping_value(i as u32)).unwrap();
     }

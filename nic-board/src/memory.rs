@@ -1,7 +1,7 @@
 //! The firmware's tables in static memory, with the board image's capacities.
 //!
 //! The board has 256 KiB of SRAM; the capacities below keep the tables and buffers at
-//! 61 KiB (`size_of::<BoardMemory>()`, at most [`BUDGET`], checked at build time), the rest
+//! 62 KiB (`size_of::<BoardMemory>()`, at most [`BUDGET`], checked at build time), the rest
 //! being stack, the firmware's own state and room to grow: 8 VFs, 16 VPCs, 32 subnets,
 //! 16 route tables of 16 routes, 512 mappings of 64 remote hosts, 8 gateways, a batch of 4 jumbo frames, 64 flows. A bigger part raises them here; the host driver
 //! reads them from the PF's `CAP_*` registers.
@@ -13,7 +13,7 @@ use nic_firmware::frame::FrameBuf;
 use nic_firmware::pipeline::FlowEntry;
 use nic_firmware::rings::VfRings;
 use nic_firmware::tables::lpm::RouteSlot;
-use nic_firmware::tables::mapping::{MappingBucket, UnderlaySlot};
+use nic_firmware::tables::mapping::{MappingBucket, MappingTags, UnderlaySlot};
 use nic_firmware::tables::vpc::{Gateway, RouteTable, Slot, Subnet, VfConfig, Vpc};
 use nic_firmware::FirmwareMemory;
 
@@ -47,6 +47,7 @@ pub struct BoardMemory {
     route_tables: [Slot<RouteTable>; ROUTE_TABLES],
     routes: [RouteSlot; ROUTE_TABLES * ROUTES_PER_TABLE],
     mapping_buckets: [MappingBucket; MAPPING_BUCKETS],
+    mapping_tags: [MappingTags; MappingTags::lines_for(MAPPING_BUCKETS)],
     underlays: [UnderlaySlot; UNDERLAYS],
     gateways: [Slot<Gateway>; GATEWAYS],
     batch: [FrameBuf; BATCH],
@@ -67,6 +68,7 @@ impl BoardMemory {
         route_tables: [None; ROUTE_TABLES],
         routes: [RouteSlot::EMPTY; ROUTE_TABLES * ROUTES_PER_TABLE],
         mapping_buckets: [MappingBucket::EMPTY; MAPPING_BUCKETS],
+        mapping_tags: [MappingTags::EMPTY; MappingTags::lines_for(MAPPING_BUCKETS)],
         underlays: [UnderlaySlot::EMPTY; UNDERLAYS],
         gateways: [None; GATEWAYS],
         batch: [FrameBuf::EMPTY; BATCH],
@@ -85,6 +87,7 @@ impl BoardMemory {
             routes: &mut self.routes,
             routes_per_table: ROUTES_PER_TABLE,
             mapping_buckets: &mut self.mapping_buckets,
+            mapping_tags: &mut self.mapping_tags,
             underlays: &mut self.underlays,
             gateways: &mut self.gateways,
             batch: &mut self.batch,
@@ -128,7 +131,7 @@ impl<T> TakeOnce<T> {
 ///
 /// A `static` of [`BoardMemory::EMPTY`] would do, but some empty entries (`None` of a type
 /// with a niche) are not zero bytes, so the linker would keep the whole block in `.data`:
-/// ~61 KiB of flash copied to RAM at boot. This fills it in place instead.
+/// ~62 KiB of flash copied to RAM at boot. This fills it in place instead.
 pub struct StaticMemory {
     taken: AtomicBool,
     value: UnsafeCell<MaybeUninit<BoardMemory>>,
@@ -182,6 +185,7 @@ impl StaticMemory {
             fill(&raw mut (*m).route_tables, || None);
             fill(&raw mut (*m).routes, || RouteSlot::EMPTY);
             fill(&raw mut (*m).mapping_buckets, || MappingBucket::EMPTY);
+            fill(&raw mut (*m).mapping_tags, || MappingTags::EMPTY);
             fill(&raw mut (*m).underlays, || UnderlaySlot::EMPTY);
             fill(&raw mut (*m).gateways, || None);
             fill(&raw mut (*m).batch, || FrameBuf::EMPTY);

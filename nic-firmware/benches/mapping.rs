@@ -14,7 +14,7 @@ mod common;
 use common::*;
 use criterion::Throughput;
 use nic_firmware::tables::mapping::{
-    Location, Mapping, MappingBucket, MappingKey, MappingTable, UnderlaySlot,
+    Location, Mapping, MappingBucket, MappingKey, MappingTable, MappingTags, UnderlaySlot,
 };
 use nic_firmware::workload::{mapping_keys, mapping_value, MappingKeys, HOSTS};
 use std::collections::HashMap;
@@ -79,8 +79,9 @@ fn main() {
     for buckets in [262_144usize, 524_288] {
         let t0 = Instant::now();
         let mut storage = vec![MappingBucket::EMPTY; buckets];
+        let mut tags = vec![MappingTags::EMPTY; MappingTags::lines_for(buckets)];
         let mut underlays = vec![UnderlaySlot::EMPTY; 2 * HOSTS as usize];
-        let mut table = MappingTable::new(&mut storage, &mut underlays);
+        let mut table = MappingTable::new(&mut storage, &mut tags, &mut underlays);
         for (i, k) in stored.iter().enumerate() {
             table.insert(*k, mapping_value(i as u32)).expect("insert");
         }

@@ -308,9 +308,9 @@ fn memory_report(sizes: &Sizes, tables: &Tables<'_>) {
     use nic_firmware::counters::CounterBlock;
     use nic_firmware::rings::VfRings;
     use nic_firmware::tables::lpm::RouteSlot;
-    use nic_firmware::tables::mapping::{MappingBucket, UnderlaySlot};
+    use nic_firmware::tables::mapping::{MappingBucket, MappingTags, UnderlaySlot};
     use std::mem::size_of;
-    let rows: [(&str, usize, usize, &str); 11] = [
+    let rows: [(&str, usize, usize, &str); 12] = [
         (
             "route slots (LPM)",
             size_of::<RouteSlot>(),
@@ -322,6 +322,12 @@ fn memory_report(sizes: &Sizes, tables: &Tables<'_>) {
             size_of::<MappingBucket>(),
             sizes.mapping_buckets,
             "x 4 entries: 16 B per entry",
+        ),
+        (
+            "mapping tags (MappingTags)",
+            size_of::<MappingTags>(),
+            MappingTags::lines_for(sizes.mapping_buckets),
+            "8 buckets a line: 2 B per entry",
         ),
         (
             "underlay addresses (UnderlaySlot)",

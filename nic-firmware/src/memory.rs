@@ -5,7 +5,7 @@ use crate::frame::FrameBuf;
 use crate::pipeline::FlowEntry;
 use crate::rings::VfRings;
 use crate::tables::lpm::RouteSlot;
-use crate::tables::mapping::{MappingBucket, UnderlaySlot};
+use crate::tables::mapping::{MappingBucket, MappingTags, UnderlaySlot};
 use crate::tables::vpc::{Gateway, RouteTable, Slot, Subnet, VfConfig, Vpc};
 
 /// Storage for every table, counter and batch buffer of the firmware.
@@ -27,6 +27,8 @@ pub struct FirmwareMemory<'m> {
     pub routes_per_table: usize,
     /// Mapping table buckets of 4 entries (a power of two of them).
     pub mapping_buckets: &'m mut [MappingBucket],
+    /// Their tags: [`MappingTags::lines_for`] the buckets, 8 bytes a bucket.
+    pub mapping_tags: &'m mut [MappingTags],
     /// The underlay addresses of remote mappings, each once (at most 65,536 are used).
     pub underlays: &'m mut [UnderlaySlot],
     pub gateways: &'m mut [Slot<Gateway>],
@@ -92,6 +94,7 @@ pub mod heap {
         routes: Vec<RouteSlot>,
         routes_per_table: usize,
         mapping_buckets: Vec<MappingBucket>,
+        mapping_tags: Vec<MappingTags>,
         underlays: Vec<UnderlaySlot>,
         gateways: Vec<Slot<Gateway>>,
         batch: Vec<FrameBuf>,
@@ -112,6 +115,7 @@ pub mod heap {
                 routes: vec![RouteSlot::EMPTY; s.route_tables.saturating_mul(s.routes_per_table)],
                 routes_per_table: s.routes_per_table,
                 mapping_buckets: vec![MappingBucket::EMPTY; s.mapping_buckets],
+                mapping_tags: vec![MappingTags::EMPTY; MappingTags::lines_for(s.mapping_buckets)],
                 underlays: vec![UnderlaySlot::EMPTY; s.underlays],
                 gateways: vec![None; s.gateways],
                 batch: vec![FrameBuf::EMPTY; s.batch],
@@ -131,6 +135,7 @@ pub mod heap {
                 routes: &mut self.routes,
                 routes_per_table: self.routes_per_table,
                 mapping_buckets: &mut self.mapping_buckets,
+                mapping_tags: &mut self.mapping_tags,
                 underlays: &mut self.underlays,
                 gateways: &mut self.gateways,
                 batch: &mut self.batch,

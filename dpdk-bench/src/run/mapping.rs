@@ -9,7 +9,9 @@ use crate::report::{Kind, Method, Row};
 use crate::timing::{race, seconds};
 use crate::workload::Rng;
 use crate::workload::{mapping_keys, mapping_value, HOSTS};
-use nic_firmware::tables::mapping::{Mapping, MappingBucket, MappingTable, UnderlaySlot};
+use nic_firmware::tables::mapping::{
+    Mapping, MappingBucket, MappingTable, MappingTags, UnderlaySlot,
+};
 
 /// Underlay slots of our table: room for the workload's hosts, twice over.
 const UNDERLAYS: usize = 2 * HOSTS as usize;
@@ -27,8 +29,9 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
 
     let buckets = s.mapping_slots / MappingTable::SLOTS_PER_BUCKET;
     let mut storage = vec![MappingBucket::EMPTY; buckets];
+    let mut tags = vec![MappingTags::EMPTY; MappingTags::lines_for(buckets)];
     let mut underlays = vec![UnderlaySlot::EMPTY; UNDERLAYS];
-    let mut table = MappingTable::new(&mut storage, &mut underlays);
+    let mut table = MappingTable::new(&mut storage, &mut tags, &mut underlays);
     let (built, ours_build) = seconds(|| -> Result<(), String> {
         for (i, k) in mk.stored.iter().enumerate() {
             table
@@ -39,6 +42,7 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
     });
     built?;
     let ours_bytes = buckets * std::mem::size_of::<MappingBucket>()
+        + MappingTags::lines_for(buckets) * std::mem::size_of::<MappingTags>()
         + UNDERLAYS * std::mem::size_of::<UnderlaySlot>();
     ctx.log(format!("  ours: built in {ours_build:.2} s"));
 

@@ -60,7 +60,11 @@ impl<'m> Tables<'m> {
             subnets: take(&mut mem.subnets),
             route_tables: take(&mut mem.route_tables),
             routes: RouteTables::new(take(&mut mem.routes), mem.routes_per_table),
-            mappings: MappingTable::new(take(&mut mem.mapping_buckets), take(&mut mem.underlays)),
+            mappings: MappingTable::new(
+                take(&mut mem.mapping_buckets),
+                take(&mut mem.mapping_tags),
+                take(&mut mem.underlays),
+            ),
             gateways: take(&mut mem.gateways),
             uplink: None,
         }

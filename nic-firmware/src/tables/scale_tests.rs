@@ -1,7 +1,9 @@
 //! The tables at the capacity a cloud NIC needs: 4,096 route tables (VRFs) of 1,000 routes
 //! each, and 1,000,000 mappings.
 use super::lpm::{prefix_mask, Route, RouteSlot, RouteTables, Target};
-use super::mapping::{Location, Mapping, MappingBucket, MappingKey, MappingTable, UnderlaySlot};
+use super::mapping::{
+    Location, Mapping, MappingBucket, MappingKey, MappingTable, MappingTags, UnderlaySlot,
+};
 use super::TableError;
 
 const VRFS: usize = 4096;
@@ -69,8 +71,9 @@ fn route_tables_hold_4096_vrfs_of_1000_routes() {
 #[test]
 fn mapping_table_holds_a_million_mappings() {
     let mut buckets = std::vec![MappingBucket::EMPTY; BUCKETS];
+    let mut tags = std::vec![MappingTags::EMPTY; MappingTags::lines_for(BUCKETS)];
     let mut underlays = std::vec![UnderlaySlot::EMPTY; 2 * HOSTS as usize];
-    let mut t = MappingTable::new(&mut buckets, &mut underlays);
+    let mut t = MappingTable::new(&mut buckets, &mut tags, &mut underlays);
     let key = |i: u32| MappingKey {
         vni: 1 + i % 4096,
         ip: 0x0a00_0000 | i,
