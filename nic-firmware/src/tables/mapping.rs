@@ -51,9 +51,10 @@
 //! - Writes publish a slot by writing its value word first, its key word next and its tag
 //!   last (with a compiler fence between), and retire it by clearing its tag and then the
 //!   key word's kind, so a lookup never sees a half-written entry (a tag left over for a
-//!   moment only leads to a key word that does not match). The key word goes in two steps, first without
-//!   its kind and then with it, so that each store changes only one 32-bit half that
-//!   matters: a 32-bit core (the board's RISC-V) writes a 64-bit word as two stores.
+//!   moment only leads to a key word that does not match). The key word goes in two steps,
+//!   first without its kind and then with it, so that each store changes only one 32-bit
+//!   half that matters: a 32-bit core (the board's RISC-V) writes a 64-bit word as two
+//!   stores.
 //! - [`MappingTable::replace`] changes a value make-before-break: it interns the new
 //!   underlay address, publishes the new value in a free slot of one of the key's two
 //!   buckets, then retires the old slot and only then releases the old address, so a
@@ -71,9 +72,10 @@
 //! buckets; the tests assert >= 90 %). A key whose VNI is wider than 24 bits is never stored (`Full`) nor found.
 //!
 //! A bucket is 64 bytes and its tags 8, so an entry costs **18 bytes** of device memory per
-//! slot, about 18.9 bytes per stored entry at 95 % load, plus 8 bytes per underlay slot (the underlay
-//! slice, at most 65,536 slots: the location field's reach). The hash is fixed (hardware
-//! tables use a fixed CRC as well); keys are chosen by the operator, not by remote parties.
+//! slot, about 18.9 bytes per stored entry at 95 % load, plus 8 bytes per underlay slot
+//! (the underlay slice, at most 65,536 slots: the location field's reach). The hash is fixed
+//! (hardware tables use a fixed CRC as well); keys are chosen by the operator, not by remote
+//! parties.
 use super::TableError;
 use core::sync::atomic::{compiler_fence, Ordering};
 

@@ -424,8 +424,6 @@ pub(super) fn vm_spec(config: &Config, i: usize, dhcp: bool) -> VmSpec {
     }
 }
 
-/// The gateway namespaces `config` asks for: each terminates every VPC with a route to it,
-/// and knows every instance of those VPCs as a neighbour.
 /// Makes the namespace of gateway `plan` on `underlay` as `up` starts; a failure names the
 /// gateway.
 pub(super) fn start_gateway(
@@ -438,6 +436,8 @@ pub(super) fn start_gateway(
     })
 }
 
+/// The gateway namespaces `config` asks for: each terminates every VPC with a route to it,
+/// and knows every instance of those VPCs as a neighbour.
 pub(super) fn gateway_plans(config: &Config) -> Vec<GatewayPlan> {
     config
         .gateways
