@@ -125,3 +125,77 @@ impl FrameBuf {
         self.buf.get_mut(start..start.checked_add(n)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Rng;
+
+    /// Every method against a plain vector with the headroom left counted beside it.
+    #[test]
+    fn a_frame_buffer_behaves_as_a_vector_with_headroom() {
+        let mut rng = Rng(11);
+        let mut frame = FrameBuf::EMPTY;
+        let mut model: std::vec::Vec<u8> = std::vec::Vec::new();
+        let mut headroom = HEADROOM;
+        for step in 0..200_000 {
+            let n = match rng.below(3) {
+                0 => rng.below(8) as usize,
+                1 => rng.below(100) as usize,
+                _ => rng.below(BUF_SIZE as u64 + 10) as usize,
+            };
+            match rng.below(6) {
+                0 => {
+                    let data: std::vec::Vec<u8> = (0..n).map(|_| rng.next_u32() as u8).collect();
+                    let fits = n <= MAX_FRAME;
+                    assert_eq!(frame.load(&data), fits, "{step}");
+                    if fits {
+                        model = data;
+                        headroom = HEADROOM;
+                    }
+                }
+                1 => {
+                    frame.truncate(n);
+                    model.truncate(n);
+                }
+                2 => {
+                    let fits = headroom + n <= BUF_SIZE;
+                    assert_eq!(frame.extend_to(n), fits, "{step}");
+                    if fits && n > model.len() {
+                        model.resize(n, 0);
+                    }
+                }
+                3 => {
+                    let ok = n <= model.len();
+                    assert_eq!(frame.pop_front(n), ok, "{step}");
+                    if ok {
+                        model.drain(..n);
+                        headroom += n;
+                    }
+                }
+                4 => match frame.push_front(n) {
+                    Some(front) => {
+                        assert!(n <= headroom, "{step}");
+                        assert_eq!(front.len(), n);
+                        let fill = rng.next_u32() as u8;
+                        front.fill(fill);
+                        model.splice(..0, std::iter::repeat_n(fill, n));
+                        headroom -= n;
+                    }
+                    None => assert!(n > headroom, "{step}"),
+                },
+                _ => {
+                    if let Some(b) = frame.data_mut().first_mut() {
+                        *b = step as u8;
+                    }
+                    if let Some(b) = model.first_mut() {
+                        *b = step as u8;
+                    }
+                }
+            }
+            assert_eq!(frame.data(), &model[..], "{step}");
+            assert_eq!(frame.len(), model.len(), "{step}");
+            assert_eq!(frame.is_empty(), model.is_empty(), "{step}");
+        }
+    }
+}

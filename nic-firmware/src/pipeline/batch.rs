@@ -141,7 +141,7 @@ fn chunk(
                 continue;
             };
             let hit = match action {
-                Action::ArpReply { mac } => flow_cache::apply_arp(sender, mac, frame, v),
+                Action::ArpReply { mac } => flow_cache::apply_arp(sender, *mac, frame, v),
                 _ => flow_cache::apply(tables, sender, action, frame, v),
             };
             if hit {

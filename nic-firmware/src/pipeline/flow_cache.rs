@@ -24,7 +24,6 @@
 //! cache's generation, and an entry of an older generation is a miss: nothing stale is
 //! ever used, at the cost of refilling after a change. Frames from the uplink, ARP and
 //! everything else go through the pipeline as before.
-use super::ipv4::Ipv4Info;
 use super::trace::{Step, Tracer};
 use super::vxlan::{self, Encap, OVERHEAD};
 use super::{arp, eth, mtu, Sender, Verdict};
@@ -33,7 +32,6 @@ use crate::tables::Tables;
 use shared_regs::stats::Counter;
 use shared_regs::trace::MtuAction;
 use shared_regs::ETH_HEADER_LEN;
-use smoltcp::wire::IpProtocol;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// What a flow's packets are looked up by: the sender VF, the destination MAC and both
@@ -48,18 +46,21 @@ pub(crate) struct FlowKey {
     mac_vf: u64,
 }
 
-/// What a flow resolved to.
+/// What a flow resolved to. Laid out as C does, the MACs first in every variant: a hit
+/// reads its fields in place from the entry, and the MACs it writes into the frame are two
+/// aligned loads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, u8)]
 pub(crate) enum Action {
     /// Deliver to local VF `vf` with these destination and source MACs (F12).
-    ToVf { vf: u16, macs: [u8; 12] },
+    ToVf { macs: [u8; 12], vf: u16 },
     /// Encapsulate toward `underlay` with `vni` (F14), the inner frame with these MACs, on
     /// a path of `mtu` bytes (F13).
     ToUplink {
+        macs: [u8; 12],
+        mtu: u16,
         underlay: u32,
         vni: u32,
-        mtu: u16,
-        macs: [u8; 12],
     },
     /// Answer an ARP request with `mac` (F3).
     ArpReply { mac: [u8; 6] },
@@ -85,8 +86,8 @@ impl FlowEntry {
             mac_vf: 0,
         },
         action: Action::ToVf {
-            vf: 0,
             macs: [0; 12],
+            vf: 0,
         },
     };
 }
@@ -167,9 +168,9 @@ impl<'m> FlowCache<'m> {
 
     /// The action cached for `key` (whose entry is `slot`), if any of this generation.
     #[inline(always)]
-    pub(crate) fn get(&self, slot: usize, key: &FlowKey) -> Option<Action> {
+    pub(crate) fn get(&self, slot: usize, key: &FlowKey) -> Option<&Action> {
         let e = self.entries.get(slot)?;
-        (e.generation == self.generation && e.key == *key).then_some(e.action)
+        (e.generation == self.generation && e.key == *key).then_some(&e.action)
     }
 
     /// Caches `action` for `key`, in place of whatever shared its entry.
@@ -208,8 +209,8 @@ impl Headers {
 
     /// Writes the destination and source MAC (F12's rewrite, as cached).
     #[inline(always)]
-    fn set_macs(&mut self, macs: [u8; 12]) {
-        let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = macs;
+    fn set_macs(&mut self, macs: &[u8; 12]) {
+        let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = *macs;
         self.dst_mac = [d0, d1, d2, d3, d4, d5];
         self.src_mac = [s0, s1, s2, s3, s4, s5];
     }
@@ -237,11 +238,22 @@ pub(crate) fn key_of(vf: u16, data: &[u8]) -> Option<FlowKey> {
     })
 }
 
+/// What a hit needs of an IPv4 header that passed F4: the fields of
+/// [`super::ipv4::Ipv4Info`] it uses, the protocol as the header has it (converting it to
+/// smoltcp's type and back cost a jump table each way).
+struct Plain {
+    src: u32,
+    dst: u32,
+    protocol: u8,
+    total_len: usize,
+    later_fragment: bool,
+}
+
 /// F4 for the common header, 20 bytes without options, as [`super::ipv4::parse`] decides
 /// it, in a frame of `len` bytes; `None` for a header the pipeline must judge (options, or
 /// anything F4 refuses).
 #[inline(always)]
-fn plain_header(h: &Headers, len: usize) -> Option<Ipv4Info> {
+fn plain_header(h: &Headers, len: usize) -> Option<Plain> {
     let [first, flags_offset, ttl_protocol] = h.ip.map(u32::from_be_bytes);
     let addrs = h.addrs();
     let (src, dst) = ((addrs >> 32) as u32, addrs as u32);
@@ -256,26 +268,27 @@ fn plain_header(h: &Headers, len: usize) -> Option<Ipv4Info> {
     if super::ipv4::ones_complement_sum(words) != 0xffff {
         return None;
     }
-    Some(Ipv4Info {
+    Some(Plain {
         src,
         dst,
-        protocol: protocol((ttl_protocol >> 16) as u8),
-        header_len: 20,
+        protocol: (ttl_protocol >> 16) as u8,
         total_len,
-        dont_frag: flags_offset & 0x4000 != 0,
         later_fragment: flags_offset & 0x1fff != 0,
     })
 }
 
-/// `IpProtocol::from(p)`, the flows' usual protocols first (smoltcp's conversion is a
-/// long match).
+/// F14's UDP source port for the packet `ip` in `frame`, as [`Encap::new`] computes it.
 #[inline(always)]
-fn protocol(p: u8) -> IpProtocol {
-    match p {
-        6 => IpProtocol::Tcp,
-        17 => IpProtocol::Udp,
-        other => IpProtocol::from(other),
-    }
+fn flow_port(ip: &Plain, frame: &[u8]) -> u16 {
+    let with_ports = matches!(ip.protocol, 6 | 17) && !ip.later_fragment;
+    // The ports are in the packet when it holds 4 bytes of L4 header: `total_len` was
+    // checked against the frame's length.
+    let ports = frame
+        .get(ETH_HEADER_LEN + 20..ETH_HEADER_LEN + 24)
+        .filter(|_| with_ports && ip.total_len >= 24)
+        .and_then(|p| p.try_into().ok())
+        .map_or(0, u32::from_be_bytes);
+    vxlan::flow_port_of(ip.src, ip.dst, ip.protocol, ports)
 }
 
 /// Carries out a cached action on a frame of its flow from `sender`, as the pipeline would
@@ -287,7 +300,7 @@ fn protocol(p: u8) -> IpProtocol {
 pub(crate) fn apply(
     tables: &Tables<'_>,
     sender: &Sender<'_>,
-    action: Action,
+    action: &Action,
     frame: &mut FrameBuf,
     verdict: &mut Verdict,
 ) -> bool {
@@ -301,7 +314,7 @@ pub(crate) fn apply(
     let Some(ip) = plain_header(h, len) else {
         return false;
     };
-    if mtu::exceeds_vf_mtu(&ip) {
+    if mtu::exceeds_vf_mtu(ip.total_len) {
         return false;
     }
     let end = ETH_HEADER_LEN.saturating_add(ip.total_len);
@@ -309,21 +322,25 @@ pub(crate) fn apply(
         Action::ToVf { vf, macs } => {
             h.set_macs(macs);
             frame.truncate(end);
-            *verdict = Verdict::ToVf { vf };
+            *verdict = Verdict::ToVf { vf: *vf };
             true
         }
         Action::ToUplink {
+            macs,
+            mtu,
             underlay,
             vni,
-            mtu,
-            macs,
         } => {
-            let Some(uplink) = tables.uplink.filter(|_| ip.total_len <= usize::from(mtu)) else {
+            let Some(uplink) = tables.uplink.filter(|_| ip.total_len <= usize::from(*mtu)) else {
                 return false;
             };
             h.set_macs(macs);
             frame.truncate(end);
-            let encap = Encap::new(underlay, vni, &ip, frame.data());
+            let encap = Encap {
+                underlay_dst: *underlay,
+                vni: *vni,
+                src_port: flow_port(&ip, frame.data()),
+            };
             *verdict = if vxlan::encapsulate(frame, &uplink, &encap) {
                 Verdict::ToUplink
             } else {
@@ -396,17 +413,17 @@ impl Learner {
         }
         match (verdict, self.rewrite, self.encap, self.fits) {
             (Verdict::ToVf { vf }, Some(to), None, _) if vf == to => Some(Action::ToVf {
-                vf,
                 macs: frame.get(..12)?.try_into().ok()?,
+                vf,
             }),
             (Verdict::ToUplink, None, Some((underlay, vni)), Some(mtu)) => Some(Action::ToUplink {
-                underlay,
-                vni,
-                mtu,
                 macs: frame
                     .get(OVERHEAD..OVERHEAD.checked_add(12)?)?
                     .try_into()
                     .ok()?,
+                mtu,
+                underlay,
+                vni,
             }),
             _ => None,
         }
@@ -418,15 +435,9 @@ mod tests {
     use super::*;
     use crate::testing::Rng;
 
-    #[test]
-    fn protocol_is_smoltcps_conversion() {
-        for p in 0..=u8::MAX {
-            assert_eq!(protocol(p), IpProtocol::from(p), "{p}");
-        }
-    }
-
     /// `plain_header` accepts exactly the option-less headers F4 accepts, with the same
-    /// fields: random headers, half of them with a right checksum.
+    /// fields and the same F14 source port: random headers, half of them with a right
+    /// checksum.
     #[test]
     fn plain_header_decides_as_f4() {
         let mut rng = Rng(3);
@@ -445,6 +456,16 @@ mod tests {
                 rng.below(80) as usize
             };
             frame[16..18].copy_from_slice(&(total as u16).to_be_bytes());
+            // Mostly first fragments or whole packets, mostly TCP and UDP: the cases
+            // whose ports go into F14's source port.
+            if rng.chance(70) {
+                frame[20..22].copy_from_slice(if rng.chance(50) { &[0x40, 0] } else { &[0, 0] });
+            }
+            frame[23] = match rng.below(3) {
+                0 => 6,
+                1 => 17,
+                _ => frame[23],
+            };
             if rng.chance(50) {
                 frame[24..26].copy_from_slice(&[0, 0]);
                 let mut sum: u32 = frame[14..34]
@@ -463,9 +484,11 @@ mod tests {
                 (Some(f), Some(s)) => {
                     accepted += 1;
                     assert_eq!(f.total_len, s.total_len);
-                    assert_eq!(f.protocol, s.protocol);
+                    assert_eq!(f.protocol, u8::from(s.protocol));
                     assert_eq!(f.later_fragment, s.later_fragment);
-                    assert_eq!((f.src, f.dst, f.dont_frag), (s.src, s.dst, s.dont_frag));
+                    assert_eq!((f.src, f.dst), (s.src, s.dst));
+                    let port = Encap::new(0, 0, s, &frame).src_port;
+                    assert_eq!(flow_port(f, &frame), port, "{frame:02x?}");
                 }
                 (None, None) => {}
                 _ => panic!(

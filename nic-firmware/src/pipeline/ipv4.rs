@@ -149,7 +149,7 @@ pub(super) fn from_vf<T: Tracer>(
         return sender.drop(Counter::DropMalformed);
     };
     // F13: a VF frame cannot be longer, but a forged total length is still refused here.
-    if mtu::exceeds_vf_mtu(&ip) {
+    if mtu::exceeds_vf_mtu(ip.total_len) {
         return sender.drop(Counter::DropOversize);
     }
     // F9 before F6: DHCP is the one broadcast the gateway answers.

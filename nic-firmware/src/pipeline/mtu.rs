@@ -25,8 +25,8 @@ const ERROR_HEADERS: usize = 20 + 8;
 pub const GATEWAY_MTU: u16 = 1500;
 
 /// True for a packet longer than a VF's MTU (9001), from a VF or to one: an oversize drop.
-pub(super) fn exceeds_vf_mtu(ip: &Ipv4Info) -> bool {
-    ip.total_len > VF_MTU as usize
+pub(super) fn exceeds_vf_mtu(total_len: usize) -> bool {
+    total_len > VF_MTU as usize
 }
 
 /// The MTU of the path to a remote host: the uplink's, less what VXLAN puts in front.

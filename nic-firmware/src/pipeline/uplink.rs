@@ -135,7 +135,7 @@ fn decapsulate<T: Tracer>(
         inner_src: inner.src.into(),
         inner_dst: inner.dst.into(),
     });
-    if mtu::exceeds_vf_mtu(&inner) {
+    if mtu::exceeds_vf_mtu(inner.total_len) {
         return drop(Counter::DropOversize);
     }
     let vf = match lookup(tables, outer.vni, inner.dst, &Hints::NONE, tr).map(|m| m.location) {

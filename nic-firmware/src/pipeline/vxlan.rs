@@ -40,7 +40,6 @@ impl Encap {
 /// protocols without ports), in 49152..=65535.
 #[inline(always)]
 fn flow_port(ip: &Ipv4Info, frame: &[u8]) -> u16 {
-    let proto = u8::from(ip.protocol);
     let ports = match ip.protocol {
         IpProtocol::Tcp | IpProtocol::Udp => ip
             .l4(frame)
@@ -49,8 +48,13 @@ fn flow_port(ip: &Ipv4Info, frame: &[u8]) -> u16 {
             .map_or(0, u32::from_be_bytes),
         _ => 0,
     };
-    let h =
-        (u64::from(ip.src) << 32 | u64::from(ip.dst)) ^ (u64::from(ports) << 8) ^ u64::from(proto);
+    flow_port_of(ip.src, ip.dst, u8::from(ip.protocol), ports)
+}
+
+/// [`flow_port`] of the addresses, protocol and first L4 word (0 without ports).
+#[inline(always)]
+pub(super) fn flow_port_of(src: u32, dst: u32, protocol: u8, ports: u32) -> u16 {
+    let h = (u64::from(src) << 32 | u64::from(dst)) ^ (u64::from(ports) << 8) ^ u64::from(protocol);
     0xC000 | (crate::tables::mapping::fmix64_round(h) as u16 & 0x3FFF)
 }
 
