@@ -5,7 +5,8 @@
 //! - `up_iperf3_...`: 5 s of iperf3 in the same subnet and across subnets
 //!   (`examples/three-tier.toml`) and across two hosts over VXLAN
 //!   (`examples/two-hosts.toml`); prints Gbit/s and each ratio to the veth pair (the mean
-//!   of one run before the VMs and one after). It asserts
+//!   of its two runs beside the path in time: before, between and after the two
+//!   deployments). It asserts
 //!   that TCP moves data and that the server's VF received super-frames (frames longer than
 //!   any VF frame): whole from the client's VF on one host, coalesced again by the receiving
 //!   NIC across hosts. The ratios are figures, not assertions, since CI machines are
@@ -90,47 +91,54 @@ fn veth_pair() -> f64 {
     ignore = "needs root: network namespaces and TAP devices (CI runs it as root)"
 )]
 fn up_iperf3_between_vms_same_subnet_across_subnets_and_across_hosts_beside_a_veth_pair() {
-    // The veth pair before and after the VMs: a shared machine's speed drifts, and one 5 s
-    // sample of it swung from 14.7 to 20.8 Gbit/s between runs.
+    // The veth pair before, between and after the two deployments, and each path against
+    // the mean of the two samples beside it in time: a shared machine's speed drifts, and
+    // one 5 s sample of the pair swung from 14.2 to 20.7 Gbit/s within one run.
     let veth_before = veth_pair();
     let up = Up::start(&example("three-tier.toml"), &[]);
     let (same_subnet, same_len) = iperf3_vms(&up, "web1", "web2", "10.0.1.10");
     let (across_subnets, across_len) = iperf3_vms(&up, "app1", "web1", "10.0.2.10");
     up.stop();
+    let veth_between = veth_pair();
     let up = Up::start(&example("two-hosts.toml"), &[]);
     let (across_hosts, hosts_len) = iperf3_vms(&up, "a2", "a1", "10.0.1.11");
     up.stop();
     let veth_after = veth_pair();
-    let veth = (veth_before + veth_after) / 2.0;
+    let one_host = (veth_before + veth_between) / 2.0;
+    let two_hosts = (veth_between + veth_after) / 2.0;
 
-    println!("iperf3 TCP, {SECONDS} s, MTU 9001 (Gbit/s, ratio to the veth pair, mean frame at the server's VF):");
-    for (what, g, len) in [
+    println!("iperf3 TCP, {SECONDS} s, MTU 9001 (Gbit/s, ratio to the veth pair beside it, mean frame at the server's VF):");
+    for (what, g, veth, len) in [
         (
             "VM to VM, same subnet (web2 -> web1)   ",
             same_subnet,
+            one_host,
             same_len,
         ),
         (
             "VM to VM, across subnets (web1 -> app1)",
             across_subnets,
+            one_host,
             across_len,
         ),
         (
             "VM to VM, across hosts (a1 -> a2, VXLAN)",
             across_hosts,
+            two_hosts,
             hosts_len,
         ),
     ] {
         println!("  {what} {g:8.3}  {:5.2}x  {len:6} B", g / veth);
     }
     println!(
-        "  plain veth pair, mean of before and after {veth:6.3}  ({veth_before:.3} and {veth_after:.3})"
+        "  plain veth pair before, between, after  {veth_before:.3}, {veth_between:.3}, {veth_after:.3}"
     );
     for (what, g) in [
         ("same subnet", same_subnet),
         ("across subnets", across_subnets),
         ("across hosts", across_hosts),
         ("veth before", veth_before),
+        ("veth between", veth_between),
         ("veth after", veth_after),
     ] {
         assert!(g > 0.0, "{what}: {g} Gbit/s");
