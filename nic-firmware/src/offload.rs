@@ -22,7 +22,7 @@ pub const MAX_HEADER: usize = ETH_HEADER_LEN + 60 + 60;
 
 pub(crate) const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
 pub(crate) const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
+pub(crate) const PROTO_UDP: u8 = 17;
 const TCP_FIN: u8 = 0x01;
 pub(crate) const TCP_PSH: u8 = 0x08;
 const TCP_CWR: u8 = 0x80;

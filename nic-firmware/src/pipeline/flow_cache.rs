@@ -28,6 +28,7 @@ use super::trace::{Step, Tracer};
 use super::vxlan::{self, Encap, OVERHEAD};
 use super::{arp, eth, mtu, Sender, Verdict};
 use crate::frame::FrameBuf;
+use crate::offload::{PROTO_TCP, PROTO_UDP};
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
 use shared_regs::trace::MtuAction;
@@ -280,7 +281,7 @@ fn plain_header(h: &Headers, len: usize) -> Option<Plain> {
 /// F14's UDP source port for the packet `ip` in `frame`, as [`Encap::new`] computes it.
 #[inline(always)]
 fn flow_port(ip: &Plain, frame: &[u8]) -> u16 {
-    let with_ports = matches!(ip.protocol, 6 | 17) && !ip.later_fragment;
+    let with_ports = matches!(ip.protocol, PROTO_TCP | PROTO_UDP) && !ip.later_fragment;
     // The ports are in the packet when it holds 4 bytes of L4 header: `total_len` was
     // checked against the frame's length.
     let ports = frame
