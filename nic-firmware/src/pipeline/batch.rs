@@ -44,6 +44,9 @@ fn be32(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.try_into().ok()?))
 }
 
+/// A frame's flow and the cache entry it lives in.
+type Flow = (FlowKey, usize);
+
 /// Up to [`CHUNK`] lookup keys, each with the index of the frame it is for.
 struct Keys<K: Copy> {
     keys: [K; CHUNK],
@@ -116,28 +119,26 @@ fn chunk(
     frames: &mut [FrameBuf],
     verdicts: &mut [Verdict],
 ) {
-    // Stage 0, with a cache: each IPv4 frame's flow, its entry prefetched, then the hits
-    // carried out. `done[i]`: frame i has its verdict.
-    let mut flows = [None::<FlowKey>; CHUNK];
-    let mut slots = [0usize; CHUNK];
+    // Stage 0, with a cache: each IPv4 frame's flow and the entry it lives in, prefetched,
+    // then the hits carried out. `done[i]`: frame i has its verdict.
+    let mut flows = [None::<Flow>; CHUNK];
     let mut done = [false; CHUNK];
     let mut hits = 0usize;
     if let Some(cache) = cache.as_deref() {
-        for ((frame, flow), slot) in frames.iter().zip(flows.iter_mut()).zip(slots.iter_mut()) {
-            *flow = flow_cache::key_of(sender.vf, frame.data());
-            if let Some(k) = flow {
-                *slot = cache.slot(k);
-                cache.prefetch(*slot);
-            }
+        for (frame, flow) in frames.iter().zip(flows.iter_mut()) {
+            *flow = flow_cache::key_of(sender.vf, frame.data()).map(|key| {
+                let slot = cache.slot(&key);
+                cache.prefetch(slot);
+                (key, slot)
+            });
         }
-        for ((((frame, v), flow), slot), d) in frames
+        for (((frame, v), flow), d) in frames
             .iter_mut()
             .zip(verdicts.iter_mut())
             .zip(flows.iter())
-            .zip(slots)
             .zip(done.iter_mut())
         {
-            let Some(action) = flow.as_ref().and_then(|k| cache.get(slot, k)) else {
+            let Some(action) = flow.as_ref().and_then(|(k, slot)| cache.get(*slot, k)) else {
                 continue;
             };
             let hit = match action {
@@ -268,7 +269,7 @@ fn decide_one(
     tables: &Tables<'_>,
     cache: Option<&mut FlowCache<'_>>,
     sender: &Sender<'_>,
-    flow: &Option<FlowKey>,
+    flow: &Option<Flow>,
     frame: &mut FrameBuf,
     hint: &Hints,
 ) -> Verdict {
@@ -282,17 +283,17 @@ fn decide_parsed(
     tables: &Tables<'_>,
     cache: Option<&mut FlowCache<'_>>,
     sender: &Sender<'_>,
-    flow: &Option<FlowKey>,
+    flow: &Option<Flow>,
     hdr: Option<eth::Header>,
     frame: &mut FrameBuf,
     hint: &Hints,
 ) -> Verdict {
     match (cache, flow) {
-        (Some(cache), Some(flow)) => {
+        (Some(cache), Some((key, slot))) => {
             let mut learner = Learner::default();
             let v = decide(tables, sender, hdr, frame, hint, &mut learner);
             if let Some(action) = learner.action(v, frame.data()) {
-                cache.insert(*flow, action);
+                cache.insert(*slot, *key, action);
             }
             v
         }

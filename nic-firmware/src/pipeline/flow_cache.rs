@@ -174,11 +174,11 @@ impl<'m> FlowCache<'m> {
         (e.generation == self.generation && e.key == *key).then_some(&e.action)
     }
 
-    /// Caches `action` for `key`, in place of whatever shared its entry.
-    pub(crate) fn insert(&mut self, key: FlowKey, action: Action) {
-        let i = self.slot(&key);
+    /// Caches `action` for `key` (whose entry is `slot`), in place of whatever shared its
+    /// entry.
+    pub(crate) fn insert(&mut self, slot: usize, key: FlowKey, action: Action) {
         let generation = self.generation;
-        if let Some(e) = self.entries.get_mut(i) {
+        if let Some(e) = self.entries.get_mut(slot) {
             *e = FlowEntry {
                 generation,
                 key,
