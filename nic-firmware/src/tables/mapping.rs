@@ -1008,15 +1008,15 @@ impl<'m> MappingTable<'m> {
         prefetch(self.buckets.as_ptr().wrapping_add(i as usize).cast::<u8>());
     }
 
-    /// Starts bringing the buckets `key` lives in into the cache, for a lookup soon after
-    /// (the staged pipeline batch). Changes nothing.
+    /// Starts bringing the tags of the buckets `key` lives in into the cache, for a lookup
+    /// soon after (the staged pipeline batch). Changes nothing. Not the buckets: the lookup
+    /// reads the one its tags point to, and prefetches it itself (prefetching both here too
+    /// cost 9 instructions a packet and 2-5 % of the uncached pipeline's time).
     #[inline(always)]
     pub fn prefetch(&self, key: MappingKey) {
         let p = self.probe(key);
         self.prefetch_tags(p.primary);
         self.prefetch_tags(p.alternate);
-        self.prefetch_bucket(p.primary);
-        self.prefetch_bucket(p.alternate);
     }
 
     /// Every entry, in storage order.
