@@ -281,12 +281,14 @@ fn plain_header(h: &Headers, len: usize) -> Option<Plain> {
 /// F14's UDP source port for the packet `ip` in `frame`, as [`Encap::new`] computes it.
 #[inline(always)]
 fn flow_port(ip: &Plain, frame: &[u8]) -> u16 {
+    // A plain header has no options: the L4 header follows it directly.
+    const L4: usize = ETH_HEADER_LEN + super::ipv4::HEADER_LEN;
     let with_ports = matches!(ip.protocol, PROTO_TCP | PROTO_UDP) && !ip.later_fragment;
     // The ports are in the packet when it holds 4 bytes of L4 header: `total_len` was
     // checked against the frame's length.
     let ports = frame
-        .get(ETH_HEADER_LEN + 20..ETH_HEADER_LEN + 24)
-        .filter(|_| with_ports && ip.total_len >= 24)
+        .get(L4..L4 + 4)
+        .filter(|_| with_ports && ip.total_len >= super::ipv4::HEADER_LEN + 4)
         .and_then(|p| p.try_into().ok())
         .map_or(0, u32::from_be_bytes);
     vxlan::flow_port_of(ip.src, ip.dst, ip.protocol, ports)
