@@ -910,15 +910,10 @@ impl<'m> MappingTable<'m> {
     /// matching tag, the primary first.
     pub fn get(&self, key: MappingKey) -> Option<Mapping> {
         let p = self.probe(key);
-        if tag_matches(self.tags_of(p.primary), p.tag) {
-            if let Some(m) = self.find(p.primary, p.key) {
-                return Some(m);
-            }
+        if let Some(m) = self.find_tagged(p.primary, &p) {
+            return Some(m);
         }
-        if tag_matches(self.tags_of(p.alternate), p.tag) {
-            return self.find(p.alternate, p.key);
-        }
-        None
+        self.find_tagged(p.alternate, &p)
     }
 
     /// [`MappingTable::get`] for each key of `keys`, into `out` (the shorter of the two
@@ -971,7 +966,8 @@ impl<'m> MappingTable<'m> {
                 if let (Some(p), Some(b), Some(o)) = (probes.get(i), picked.get(i), out.get_mut(i))
                 {
                     // A tag that matched by chance (1 in 2^16 a slot) sends a key to the
-                    // wrong bucket; the other one is then read too.
+                    // wrong bucket; the other one is then read too. (Written out rather
+                    // than through `find_tagged`, which costs 3 instructions a packet.)
                     *o = self.find(*b, p.key).or_else(|| {
                         let other = *b ^ p.primary ^ p.alternate;
                         (other != *b && tag_matches(self.tags_of(other), p.tag))
@@ -980,6 +976,16 @@ impl<'m> MappingTable<'m> {
                     });
                 }
             }
+        }
+    }
+
+    /// [`Self::find`], reading bucket `bucket` only when its tags say the key may be there.
+    #[inline(always)]
+    fn find_tagged(&self, bucket: u32, p: &Probe) -> Option<Mapping> {
+        if tag_matches(self.tags_of(bucket), p.tag) {
+            self.find(bucket, p.key)
+        } else {
+            None
         }
     }
 
