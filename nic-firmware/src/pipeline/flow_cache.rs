@@ -28,7 +28,6 @@ use super::trace::{Step, Tracer};
 use super::vxlan::{self, Encap, OVERHEAD};
 use super::{arp, eth, mtu, Sender, Verdict};
 use crate::frame::FrameBuf;
-use crate::offload::{PROTO_TCP, PROTO_UDP};
 use crate::tables::Tables;
 use shared_regs::stats::Counter;
 use shared_regs::trace::MtuAction;
@@ -281,17 +280,13 @@ fn plain_header(h: &Headers, len: usize) -> Option<Plain> {
 /// F14's UDP source port for the packet `ip` in `frame`, as [`Encap::new`] computes it.
 #[inline(always)]
 fn flow_port(ip: &Plain, frame: &[u8]) -> u16 {
-    // A plain header has no options: the L4 header follows it directly.
+    // A plain header has no options: the L4 header follows it directly. Its first word is
+    // all `ports` reads, there when the packet holds it (`total_len` was checked against
+    // the frame's length).
     const L4: usize = ETH_HEADER_LEN + super::ipv4::HEADER_LEN;
-    let with_ports = matches!(ip.protocol, PROTO_TCP | PROTO_UDP) && !ip.later_fragment;
-    // The ports are in the packet when it holds 4 bytes of L4 header: `total_len` was
-    // checked against the frame's length.
-    let ports = frame
-        .get(L4..L4 + 4)
-        .filter(|_| with_ports && ip.total_len >= super::ipv4::HEADER_LEN + 4)
-        .and_then(|p| p.try_into().ok())
-        .map_or(0, u32::from_be_bytes);
-    vxlan::flow_port_of(ip.src, ip.dst, ip.protocol, ports)
+    let whole = !ip.later_fragment && ip.total_len >= super::ipv4::HEADER_LEN + 4;
+    let l4 = frame.get(L4..L4 + 4).filter(|_| whole).unwrap_or(&[]);
+    vxlan::flow_port_of(ip.src, ip.dst, ip.protocol, vxlan::ports(ip.protocol, l4))
 }
 
 /// Carries out a cached action on a frame of its flow from `sender`, as the pipeline would

@@ -3,11 +3,12 @@ use super::ipv4::{self, Ipv4Info};
 use super::trace::{Step, Tracer};
 use super::{mtu, Sender, Verdict};
 use crate::frame::FrameBuf;
+use crate::offload::{PROTO_TCP, PROTO_UDP};
 use crate::tables::{Tables, Uplink};
 use crate::wire;
 use shared_regs::stats::Counter;
 use shared_regs::ETH_HEADER_LEN;
-use smoltcp::wire::{IpProtocol, UDP_HEADER_LEN};
+use smoltcp::wire::UDP_HEADER_LEN;
 
 /// Bytes VXLAN puts in front of the inner Ethernet frame: outer Ethernet, IPv4, UDP, VXLAN.
 pub const OVERHEAD: usize =
@@ -40,15 +41,21 @@ impl Encap {
 /// protocols without ports), in 49152..=65535.
 #[inline(always)]
 fn flow_port(ip: &Ipv4Info, frame: &[u8]) -> u16 {
-    let ports = match ip.protocol {
-        IpProtocol::Tcp | IpProtocol::Udp => ip
-            .l4(frame)
+    let protocol = u8::from(ip.protocol);
+    flow_port_of(ip.src, ip.dst, protocol, ports(protocol, ip.l4(frame)))
+}
+
+/// The first word of `l4` (source and destination port) for TCP and UDP; 0 for other
+/// protocols and for an L4 header cut short (a later fragment's is empty).
+#[inline(always)]
+pub(super) fn ports(protocol: u8, l4: &[u8]) -> u32 {
+    match protocol {
+        PROTO_TCP | PROTO_UDP => l4
             .get(..4)
             .and_then(|p| p.try_into().ok())
             .map_or(0, u32::from_be_bytes),
         _ => 0,
-    };
-    flow_port_of(ip.src, ip.dst, u8::from(ip.protocol), ports)
+    }
 }
 
 /// [`flow_port`] of the addresses, protocol and first L4 word (0 without ports).
@@ -153,6 +160,7 @@ mod tests {
     use crate::testing::Rng;
     use crate::wire::{VxlanPacket, VxlanRepr};
     use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::IpProtocol;
     use smoltcp::wire::{
         EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, Ipv4Address,
         UdpPacket, UdpRepr,
